@@ -12,7 +12,6 @@ from harness.errors import UsageError, unknown
 from harness.registry import Plugins, set_plugins
 
 
-
 class Parser(argparse.ArgumentParser):
     """argparse that raises UsageError (one line, exit 2) and suggests close subcommand names."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import platform
 import shlex
 import subprocess
@@ -142,10 +141,30 @@ def build(entry, options: dict, what: str, flag: str):
 
                 raise UsageError(f"{what} has no option '{key}' ({flag}); " + str(unknown("option", key, accepted))
                                  .split(": ", 1)[1])
+    check_types(entry.factory, options, what, flag)
     try:
         return entry.factory(**options)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"{what}: {exc}; fix {flag}") from None
+
+
+def check_types(factory, options: dict, what: str, flag: str) -> None:
+    """Reject an option whose value does not match a plain int/float/bool/str annotation of the factory."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
+    except Exception:
+        return
+    for key, value in options.items():
+        expected = hints.get(key)
+        if expected not in (int, float, bool, str) or value is None:
+            continue
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise UsageError(f"{what}: option '{key}' must be {expected.__name__}, got {value!r}; fix {flag}")
 
 
 def execute(args, task, identity: dict, probes: list[str]) -> int:
@@ -248,7 +267,10 @@ def configure_plugins(parser) -> None:
 
 
 def plugins_command(args) -> int:
-    rows = get_plugins().listing()
+    plugins = get_plugins()
+    for kind in LIST_KINDS:  # run every registration hook so broken plugins show up
+        plugins.registry(kind)
+    rows = plugins.listing()
     for row in rows:
         row["hooks"] = ", ".join(h.removeprefix("harness_") for h in row["hooks"]) or row.get("error", "")
     print(report.render(rows, ["name", "distribution", "version", "hooks"], args.format))

@@ -100,6 +100,7 @@ class EvalTask:
     version = "1"
     metrics: tuple[str, ...] = ("accuracy",)
     chunk_size = 64
+    needs_model = True  # False for tasks scored without a model (evaluate gets lm=None)
 
     @property
     def primary_metric(self) -> str:
@@ -123,10 +124,11 @@ class EvalTask:
         from tqdm import tqdm
 
         examples = self.examples(ctx.seed)[: ctx.limit]
-        done = {s["id"]: s for s in ctx.run.samples()}
+        # a sample missing its id or a metric (hand-edited file) is recomputed rather than trusted
+        done = {s["id"]: s for s in ctx.run.samples() if "id" in s and all(m in s for m in self.metrics)}
         todo = [e for e in examples if e["id"] not in done]
         if todo:
-            lm = ctx.load_model()
+            lm = ctx.load_model() if self.needs_model else None
             with tqdm(total=len(examples), initial=len(examples) - len(todo), desc=self.name, unit="sample") as bar:
                 for start in range(0, len(todo), self.chunk_size):
                     records = self.evaluate(lm, todo[start: start + self.chunk_size])

@@ -57,7 +57,7 @@ def leaderboard(runs: list[dict]) -> tuple[list[dict], list[str]]:
         column = f"{run['task']}/{metric}"
         if column not in tasks:
             tasks.append(column)
-        table.setdefault(run["model"], {"model": run["model"]})[column] = run["metrics"][metric]
+        table.setdefault(run["model"], {"model": run["model"] or "(no model)"})[column] = run["metrics"][metric]
     return list(table.values()), ["model"] + tasks
 
 

@@ -58,11 +58,14 @@ def read_jsonl(path: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             if number == len(lines):  # last line without newline: an interrupted append
                 break
             raise UsageError(f"{path}:{number}: not valid JSON; fix or delete that line") from None
+        if not isinstance(record, dict):
+            raise UsageError(f"{path}:{number}: expected a JSON object per line; fix or delete that line")
+        records.append(record)
     return records
 
 
@@ -140,9 +143,7 @@ class Run:
         run._acquire()
         resumed = (run.dir / "config.yaml").exists()
         run.write_config()
-        run.index.upsert(run_id=run_id, task=config.get("task", ""), task_version=str(config.get("task_version", "")),
-                         model=config.get("model", ""), fingerprint=config.get("fingerprint", ""),
-                         status="running", created=time.time(), dir=str(run.dir))
+        run._index("running")
         run.resumed = resumed
         return run
 
@@ -206,14 +207,18 @@ class Run:
 
     def finish(self, metrics: dict, primary_metric: str | None = None) -> None:
         write_json_atomic(self.dir / "metrics.json", metrics)
-        self.index.upsert(run_id=self.id, task=self.config.get("task", ""), model=self.config.get("model", ""),
-                          fingerprint=self.config.get("fingerprint", ""), status="finished",
-                          primary_metric=primary_metric, metrics=json.dumps(metrics, default=float),
-                          finished=time.time(), created=time.time(), dir=str(self.dir))
+        self._index("finished", primary_metric=primary_metric, metrics=json.dumps(metrics, default=float),
+                    finished=time.time())
 
     def fail(self, status: str = "failed") -> None:
-        self.index.upsert(run_id=self.id, task=self.config.get("task", ""), model=self.config.get("model", ""),
-                          status=status, created=time.time(), dir=str(self.dir))
+        self._index(status)
+
+    def _index(self, status: str, **fields) -> None:
+        """Write this run's row; ``created`` is kept from the first write."""
+        self.index.upsert(run_id=self.id, task=self.config.get("task") or "", model=self.config.get("model") or "",
+                          task_version=str(self.config.get("task_version", "")),
+                          fingerprint=self.config.get("fingerprint") or "", status=status, created=time.time(),
+                          dir=str(self.dir), **fields)
 
     def path(self, name: str) -> Path:
         """Where to write an artifact (a plot, a checkpoint) of this run."""

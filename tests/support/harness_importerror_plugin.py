@@ -1,0 +1,3 @@
+"""A plugin that fails on import."""
+
+raise ImportError("this plugin cannot be imported")

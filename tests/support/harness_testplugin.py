@@ -1,0 +1,44 @@
+"""A plugin used by the core tests: a model-free task whose samples are slow enough to interrupt.
+
+Each sample records the process that computed it, so a resumed run shows which samples were recomputed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from harness import hookimpl
+from harness.evaluation import EvalTask
+
+
+class CountingTask(EvalTask):
+    """Sample i scores (i * seed) % 7 == 0; chunk size 1 so every sample is written as soon as it is done."""
+
+    name = "counting"
+    version = "2"
+    metrics = ("hit",)
+    chunk_size = 1
+    needs_model = False
+
+    def __init__(self, n: int = 20, delay: float = 0.0):
+        self.n = n
+        self.delay = delay
+
+    def examples(self, seed):
+        return [{"id": f"ex{i}", "i": i, "seed": seed} for i in range(self.n)]
+
+    def evaluate(self, lm, examples):
+        time.sleep(self.delay)
+        return [{"id": e["id"], "hit": float((e["i"] * (e["seed"] + 1)) % 7 == 0), "pid": os.getpid()}
+                for e in examples]
+
+
+@hookimpl
+def harness_register_tasks(register):
+    register("counting", CountingTask, description="model-free counting task for tests")
+
+
+@hookimpl
+def harness_register_probes(register):
+    register("noop", lambda: None, description="does nothing")

@@ -1,0 +1,99 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import harness_env, run_harness
+
+from harness.cli import main, parse_kv
+from harness.errors import UsageError
+
+COUNTING = ("-p", "harness_testplugin")
+
+
+def test_help_and_list_do_not_import_heavy_modules():
+    code = ("import sys; from harness.cli import main\n"
+            "for argv in (['--help'], ['list'], ['list', 'backends'], ['plugins'], ['list', 'components']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "heavy = [m for m in ('torch', 'transformers', 'vllm') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=harness_env())
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_unknown_command_suggests_the_close_one():
+    result = run_harness("lsit")
+    assert result.returncode == 2
+    assert "did you mean 'list'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_task_suggests_the_close_one(tmp_path):
+    result = run_harness(*COUNTING, "run", "--task", "countin", "--out", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "harness: error: unknown task 'countin': did you mean 'counting'?"
+
+
+def test_bad_task_args_name_the_fix(tmp_path):
+    result = run_harness(*COUNTING, "run", "--task", "counting", "--task-args", "n=x", "--out", tmp_path)
+    assert result.returncode == 2
+    assert "option 'n' must be int" in result.stderr and "--task-args" in result.stderr
+    result = run_harness(*COUNTING, "run", "--task", "counting", "--task-args", "nn=3", "--out", tmp_path)
+    assert result.returncode == 2 and "did you mean 'n'" in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run_harness(*COUNTING, "--debug", "run", "--task", "nope", "--out", tmp_path)
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_run_show_compare_leaderboard(tmp_path):
+    first = run_harness(*COUNTING, "run", "--task", "counting", "--task-args", "n=14", "--out", tmp_path, "--json")
+    assert first.returncode == 0, first.stderr
+    a = json.loads(first.stdout)
+    assert a["metrics"]["hit"] == pytest.approx(2 / 14)  # i in {0, 7}
+    second = run_harness(*COUNTING, "run", "--task", "counting", "--task-args", "n=14", "--seed", "6",
+                         "--out", tmp_path, "--json")
+    b = json.loads(second.stdout)
+    assert b["metrics"]["hit"] == pytest.approx(1.0)  # (i * 7) % 7 == 0 for all i
+    show = run_harness("show", a["run_id"][:14], "--out", tmp_path)
+    assert show.returncode == 0 and "counting" in show.stdout and "hit" in show.stdout
+    compare = run_harness("compare", a["run_id"], b["run_id"], "--out", tmp_path, "--format", "json")
+    rows = json.loads(compare.stdout[compare.stdout.index("["):])
+    assert rows[0]["delta"] == pytest.approx(1 - 2 / 14)
+    board = run_harness("leaderboard", "--out", tmp_path, "--format", "csv")
+    assert board.returncode == 0
+    assert board.stdout.splitlines()[0] == "model,counting/hit"
+    assert board.stdout.splitlines()[1].endswith(",1.0")  # the latest run of a model wins
+
+
+def test_leaderboard_without_runs_is_a_usage_error(tmp_path):
+    result = run_harness("leaderboard", "--out", tmp_path)
+    assert result.returncode == 2 and "run a task first" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["tasks", "backends", "probes", "optimizers", "components"])
+def test_list_kinds(kind):
+    result = run_harness(*COUNTING, "list", kind, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    names = [row["name"] for row in json.loads(result.stdout)]
+    expected = {"tasks": "counting", "backends": "hf", "probes": "noop"}.get(kind)
+    if expected:
+        assert expected in names
+
+
+def test_list_unknown_kind():
+    result = run_harness("list", "task")
+    assert result.returncode == 2 and "did you mean 'tasks'" in result.stderr
+
+
+def test_parse_kv():
+    assert parse_kv("a=1,b=x y,c=true,d=0.5,e=", "--x") == {"a": 1, "b": "x y", "c": True, "d": 0.5, "e": ""}
+    assert parse_kv("prompt=hello, world,n=2", "--x") == {"prompt": "hello, world", "n": 2}
+    with pytest.raises(UsageError, match="key=value"):
+        parse_kv("oops", "--task-args")
+
+
+def test_main_returns_2_on_usage_errors(capsys):
+    assert main(["run"]) == 2
+    assert "--task" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""One test per hookspec: a plugin implementing it is called as documented."""
+
+import json
+
+from conftest import harness_env, run_harness
+
+from harness.registry import Plugins
+
+ECHO = ("-p", "harness_hookplugin")
+
+
+def _plugins():
+    return Plugins(extra_modules=["harness_hookplugin"])
+
+
+def test_hook_register_tasks():
+    assert _plugins().registry("tasks").get("echo").plugin == "harness_hookplugin"
+
+
+def test_hook_register_backends():
+    assert "echo" in _plugins().registry("backends")
+
+
+def test_hook_register_components():
+    assert "attention:echo" in _plugins().registry("components")
+
+
+def test_hook_register_probes():
+    assert "echo" in _plugins().registry("probes")
+
+
+def test_hook_register_optimizers():
+    assert "echo" in _plugins().registry("optimizers")
+
+
+def test_hook_register_commands():
+    result = run_harness(*ECHO, "echo", "hello")
+    assert result.returncode == 0 and result.stdout.strip() == "echo: hello"
+
+
+def _run_echo(tmp_path):
+    log = tmp_path / "hooks.jsonl"
+    result = run_harness(*ECHO, "run", "--task", "echo", "--task-args", "value=0.25", "--out", tmp_path / "runs",
+                         env=harness_env(HOOK_LOG=str(log)))
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_hook_run_start(tmp_path):
+    calls = _run_echo(tmp_path)
+    assert calls[0]["hook"] == "run_start" and calls[0]["run_id"].startswith("echo-")
+
+
+def test_hook_sample_end(tmp_path):
+    calls = [c for c in _run_echo(tmp_path) if c["hook"] == "sample_end"]
+    assert [c["sample"] for c in calls] == [{"id": "only", "value": 0.25}]
+
+
+def test_hook_run_end(tmp_path):
+    calls = _run_echo(tmp_path)
+    assert calls[-1] == {"hook": "run_end", "run_id": calls[0]["run_id"], "metrics": {"value": 0.25}}
+
+
+def test_hook_train_step():
+    results = _plugins().hook.harness_train_step(step=3, model=None, batch=None, captures={})
+    assert {"echo_step": 3} in results

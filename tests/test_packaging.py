@@ -1,0 +1,48 @@
+"""The package maps plugins/ to harness.plugins and tasks/ to harness.tasks, and nothing else is top-level."""
+
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _declared_packages() -> set[str]:
+    return set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+
+
+def _source_packages() -> set[str]:
+    found = set()
+    for top, name in (("harness", "harness"), ("plugins", "harness.plugins"), ("tasks", "harness.tasks")):
+        for init in (ROOT / top).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / top).parts
+            if "__pycache__" not in parts:
+                found.add(".".join((name, *parts)))
+    return found
+
+
+def test_every_package_is_declared():
+    assert _source_packages() == _declared_packages()
+
+
+def test_wheel_contents(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+                   check=True, capture_output=True)
+    wheel = next(tmp_path.glob("harness-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.startswith("harness-")}
+    assert tops == {"harness"}
+    assert "harness/tasks/graph_cot.yaml" in names
+    assert "harness/plugins/graph_cot/__init__.py" in names
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "[harness]" in entry_points and "harness.plugins.graph_cot" in entry_points
+
+
+def test_installed_import_names():
+    import harness.plugins
+    import harness.tasks
+
+    assert Path(harness.plugins.__file__).parent == ROOT / "plugins" or "site-packages" in harness.plugins.__file__
+    assert Path(harness.tasks.__file__).parent.name in ("tasks",)

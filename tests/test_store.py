@@ -1,0 +1,80 @@
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import harness_env, run_harness
+
+from harness.errors import UsageError
+from harness.store import Index, Run, read_jsonl
+
+COUNTING = ("-p", "harness_testplugin", "run", "--task", "counting")
+
+
+def test_read_jsonl_drops_a_torn_last_line(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"id": 1}\n{"id": 2}\n{"id": 3, "x":')
+    assert [r["id"] for r in read_jsonl(path)] == [1, 2]
+    path.write_text('{"id": 1}\nnot json\n{"id": 3}\n')
+    with pytest.raises(UsageError, match=r"s.jsonl:2"):
+        read_jsonl(path)
+
+
+def test_append_after_a_torn_line_starts_a_fresh_line(tmp_path):
+    run = Run.open(tmp_path, {"task": "t", "model": "m"}, {"task": "t"})
+    run.samples_path.write_text('{"id": "a"}\n{"id": "b", "sc')
+    run.append_samples([{"id": "c"}])
+    assert [s["id"] for s in run.samples()] == ["a", "c"]
+    run.close()
+
+
+def test_same_configuration_reopens_the_same_run(tmp_path):
+    first = Run.open(tmp_path, {"task": "t", "model": "m"}, {"task": "t", "seed": 1})
+    first.close()
+    again = Run.open(tmp_path, {"task": "t", "model": "m"}, {"task": "t", "seed": 1})
+    other = Run.open(tmp_path, {"task": "t", "model": "m"}, {"task": "t", "seed": 2})
+    assert again.id == first.id and again.resumed and other.id != first.id and not other.resumed
+    with pytest.raises(UsageError, match="already running"):
+        Run.open(tmp_path, {"task": "t", "model": "m"}, {"task": "t", "seed": 2})
+
+
+def test_kill_9_then_resume_recomputes_nothing(tmp_path):
+    args = [sys.executable, "-m", "harness.cli", *COUNTING, "--task-args", "n=40,delay=0.1", "--out", str(tmp_path)]
+    proc = subprocess.Popen(args, env=harness_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run_dir = None
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        dirs = [d for d in tmp_path.glob("counting-*") if (d / "samples.jsonl").exists()]
+        if dirs and len(read_jsonl(dirs[0] / "samples.jsonl")) >= 8:
+            run_dir = dirs[0]
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert run_dir is not None
+    before = read_jsonl(run_dir / "samples.jsonl")
+    with sqlite3.connect(tmp_path / "runs.db") as con:  # the index is readable and says the run did not finish
+        assert con.execute("SELECT status FROM runs").fetchone()[0] == "running"
+    result = run_harness(*COUNTING, "--task-args", "n=40,delay=0.1", "--out", tmp_path, "--json")
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stderr
+    after = read_jsonl(run_dir / "samples.jsonl")
+    assert len(after) == 40 and len({s["id"] for s in after}) == 40
+    assert after[: len(before)] == before  # finished samples were kept, not recomputed
+    assert {s["pid"] for s in after[len(before):]} != {s["pid"] for s in before}
+    assert json.loads(result.stdout)["metrics"]["hit"] == pytest.approx(6 / 40)
+
+
+def test_four_processes_share_one_out_folder(tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-m", "harness.cli", *COUNTING, "--task-args", "n=30",
+                               "--seed", str(seed), "--out", str(tmp_path)], env=harness_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for seed in range(4)]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    runs = Index(tmp_path).runs("finished")
+    assert len(runs) == 4
+    for run in runs:
+        assert len(read_jsonl(tmp_path / run["run_id"] / "samples.jsonl")) == 30
