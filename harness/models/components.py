@@ -1,0 +1,132 @@
+"""The built-in parts a :class:`harness.models.Transformer` is assembled from.
+
+Every part is built by a factory ``factory(config, layer_index) -> nn.Module`` looked up by name in the
+``components`` registry (``attention:sdpa``, ``ffn:gelu``, ``norm:layernorm``, ...), so a plugin adds a variant
+without touching the model. The contract for each kind:
+
+- ``attention``: ``forward(x: (B, T, C)) -> (B, T, C)``, causal when ``config.causal``; rotary positions, when
+  ``config.positions == "rotary"``, are the attention's job (use :class:`Rotary`). The rank probe reads
+  ``q_proj``, ``k_proj``, ``v_proj``, ``o_proj`` (``nn.Linear``) and ``n_head`` when an attention has them.
+- ``ffn``: ``forward(x: (B, T, C)) -> (B, T, C)``.
+- ``norm``: ``forward(x: (B, T, C)) -> (B, T, C)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding (RoPE, "rotate half" layout) for queries and keys of one head size."""
+
+    def __init__(self, head_dim: int, max_seq_len: int, base: float = 10000.0):
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary positions need an even head size, got {head_dim}")
+        inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2).float() / head_dim)  # (hs/2,)
+        angles = torch.outer(torch.arange(max_seq_len).float(), inv_freq)  # (T_max, hs/2)
+        angles = torch.cat([angles, angles], dim=-1)  # (T_max, hs)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotate ``x`` of shape (B, nh, T, hs) by its positions 0..T-1."""
+        T = x.size(-2)
+        cos, sin = self.cos[:T].to(x.dtype), self.sin[:T].to(x.dtype)  # (T, hs)
+        first, second = x.chunk(2, dim=-1)
+        rotated = torch.cat([-second, first], dim=-1)
+        return x * cos + rotated * sin
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with separate Q, K, V, O projections and PyTorch's fused SDPA kernel.
+
+    Separate projections (not one fused QKV matrix) keep W_Q, W_K, W_V, W_O readable for the rank probe.
+    """
+
+    def __init__(self, config, layer_index: int = 0):
+        super().__init__()
+        if config.d_model % config.n_head:
+            raise ValueError(f"d_model {config.d_model} is not divisible by n_head {config.n_head}")
+        self.n_head = config.n_head
+        self.head_dim = config.d_model // config.n_head
+        self.causal = config.causal
+        self.dropout = config.dropout
+        d = config.d_model
+        self.q_proj = nn.Linear(d, d, bias=config.bias)
+        self.k_proj = nn.Linear(d, d, bias=config.bias)
+        self.v_proj = nn.Linear(d, d, bias=config.bias)
+        self.o_proj = nn.Linear(d, d, bias=config.bias)
+        self.o_proj.residual_out = True  # scaled down at init (GPT-2), see Transformer.init_weights
+        self.rotary = Rotary(self.head_dim, config.max_seq_len) if config.positions == "rotary" else None
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        return x.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.split_heads(self.q_proj(x)), self.split_heads(self.k_proj(x)), self.split_heads(self.v_proj(x))
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=dropout)  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        return self.o_proj(y)
+
+
+class MLPBlock(nn.Module):
+    """Position-wise FFN: Linear(d, d_ff) -> activation -> Linear(d_ff, d)."""
+
+    def __init__(self, config, activation):
+        super().__init__()
+        self.up = nn.Linear(config.d_model, config.d_ff, bias=config.bias)
+        self.down = nn.Linear(config.d_ff, config.d_model, bias=config.bias)
+        self.down.residual_out = True
+        self.activation = activation
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.down(self.activation(self.up(x))))
+
+
+class SwiGLU(nn.Module):
+    """Gated FFN of Llama/Mistral: down(silu(gate(x)) * up(x)); gate and up share one matrix for speed."""
+
+    def __init__(self, config, layer_index: int = 0):
+        super().__init__()
+        self.d_ff = config.d_ff
+        self.gate_up = nn.Linear(config.d_model, 2 * config.d_ff, bias=config.bias)
+        self.down = nn.Linear(config.d_ff, config.d_model, bias=config.bias)
+        self.down.residual_out = True
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).split(self.d_ff, dim=-1)  # (B, T, d_ff) each
+        return self.drop(self.down(F.silu(gate) * up))
+
+
+def sdpa_attention(config, layer_index: int) -> nn.Module:
+    return SelfAttention(config, layer_index)
+
+
+def gelu_ffn(config, layer_index: int) -> nn.Module:
+    return MLPBlock(config, nn.GELU(approximate="tanh"))
+
+
+def relu_ffn(config, layer_index: int) -> nn.Module:
+    return MLPBlock(config, nn.ReLU())
+
+
+def swiglu_ffn(config, layer_index: int) -> nn.Module:
+    return SwiGLU(config, layer_index)
+
+
+def layernorm(config, layer_index: int) -> nn.Module:
+    return nn.LayerNorm(config.d_model, bias=config.bias)
+
+
+def rmsnorm(config, layer_index: int) -> nn.Module:
+    return nn.RMSNorm(config.d_model, eps=1e-6)
