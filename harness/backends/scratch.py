@@ -1,0 +1,194 @@
+"""``scratch:``: serve a model trained by the harness (a checkpoint folder or a run folder holding one).
+
+Generation recomputes the whole sequence each step (no KV cache: these models are small) but batches all rows
+of a request list: prompts are right-padded, each row reads the logits at its own last token, and causal attention
+means padding after a row's end never changes its logits. Sampling uses one generator per (prompt, sample index)
+seeded from ``params.seed``, so a prompt's samples do not depend on which other prompts share the batch.
+Sequences are cut to ``max_seq_len`` from the left; generation stops at ``max_seq_len`` total tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from harness.backends.base import LM, Completion, SamplingParams
+from harness.errors import UsageError
+
+
+def find_checkpoint(target: str) -> Path:
+    """The checkpoint folder named by ``target``: the folder itself, or its ``checkpoint/`` or ``model/``."""
+    path = Path(target).expanduser()
+    for candidate in (path, path / "model", path / "checkpoint"):
+        if (candidate / "config.json").exists() and (candidate / "model.safetensors").exists():
+            return candidate
+    raise UsageError(f"scratch:{target}: no checkpoint (config.json + model.safetensors) in it, its model/ or "
+                     "checkpoint/; give a folder written by save_checkpoint_dir or the Trainer")
+
+
+class ScratchLM(LM):
+    """A harness Transformer with its WordTokenizer behind the request API, plus the white-box surface."""
+
+    name = "scratch"
+
+    def __init__(self, module, tokenizer, extra: dict, fingerprint: str, device: str = "cpu",
+                 batch_size: int = 64, add_bos: bool | None = None):
+        self.module = module.eval().to(device)
+        self.tokenizer = tokenizer
+        self.extra = extra
+        self.fingerprint = fingerprint
+        self.device = device
+        self.batch_size = batch_size
+        self.add_bos = extra.get("add_bos", True) if add_bos is None else add_bos
+        self.max_len = module.config.max_seq_len
+
+    @classmethod
+    def from_spec(cls, target: str, device: str = "cpu", batch_size: int = 64, add_bos=None, **unused):
+        from harness.models.checkpoint import load_checkpoint_dir
+
+        if unused:
+            raise UsageError(f"scratch backend: unknown model args {sorted(unused)}; use device, batch_size, add_bos")
+        folder = find_checkpoint(target)
+        model, tokenizer, extra = load_checkpoint_dir(folder, device=device)
+        if tokenizer is None or getattr(model, "config", None) is None or model.config.head != "lm":
+            raise UsageError(f"scratch:{target}: need a language model (head='lm') saved with its tokenizer")
+        digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
+        return cls(model, tokenizer, extra, f"scratch:{digest}", device, int(batch_size),
+                   None if add_bos is None else str(add_bos).lower() in ("1", "true", "yes"))
+
+    # white-box surface ------------------------------------------------------------------------------------------
+    @property
+    def embedding_matrix(self) -> torch.Tensor:
+        return self.module.tok_emb.weight
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self.tokenizer.eos_id
+
+    def forward_embeddings(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        """Logits (B, T, V) from token embeddings (B, T, C); positions are added inside the model."""
+        return self.module(inputs_embeds=inputs_embeds)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text)
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(ids)
+
+    def _prefix(self) -> list[int]:
+        return [self.tokenizer.bos_id] if self.add_bos and self.tokenizer.bos_id is not None else []
+
+    # requests ---------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _logits(self, rows: list[list[int]]) -> torch.Tensor:
+        """Log-probabilities (N, T_max, V) for right-padded rows."""
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_id or 0
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=self.device)
+        return F.log_softmax(self.module(ids).float(), dim=-1)
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+        results = []
+        for start in range(0, len(requests), self.batch_size):
+            chunk = requests[start: start + self.batch_size]
+            rows, spans = [], []
+            for context, continuation in chunk:
+                ctx, cont = self._prefix() + self.encode(context), self.encode(continuation)
+                if not cont:
+                    raise UsageError("loglikelihood: empty continuation")
+                if not ctx:
+                    raise UsageError("loglikelihood: empty context and no <bos> to condition on; add_bos=true")
+                row = (ctx + cont)[-self.max_len:]
+                rows.append(row)
+                spans.append(len(cont))
+            logprobs = self._logits(rows)
+            for i, (row, n) in enumerate(zip(rows, spans)):
+                positions = torch.arange(len(row) - n - 1, len(row) - 1, device=self.device)
+                targets = torch.tensor(row[-n:], device=self.device)
+                scores = logprobs[i, positions]  # (n, V)
+                total = float(scores.gather(1, targets[:, None]).sum())
+                results.append((total, bool((scores.argmax(-1) == targets).all())))
+        return results
+
+    def loglikelihood_rolling(self, texts: list[str]) -> list[float]:
+        """Total logprob of each text after <bos>, in disjoint windows of max_seq_len - 1 predicted tokens."""
+        if self.tokenizer.bos_id is None:
+            raise UsageError("loglikelihood_rolling needs a <bos> token in the tokenizer")
+        totals = []
+        for text in texts:
+            tokens = [self.tokenizer.bos_id] + self.encode(text)
+            pairs = []
+            for start in range(1, len(tokens), self.max_len - 1):
+                window = tokens[start - 1: start - 1 + self.max_len]
+                pairs.append((window, len(window) - 1))
+            total = 0.0
+            for window, n in pairs:
+                logprobs = self._logits([window])[0]  # (T, V)
+                targets = torch.tensor(window[1:], device=self.device)
+                total += float(logprobs[:n].gather(1, targets[:, None]).sum())
+            totals.append(total)
+        return totals
+
+    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+        rows = [(p, j) for p in range(len(prompts)) for j in range(params.n)]
+        done: dict[tuple[int, int], Completion] = {}
+        for start in range(0, len(rows), self.batch_size):
+            chunk = rows[start: start + self.batch_size]
+            for key, completion in zip(chunk, self._generate_rows([prompts[p] for p, _ in chunk],
+                                                                  [j for _, j in chunk], params)):
+                done[key] = completion
+        return [[done[(p, j)] for j in range(params.n)] for p in range(len(prompts))]
+
+    def _pick(self, logits: torch.Tensor, params: SamplingParams, generator) -> tuple[int, float]:
+        """Next token and its logprob under the sampling distribution (raw distribution when greedy)."""
+        if params.temperature == 0:
+            logprobs = F.log_softmax(logits, -1)
+            token = int(logprobs.argmax())
+            return token, float(logprobs[token])
+        logits = logits / params.temperature
+        if params.top_k:
+            kth = torch.topk(logits, min(params.top_k, logits.numel())).values[-1]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if params.top_p < 1.0:
+            sorted_logits, order = logits.sort(descending=True)
+            cumulative = F.softmax(sorted_logits, -1).cumsum(-1)
+            drop = cumulative - F.softmax(sorted_logits, -1) >= params.top_p  # keep the first token always
+            logits = logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
+        logprobs = F.log_softmax(logits, -1)
+        token = int(torch.multinomial(logprobs.exp().cpu(), 1, generator=generator))
+        return token, float(logprobs[token])
+
+    @torch.no_grad()
+    def _generate_rows(self, prompts: list[str], sample_index: list[int], params: SamplingParams):
+        seqs = [(self._prefix() + self.encode(p))[-(self.max_len - 1):] for p in prompts]
+        generators = [torch.Generator().manual_seed(((params.seed or 0) * 1_000_003 + j) % 2**63)
+                      for j in sample_index]
+        outs = [Completion(text="") for _ in prompts]
+        active = list(range(len(prompts)))
+        for _ in range(params.max_tokens):
+            active = [i for i in active if len(seqs[i]) < self.max_len]
+            if not active:
+                break
+            logprobs = self._logits([seqs[i] for i in active])
+            for row, i in enumerate(active):
+                token, logprob = self._pick(logprobs[row, len(seqs[i]) - 1], params, generators[i])
+                seqs[i].append(token)
+                self._extend(outs[i], token, logprob, params)
+            active = [i for i in active if outs[i].finish_reason != "stop"]
+        return outs
+
+    def _extend(self, out: Completion, token: int, logprob: float, params: SamplingParams) -> None:
+        if token == self.eos_token_id and not params.ignore_eos:
+            out.finish_reason = "stop"
+            return
+        out.token_ids.append(token)
+        out.logprobs.append(logprob)
+        out.text = self.decode(out.token_ids)
+        for stop in params.stop:
+            if stop and stop in out.text:
+                out.text = out.text[: out.text.index(stop)]
+                out.finish_reason = "stop"
+                return

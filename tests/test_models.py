@@ -1,0 +1,142 @@
+"""The from-scratch transformer, its registered parts, tokenizer and checkpoint folders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.errors import UsageError
+from harness.models import (MLP, ModelConfig, ResidualMLP, WordTokenizer, build_model, load_checkpoint_dir,
+                            save_checkpoint_dir)
+from harness.registry import Plugins, get_plugins, set_plugins
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny matrices: one thread avoids OpenMP spinning against the other test processes on 2 cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(**overrides) -> ModelConfig:
+    return ModelConfig(**{"vocab_size": 20, "n_layer": 2, "n_head": 2, "d_model": 16, "max_seq_len": 12, **overrides})
+
+
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+def test_lm_shapes_and_no_attention_to_the_future(positions):
+    torch.manual_seed(0)
+    model = build_model(tiny(positions=positions)).eval()
+    ids = torch.randint(0, 20, (3, 10))
+    logits = model(ids)
+    assert logits.shape == (3, 10, 20)
+    changed = ids.clone()
+    changed[:, 6] = (changed[:, 6] + 1) % 20
+    after = model(changed)
+    torch.testing.assert_close(after[:, :6], logits[:, :6])
+    assert not torch.allclose(after[:, 6:], logits[:, 6:])
+
+
+def test_positions_matter():
+    """Without positions a causal model could still count; with them, swapping two early tokens changes the end."""
+    torch.manual_seed(0)
+    for positions in ("learned", "rotary"):
+        model = build_model(tiny(positions=positions)).eval()
+        ids = torch.tensor([[1, 2, 3, 4, 5]])
+        swapped = torch.tensor([[2, 1, 3, 4, 5]])
+        assert not torch.allclose(model(ids)[0, -1], model(swapped)[0, -1])
+
+
+@pytest.mark.parametrize("head,n_outputs,targets", [("cls", 3, torch.tensor([0, 2])),
+                                                     ("regression", 2, torch.randn(2, 2))])
+def test_cls_and_regression_heads(head, n_outputs, targets):
+    model = build_model(tiny(head=head, n_outputs=n_outputs))
+    ids = torch.randint(0, 20, (2, 7))
+    assert model(ids).shape == (2, n_outputs)
+    assert model.loss(ids, targets).dim() == 0
+
+
+def test_loss_mask_counts_only_masked_positions():
+    torch.manual_seed(0)
+    model = build_model(tiny())
+    ids = torch.randint(0, 20, (2, 8))
+    targets = torch.randint(0, 20, (2, 8))
+    mask = torch.zeros(2, 8)
+    mask[:, -1] = 1
+    logits = model(ids)
+    expected = torch.nn.functional.cross_entropy(logits[:, -1], targets[:, -1])
+    torch.testing.assert_close(model.loss(ids, targets, mask), expected)
+
+
+def test_tied_embeddings_and_init_scale():
+    torch.manual_seed(0)
+    model = build_model(tiny(tie_embeddings=True, init_scale=0.1))
+    assert model.head.weight is model.tok_emb.weight
+    assert model.tok_emb.weight.std() < 0.005  # 0.02 * 0.1
+    assert model.norm_f.weight.eq(1).all()  # gains are not scaled
+
+
+def test_bad_config_is_a_usage_error():
+    with pytest.raises(UsageError, match="positions"):
+        tiny(positions="alibi")
+    with pytest.raises(UsageError, match="did you mean 'attention:sdpa'"):
+        build_model(tiny(attention="sdpaa"))
+
+
+def test_component_swap_through_a_plugin():
+    previous = get_plugins()
+    set_plugins(Plugins(extra_modules=["harness_testcomponents"]))
+    try:
+        torch.manual_seed(0)
+        swapped = build_model(tiny(attention="test_double"))
+        torch.manual_seed(0)
+        plain = build_model(tiny())
+    finally:
+        set_plugins(previous)
+    assert type(swapped.blocks[0].attn).__name__ == "DoubleAttention"
+    ids = torch.randint(0, 20, (1, 5))
+    x = plain.embed(ids)
+    torch.testing.assert_close(swapped.blocks[0].attn(x), 2 * plain.blocks[0].attn(x))
+
+
+def test_list_components_shows_builtins_and_plugins(cli):
+    result = cli("-p", "harness_testcomponents", "list", "components")
+    assert result.returncode == 0, result.stderr
+    for name in ("attention:sdpa", "ffn:gelu", "ffn:swiglu", "norm:rmsnorm", "attention:test_double"):
+        assert name in result.stdout
+
+
+def test_word_tokenizer_roundtrip():
+    tok = WordTokenizer(["a", "b", "c", "a"])
+    assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.vocab_size) == (0, 1, 2, 6)
+    assert tok.decode(tok.encode("a c  b")) == "a c b"
+    again = WordTokenizer.from_json(tok.to_json())
+    assert again.tokens == tok.tokens
+    with pytest.raises(UsageError, match="'zz'"):
+        tok.encode("a zz")
+    assert WordTokenizer(["a"], specials=("<pad>", "<unk>")).encode("a q") == [2, 1]
+
+
+def test_checkpoint_folder_roundtrip(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(tiny(positions="rotary", tie_embeddings=True, ffn="swiglu", norm="rmsnorm"))
+    tok = WordTokenizer([f"w{i}" for i in range(17)])
+    save_checkpoint_dir(tmp_path / "ck", model, tok, {"note": 1})
+    loaded, tok2, extra = load_checkpoint_dir(tmp_path / "ck")
+    ids = torch.randint(0, 20, (2, 6))
+    torch.testing.assert_close(loaded(ids), model(ids))
+    assert loaded.head.weight is loaded.tok_emb.weight
+    assert tok2.tokens == tok.tokens and extra == {"note": 1}
+    with pytest.raises(UsageError, match="no checkpoint"):
+        load_checkpoint_dir(tmp_path / "missing")
+
+
+def test_mlps(tmp_path):
+    x = torch.randn(5, 4)
+    for model in (MLP(4, 8, 3, depth=3), ResidualMLP(4, 8, 3, depth=2, task="classification")):
+        assert model(x).shape == (5, 3)
+        save_checkpoint_dir(tmp_path / type(model).__name__, model)
+        loaded, _, _ = load_checkpoint_dir(tmp_path / type(model).__name__)
+        torch.testing.assert_close(loaded(x), model(x))
+    assert MLP(4, 8, 1).loss(x, torch.zeros(5, 1)).dim() == 0
