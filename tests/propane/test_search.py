@@ -1,0 +1,150 @@
+"""PROPANE on a tiny random Llama with the real SmolLM2 tokenizer, in process."""
+
+import json
+
+import pytest
+import torch
+from harness.plugins.propane import search
+from harness.plugins.propane.problem import Problem, Settings
+
+from harness.errors import UsageError
+
+
+def problem(lm, seed=0, **options):
+    defaults = dict(target_prompt="The cat sat", n_docs=8, doc_len=6, topk=64, batch_size=16, steps=3)
+    return Problem(lm, Settings(**{**defaults, **options}), seed=seed)
+
+
+def quiet(step, record):
+    pass
+
+
+def test_kl_of_target_with_itself_is_zero_and_init_is_far(tiny_lm):
+    p = problem(tiny_lm)
+    kl, stderr = p.heldout_kl(p.target_ids)
+    assert abs(kl) < 1e-4 and stderr < 1e-4
+    assert p.heldout_kl(p.init_ids)[0] > 2.0
+    assert p.init_ids == [p.box.encode("!")[0]] + [p.box.encode(" !")[0]] * 14
+
+
+def test_documents_are_sampled_without_eos(tiny_lm):
+    p = problem(tiny_lm, n_docs=16, doc_len=12)
+    docs = torch.cat([p.train.docs, p.heldout.docs])
+    assert docs.shape == (32, 12)
+    for eos in p.box.eos_ids():
+        assert not (docs == eos).any()
+
+
+def test_roundtrip_filter_excludes_tokens_that_retokenize_and_special_tokens(tiny_lm):
+    p = problem(tiny_lm)
+    tokenizer = tiny_lm.tokenizer
+    allowed = p.allowed
+    for token in tokenizer.all_special_ids:
+        assert not allowed[token]
+    failing = [i for i in range(len(tokenizer))
+               if tokenizer.encode(tokenizer.decode([i]), add_special_tokens=False) != [i]]
+    assert failing and not allowed[failing].any()
+    assert int(allowed.sum()) == len(tokenizer) - len(set(failing) | set(tokenizer.all_special_ids))
+    proposals = search.GradientProposer(p)(torch.tensor(p.init_ids), torch.Generator().manual_seed(0))
+    assert allowed[proposals].all()
+
+
+def test_proposals_are_single_token_swaps_spread_over_positions(tiny_lm):
+    p = problem(tiny_lm, prompt_len=4, batch_size=8)
+    current = torch.tensor(p.init_ids)
+    for proposer in (search.GradientProposer(p), search.RandomProposer(p)):
+        proposals = proposer(current, torch.Generator().manual_seed(1))
+        changed = proposals != current
+        assert (changed.sum(dim=1) == 1).all()
+        assert changed.sum(dim=0).tolist() == [2, 2, 2, 2]
+
+
+def test_batched_scores_equal_one_at_a_time(tiny_lm):
+    p = problem(tiny_lm, max_batch_tokens=40)  # forces several chunks
+    proposals = search.RandomProposer(p)(torch.tensor(p.init_ids), torch.Generator().manual_seed(2))
+    batched = p.train.objective.doc_nll(proposals)
+    single = torch.stack([p.train.objective.doc_nll(row[None])[0] for row in proposals])
+    assert torch.allclose(batched, single, atol=1e-3)
+
+
+def test_propane_lowers_heldout_kl_well_below_its_start(tiny_lm):
+    p = problem(tiny_lm, prompt_len=3, n_docs=12, n_heldout=12, batch_size=24, steps=12)
+    trace = search.swap_search(p, search.GradientProposer(p), quiet)
+    metrics = search.summarise(p, trace)
+    assert metrics["kl_heldout_best"] < 0.7 * metrics["kl_heldout_initial"]
+    assert metrics["kl_train_best"] < trace.history[0]["kl_train"] * 0.8
+    assert metrics["loss_evaluations"] == 12 * 24
+
+
+def test_search_is_deterministic_under_a_seed(tiny_lm):
+    runs = []
+    for seed in (5, 5, 6):
+        p = problem(tiny_lm, seed=seed)
+        trace = search.swap_search(p, search.GradientProposer(p), quiet)
+        runs.append((p.train.docs.tolist(), trace.best_ids, [r["kl_heldout"] for r in trace.history]))
+    assert runs[0] == runs[1]
+    assert runs[0][0] != runs[2][0]
+
+
+def test_random_baseline_only_moves_downhill(tiny_lm):
+    p = problem(tiny_lm, steps=4)
+    trace = search.swap_search(p, search.RandomProposer(p), quiet)
+    losses = [r["loss"] for r in trace.history]
+    assert losses == sorted(losses, reverse=True)
+    assert trace.evaluations == 4 * 16
+
+
+def test_warm_start_and_early_stop(tiny_lm):
+    p = problem(tiny_lm, init="The cat sat", kl_threshold=0.01, steps=5)
+    assert p.init_ids == p.target_ids
+    trace = search.swap_search(p, search.GradientProposer(p), quiet)
+    assert trace.stopped_early and len(trace.history) == 1
+
+
+def test_fluency_penalty_adds_gamma_times_prompt_nll(tiny_lm):
+    p = problem(tiny_lm)
+    fluent = p.box.encode("Hello there my good friend, how are you today? I am fine, thank you very much.")[:15]
+    prompts = torch.tensor([p.init_ids, fluent])
+    plain, _ = p.train.objective.search_loss(prompts, 0.0)
+    penalised, _ = p.train.objective.search_loss(prompts, 0.5)
+    fluency = p.train.objective.fluency_nll(prompts)
+    assert (fluency > 0).all()
+    assert torch.allclose(penalised - plain, 0.5 * fluency, atol=1e-4)
+
+
+def test_soft_prompt_lowers_kl_and_reports_projection(tiny_lm):
+    p = problem(tiny_lm, steps=8, eval_every=4)
+    trace = search.soft_search(p, quiet, lr=0.05)
+    first, last = trace.history[0], trace.history[-1]
+    assert last["loss"] < first["loss"]
+    assert last["kl_heldout"] < first["kl_heldout"]
+    assert "kl_heldout_projected" in last and len(trace.best_ids) == 15
+
+
+def test_chat_template_puts_the_prompt_in_the_user_turn(tiny_lm):
+    p = problem(tiny_lm)
+    chat = Problem(tiny_lm, Settings(target_prompt="The cat sat", n_docs=2, doc_len=3), seed=0, chat=True)
+    text = tiny_lm.tokenizer.decode(chat.context(chat.target_ids))
+    expected = tiny_lm.tokenizer.apply_chat_template([{"role": "user", "content": "The cat sat"}], tokenize=False,
+                                                     add_generation_prompt=True)
+    assert text == expected
+    assert chat.template.prefix and chat.template.suffix and not p.template.suffix
+
+
+def test_documents_file_carries_the_target_logprobs(tiny_lm, tmp_path):
+    p = problem(tiny_lm)
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in p.document_records()))
+    again = Problem(tiny_lm, Settings(documents=str(path), n_docs=8, doc_len=6), seed=0)
+    assert again.heldout_kl(p.init_ids)[0] == pytest.approx(
+        problem(tiny_lm, documents=None).heldout_kl(p.init_ids)[0], rel=0.5)  # a different split, same scale
+    assert again.heldout_kl(p.target_ids)[0] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_bad_options_are_usage_errors(tiny_lm, tmp_path):
+    with pytest.raises(UsageError, match="target-prompt"):
+        Problem(tiny_lm, Settings(), seed=0)
+    with pytest.raises(UsageError, match="no such file"):
+        Problem(tiny_lm, Settings(documents=str(tmp_path / "missing.jsonl")), seed=0)
+    with pytest.raises(UsageError, match="positive"):
+        problem(tiny_lm, batch_size=0)
