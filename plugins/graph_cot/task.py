@@ -27,7 +27,7 @@ class GraphCoT:
                  samples: int = 16, budgets: str | int = "auto", budget: int = 0, temperature: float | None = None,
                  prompt: str = "auto", steps: int = 700, batch_size: int = 32, lr: float = 3e-3,
                  weight_decay: float = 0.05, d_model: int = 64, n_layer: int = 3, n_head: int = 4,
-                 eval_batch: int = 512):
+                 eval_batch: int = 512, threads: int = 1):
         if not 1 <= depth <= MAX_DEPTH:
             raise UsageError(f"depth={depth}: choose a depth between 1 and {MAX_DEPTH}")
         if pool and pool < 2 * node_count(depth):
@@ -52,7 +52,7 @@ class GraphCoT:
         self.temperature, self.prompt_style = temperature, prompt
         self.train = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
                       "d_model": d_model, "n_layer": n_layer, "n_head": n_head}
-        self.eval_batch = eval_batch
+        self.eval_batch, self.threads, self.limit = eval_batch, threads, None
         self.primary_metric = self.metric_prefix() + "evidence_accuracy"
 
     def metric_prefix(self, strategy: str | None = None) -> str:

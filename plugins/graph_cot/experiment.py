@@ -1,0 +1,303 @@
+"""Experiment mode: train one model per CoT strategy, then sweep sequential budgets B x parallel samples N.
+
+Choices not fixed by the paper (the preset must finish in minutes on a shared 2-core CPU):
+- Model: the harness Transformer, Mistral-like in spirit (rotary positions, no tied embeddings) but smaller than
+  the reference (hidden 128, 4 layers): ``d_model=64, n_layer=3, n_head=4`` by default, AdamW lr 3e-3, wd 0.05,
+  cosine with 10% warmup as in the reference.
+- Data: fresh problems every step (seeded by run seed, strategy and step), not a fixed training set.
+- Threads: torch runs on one intra-op thread unless ``threads`` says otherwise: on a shared 2-core machine two
+  threads made a training step up to 25x slower (they wait on each other while other processes hold a core).
+- Budget B counts CoT node tokens. Evidence at budget B checks the first B nodes. The decision at budget B is the
+  model's own when its CoT ended within B nodes; otherwise the model is forced to answer (``decision:`` appended
+  after the B-th node, one token sampled) - budget forcing.
+- Sampling: temperature 1 everywhere, N samples per problem, nested (the first N of the largest draw), majority vote
+  with random tie-break for decisions and best-of-N (any valid) for evidence. The headline ``evidence_accuracy``
+  and ``decision_accuracy`` are the N=1 cell at the largest budget.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+from harness.plugins.graph_cot.baselines import POLICIES, best_of_n, evidence_closed_form
+from harness.plugins.graph_cot.graphs import KEYWORDS, Problem, completion_tokens, make_problem, node_count
+from harness.plugins.graph_cot.scoring import evidence_ok, majority, parse_tokens
+from harness.plugins.graph_cot.strategies import chain_of_thought
+
+from harness.evaluation import mean_stderr
+
+LADDER = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+
+
+def longest_cot(strategy: str, depth: int) -> int:
+    n = node_count(depth)
+    if strategy == "optimal":
+        return 3 * depth + 1
+    if strategy == "path":
+        return 5 * depth + 1
+    if strategy == "dfs":
+        return n
+    if strategy == "dfs-bt":
+        return 2 * n
+    return max(int(strategy[5:]), 3 * depth) + 1  # walk-L
+
+
+def budget_ladder(task) -> list[int]:
+    """The budgets swept: the given ones, or the ladder up to the first rung that fits every trained CoT."""
+    if task.budget_grid:
+        return task.budget_grid
+    longest = max(longest_cot(s, task.depth) for s in task.strategies)
+    rungs = [b for b in LADDER if b < longest]
+    return rungs + [next((b for b in LADDER if b >= longest), longest)]
+
+
+def sample_counts(samples: int) -> list[int]:
+    counts, n = [], 1
+    while n < samples:
+        counts.append(n)
+        n *= 2
+    return counts + [samples]
+
+
+def make_tokenizer(pool: int):
+    from harness.models import WordTokenizer
+
+    return WordTokenizer([str(i) for i in range(pool)] + list(KEYWORDS))
+
+
+def training_sequence(problem: Problem, cot: list[str]) -> tuple[list[str], int]:
+    """Tokens of one training sequence and the index of ``/`` (loss only on what follows it)."""
+    tokens = ["<bos>", *problem.prompt_tokens(), *completion_tokens(cot, problem.target), "<eos>"]
+    return tokens, len(problem.prompt_tokens())
+
+
+def make_batches(task, tokenizer, strategy: str, seed: int):
+    """``batches(step, generator)`` for the Trainer: right-padded sequences, loss mask after ``/``."""
+    import torch
+
+    def batches(step: int, generator) -> dict:
+        rng = random.Random(f"graph_cot-train-{seed}-{strategy}-{step}")
+        rows = []
+        for _ in range(task.train["batch_size"]):
+            problem = make_problem(task.depth, rng, task.pool)
+            tokens, sep = training_sequence(problem, chain_of_thought(problem, strategy, rng))
+            rows.append((tokenizer.encode(" ".join(tokens)), sep))
+        width = max(len(ids) for ids, _ in rows) - 1
+        input_ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
+        targets = torch.full((len(rows), width), -100, dtype=torch.long)
+        loss_mask = torch.zeros((len(rows), width))
+        for i, (ids, sep) in enumerate(rows):
+            input_ids[i, : len(ids) - 1] = torch.tensor(ids[:-1])
+            targets[i, : len(ids) - 1] = torch.tensor(ids[1:])
+            loss_mask[i, sep: len(ids) - 1] = 1.0  # predictions of the tokens after "/"
+        return {"input_ids": input_ids, "targets": targets, "loss_mask": loss_mask}
+
+    return batches
+
+
+def trained_model(task, ctx, strategy: str):
+    """The strategy's model: loaded from ``<run>/<strategy>`` when a finished checkpoint is there, else trained."""
+    from harness.models import ModelConfig, build_model, load_checkpoint_dir, save_checkpoint_dir
+    from harness.training import TrainConfig, Trainer, probes_from_context, seed_everything
+
+    final = ctx.path(strategy)
+    if (final / "config.json").exists():
+        model, tokenizer, extra = load_checkpoint_dir(final)
+        return model.eval(), tokenizer, extra
+    tokenizer = make_tokenizer(task.pool)
+    t = task.train
+    seq_len = 2 + len(make_problem(task.depth, random.Random(0), task.pool).prompt_tokens()) + \
+        longest_cot(strategy, task.depth) + 4
+    seed_everything(ctx.seed)
+    model = build_model(ModelConfig(vocab_size=tokenizer.vocab_size, n_layer=t["n_layer"], n_head=t["n_head"],
+                                    d_model=t["d_model"], max_seq_len=seq_len + 8, positions="rotary"))
+    config = TrainConfig(steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], weight_decay=t["weight_decay"],
+                         warmup=0.1, schedule="cosine", grad_clip=1.0, seed=ctx.seed, checkpoint_every=200,
+                         log_every=25)
+    extra = {"task": "graph_cot", "strategy": strategy, "depth": task.depth, "pool": task.pool, "add_bos": True}
+    began = time.perf_counter()
+    result = Trainer(model, config, make_batches(task, tokenizer, strategy, ctx.seed),
+                     run_dir=ctx.path(f"train-{strategy}"),
+                     log=lambda step, values: ctx.log(step, {f"{strategy}/{k}": v for k, v in values.items()}),
+                     probes=probes_from_context(ctx), probe_every=ctx.probe_every, tokenizer=tokenizer,
+                     model_extra=extra).fit()
+    extra.update(train_loss=result["train_loss"], train_time_s=time.perf_counter() - began)
+    save_checkpoint_dir(final, model, tokenizer, extra)
+    return model.eval(), tokenizer, extra
+
+
+def eval_problems(task, seed: int) -> list[Problem]:
+    """The same problems as LLM mode's examples (same seed, same order)."""
+    rng = random.Random(f"graph_cot-eval-{seed}-{task.depth}")
+    count = task.examples if task.limit is None else min(task.examples, task.limit)
+    return [make_problem(task.depth, rng, task.pool) for _ in range(count)]
+
+
+def generate(model, rows, max_new: int, stop_ids: set[int], decision_id: int, generator, batch: int):
+    """Sample (temperature 1) up to ``max_new`` tokens after each row (all rows the same length, so no padding)."""
+    import torch
+
+    out = []
+    for lo in range(0, len(rows), batch):
+        x = torch.tensor(rows[lo: lo + batch])
+        done = torch.zeros(len(x), dtype=torch.bool)
+        new = []
+        for _ in range(max_new):
+            logits = model(x)[:, -1].float()  # (R, V)
+            token = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)  # (R, 1)
+            previous = x[:, -1]
+            x = torch.cat([x, token], dim=1)
+            new.append(token[:, 0])
+            done |= (previous == decision_id) | torch.isin(token[:, 0], torch.tensor(sorted(stop_ids)))
+            if bool(done.all()):
+                break
+        out += torch.stack(new, dim=1).tolist()
+    return out
+
+
+def evaluate_strategy(task, ctx, model, tokenizer, budgets: list[int]) -> dict:
+    """Per budget: each problem's N decisions and evidence verdicts."""
+    import torch
+
+    problems = eval_problems(task, ctx.seed)
+    n = task.samples
+    generator = torch.Generator().manual_seed(ctx.seed)
+    prompts = [tokenizer.encode(" ".join(["<bos>", *p.prompt_tokens(), "work:"])) for p in problems]
+    rows = [ids for ids in prompts for _ in range(n)]
+    decision_id = tokenizer.index["decision:"]
+    with torch.no_grad():
+        new = generate(model, rows, budgets[-1] + 3, {tokenizer.eos_id}, decision_id, generator, task.eval_batch)
+        parsed = [parse_tokens(["work:", *tokenizer.decode(ids).split()]) for ids in new]
+        grid = {}
+        for budget in budgets:
+            forced = [i for i, (cot, _, finished) in enumerate(parsed) if not finished or len(cot) > budget]
+            prefixes = [rows[i] + [tokenizer.index[c] for c in parsed[i][0][:budget] if c in tokenizer.index]
+                        + [decision_id] for i in forced]
+            forced_decisions = dict(zip(forced, force_decisions(model, tokenizer, prefixes, generator, task)))
+            decisions = [forced_decisions.get(i, parsed[i][1]) for i in range(len(rows))]
+            grid[budget] = {"decisions": [decisions[k * n: (k + 1) * n] for k in range(len(problems))],
+                            "evidence": [[evidence_ok(p, parsed[k * n + j][0][:budget]) for j in range(n)]
+                                         for k, p in enumerate(problems)]}
+    lengths = [len(parsed[k * n][0]) for k in range(len(problems))]
+    return {"grid": grid, "targets": [p.target for p in problems], "cot_length": sum(lengths) / len(lengths),
+            "example": {"prompt": problems[0].prompt(), "completion": tokenizer.decode(new[0])}}
+
+
+def force_decisions(model, tokenizer, prefixes: list[list[int]], generator, task) -> list[str]:
+    """One sampled token after each ``... decision:`` prefix, grouped by length (no padding needed)."""
+    import torch
+
+    by_length: dict[int, list[int]] = {}
+    for i, ids in enumerate(prefixes):
+        by_length.setdefault(len(ids), []).append(i)
+    out: list[str] = [""] * len(prefixes)
+    for indices in by_length.values():
+        for lo in range(0, len(indices), task.eval_batch):
+            chunk = indices[lo: lo + task.eval_batch]
+            logits = model(torch.tensor([prefixes[i] for i in chunk]))[:, -1].float()
+            tokens = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0].tolist()
+            for i, token in zip(chunk, tokens):
+                out[i] = tokenizer.tokens[token]
+    return out
+
+
+def grid_metrics(result: dict, prefix: str, budgets: list[int], counts: list[int], seed: int) -> dict:
+    """Majority-vote decision and best-of-N evidence accuracy (with stderr) for every (B, N), plus headlines."""
+    metrics = {}
+    targets = result["targets"]
+    for budget in budgets:
+        cell = result["grid"][budget]
+        for n in counts:
+            rng = random.Random(f"{seed}-{budget}-{n}")
+            votes = [float(majority(d[:n], rng) == t) for d, t in zip(cell["decisions"], targets)]
+            best = [float(any(e[:n])) for e in cell["evidence"]]
+            for name, values in (("evidence_accuracy", best), ("decision_accuracy", votes)):
+                mean, stderr = mean_stderr(values)
+                metrics[f"{prefix}{name}@B={budget},N={n}"] = mean
+                metrics[f"{prefix}{name}@B={budget},N={n}_stderr"] = stderr
+    full = budgets[-1]
+    for name in ("evidence_accuracy", "decision_accuracy"):
+        metrics[f"{prefix}{name}"] = metrics[f"{prefix}{name}@B={full},N=1"]
+        metrics[f"{prefix}{name}_stderr"] = metrics[f"{prefix}{name}@B={full},N=1_stderr"]
+    metrics[f"{prefix}cot_length"] = result["cot_length"]
+    return metrics
+
+
+def run_experiment(task, ctx) -> dict[str, float]:
+    import torch
+
+    if task.threads:
+        torch.set_num_threads(task.threads)
+    task.limit = ctx.limit
+    budgets, counts = budget_ladder(task), sample_counts(task.samples)
+    metrics: dict[str, float] = {}
+    for strategy in task.strategies:
+        model, tokenizer, extra = trained_model(task, ctx, strategy)
+        cache = ctx.path(strategy) / "evaluation.json"
+        if cache.exists():
+            result = json.loads(cache.read_text())
+            result["grid"] = {int(b): cell for b, cell in result["grid"].items()}
+        else:
+            began = time.perf_counter()
+            result = evaluate_strategy(task, ctx, model, tokenizer, budgets)
+            result["eval_time_s"] = time.perf_counter() - began
+            cache.write_text(json.dumps(result))
+        prefix = task.metric_prefix(strategy)
+        metrics.update(grid_metrics(result, prefix, budgets, counts, ctx.seed))
+        metrics[f"{prefix}train_loss"] = float(extra.get("train_loss", float("nan")))
+        ctx.record([{"id": strategy, "strategy": strategy, **result["example"],
+                     "train_time_s": extra.get("train_time_s"), "eval_time_s": result.get("eval_time_s")}])
+    for policy in POLICIES:
+        metrics[f"baseline/{policy}/evidence_accuracy"] = evidence_closed_form(policy, task.depth)
+    write_plots(task, ctx, metrics, budgets, counts)
+    print_summary(task, metrics, budgets, counts)
+    return metrics
+
+
+def write_plots(task, ctx, metrics: dict, budgets: list[int], counts: list[int]) -> None:
+    from harness.report import plot_heatmap, plot_lines
+
+    full = budgets[-1]
+    for strategy in task.strategies:
+        p = task.metric_prefix(strategy)
+        matrix = [[metrics[f"{p}evidence_accuracy@B={b},N={n}"] for n in counts] for b in budgets]
+        plot_heatmap(ctx.path(f"heatmap_{strategy}.png"), matrix, budgets, counts, "parallel samples N (best-of-N)",
+                     "sequential budget B (CoT tokens)", f"{strategy}: evidence accuracy, Bridge({task.depth})")
+    parallel, sequential = {}, {}
+    for strategy in task.strategies:
+        p = task.metric_prefix(strategy)
+        parallel[f"{strategy} evidence best-of-N"] = (counts, [metrics[f"{p}evidence_accuracy@B={full},N={n}"]
+                                                               for n in counts])
+        parallel[f"{strategy} decision majority"] = (counts, [metrics[f"{p}decision_accuracy@B={full},N={n}"]
+                                                              for n in counts])
+        sequential[f"{strategy} evidence"] = (budgets, [metrics[f"{p}evidence_accuracy@B={b},N=1"] for b in budgets])
+        sequential[f"{strategy} decision"] = (budgets, [metrics[f"{p}decision_accuracy@B={b},N=1"] for b in budgets])
+    for policy in POLICIES:
+        p1 = evidence_closed_form(policy, task.depth)
+        parallel[f"{policy} best-of-N (closed form)"] = (counts, [best_of_n(p1, n) for n in counts])
+    plot_lines(ctx.path("parallel_scaling.png"), parallel, "samples N (temperature 1)", "accuracy",
+               f"Parallel scaling at full budget B={full}, Bridge({task.depth})", logx=True)
+    plot_lines(ctx.path("sequential_scaling.png"), sequential, "CoT budget B (tokens)", "accuracy",
+               f"Sequential scaling, one sample, Bridge({task.depth})")
+
+
+def print_summary(task, metrics: dict, budgets: list[int], counts: list[int]) -> None:
+    from harness.report import render
+
+    full, most = budgets[-1], counts[-1]
+    rows = []
+    for strategy in task.strategies:
+        p = task.metric_prefix(strategy)
+        rows.append({"strategy": strategy, "evidence N=1": metrics[f"{p}evidence_accuracy"],
+                     f"evidence best-of-{most}": metrics[f"{p}evidence_accuracy@B={full},N={most}"],
+                     "decision N=1": metrics[f"{p}decision_accuracy"],
+                     f"decision maj-{most}": metrics[f"{p}decision_accuracy@B={full},N={most}"],
+                     "CoT length": metrics[f"{p}cot_length"]})
+    for policy in POLICIES:
+        p1 = evidence_closed_form(policy, task.depth)
+        rows.append({"strategy": f"{policy} (closed form)", "evidence N=1": p1,
+                     f"evidence best-of-{most}": best_of_n(p1, most), "decision N=1": (1 + p1) / 2})
+    columns = list(rows[0])
+    print(f"\ngraph_cot, Bridge({task.depth}), full budget B={full}:\n" + render(rows, columns) + "\n")
