@@ -164,6 +164,8 @@ class ScratchLM(LM):
     @torch.no_grad()
     def _generate_rows(self, prompts: list[str], sample_index: list[int], params: SamplingParams):
         seqs = [(self._prefix() + self.encode(p))[-(self.max_len - 1):] for p in prompts]
+        if not all(seqs):
+            raise UsageError("generate: empty prompt and no <bos> to start from; pass add_bos=true")
         generators = [torch.Generator().manual_seed(((params.seed or 0) * 1_000_003 + j) % 2**63)
                       for j in sample_index]
         outs = [Completion(text="") for _ in prompts]
