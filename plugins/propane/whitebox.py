@@ -13,6 +13,8 @@ import torch
 
 from harness.errors import UsageError
 
+_ALLOWED: dict[tuple[int, int], torch.Tensor] = {}  # (id(tokenizer), vocab size) -> mask; the scan takes ~1 s
+
 # A marker that no chat template rewrites; the template is split around it to find the user turn.
 USER_MARK = "\u2063PROPANE_USER_TURN\u2063"
 
@@ -90,6 +92,12 @@ class WhiteBox:
 
         A swap to a token that re-tokenizes differently would give a prompt whose text does not reproduce it.
         """
+        key = (id(self.tokenizer), self.vocab_size)
+        if key not in _ALLOWED:
+            _ALLOWED[key] = self._scan_tokens()
+        return _ALLOWED[key].clone()
+
+    def _scan_tokens(self) -> torch.Tensor:
         size = min(len(self.tokenizer), self.vocab_size)
         ids = list(range(size))
         texts = self.tokenizer.batch_decode([[i] for i in ids])
