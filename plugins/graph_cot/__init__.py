@@ -1,7 +1,9 @@
 """graph_cot: sequential vs parallel test-time scaling on graph connectivity (arXiv 2505.21825).
 
-Registers the task family ``graph_cot`` (experiment with ``--model scratch``, evaluation with any LM backend) and
-the backend scheme ``baseline`` (``baseline:random-path``, ``baseline:random-shortest-path``). Nothing heavy is
+Registers the task family ``graph_cot`` (experiment with ``--model scratch``, evaluation with any LM
+backend) and
+the backend scheme ``baseline`` (``baseline:random-path``, ``baseline:random-shortest-path``). Nothing
+heavy is
 imported here: torch loads only when an experiment runs.
 """
 

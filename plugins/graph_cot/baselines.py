@@ -1,11 +1,16 @@
-"""Policies that need no training, served as the backend scheme ``baseline`` (``--model baseline:random-path``).
+"""Policies that need no training, served as the backend scheme ``baseline`` (``--model
+baseline:random-path``).
 
-``random-path``: a self-avoiding random walk from the start, each step to a uniformly random unvisited neighbour,
-until it reaches a candidate target or gets stuck. ``random-shortest-path``: the same walk cut after as many steps
-as the shortest start-to-target path has (3d): what a model that learned how long shortest paths are, but not where
+``random-path``: a self-avoiding random walk from the start, each step to a uniformly random unvisited
+neighbour,
+until it reaches a candidate target or gets stuck. ``random-shortest-path``: the same walk cut after as
+many steps
+as the shortest start-to-target path has (3d): what a model that learned how long shortest paths are, but
+not where
 they go, would write. A walk that does not end on a candidate decides by a fair coin.
 
-Closed form on the two-copy Bridge(d) task. The walk only moves forward on the short or long branch: the start hub
+Closed form on the two-copy Bridge(d) task. The walk only moves forward on the short or long branch: the
+start hub
 has 3 unvisited neighbours (short, long, dead end) and every later hub 4 (short, long, dead end, and the other
 branch back to the previous hub, which dead-ends at that visited hub); inside a branch there is one way on.
 So with p the chance to reach the target, evidence accuracy is
@@ -101,7 +106,8 @@ class BaselineLM(LM):
                 cot, decision = policy_answer(self.policy, problem, rng)
                 words = ["work:", *cot, "decision:", decision]
                 cut = words[: params.max_tokens]  # one word per token: the budget cuts the chain
-                completions.append(Completion(" ".join(cut), finish_reason="stop" if cut == words else "length"))
+                finish = "stop" if cut == words else "length"
+                completions.append(Completion(" ".join(cut), finish_reason=finish))
             out.append(completions)
         return out
 

@@ -1,17 +1,23 @@
 """Experiment mode: train one model per CoT strategy, then sweep sequential budgets B x parallel samples N.
 
 Choices not fixed by the paper (the preset must finish in minutes on a shared 2-core CPU):
-- Model: the harness Transformer, Mistral-like in spirit (rotary positions, no tied embeddings) but smaller than
-  the reference (hidden 128, 4 layers): ``d_model=64, n_layer=3, n_head=4`` by default, AdamW lr 3e-3, wd 0.05,
+- Model: the harness Transformer, Mistral-like in spirit (rotary positions, no tied embeddings) but
+  smaller than
+  the reference (hidden 128, 4 layers): ``d_model=64, n_layer=3, n_head=4`` by default, AdamW lr 3e-3, wd
+  0.05,
   cosine with 10% warmup as in the reference.
 - Data: fresh problems every step (seeded by run seed, strategy and step), not a fixed training set.
 - Threads: torch runs on one intra-op thread unless ``threads`` says otherwise: on a shared 2-core machine two
   threads made a training step up to 25x slower (they wait on each other while other processes hold a core).
-- Budget B counts CoT node tokens. Evidence at budget B checks the first B nodes. The decision at budget B is the
-  model's own when its CoT ended within B nodes; otherwise the model is forced to answer (``decision:`` appended
+- Budget B counts CoT node tokens. Evidence at budget B checks the first B nodes. The decision at budget
+  B is the
+  model's own when its CoT ended within B nodes; otherwise the model is forced to answer (``decision:``
+  appended
   after the B-th node, one token sampled) - budget forcing.
-- Sampling: temperature 1 everywhere, N samples per problem, nested (the first N of the largest draw), majority vote
-  with random tie-break for decisions and best-of-N (any valid) for evidence. The headline ``evidence_accuracy``
+- Sampling: temperature 1 everywhere, N samples per problem, nested (the first N of the largest draw),
+  majority vote
+  with random tie-break for decisions and best-of-N (any valid) for evidence. The headline
+  ``evidence_accuracy``
   and ``decision_accuracy`` are the N=1 cell at the largest budget.
 """
 
@@ -98,7 +104,7 @@ def make_batches(task, tokenizer, strategy: str, seed: int):
 
 
 def trained_model(task, ctx, strategy: str):
-    """The strategy's model: loaded from ``<run>/<strategy>`` when a finished checkpoint is there, else trained."""
+    """The strategy's model: loaded from ``<run>/<strategy>`` if finished there, else trained."""
     from harness.models import ModelConfig, build_model, load_checkpoint_dir, save_checkpoint_dir
     from harness.training import TrainConfig, Trainer, probes_from_context, seed_everything
 
@@ -113,14 +119,17 @@ def trained_model(task, ctx, strategy: str):
     seed_everything(ctx.seed)
     model = build_model(ModelConfig(vocab_size=tokenizer.vocab_size, n_layer=t["n_layer"], n_head=t["n_head"],
                                     d_model=t["d_model"], max_seq_len=seq_len + 8, positions="rotary"))
-    config = TrainConfig(steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], weight_decay=t["weight_decay"],
+    config = TrainConfig(steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"],
+                         weight_decay=t["weight_decay"],
                          warmup=0.1, schedule="cosine", grad_clip=1.0, seed=ctx.seed, checkpoint_every=200,
                          log_every=25)
-    extra = {"task": "graph_cot", "strategy": strategy, "depth": task.depth, "pool": task.pool, "add_bos": True}
+    extra = {"task": "graph_cot", "strategy": strategy, "depth": task.depth, "pool": task.pool,
+             "add_bos": True}
     began = time.perf_counter()
     result = Trainer(model, config, make_batches(task, tokenizer, strategy, ctx.seed),
                      run_dir=ctx.path(f"train-{strategy}"),
-                     log=lambda step, values: ctx.log(step, {f"{strategy}/{k}": v for k, v in values.items()}),
+                     log=lambda step, values: ctx.log(step, {f"{strategy}/{k}": v
+                                                             for k, v in values.items()}),
                      probes=probes_from_context(ctx), probe_every=ctx.probe_every, tokenizer=tokenizer,
                      model_extra=extra).fit()
     extra.update(train_loss=result["train_loss"], train_time_s=time.perf_counter() - began)
@@ -136,7 +145,7 @@ def eval_problems(task, seed: int) -> list[Problem]:
 
 
 def generate(model, rows, max_new: int, stop_ids: set[int], decision_id: int, generator, batch: int):
-    """Sample (temperature 1) up to ``max_new`` tokens after each row (all rows the same length, so no padding)."""
+    """Sample (temperature 1) up to ``max_new`` tokens after each row (rows share one length: no padding)."""
     import torch
 
     out = []
@@ -168,7 +177,8 @@ def evaluate_strategy(task, ctx, model, tokenizer, budgets: list[int]) -> dict:
     rows = [ids for ids in prompts for _ in range(n)]
     decision_id = tokenizer.index["decision:"]
     with torch.no_grad():
-        new = generate(model, rows, budgets[-1] + 3, {tokenizer.eos_id}, decision_id, generator, task.eval_batch)
+        new = generate(model, rows, budgets[-1] + 3, {tokenizer.eos_id}, decision_id, generator,
+                       task.eval_batch)
         parsed = [parse_tokens(["work:", *tokenizer.decode(ids).split()]) for ids in new]
         grid = {}
         for budget in budgets:
@@ -204,7 +214,7 @@ def force_decisions(model, tokenizer, prefixes: list[list[int]], generator, task
 
 
 def grid_metrics(result: dict, prefix: str, budgets: list[int], counts: list[int], seed: int) -> dict:
-    """Majority-vote decision and best-of-N evidence accuracy (with stderr) for every (B, N), plus headlines."""
+    """Majority-vote decision and best-of-N evidence accuracy (with stderr) per (B, N), plus headlines."""
     metrics = {}
     targets = result["targets"]
     for budget in budgets:
@@ -263,8 +273,9 @@ def write_plots(task, ctx, metrics: dict, budgets: list[int], counts: list[int])
     for strategy in task.strategies:
         p = task.metric_prefix(strategy)
         matrix = [[metrics[f"{p}evidence_accuracy@B={b},N={n}"] for n in counts] for b in budgets]
-        plot_heatmap(ctx.path(f"heatmap_{strategy}.png"), matrix, budgets, counts, "parallel samples N (best-of-N)",
-                     "sequential budget B (CoT tokens)", f"{strategy}: evidence accuracy, Bridge({task.depth})")
+        plot_heatmap(ctx.path(f"heatmap_{strategy}.png"), matrix, budgets, counts,
+                     "parallel samples N (best-of-N)", "sequential budget B (CoT tokens)",
+                     f"{strategy}: evidence accuracy, Bridge({task.depth})")
     parallel, sequential = {}, {}
     for strategy in task.strategies:
         p = task.metric_prefix(strategy)
@@ -272,8 +283,9 @@ def write_plots(task, ctx, metrics: dict, budgets: list[int], counts: list[int])
                                                                for n in counts])
         parallel[f"{strategy} decision majority"] = (counts, [metrics[f"{p}decision_accuracy@B={full},N={n}"]
                                                               for n in counts])
-        sequential[f"{strategy} evidence"] = (budgets, [metrics[f"{p}evidence_accuracy@B={b},N=1"] for b in budgets])
-        sequential[f"{strategy} decision"] = (budgets, [metrics[f"{p}decision_accuracy@B={b},N=1"] for b in budgets])
+        for name in ("evidence", "decision"):
+            sequential[f"{strategy} {name}"] = (budgets, [metrics[f"{p}{name}_accuracy@B={b},N=1"]
+                                                          for b in budgets])
     for policy in POLICIES:
         p1 = evidence_closed_form(policy, task.depth)
         parallel[f"{policy} best-of-N (closed form)"] = (counts, [best_of_n(p1, n) for n in counts])

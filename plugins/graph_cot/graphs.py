@@ -1,11 +1,14 @@
-"""Bridge(d) graphs, the two-copy decision task and its token sequence (arXiv 2505.21825, section 1 of the facts).
+"""Bridge(d) graphs, the two-copy decision task and its token sequence (arXiv 2505.21825, section 1 of
+the facts).
 
 Bridge(d) is a chain of d petals joined at hubs 0, 10, 20, ..., 10d. From hub ``h = 10 i`` the petal holds
 a short path to the next hub (h, h+1, h+2, h+10: 3 edges), a long one (h, h+3, h+4, h+5, h+6, h+10: 5 edges)
-and a dead end (h, h+7, h+8, h+9: 3 edges), so Bridge(d) has 10d + 1 nodes and 11d edges (Bridge(5): 51 and 55)
+and a dead end (h, h+7, h+8, h+9: 3 edges), so Bridge(d) has 10d + 1 nodes and 11d edges (Bridge(5): 51
+and 55)
 and the shortest path from hub 0 to hub 10d has 3d edges.
 
-The decision task puts two disjoint copies side by side. Start: hub 0 of copy 1. Candidates: the last hub of each
+The decision task puts two disjoint copies side by side. Start: hub 0 of copy 1. Candidates: the last hub
+of each
 copy, shown in random order; only copy 1's is reachable. Node names are distinct numbers drawn from a pool of
 ``pool`` tokens ("0" .. "pool-1"), edges are shuffled and each is written in a random orientation.
 """
@@ -43,8 +46,9 @@ def shortest_path_edges(depth: int) -> int:
 
 
 def default_pool(depth: int) -> int:
-    """Node-token pool: comfortably larger than the 2 (10d + 1) nodes of the two copies, and at least 50."""
-    return max(50, 3 * node_count(depth))
+    """Node-token pool: ten tokens more than the 2 (10d + 1) nodes of the two copies. Small on purpose: every
+    token then shows up in most training sequences, which the CPU-sized preset needs to learn in minutes."""
+    return 2 * node_count(depth) + 10
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,8 @@ class Problem:
         return " ".join(self.prompt_tokens())
 
     def to_dict(self) -> dict:
-        return {"edges": [list(e) for e in self.edges], "start": self.start, "candidates": list(self.candidates),
-                "target": self.target, "depth": self.depth}
+        return {"edges": [list(e) for e in self.edges], "start": self.start,
+                "candidates": list(self.candidates), "target": self.target, "depth": self.depth}
 
     @classmethod
     def from_dict(cls, data: dict) -> Problem:

@@ -1,8 +1,11 @@
 """graph_cot as an evaluation task for any LM backend (hf, vllm, openai, scratch checkpoints, baselines).
 
-Prompts come in two styles. ``raw`` is the training format itself (``graph: u v ... task: s to t1 or t2 /``), for
-models trained by this plugin (``scratch:RUN/dfs``) and the baseline policies. ``text`` wraps the same lines in
-plain-English instructions with one worked example, for pretrained LLMs. ``auto`` picks raw for the ``scratch`` and
+Prompts come in two styles. ``raw`` is the training format itself (``graph: u v ... task: s to t1 or t2
+/``), for
+models trained by this plugin (``scratch:RUN/dfs``) and the baseline policies. ``text`` wraps the same
+lines in
+plain-English instructions with one worked example, for pretrained LLMs. ``auto`` picks raw for the
+``scratch`` and
 ``baseline`` schemes and text otherwise. Answers are parsed tolerantly (:func:`scoring.parse_answer`).
 
 ``samples=N`` draws N completions per problem (temperature 1 unless ``temperature`` is given; one greedy
@@ -23,8 +26,8 @@ from harness.evaluation import EvalTask
 INSTRUCTIONS = (
     "The graph below is a list of undirected edges; each edge is a pair of node numbers.\n"
     "Exactly one of the two candidate nodes can be reached from the start node by following edges.\n"
-    'Search the graph: write "work:" and then the nodes you visit, separated by spaces, starting at the start '
-    'node and ending at the reachable candidate; then write "decision:" and that candidate.\n\n'
+    'Search the graph: write "work:" and then the nodes you visit, separated by spaces, starting at the '
+    'start node and ending at the reachable candidate; then write "decision:" and that candidate.\n\n'
     "Example:\ngraph: 1 2 2 3 4 5\ntask: 1 to 5 or 3\nwork: 1 2 3 decision: 3\n\n"
 )
 
@@ -67,8 +70,8 @@ class LLMTask(EvalTask):
 
     def examples(self, seed: int) -> list[dict]:
         rng = random.Random(f"graph_cot-eval-{seed}-{self.depth}")
-        return [{"id": f"d{self.depth}-{i}", "problem": make_problem(self.depth, rng, self.pool or None).to_dict()}
-                for i in range(self.n_examples)]
+        problems = [make_problem(self.depth, rng, self.pool or None) for _ in range(self.n_examples)]
+        return [{"id": f"d{self.depth}-{i}", "problem": p.to_dict()} for i, p in enumerate(problems)]
 
     def prompt(self, problem: Problem) -> str:
         return problem.prompt() if self.style == "raw" else text_prompt(problem)

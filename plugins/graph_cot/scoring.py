@@ -1,7 +1,9 @@
 """Reading and scoring answers: evidence, decision, majority vote, best-of-N and CoT budgets.
 
-Evidence (the paper's verifier): the CoT starts at the start, ends at the reachable target and lists every node
-only once it is adjacent to a node listed before it (the start excepted). A bare walk and a DFS discovery order
+Evidence (the paper's verifier): the CoT starts at the start, ends at the reachable target and lists
+every node
+only once it is adjacent to a node listed before it (the start excepted). A bare walk and a DFS discovery
+order
 both pass; naming a node of the other copy, or jumping ahead, fails.
 Decision: the answer must name the reachable candidate.
 """
@@ -43,8 +45,10 @@ _WORK = re.compile(r"work\s*:", re.I)
 
 
 def parse_answer(text: str, problem: Problem | None = None) -> Answer:
-    """Tolerant reading of a completion: the CoT is the numbers after ``work:`` (or from the start of the text)
-    up to the decision; the decision is the number after ``decision``/``answer``, else the last candidate named."""
+    """Tolerant reading of a completion: the CoT is the numbers after ``work:`` (or from the start of the
+    text)
+    up to the decision; the decision is the number after ``decision``/``answer``, else the last candidate
+    named."""
     work = _WORK.search(text)
     body = text[work.end():] if work else text
     match = _DECISION.search(body)
@@ -57,7 +61,7 @@ def parse_answer(text: str, problem: Problem | None = None) -> Answer:
 
 
 def parse_tokens(tokens: list[str]) -> tuple[list[str], str | None, bool]:
-    """A scratch model's generated tokens -> (CoT, decision, finished): strict, the format it was trained on."""
+    """A scratch model's generated tokens -> (CoT, decision, finished), read in its trained format."""
     cot, decision, finished = [], None, False
     seen_work = False
     for i, token in enumerate(tokens):

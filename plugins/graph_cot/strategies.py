@@ -39,7 +39,8 @@ def chain_of_thought(problem: Problem, strategy: str, rng: random.Random) -> lis
 
 
 def depth_first(problem: Problem, rng: random.Random) -> tuple[list[str], list[str], list[str]]:
-    """One randomised DFS from the start until the target: (discovery order, final stack, walk with revisits)."""
+    """One randomised DFS from the start until the target: (discovery order, final stack, walk with
+    revisits)."""
     seen, stack = {problem.start}, [problem.start]
     discovery, walk = [problem.start], [problem.start]
     while stack[-1] != problem.target:
@@ -64,7 +65,8 @@ def hitting_probabilities(problem: Problem, steps: int) -> list[dict[str, float]
     for _ in range(steps):
         last = table[-1]
         table.append({v: 1.0 if v == problem.target else
-                      sum(last[u] for u in problem.neighbours(v)) / len(problem.neighbours(v)) for v in nodes})
+                      sum(last[u] for u in problem.neighbours(v)) / len(problem.neighbours(v))
+                      for v in nodes})
     return table
 
 

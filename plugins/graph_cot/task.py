@@ -1,8 +1,10 @@
 """The ``graph_cot`` task family: one factory, two modes chosen by ``--model``.
 
-- ``--model scratch`` (or no model): the experiment. Train a from-scratch transformer per CoT strategy and sweep
+- ``--model scratch`` (or no model): the experiment. Train a from-scratch transformer per CoT strategy
+  and sweep
   sequential budgets B x parallel samples N (see :mod:`experiment`).
-- any other model spec (``hf:smollm2``, ``vllm:...``, ``openai:...``, ``scratch:RUN/dfs``, ``baseline:random-path``):
+- any other model spec (``hf:smollm2``, ``vllm:...``, ``openai:...``, ``scratch:RUN/dfs``,
+  ``baseline:random-path``):
   an evaluation task scored by the same metrics (see :mod:`llm`).
 """
 
@@ -23,21 +25,23 @@ class GraphCoT:
     name = "graph_cot"
     version = "1"
 
-    def __init__(self, depth: int = 2, cot: str = "dfs,path", pool: int = 0, examples: int = 200,
-                 samples: int = 16, budgets: str | int = "auto", budget: int = 0, temperature: float | None = None,
-                 prompt: str = "auto", steps: int = 700, batch_size: int = 32, lr: float = 3e-3,
+    def __init__(self, depth: int = 1, cot: str = "dfs,path", pool: int = 0, examples: int = 100,
+                 samples: int = 16, budgets: str | int = "auto", budget: int = 0,
+                 temperature: float | None = None,
+                 prompt: str = "auto", steps: int = 2500, batch_size: int = 32, lr: float = 3e-3,
                  weight_decay: float = 0.05, d_model: int = 64, n_layer: int = 3, n_head: int = 4,
                  eval_batch: int = 512, threads: int = 1):
         if not 1 <= depth <= MAX_DEPTH:
             raise UsageError(f"depth={depth}: choose a depth between 1 and {MAX_DEPTH}")
         if pool and pool < 2 * node_count(depth):
-            raise UsageError(f"pool={pool} is too small for depth {depth}: give at least {2 * node_count(depth)}")
+            raise UsageError(f"pool={pool} is too small for depth {depth}: give at least "
+                             f"{2 * node_count(depth)}")
         for name, value in (("examples", examples), ("samples", samples), ("steps", steps),
                             ("batch_size", batch_size), ("eval_batch", eval_batch)):
             if value < 1:
                 raise UsageError(f"{name}={value}: give a positive number")
         if budget < 0:
-            raise UsageError(f"budget={budget}: give a positive number of tokens (0 picks one from the depth)")
+            raise UsageError(f"budget={budget}: give a positive number of tokens (0: fit to depth)")
         if prompt not in ("auto", "raw", "text"):
             raise UsageError(f"prompt={prompt}: choose auto, raw or text")
         try:

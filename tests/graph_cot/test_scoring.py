@@ -3,7 +3,14 @@
 import random
 
 from harness.plugins.graph_cot.graphs import Problem
-from harness.plugins.graph_cot.scoring import Answer, evidence_ok, majority, parse_answer, parse_tokens, vote_and_best
+from harness.plugins.graph_cot.scoring import (
+    Answer,
+    evidence_ok,
+    majority,
+    parse_answer,
+    parse_tokens,
+    vote_and_best,
+)
 
 # copy 1: 1-2, 2-3, 1-4 (a dead end), 3-5 = target; copy 2: 6-7, 7-8 = decoy
 EDGES = (("2", "1"), ("2", "3"), ("1", "4"), ("5", "3"), ("6", "7"), ("8", "7"))
