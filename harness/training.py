@@ -1,26 +1,27 @@
 """The one trainer every from-scratch experiment shares, and the probe machinery around it.
 
 A probe is any object with ``name``, ``layers(model) -> list[str]`` (module names whose inputs and output
-gradients it needs; ``[]`` for none) and ``__call__(step, model, batch, captures) -> dict[str, float]``; optionally
-``start(model, trainer)``, called once before the first step with the model at its initial weights (on resume,
-with a copy holding the initial weights saved in the run folder). Probes are registered with
+gradients it needs; ``[]`` for none) and ``__call__(step, model, batch, captures) -> dict[str, float]``;
+optionally ``start(model, trainer)``, called once before the first step with the model at its initial weights
+(on resume, with a copy holding the initial weights saved in the run folder). Probes are registered with
 ``harness_register_probes`` and built from ``--probe`` names by :func:`probes_from_context`.
 
 On a probe step (``step % probe_every == 0`` and step 1) the trainer records, for each requested layer, the
 layer's first input and the gradient of the loss with respect to its output (``captures[name] = {"inputs":
-(..., d_in), "grad_outputs": (..., d_out)}``, float32, detached). Probes and the ``harness_train_step`` hook run
-after the backward pass and *before* the optimizer update, so weights, inputs and gradients all belong to the same
-point (what FACT needs); ``step`` is the number of the update about to be applied. The gradient is that of the
-loss the trainer minimises (usually a mean over the batch: see the fact probe for what that implies).
+(..., d_in), "grad_outputs": (..., d_out)}``, float32, detached). Probes and the ``harness_train_step`` hook
+run after the backward pass and *before* the optimizer update, so weights, inputs and gradients all belong to
+the same point (what FACT needs); ``step`` is the number of the update about to be applied. The gradient is
+that of the loss the trainer minimises (usually a mean over the batch: see the fact probe for what that
+implies).
 
 Determinism: the batch for step ``s`` is drawn by ``batches(s, generator)`` with a generator seeded from
-(seed, s), so a resumed run sees the very same batches without storing generator state; dropout uses the global
-torch RNG, whose state goes into every checkpoint with the model, optimizer, scheduler and step.
+(seed, s), so a resumed run sees the very same batches without storing generator state; dropout uses the
+global torch RNG, whose state goes into every checkpoint with the model, optimizer, scheduler and step.
 
 Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) the trainer joins the process group (gloo on CPU, nccl on
-CUDA), wraps the loss in DDP and gives rank r the r-th contiguous slice of every global batch; DDP averages the
-gradients, which equals the full-batch gradient when each slice counts the same number of loss positions. Only
-rank 0 logs, probes, evaluates and writes checkpoints.
+CUDA), wraps the loss in DDP and gives rank r the r-th contiguous slice of every global batch; DDP averages
+the gradients, which equals the full-batch gradient when each slice counts the same number of loss positions.
+Only rank 0 logs, probes, evaluates and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ class TrainConfig:
     """How to train; every field is recorded in checkpoints."""
 
     steps: int = 1000  # optimizer updates
-    batch_size: int = 32  # global batch: examples per step over all ranks (the batches callable must match it)
+    batch_size: int = (
+        32  # global batch: examples per step over all ranks (the batches callable must match it)
+    )
     lr: float = 3e-4  # peak learning rate
     weight_decay: float = 0.0  # AdamW: decoupled decay; SGD: L2 term lambda*theta added to the gradient
     optimizer: str = "adamw"  # "adamw" or "sgd"
@@ -60,7 +63,9 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between checkpoints in run_dir (0 = only at the end)
     eval_every: int = 0  # steps between evaluate() calls (0 = only at the end, when evaluate is given)
     log_every: int = 10  # steps between train-loss log points
-    early_stop_patience: int | None = None  # stop after this many evaluations without improvement (None = off)
+    early_stop_patience: int | None = (
+        None  # stop after this many evaluations without improvement (None = off)
+    )
     early_stop_metric: str = "eval_loss"  # key of evaluate()'s result watched by early stopping
     early_stop_mode: str = "min"  # "min" or "max": which direction is an improvement
     device: str = "cpu"  # "cpu" or "cuda"
@@ -69,8 +74,12 @@ class TrainConfig:
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
-        choices = {"optimizer": ("adamw", "sgd"), "schedule": ("cosine", "constant"),
-                   "dtype": ("float32", "bfloat16"), "early_stop_mode": ("min", "max")}
+        choices = {
+            "optimizer": ("adamw", "sgd"),
+            "schedule": ("cosine", "constant"),
+            "dtype": ("float32", "bfloat16"),
+            "early_stop_mode": ("min", "max"),
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise UsageError(f"{name} '{getattr(self, name)}': choose one of {', '.join(allowed)}")
@@ -81,7 +90,7 @@ class TrainConfig:
 
 
 def probes_from_context(ctx, **probe_args) -> list:
-    """The probe objects named by ``--probe`` (``ctx.probes``); pass them with ``probe_every=ctx.probe_every``.
+    """The probe objects named by ``--probe`` (``ctx.probes``); use with ``probe_every=ctx.probe_every``.
 
     ``probe_args`` go to every probe factory that accepts them (e.g. ``top=8`` for rank).
     """
@@ -121,7 +130,9 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     if config.schedule == "constant":
         return 1.0
     progress = (step - warmup_steps) / max(1, config.steps - warmup_steps)
-    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (
+        1 + math.cos(math.pi * min(1.0, progress))
+    )
 
 
 def default_loss(model, batch: dict):
@@ -144,7 +155,9 @@ class Captures:
         modules = dict(model.named_modules())
         missing = [n for n in names if n not in modules]
         if missing:
-            raise UsageError(f"probe asked for unknown layers {missing}; layer names are model.named_modules()")
+            raise UsageError(
+                f"probe asked for unknown layers {missing}; layer names are model.named_modules()"
+            )
         self.modules = {name: modules[name] for name in names}
         self.data: dict[str, dict] = {}
         self.handles = []
@@ -155,6 +168,7 @@ class Captures:
             record["inputs"] = inputs[0].detach().float()
             if output.requires_grad:
                 output.register_hook(lambda grad: record.__setitem__("grad_outputs", grad.detach().float()))
+
         return hook
 
     def __enter__(self):
@@ -218,10 +232,22 @@ class _State:
 class Trainer:
     """Trains ``model`` on ``batches(step, generator) -> dict of tensors``; see the module docstring."""
 
-    def __init__(self, model, config: TrainConfig, batches: Callable, loss_fn: Callable | None = None,
-                 run_dir: Path | None = None, log: Callable | None = None, probes: list = (),
-                 probe_every: int = 100, evaluate: Callable | None = None, hooks: Any = None,
-                 progress: bool = True, tokenizer=None, model_extra: dict | None = None):
+    def __init__(
+        self,
+        model,
+        config: TrainConfig,
+        batches: Callable,
+        loss_fn: Callable | None = None,
+        run_dir: Path | None = None,
+        log: Callable | None = None,
+        probes: list = (),
+        probe_every: int = 100,
+        evaluate: Callable | None = None,
+        hooks: Any = None,
+        progress: bool = True,
+        tokenizer=None,
+        model_extra: dict | None = None,
+    ):
         self.model = model
         self.config = config
         self.batches = batches
@@ -237,29 +263,35 @@ class Trainer:
         self.model_extra = model_extra or {}
         self.dist = _init_distributed(config)
         if config.batch_size % self.dist.world:
-            raise UsageError(f"batch_size {config.batch_size} is not divisible by the {self.dist.world} processes")
+            raise UsageError(
+                f"batch_size {config.batch_size} is not divisible by the {self.dist.world} processes"
+            )
         self.device = config.device
         if self.device.startswith("cuda") and self.dist.world > 1:
             self.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         self.state = _State()
         self.history: list[dict] = []
 
-    # setup ------------------------------------------------------------------------------------------------------
+    # setup --------------------------------------------------------------------------------------------------
     def _build(self):
         import torch
 
         self.model.to(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if self.config.no_decay_1d:
-            groups = [{"params": [p for p in params if p.dim() >= 2]},
-                      {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+            groups = [
+                {"params": [p for p in params if p.dim() >= 2]},
+                {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+            ]
         else:
             groups = [{"params": params}]
         c = self.config
         if c.optimizer == "adamw":
             self.optimizer = torch.optim.AdamW(groups, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay)
         else:
-            self.optimizer = torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+            self.optimizer = torch.optim.SGD(
+                groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
+            )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, c))
         self.loss_module = _loss_module(self.model, self.loss_fn)
         if self.dist.world > 1:
@@ -273,8 +305,9 @@ class Trainer:
     def _autocast(self):
         import torch
 
-        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
-                              enabled=self.config.dtype == "bfloat16")
+        return torch.autocast(
+            torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.config.dtype == "bfloat16"
+        )
 
     def generator(self, step: int):
         """The generator that draws the batch of ``step`` (seeded from the run seed and the step)."""
@@ -283,19 +316,19 @@ class Trainer:
         return torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
 
     def _shard(self, batch: dict) -> dict:
-        """This rank's contiguous slice of every tensor whose first dimension is the global batch, on device."""
+        """This rank's contiguous slice of each tensor whose first dim is the global batch, on device."""
         per = self.config.batch_size // self.dist.world
         lo = self.dist.rank * per
         out = {}
         for key, value in batch.items():
             if hasattr(value, "to"):
                 if self.dist.world > 1 and value.dim() > 0 and value.shape[0] == self.config.batch_size:
-                    value = value[lo: lo + per]
+                    value = value[lo : lo + per]
                 value = value.to(self.device, non_blocking=True)
             out[key] = value
         return out
 
-    # checkpoints ------------------------------------------------------------------------------------------------
+    # checkpoints --------------------------------------------------------------------------------------------
     @property
     def checkpoint_dir(self) -> Path | None:
         return self.run_dir / "checkpoint" if self.run_dir is not None else None
@@ -306,10 +339,15 @@ class Trainer:
 
         from harness.models.checkpoint import model_spec, write_dir_atomic, write_model_files
 
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                 "state": asdict(self.state), "config": asdict(self.config)}
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "state": asdict(self.state),
+            "config": asdict(self.config),
+        }
 
         def write(folder: Path):
             torch.save(state, folder / STATE_FILE)
@@ -317,7 +355,9 @@ class Trainer:
                 model_spec(self.model)
             except TypeError:
                 return  # not a harness.models class: the training state alone is enough to resume
-            write_model_files(folder, self.model, self.tokenizer, {**self.model_extra, "step": self.state.step})
+            write_model_files(
+                folder, self.model, self.tokenizer, {**self.model_extra, "step": self.state.step}
+            )
 
         write_dir_atomic(self.checkpoint_dir, write)
 
@@ -363,7 +403,7 @@ class Trainer:
             takes_trainer = "trainer" in inspect.signature(probe.start).parameters
             probe.start(model, trainer=self) if takes_trainer else probe.start(model)
 
-    # logging ----------------------------------------------------------------------------------------------------
+    # logging ------------------------------------------------------------------------------------------------
     def _log(self, step: int, values: dict) -> None:
         if not values or not self.dist.main:
             return
@@ -381,7 +421,9 @@ class Trainer:
         for probe in self.probes:
             values.update(probe(step, self.model, batch, captures) or {})
         if self.hooks is not None:
-            for result in self.hooks.harness_train_step(step=step, model=self.model, batch=batch, captures=captures):
+            for result in self.hooks.harness_train_step(
+                step=step, model=self.model, batch=batch, captures=captures
+            ):
                 values.update(result or {})
         self._log(step, values)
 
@@ -397,22 +439,27 @@ class Trainer:
             return
         metric = self.config.early_stop_metric
         if metric not in values:
-            raise UsageError(f"early stopping watches '{metric}' but evaluate() returned {sorted(values)}; "
-                             "set early_stop_metric to one of them")
+            raise UsageError(
+                f"early stopping watches '{metric}' but evaluate() returned {sorted(values)}; "
+                "set early_stop_metric to one of them"
+            )
         value = values[metric]
-        better = self.state.best is None or (value < self.state.best if self.config.early_stop_mode == "min"
-                                             else value > self.state.best)
+        better = self.state.best is None or (
+            value < self.state.best if self.config.early_stop_mode == "min" else value > self.state.best
+        )
         if better:
             self.state.best, self.state.bad_evals = value, 0
         else:
             self.state.bad_evals += 1
             self.state.stopped_early = self.state.bad_evals >= self.config.early_stop_patience
 
-    # the loop ---------------------------------------------------------------------------------------------------
+    # the loop -----------------------------------------------------------------------------------------------
     def _layers(self) -> list[str]:
         names = []
         for probe in self.probes:
-            names += [n for n in (probe.layers(self.model) if hasattr(probe, "layers") else []) if n not in names]
+            names += [
+                n for n in (probe.layers(self.model) if hasattr(probe, "layers") else []) if n not in names
+            ]
         return names
 
     def _step(self, step: int, batch: dict, probing: bool) -> float:
@@ -457,15 +504,23 @@ class Trainer:
         c = self.config
         start, tokens, losses = self.state.step, 0, []
         began = time.perf_counter()
-        bar = tqdm(total=c.steps, initial=start, desc="train", unit="step",
-                   disable=not (self.progress and self.dist.main))
+        bar = tqdm(
+            total=c.steps,
+            initial=start,
+            desc="train",
+            unit="step",
+            disable=not (self.progress and self.dist.main),
+        )
         for step in range(start + 1, c.steps + 1):
             if self.state.stopped_early:
                 break
             batch = self.batches(step, self.generator(step))
             tokens += count_tokens(batch)
-            probing = bool(self.probes or self.hooks) and self.dist.main and (step % self.probe_every == 0
-                                                                               or step == 1)
+            probing = (
+                bool(self.probes or self.hooks)
+                and self.dist.main
+                and (step % self.probe_every == 0 or step == 1)
+            )
             losses.append(self._step(step, self._shard(batch), probing))
             self.state.step = step
             bar.update(1)
@@ -473,25 +528,44 @@ class Trainer:
                 self.state.last_loss = self._mean_across_ranks(float(torch.stack(losses).float().mean()))
                 losses = []
                 rate = tokens / max(time.perf_counter() - began, 1e-9)
-                self._log(step, {"train_loss": self.state.last_loss, "lr": self.scheduler.get_last_lr()[0],
-                                 "tokens_per_s": rate})
+                self._log(
+                    step,
+                    {
+                        "train_loss": self.state.last_loss,
+                        "lr": self.scheduler.get_last_lr()[0],
+                        "tokens_per_s": rate,
+                    },
+                )
                 bar.set_postfix(loss=f"{self.state.last_loss:.4f}", tok_s=f"{rate:,.0f}")
             if self.evaluate is not None and self.dist.main and c.eval_every and step % c.eval_every == 0:
                 self._evaluate(step)
             self._broadcast_stop()
-            if self.checkpoint_dir is not None and self.dist.main and c.checkpoint_every and \
-                    step % c.checkpoint_every == 0:
+            if (
+                self.checkpoint_dir is not None
+                and self.dist.main
+                and c.checkpoint_every
+                and step % c.checkpoint_every == 0
+            ):
                 self.save_checkpoint()
         bar.close()
         elapsed = time.perf_counter() - began
-        if self.evaluate is not None and self.dist.main and not (c.eval_every and self.state.step % c.eval_every == 0):
+        if (
+            self.evaluate is not None
+            and self.dist.main
+            and not (c.eval_every and self.state.step % c.eval_every == 0)
+        ):
             self._evaluate(self.state.step)
         if self.checkpoint_dir is not None and self.dist.main:
             self.save_checkpoint()
             self._plot()
-        return {"train_loss": self.state.last_loss, "tokens_per_s": tokens / max(elapsed, 1e-9),
-                "steps": self.state.step, "train_time_s": elapsed, "stopped_early": float(self.state.stopped_early),
-                **self.state.last_eval}
+        return {
+            "train_loss": self.state.last_loss,
+            "tokens_per_s": tokens / max(elapsed, 1e-9),
+            "steps": self.state.step,
+            "train_time_s": elapsed,
+            "stopped_early": float(self.state.stopped_early),
+            **self.state.last_eval,
+        }
 
     def _broadcast_stop(self) -> None:
         """Rank 0 decides early stopping; the others follow so every process leaves the loop together."""
@@ -518,7 +592,7 @@ class Trainer:
 def group_series(records: list[dict]) -> dict[str, dict[str, tuple[list, list]]]:
     """Group logged keys into plots: ``probe/a/b/stat3`` goes to plot ``probe_stat`` as line ``a/b/3``.
 
-    A record repeated for a step (a resumed run re-logs the steps after its last checkpoint) keeps its last value.
+    A key logged twice for a step (a resumed run re-logs the steps after its last checkpoint) keeps the last.
     """
     import re
 
@@ -549,5 +623,7 @@ def plot_series(folder: Path, records: list[dict], max_lines: int = 16) -> list[
             continue
         shown = dict(list(series.items())[:max_lines])
         name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in plot)
-        paths.append(plot_lines(Path(folder) / f"train_{name}.png", shown, xlabel="step", ylabel=plot, title=plot))
+        paths.append(
+            plot_lines(Path(folder) / f"train_{name}.png", shown, xlabel="step", ylabel=plot, title=plot)
+        )
     return paths

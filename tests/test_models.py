@@ -6,8 +6,15 @@ import pytest
 import torch
 
 from harness.errors import UsageError
-from harness.models import (MLP, ModelConfig, ResidualMLP, WordTokenizer, build_model, load_checkpoint_dir,
-                            save_checkpoint_dir)
+from harness.models import (
+    MLP,
+    ModelConfig,
+    ResidualMLP,
+    WordTokenizer,
+    build_model,
+    load_checkpoint_dir,
+    save_checkpoint_dir,
+)
 from harness.registry import Plugins, get_plugins, set_plugins
 
 
@@ -21,7 +28,9 @@ def one_thread():
 
 
 def tiny(**overrides) -> ModelConfig:
-    return ModelConfig(**{"vocab_size": 20, "n_layer": 2, "n_head": 2, "d_model": 16, "max_seq_len": 12, **overrides})
+    return ModelConfig(
+        **{"vocab_size": 20, "n_layer": 2, "n_head": 2, "d_model": 16, "max_seq_len": 12, **overrides}
+    )
 
 
 @pytest.mark.parametrize("positions", ["learned", "rotary"])
@@ -39,7 +48,7 @@ def test_lm_shapes_and_no_attention_to_the_future(positions):
 
 
 def test_positions_matter():
-    """Without positions a causal model could still count; with them, swapping two early tokens changes the end."""
+    """With positions, swapping two early tokens changes the last logits."""
     torch.manual_seed(0)
     for positions in ("learned", "rotary"):
         model = build_model(tiny(positions=positions)).eval()
@@ -48,8 +57,9 @@ def test_positions_matter():
         assert not torch.allclose(model(ids)[0, -1], model(swapped)[0, -1])
 
 
-@pytest.mark.parametrize("head,n_outputs,targets", [("cls", 3, torch.tensor([0, 2])),
-                                                     ("regression", 2, torch.randn(2, 2))])
+@pytest.mark.parametrize(
+    "head,n_outputs,targets", [("cls", 3, torch.tensor([0, 2])), ("regression", 2, torch.randn(2, 2))]
+)
 def test_cls_and_regression_heads(head, n_outputs, targets):
     model = build_model(tiny(head=head, n_outputs=n_outputs))
     ids = torch.randint(0, 20, (2, 7))

@@ -22,8 +22,11 @@ def one_thread():
 def lm(tmp_path):
     torch.manual_seed(0)
     tok = WordTokenizer(["a", "b", "c", "d"])
-    model = build_model(ModelConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=2, d_model=16, max_seq_len=10,
-                                    positions="rotary"))
+    model = build_model(
+        ModelConfig(
+            vocab_size=tok.vocab_size, n_layer=1, n_head=2, d_model=16, max_seq_len=10, positions="rotary"
+        )
+    )
     save_checkpoint_dir(tmp_path / "run" / "checkpoint", model, tok, {"add_bos": True})
     return load(f"scratch:{tmp_path / 'run'}")
 
@@ -66,8 +69,9 @@ def test_sampling_is_seeded_and_stops(lm):
     assert all(len(c.token_ids) == 5 and len(c.logprobs) == 5 for c in first[0])
     text = first[0][0].text
     stop = text.split()[1]
-    stopped = lm.generate(["a"], SamplingParams(temperature=1.0, max_tokens=5, seed=7, ignore_eos=True,
-                                                stop=(stop,)))[0][0]
+    stopped = lm.generate(
+        ["a"], SamplingParams(temperature=1.0, max_tokens=5, seed=7, ignore_eos=True, stop=(stop,))
+    )[0][0]
     assert stopped.finish_reason == "stop" and stop not in stopped.text
 
 

@@ -1,4 +1,4 @@
-"""The Trainer: determinism, resume after an interruption, DDP, evaluation, early stopping, probes and hooks."""
+"""The Trainer: determinism, resume after an interruption, DDP, evaluation, early stopping, probes, hooks."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ def new_model(seed=0):
 
 
 def train(run_dir=None, steps=12, seed=0, batches=copy_task, lr=1e-2, **kwargs):
-    config = TrainConfig(steps=steps, batch_size=8, lr=lr, warmup=0.2, seed=seed, log_every=4,
-                         checkpoint_every=4, **kwargs)
+    config = TrainConfig(
+        steps=steps, batch_size=8, lr=lr, warmup=0.2, seed=seed, log_every=4, checkpoint_every=4, **kwargs
+    )
     model = new_model()
     trainer = Trainer(model, config, batches, run_dir=run_dir, progress=False)
     return model, trainer.fit()
@@ -113,7 +114,9 @@ def test_evaluation_and_early_stopping():
     metrics = Trainer(new_model(), config, copy_task, evaluate=evaluate, progress=False).fit()
     assert calls == [2, 4, 6] and metrics["steps"] == 6 and metrics["stopped_early"] == 1.0
     with pytest.raises(UsageError, match="early_stop_metric"):
-        config = TrainConfig(steps=4, batch_size=8, eval_every=2, early_stop_patience=2, early_stop_metric="acc")
+        config = TrainConfig(
+            steps=4, batch_size=8, eval_every=2, early_stop_patience=2, early_stop_metric="acc"
+        )
         Trainer(new_model(), config, copy_task, evaluate=evaluate, progress=False).fit()
 
 
@@ -139,9 +142,21 @@ def test_probes_and_hooks_see_captures_on_probe_steps(tmp_path):
     plugins = Plugins(extra_modules=["harness_testcomponents"], use_entry_points=False)
     logged = []
     config = TrainConfig(steps=6, batch_size=8, log_every=3)
-    Trainer(new_model(), config, copy_task, probes=[probe], probe_every=3, hooks=plugins.hook,
-            log=lambda step, values: logged.append((step, values)), progress=False).fit()
-    assert probe.seen == [(1, (8, 8, 16), (8, 8, 64)), (3, (8, 8, 16), (8, 8, 64)), (6, (8, 8, 16), (8, 8, 64))]
+    Trainer(
+        new_model(),
+        config,
+        copy_task,
+        probes=[probe],
+        probe_every=3,
+        hooks=plugins.hook,
+        log=lambda step, values: logged.append((step, values)),
+        progress=False,
+    ).fit()
+    assert probe.seen == [
+        (1, (8, 8, 16), (8, 8, 64)),
+        (3, (8, 8, 16), (8, 8, 64)),
+        (6, (8, 8, 16), (8, 8, 64)),
+    ]
     hook_steps = [s for s, v in logged if "hook/captured_layers" in v]
     assert hook_steps == [1, 3, 6]
     assert all(v["hook/captured_layers"] == 1.0 for s, v in logged if "hook/captured_layers" in v)
@@ -150,8 +165,12 @@ def test_probes_and_hooks_see_captures_on_probe_steps(tmp_path):
 def test_probes_from_context_and_plot_groups():
     ctx = SimpleNamespace(probes=["rank", "fact"], probe_every=5)
     assert [p.name for p in probes_from_context(ctx, top=2)] == ["rank", "fact"]
-    groups = group_series([{"step": 1, "rank/L0.H1/qk/sv0": 1.0, "rank/L0.H1/qk/stable_rank": 1.0},
-                           {"step": 2, "train_loss": 3.0}])
+    groups = group_series(
+        [
+            {"step": 1, "rank/L0.H1/qk/sv0": 1.0, "rank/L0.H1/qk/stable_rank": 1.0},
+            {"step": 2, "train_loss": 3.0},
+        ]
+    )
     assert set(groups) == {"rank_sv", "rank_stable_rank", "train_loss"}
     assert list(groups["rank_sv"]) == ["L0.H1/qk/0"]
 
@@ -196,12 +215,33 @@ def test_ddp_two_processes_match_one_process(tmp_path):
     script.write_text(DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
-    single = subprocess.run([sys.executable, str(script), str(tmp_path / "one.pt")], env=env,
-                            capture_output=True, text=True, timeout=300)
+    single = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "one.pt")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr
-    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(script), str(tmp_path / "two.pt")],
-                            env=env, capture_output=True, text=True, timeout=120)
+    double = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(free_port()),
+            str(script),
+            str(tmp_path / "two.pt"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert double.returncode == 0, double.stderr[-3000:]
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     for a, b in zip(one["weights"], two["weights"]):
@@ -213,4 +253,6 @@ def test_ddp_two_processes_match_one_process(tmp_path):
 
 def new_weights_of_script_init():
     torch.manual_seed(0)
-    return build_model(ModelConfig(vocab_size=12, n_layer=1, n_head=2, d_model=16, max_seq_len=8)).tok_emb.weight
+    return build_model(
+        ModelConfig(vocab_size=12, n_layer=1, n_head=2, d_model=16, max_seq_len=8)
+    ).tok_emb.weight

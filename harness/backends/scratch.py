@@ -1,10 +1,11 @@
 """``scratch:``: serve a model trained by the harness (a checkpoint folder or a run folder holding one).
 
 Generation recomputes the whole sequence each step (no KV cache: these models are small) but batches all rows
-of a request list: prompts are right-padded, each row reads the logits at its own last token, and causal attention
-means padding after a row's end never changes its logits. Sampling uses one generator per (prompt, sample index)
-seeded from ``params.seed``, so a prompt's samples do not depend on which other prompts share the batch.
-Sequences are cut to ``max_seq_len`` from the left; generation stops at ``max_seq_len`` total tokens.
+of a request list: prompts are right-padded, each row reads the logits at its own last token, and causal
+attention means padding after a row's end never changes its logits. Sampling uses one generator per (prompt,
+sample index) seeded from ``params.seed``, so a prompt's samples do not depend on which other prompts share
+the batch. Sequences are cut to ``max_seq_len`` from the left; generation stops at ``max_seq_len`` total
+tokens.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ def find_checkpoint(target: str) -> Path:
     for candidate in (path, path / "model", path / "checkpoint"):
         if (candidate / "config.json").exists() and (candidate / "model.safetensors").exists():
             return candidate
-    raise UsageError(f"scratch:{target}: no checkpoint (config.json + model.safetensors) in it, its model/ or "
-                     "checkpoint/; give a folder written by save_checkpoint_dir or the Trainer")
+    raise UsageError(
+        f"scratch:{target}: no checkpoint (config.json + model.safetensors) in it, its model/ or "
+        "checkpoint/; give a folder written by save_checkpoint_dir or the Trainer"
+    )
 
 
 class ScratchLM(LM):
@@ -34,8 +37,16 @@ class ScratchLM(LM):
 
     name = "scratch"
 
-    def __init__(self, module, tokenizer, extra: dict, fingerprint: str, device: str = "cpu",
-                 batch_size: int = 64, add_bos: bool | None = None):
+    def __init__(
+        self,
+        module,
+        tokenizer,
+        extra: dict,
+        fingerprint: str,
+        device: str = "cpu",
+        batch_size: int = 64,
+        add_bos: bool | None = None,
+    ):
         self.module = module.eval().to(device)
         self.tokenizer = tokenizer
         self.extra = extra
@@ -50,16 +61,25 @@ class ScratchLM(LM):
         from harness.models.checkpoint import load_checkpoint_dir
 
         if unused:
-            raise UsageError(f"scratch backend: unknown model args {sorted(unused)}; use device, batch_size, add_bos")
+            raise UsageError(
+                f"scratch backend: unknown model args {sorted(unused)}; use device, batch_size, add_bos"
+            )
         folder = find_checkpoint(target)
         model, tokenizer, extra = load_checkpoint_dir(folder, device=device)
         if tokenizer is None or getattr(model, "config", None) is None or model.config.head != "lm":
             raise UsageError(f"scratch:{target}: need a language model (head='lm') saved with its tokenizer")
         digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
-        return cls(model, tokenizer, extra, f"scratch:{digest}", device, int(batch_size),
-                   None if add_bos is None else str(add_bos).lower() in ("1", "true", "yes"))
+        return cls(
+            model,
+            tokenizer,
+            extra,
+            f"scratch:{digest}",
+            device,
+            int(batch_size),
+            None if add_bos is None else str(add_bos).lower() in ("1", "true", "yes"),
+        )
 
-    # white-box surface ------------------------------------------------------------------------------------------
+    # white-box surface --------------------------------------------------------------------------------------
     @property
     def embedding_matrix(self) -> torch.Tensor:
         return self.module.tok_emb.weight
@@ -81,7 +101,7 @@ class ScratchLM(LM):
     def _prefix(self) -> list[int]:
         return [self.tokenizer.bos_id] if self.add_bos and self.tokenizer.bos_id is not None else []
 
-    # requests ---------------------------------------------------------------------------------------------------
+    # requests -----------------------------------------------------------------------------------------------
     @torch.no_grad()
     def _logits(self, rows: list[list[int]]) -> torch.Tensor:
         """Log-probabilities (N, T_max, V) for right-padded rows."""
@@ -93,15 +113,17 @@ class ScratchLM(LM):
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         results = []
         for start in range(0, len(requests), self.batch_size):
-            chunk = requests[start: start + self.batch_size]
+            chunk = requests[start : start + self.batch_size]
             rows, spans = [], []
             for context, continuation in chunk:
                 ctx, cont = self._prefix() + self.encode(context), self.encode(continuation)
                 if not cont:
                     raise UsageError("loglikelihood: empty continuation")
                 if not ctx:
-                    raise UsageError("loglikelihood: empty context and no <bos> to condition on; add_bos=true")
-                row = (ctx + cont)[-self.max_len:]
+                    raise UsageError(
+                        "loglikelihood: empty context and no <bos> to condition on; add_bos=true"
+                    )
+                row = (ctx + cont)[-self.max_len :]
                 rows.append(row)
                 spans.append(len(cont))
             logprobs = self._logits(rows)
@@ -122,7 +144,7 @@ class ScratchLM(LM):
             tokens = [self.tokenizer.bos_id] + self.encode(text)
             pairs = []
             for start in range(1, len(tokens), self.max_len - 1):
-                window = tokens[start - 1: start - 1 + self.max_len]
+                window = tokens[start - 1 : start - 1 + self.max_len]
                 pairs.append((window, len(window) - 1))
             total = 0.0
             for window, n in pairs:
@@ -136,9 +158,10 @@ class ScratchLM(LM):
         rows = [(p, j) for p in range(len(prompts)) for j in range(params.n)]
         done: dict[tuple[int, int], Completion] = {}
         for start in range(0, len(rows), self.batch_size):
-            chunk = rows[start: start + self.batch_size]
-            for key, completion in zip(chunk, self._generate_rows([prompts[p] for p, _ in chunk],
-                                                                  [j for _, j in chunk], params)):
+            chunk = rows[start : start + self.batch_size]
+            for key, completion in zip(
+                chunk, self._generate_rows([prompts[p] for p, _ in chunk], [j for _, j in chunk], params)
+            ):
                 done[key] = completion
         return [[done[(p, j)] for j in range(params.n)] for p in range(len(prompts))]
 
@@ -163,11 +186,12 @@ class ScratchLM(LM):
 
     @torch.no_grad()
     def _generate_rows(self, prompts: list[str], sample_index: list[int], params: SamplingParams):
-        seqs = [(self._prefix() + self.encode(p))[-(self.max_len - 1):] for p in prompts]
+        seqs = [(self._prefix() + self.encode(p))[-(self.max_len - 1) :] for p in prompts]
         if not all(seqs):
             raise UsageError("generate: empty prompt and no <bos> to start from; pass add_bos=true")
-        generators = [torch.Generator().manual_seed(((params.seed or 0) * 1_000_003 + j) % 2**63)
-                      for j in sample_index]
+        generators = [
+            torch.Generator().manual_seed(((params.seed or 0) * 1_000_003 + j) % 2**63) for j in sample_index
+        ]
         outs = [Completion(text="") for _ in prompts]
         active = list(range(len(prompts)))
         for _ in range(params.max_tokens):

@@ -20,8 +20,12 @@ def _part(name: str):
 
 @hookimpl
 def harness_register_components(register):
-    register("attention", "sdpa", _part("sdpa_attention"),
-             description="multi-head causal self-attention (PyTorch SDPA), learned or rotary positions")
+    register(
+        "attention",
+        "sdpa",
+        _part("sdpa_attention"),
+        description="multi-head causal self-attention (PyTorch SDPA), learned or rotary positions",
+    )
     register("ffn", "gelu", _part("gelu_ffn"), description="Linear -> GELU (tanh) -> Linear")
     register("ffn", "relu", _part("relu_ffn"), description="Linear -> ReLU -> Linear")
     register("ffn", "swiglu", _part("swiglu_ffn"), description="gated SiLU FFN of Llama/Mistral")

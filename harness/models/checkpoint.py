@@ -1,6 +1,7 @@
 """Model checkpoint folders: ``config.json`` (class + constructor settings), ``model.safetensors``,
-``tokenizer.json`` (when there is one) and ``extra.json``. A folder is written beside its final place and renamed
-in, so a kill leaves either the old folder or the new one (a leftover ``<dir>.old`` is used when ``<dir>`` is gone).
+``tokenizer.json`` (when there is one) and ``extra.json``. A folder is written beside its final place and
+renamed in, so a kill leaves either the old folder or the new one (a leftover ``<dir>.old`` is used when
+``<dir>`` is gone).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ def model_spec(model) -> dict:
         return {"class": "Transformer", "config": model.config.to_dict()}
     if isinstance(model, (MLP, ResidualMLP)):
         return {"class": type(model).__name__, "config": dict(model.init_args)}
-    raise TypeError(f"cannot save a {type(model).__name__}: only harness.models classes have a checkpoint format")
+    raise TypeError(
+        f"cannot save a {type(model).__name__}: only harness.models classes have a checkpoint format"
+    )
 
 
 def model_from_spec(spec: dict):
@@ -36,7 +39,7 @@ def model_from_spec(spec: dict):
 
 
 def write_dir_atomic(path: Path, write) -> Path:
-    """Call ``write(tmp_dir)`` then swap the folder in: <path>.tmp -> <path>, the previous one kept as .old meanwhile."""
+    """Call ``write(tmp_dir)``, then swap the folder in (.tmp -> final name; the old one kept as .old)."""
     path = Path(path)
     tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -70,7 +73,7 @@ def write_model_files(folder: Path, model, tokenizer=None, extra: dict | None = 
 
 
 def save_checkpoint_dir(path, model, tokenizer=None, extra: dict | None = None) -> Path:
-    """Write ``model`` (a harness.models class), its tokenizer and ``extra`` (JSON-able) into folder ``path``."""
+    """Write ``model`` (a harness.models class), its tokenizer and JSON-able ``extra`` into ``path``."""
     model = getattr(model, "module", model)  # unwrap DDP
     return write_dir_atomic(Path(path), lambda tmp: write_model_files(tmp, model, tokenizer, extra))
 
@@ -83,7 +86,9 @@ def load_checkpoint_dir(path, device: str = "cpu"):
 
     folder = existing_dir(Path(path))
     if folder is None or not (folder / "config.json").exists():
-        raise UsageError(f"{path}: no checkpoint folder (config.json + model.safetensors) there; check the path")
+        raise UsageError(
+            f"{path}: no checkpoint folder (config.json + model.safetensors) there; check the path"
+        )
     model = model_from_spec(json.loads((folder / "config.json").read_text()))
     model.load_state_dict(load_file(str(folder / "model.safetensors"), device=device))
     model.to(device)

@@ -1,8 +1,8 @@
 """The built-in parts a :class:`harness.models.Transformer` is assembled from.
 
 Every part is built by a factory ``factory(config, layer_index) -> nn.Module`` looked up by name in the
-``components`` registry (``attention:sdpa``, ``ffn:gelu``, ``norm:layernorm``, ...), so a plugin adds a variant
-without touching the model. The contract for each kind:
+``components`` registry (``attention:sdpa``, ``ffn:gelu``, ``norm:layernorm``, ...), so a plugin adds a
+variant without touching the model. The contract for each kind:
 
 - ``attention``: ``forward(x: (B, T, C)) -> (B, T, C)``, causal when ``config.causal``; rotary positions, when
   ``config.positions == "rotary"``, are the attention's job (use :class:`Rotary`). The rank probe reads
@@ -68,11 +68,17 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.split_heads(self.q_proj(x)), self.split_heads(self.k_proj(x)), self.split_heads(self.v_proj(x))
+        q, k, v = (
+            self.split_heads(self.q_proj(x)),
+            self.split_heads(self.k_proj(x)),
+            self.split_heads(self.v_proj(x)),
+        )
         if self.rotary is not None:
             q, k = self.rotary(q), self.rotary(k)
         dropout = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=dropout)  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=self.causal, dropout_p=dropout
+        )  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.o_proj(y)
 

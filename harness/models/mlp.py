@@ -21,7 +21,9 @@ def _activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def _loss(out: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor | None, task: str) -> torch.Tensor:
+def _loss(
+    out: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor | None, task: str
+) -> torch.Tensor:
     """Mean over examples: cross-entropy for classification; for regression 1/2 * squared error summed over
     outputs (the 1/2 keeps the gradient equal to the residual, as in the FACT paper's square loss)."""
     if task == "classification":
@@ -37,11 +39,28 @@ def _loss(out: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor | No
 class MLP(nn.Module):
     """``depth`` linear layers (``layers.0`` ... ) with an activation between them."""
 
-    def __init__(self, d_in: int, d_hidden: int, d_out: int, depth: int = 2, activation: str = "relu",
-                 bias: bool = False, init_scale: float = 1.0, task: str = "regression"):
+    def __init__(
+        self,
+        d_in: int,
+        d_hidden: int,
+        d_out: int,
+        depth: int = 2,
+        activation: str = "relu",
+        bias: bool = False,
+        init_scale: float = 1.0,
+        task: str = "regression",
+    ):
         super().__init__()
-        self.init_args = dict(d_in=d_in, d_hidden=d_hidden, d_out=d_out, depth=depth, activation=activation,
-                              bias=bias, init_scale=init_scale, task=task)
+        self.init_args = dict(
+            d_in=d_in,
+            d_hidden=d_hidden,
+            d_out=d_out,
+            depth=depth,
+            activation=activation,
+            bias=bias,
+            init_scale=init_scale,
+            task=task,
+        )
         self.task = task
         widths = [d_in] + [d_hidden] * (depth - 1) + [d_out]
         self.layers = nn.ModuleList(nn.Linear(a, b, bias=bias) for a, b in zip(widths[:-1], widths[1:]))
@@ -62,20 +81,46 @@ class MLP(nn.Module):
 
 
 class ResidualMLP(nn.Module):
-    """``in_proj`` -> ``depth`` residual blocks ``h + W2 act(W1 h)`` (``blocks.i.0``, ``blocks.i.2``) -> ``out_proj``."""
+    """``in_proj`` -> ``depth`` residual blocks ``h + W2 act(W1 h)`` -> ``out_proj``.
 
-    def __init__(self, d_in: int, d_model: int, d_out: int, depth: int = 2, d_hidden: int | None = None,
-                 activation: str = "relu", bias: bool = False, init_scale: float = 1.0, task: str = "regression"):
+    W1 and W2 of block i are the modules ``blocks.i.0`` and ``blocks.i.2``.
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        d_model: int,
+        d_out: int,
+        depth: int = 2,
+        d_hidden: int | None = None,
+        activation: str = "relu",
+        bias: bool = False,
+        init_scale: float = 1.0,
+        task: str = "regression",
+    ):
         super().__init__()
         d_hidden = d_hidden or d_model
-        self.init_args = dict(d_in=d_in, d_model=d_model, d_out=d_out, depth=depth, d_hidden=d_hidden,
-                              activation=activation, bias=bias, init_scale=init_scale, task=task)
+        self.init_args = dict(
+            d_in=d_in,
+            d_model=d_model,
+            d_out=d_out,
+            depth=depth,
+            d_hidden=d_hidden,
+            activation=activation,
+            bias=bias,
+            init_scale=init_scale,
+            task=task,
+        )
         self.task = task
         self.in_proj = nn.Linear(d_in, d_model, bias=bias)
         self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Linear(d_model, d_hidden, bias=bias), _activation(activation),
-                          nn.Linear(d_hidden, d_model, bias=bias))
-            for _ in range(depth))
+            nn.Sequential(
+                nn.Linear(d_model, d_hidden, bias=bias),
+                _activation(activation),
+                nn.Linear(d_hidden, d_model, bias=bias),
+            )
+            for _ in range(depth)
+        )
         self.out_proj = nn.Linear(d_model, d_out, bias=bias)
         with torch.no_grad():
             for param in self.parameters():

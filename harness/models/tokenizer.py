@@ -10,8 +10,8 @@ from harness.errors import UsageError
 class WordTokenizer:
     """One id per word: the specials first (``<pad>`` = 0, ``<bos>``, ``<eos>`` by default), then ``tokens``.
 
-    ``encode`` splits on whitespace; a word outside the vocabulary maps to ``<unk>`` when that is a special, else
-    it is an error (silently merging unknown words would corrupt a synthetic task).
+    ``encode`` splits on whitespace; a word outside the vocabulary maps to ``<unk>`` when that is a special,
+    else it is an error (silently merging unknown words would corrupt a synthetic task).
     """
 
     def __init__(self, tokens: list[str], specials: tuple[str, ...] = ("<pad>", "<bos>", "<eos>")):
@@ -50,7 +50,9 @@ class WordTokenizer:
             elif unk is not None:
                 ids.append(unk)
             else:
-                raise UsageError(f"word '{word}' is not in the tokenizer's vocabulary; add it to the token list")
+                raise UsageError(
+                    f"word '{word}' is not in the tokenizer's vocabulary; add it to the token list"
+                )
         return ids
 
     def decode(self, ids, skip_specials: bool = False) -> str:
@@ -60,7 +62,7 @@ class WordTokenizer:
         return " ".join(words)
 
     def to_json(self) -> str:
-        return json.dumps({"specials": list(self.specials), "tokens": self.tokens[len(self.specials):]})
+        return json.dumps({"specials": list(self.specials), "tokens": self.tokens[len(self.specials) :]})
 
     @classmethod
     def from_json(cls, text: str) -> WordTokenizer:

@@ -23,5 +23,11 @@ def fact_probe(weight_decay: float | None = None, fact_layers: list[str] | None 
 
 @hookimpl
 def harness_register_probes(register):
-    register("rank", rank_probe, description="per layer/head: spectrum and stable rank of change in W_Q W_K^T, W_V W_O")
-    register("fact", fact_probe, description="per linear layer: correlation of W^T W with the FACT right-hand side")
+    register(
+        "rank",
+        rank_probe,
+        description="per layer/head: spectrum and stable rank of change in W_Q W_K^T, W_V W_O",
+    )
+    register(
+        "fact", fact_probe, description="per linear layer: correlation of W^T W with the FACT right-hand side"
+    )

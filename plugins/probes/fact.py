@@ -6,17 +6,18 @@ At a stationary point of L(theta) + (lambda/2)||theta||^2, with L = (1/n) sum_i 
     W^T W = -(1/(n lambda)) sum_i (W^T g_i) h_i^T,      g_i = d loss_i / d(W h_i).
 
 The trainer captures each layer's inputs h_i and the gradient of the loss it minimises with respect to the
-layer's output. For the usual mean loss that captured gradient is g_i / n, so the right-hand side is computed as
--(1/lambda) W^T sum_i G_i h_i^T with G the captured gradient — no extra 1/n (it is already in G). Every row of a
-(B, T, d) input is one i (a token position of a sequence model). This equals -(1/lambda) W^T grad_W L.
+layer's output. For the usual mean loss that captured gradient is g_i / n, so the right-hand side is computed
+as -(1/lambda) W^T sum_i G_i h_i^T with G the captured gradient — no extra 1/n (it is already in G). Every row
+of a (B, T, d) input is one i (a token position of a sequence model). This equals -(1/lambda) W^T grad_W L.
 
 Logged per layer: ``fact/<layer>/corr`` — the Pearson correlation of the flattened matrices W^T W and the
 right-hand side, as in the paper; ``fact/<layer>/cos`` — their cosine similarity (uncentred); and
-``fact/<layer>/residual`` — ||lhs - rhs||_F / ||lhs||_F, which also checks the scale (nan without weight decay).
+``fact/<layer>/residual`` — ||lhs - rhs||_F / ||lhs||_F, which also checks the scale (nan without weight
+decay).
 
 lambda is the probe's ``weight_decay`` when given, else the trainer's ``config.weight_decay`` (read in
-``start``). The theorem is about L2 regularisation, i.e. SGD's ``weight_decay``; AdamW's decoupled decay reaches a
-different stationary point, so expect a lower correlation there.
+``start``). The theorem is about L2 regularisation, i.e. SGD's ``weight_decay``; AdamW's decoupled decay
+reaches a different stationary point, so expect a lower correlation there.
 """
 
 from __future__ import annotations
@@ -55,11 +56,16 @@ class FactProbe:
         if self.layer_names:
             return list(self.layer_names)
         embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
-        return [name for name, m in model.named_modules()
-                if isinstance(m, torch.nn.Linear) and id(m.weight) not in embeddings]
+        return [
+            name
+            for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and id(m.weight) not in embeddings
+        ]
 
     @torch.no_grad()
-    def layer_values(self, weight: torch.Tensor, inputs: torch.Tensor, grads: torch.Tensor) -> dict[str, float]:
+    def layer_values(
+        self, weight: torch.Tensor, inputs: torch.Tensor, grads: torch.Tensor
+    ) -> dict[str, float]:
         W = weight.float()  # (out, in)
         H = inputs.reshape(-1, W.shape[1])  # (n, in)
         G = grads.reshape(-1, W.shape[0])  # (n, out), gradient of the mean loss: g_i / n
@@ -71,14 +77,17 @@ class FactProbe:
 
     def __call__(self, step, model, batch, captures) -> dict[str, float]:
         if self.weight_decay is None:
-            raise UsageError("the fact probe needs the weight decay: run it in the Trainer or pass weight_decay")
+            raise UsageError(
+                "the fact probe needs the weight decay: run it in the Trainer or pass weight_decay"
+            )
         modules = dict(model.named_modules())
         values = {}
         for name in self.layers(model):
             record = captures.get(name, {})
             if "inputs" not in record or "grad_outputs" not in record:
                 continue  # the layer did not take part in this step's loss
-            for stat, value in self.layer_values(modules[name].weight, record["inputs"],
-                                                 record["grad_outputs"]).items():
+            for stat, value in self.layer_values(
+                modules[name].weight, record["inputs"], record["grad_outputs"]
+            ).items():
                 values[f"fact/{name}/{stat}"] = value
         return values

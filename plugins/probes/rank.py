@@ -1,12 +1,12 @@
 """The ``rank`` probe (incremental learning dynamics, arXiv 2306.07042).
 
 For every attention module exposing ``q_proj``, ``k_proj``, ``v_proj``, ``o_proj`` (``nn.Linear``, PyTorch's
-(out, in) layout) and ``n_head``, and for each head h, it follows the change since initialisation
-D = Delta(W_Q^h W_K^h^T) and D = Delta(W_V^h W_O^h), both (d_model, d_model) maps in the row-vector convention
-(q = x W_Q). It logs the top singular values of D and its stable rank ||D||_F^2 / ||D||_2^2 (0 when D = 0).
+(out, in) layout) and ``n_head``, and for each head h, it follows the change since initialisation D =
+Delta(W_Q^h W_K^h^T) and D = Delta(W_V^h W_O^h), both (d_model, d_model) maps in the row-vector convention (q
+= x W_Q). It logs the top singular values of D and its stable rank ||D||_F^2 / ||D||_2^2 (0 when D = 0).
 
-Keys: ``rank/L{layer}.H{head}/{qk|vo}/stable_rank`` and ``.../sv{i}`` (largest first). ``L{i}`` is the index of
-``blocks.{i}.attn``; another attention's key uses its module name.
+Keys: ``rank/L{layer}.H{head}/{qk|vo}/stable_rank`` and ``.../sv{i}`` (largest first). ``L{i}`` is the index
+of ``blocks.{i}.attn``; another attention's key uses its module name.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def stable_rank(singular_values: torch.Tensor) -> float:
     top = float(singular_values[0]) if singular_values.numel() else 0.0
     if top == 0.0:
         return 0.0
-    return float((singular_values ** 2).sum() / top ** 2)
+    return float((singular_values**2).sum() / top**2)
 
 
 class RankProbe:

@@ -46,25 +46,40 @@ def test_rank_probe_in_training(tmp_path):
         return {"input_ids": x, "targets": x}
 
     config = TrainConfig(steps=4, batch_size=4, lr=1e-2, log_every=2)
-    Trainer(model, config, batches, run_dir=tmp_path, probes=make_probes(["rank"]), probe_every=2,
-            progress=False).fit()
+    Trainer(
+        model, config, batches, run_dir=tmp_path, probes=make_probes(["rank"]), probe_every=2, progress=False
+    ).fit()
     text = (tmp_path / "metrics.jsonl").read_text()
     assert "rank/L0.H1/vo/stable_rank" in text
     assert (tmp_path / "train_rank_stable_rank.png").exists()
 
 
 def test_fact_correlation_is_low_early_and_near_one_at_stationarity():
-    """Full-batch plain GD with L2 weight decay on a smooth (tanh) MLP reaches a stationary point, where FACT holds."""
+    """Full-batch plain GD with L2 weight decay on a tanh MLP reaches a stationary point: FACT holds."""
     torch.manual_seed(0)
     X = torch.randn(64, 8)
     Y = X[:, :2].prod(-1, keepdim=True) + 0.5 * X[:, 2:3]
     model = MLP(8, 32, 1, depth=2, activation="tanh")
     logged = {}
-    config = TrainConfig(steps=1500, batch_size=64, lr=0.3, weight_decay=0.05, optimizer="sgd",
-                         schedule="constant", grad_clip=None, log_every=500)
-    Trainer(model, config, lambda step, g: {"input_ids": X, "targets": Y}, probes=make_probes(["fact"]),
-            probe_every=1500, log=lambda step, values: logged.setdefault(step, {}).update(values),
-            progress=False).fit()
+    config = TrainConfig(
+        steps=1500,
+        batch_size=64,
+        lr=0.3,
+        weight_decay=0.05,
+        optimizer="sgd",
+        schedule="constant",
+        grad_clip=None,
+        log_every=500,
+    )
+    Trainer(
+        model,
+        config,
+        lambda step, g: {"input_ids": X, "targets": Y},
+        probes=make_probes(["fact"]),
+        probe_every=1500,
+        log=lambda step, values: logged.setdefault(step, {}).update(values),
+        progress=False,
+    ).fit()
     for layer in ("layers.0", "layers.1"):
         assert abs(logged[1][f"fact/{layer}/corr"]) < 0.5
         assert logged[1500][f"fact/{layer}/corr"] > 0.95

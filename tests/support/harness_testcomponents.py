@@ -1,4 +1,4 @@
-"""A plugin used by the model tests: an attention variant and a train-step hook, registered from outside the core."""
+"""A plugin for the model tests: an attention variant and a train-step hook, from outside the core."""
 
 from __future__ import annotations
 

@@ -1,0 +1,151 @@
+"""Training throughput: our Trainer vs a Hugging Face MistralForCausalLM in a plain PyTorch loop, same shape.
+
+Configuration (the issue's): hidden 128, 4 layers, 4 heads, sequence 256, batch 64, CPU; vocabulary 512 (the
+size of our synthetic word languages; the issue leaves it open) and FFN 512. Both models are the same
+architecture: rotary positions, RMSNorm, SwiGLU FFN, no biases, untied head. Each side runs at each dtype
+(float32, bfloat16 autocast) and keeps its best; our MFU is model FLOPs (6 N + 12 L d T per token, PaLM's
+convention) over the matmul peak measured here at the dtype we won with. Last line: ``ratio R`` (our tokens/s
+over HF's).
+
+    python benchmarks/train_throughput.py [--steps 6] [--warmup 2] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+HIDDEN, LAYERS, HEADS, SEQ, BATCH, VOCAB, FFN = 128, 4, 4, 256, 64, 512, 512
+
+
+def batches(step: int, generator: torch.Generator) -> dict:
+    x = torch.randint(0, VOCAB, (BATCH, SEQ + 1), generator=generator)
+    return {"input_ids": x[:, :-1], "targets": x[:, 1:]}
+
+
+def ours(dtype: str, steps: int, warmup: int, compile: bool) -> float:
+    from harness.models import ModelConfig, build_model
+    from harness.training import TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    model = build_model(
+        ModelConfig(
+            vocab_size=VOCAB,
+            n_layer=LAYERS,
+            n_head=HEADS,
+            d_model=HIDDEN,
+            d_ff=FFN,
+            max_seq_len=SEQ,
+            positions="rotary",
+            ffn="swiglu",
+            norm="rmsnorm",
+            bias=False,
+        )
+    )
+    times = {}
+    config = TrainConfig(
+        steps=warmup + steps,
+        batch_size=BATCH,
+        lr=3e-4,
+        weight_decay=0.1,
+        dtype=dtype,
+        log_every=1,
+        compile=compile,
+    )
+    Trainer(
+        model,
+        config,
+        batches,
+        log=lambda step, values: times.setdefault(step, time.perf_counter()),
+        progress=False,
+    ).fit()
+    return steps * BATCH * SEQ / (times[warmup + steps] - times[warmup])
+
+
+def hf(dtype: str, steps: int, warmup: int) -> float:
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    config = MistralConfig(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=HEADS,
+        max_position_embeddings=SEQ,
+        tie_word_embeddings=False,
+        attn_implementation="sdpa",
+    )
+    model = MistralForCausalLM(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
+    generator = torch.Generator().manual_seed(0)
+    start = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        batch = batches(step, generator)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+            logits = model(input_ids=batch["input_ids"]).logits
+        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), batch["targets"].flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss.item()
+    return steps * BATCH * SEQ / (time.perf_counter() - start)
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """Best FLOP/s of a square matmul at ``dtype`` on this machine, now."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def flops_per_token() -> float:
+    per_layer = 4 * HIDDEN * HIDDEN + 3 * HIDDEN * FFN  # q, k, v, o; gate, up, down
+    matmul_params = LAYERS * per_layer + HIDDEN * VOCAB  # + lm head
+    return 6 * matmul_params + 12 * LAYERS * HIDDEN * SEQ
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="also try our Trainer with torch.compile")
+    args = parser.parse_args()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; hidden {HIDDEN}, {LAYERS} layers, "
+        f"{HEADS} heads, seq {SEQ}, batch {BATCH}, vocab {VOCAB}"
+    )
+    results = {}
+    for dtype in ("float32", "bfloat16"):
+        results[("hf", dtype)] = hf(dtype, args.steps, args.warmup)
+        print(f"hf    {dtype:9s} {results[('hf', dtype)]:10,.0f} tokens/s", flush=True)
+        for compile in (False, True) if args.compile else (False,):
+            name = "ours+compile" if compile else "ours"
+            results[(name, dtype)] = ours(dtype, args.steps, args.warmup, compile)
+            print(f"{name:13s} {dtype:9s} {results[(name, dtype)]:10,.0f} tokens/s", flush=True)
+    best_hf = max((v, k) for k, v in results.items() if k[0] == "hf")
+    best_ours = max((v, k) for k, v in results.items() if k[0] != "hf")
+    peak = matmul_peak(torch.float32 if best_ours[1][1] == "float32" else torch.bfloat16)
+    mfu = best_ours[0] * flops_per_token() / peak
+    print(f"best hf:   {best_hf[0]:,.0f} tokens/s ({best_hf[1][1]})")
+    print(f"best ours: {best_ours[0]:,.0f} tokens/s ({best_ours[1][0]}, {best_ours[1][1]})")
+    print(
+        f"matmul peak {best_ours[1][1]}: {peak / 1e9:.1f} GFLOP/s; our MFU {100 * mfu:.1f}% "
+        f"({flops_per_token() / 1e6:.2f} MFLOP per token)"
+    )
+    print(f"ratio {best_ours[0] / best_hf[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
