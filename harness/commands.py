@@ -31,6 +31,7 @@ def register(cli) -> None:
                 leaderboard_command)
     cli.command("plugins", "list installed plugins and the hooks they implement", configure_plugins,
                 plugins_command)
+    cli.command("serve", "serve a model over an OpenAI-compatible HTTP API", configure_serve, serve_command)
     cli.command("pull", "prepare a model ahead of time (e.g. convert hf:smollm2 into the cache)", configure_pull,
                 pull_command)
 
@@ -291,6 +292,27 @@ def pull_command(args) -> int:
         raise UsageError(f"backend '{scheme}' has nothing to pull; pull an hf model, e.g. harness pull hf:smollm2")
     path = pull(target)
     print(f"{args.model}: ready at {path}")
+    return 0
+
+
+def configure_serve(parser) -> None:
+    parser.add_argument("--model", required=True, help="model spec, e.g. hf:smollm2")
+    parser.add_argument("--model-args", help="engine options k=v,...")
+    parser.add_argument("--name", help="the model name clients send (default: the spec's target)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+
+
+def serve_command(args) -> int:
+    from harness import backends
+    from harness.cli import parse_kv
+    from harness.serve import serve
+
+    lm = backends.load(args.model, **parse_kv(args.model_args, "--model-args"))
+    try:
+        serve(lm, args.name or backends.split_spec(args.model)[1] or args.model, args.host, args.port)
+    finally:
+        lm.close()
     return 0
 
 

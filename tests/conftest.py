@@ -1,35 +1,24 @@
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SUPPORT = Path(__file__).resolve().parent / "support"
-sys.path.insert(0, str(SUPPORT))  # test plugins for in-process tests
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))  # test plugins and cli_helpers
 
 
-def harness_env(**extra) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.update(extra)
-    return env
+@pytest.fixture(scope="session")
+def smollm2():
+    """The real SmolLM2-135M-Instruct, converted once into $HARNESS_CACHE, in float32."""
+    from harness.backends import load
 
-
-def run_harness(*args, timeout: float = 600, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
-    """Run the installed CLI in a subprocess, as a user would."""
-    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env or harness_env(), cwd=cwd)
+    lm = load("hf:smollm2")
+    yield lm
+    lm.close()
 
 
 @pytest.fixture
-def cli(tmp_path):
-    """``cli(*args)`` runs harness with --out pointing at a fresh folder for commands that take it."""
+def cli():
+    """``cli(*args)`` runs the harness CLI in a subprocess."""
+    from cli_helpers import run_harness
 
-    def call(*args, **kwargs):
-        return run_harness(*args, **kwargs)
-
-    call.out = tmp_path / "runs"
-    return call
+    return run_harness

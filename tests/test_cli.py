@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import harness_env, run_harness
+from cli_helpers import harness_env, run_harness
 
 from harness.cli import main, parse_kv
 from harness.errors import UsageError

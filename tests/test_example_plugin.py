@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_harness
+from cli_helpers import run_harness
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "harness-example-plugin"
 

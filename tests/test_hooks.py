@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import harness_env, run_harness
+from cli_helpers import harness_env, run_harness
 
 from harness.registry import Plugins
 

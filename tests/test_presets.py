@@ -1,5 +1,5 @@
 import pytest
-from conftest import run_harness
+from cli_helpers import run_harness
 
 from harness.errors import UsageError
 from harness.presets import load_presets, parse_preset

@@ -2,7 +2,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import run_harness
+from cli_helpers import run_harness
 
 from harness import hookspecs
 from harness.errors import UsageError

@@ -6,7 +6,7 @@ import sys
 import time
 
 import pytest
-from conftest import harness_env, run_harness
+from cli_helpers import harness_env, run_harness
 
 from harness.errors import UsageError
 from harness.store import Index, Run, read_jsonl

@@ -300,6 +300,26 @@ class HFLM(LM):
             totals[owner] += logprob
         return totals
 
+    def prompt_logprobs(self, text: str) -> list[tuple[str, int, float | None, dict]]:
+        """(token text, character offset, logprob, {top token: logprob}) per token of ``text``.
+
+        Scored after the prefix token, exactly as ``loglikelihood`` scores, so the first token has a logprob too.
+        """
+        torch = self.torch
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids = [self.prefix_token_id] + encoded["input_ids"][-(self.max_length - 1):]
+        offsets = [0] + [start for start, _ in encoded["offset_mapping"]][-(len(ids) - 1):]
+        with torch.inference_mode():
+            tensor = torch.tensor([ids], device=self.device)
+            hidden, _ = self._hidden(tensor, torch.ones_like(tensor))
+            logprobs = self._logprobs(hidden[0, :-1])
+        rows = []
+        for j in range(1, len(ids)):
+            top = int(logprobs[j - 1].argmax())
+            rows.append((self.tokenizer.decode([ids[j]]), offsets[j], float(logprobs[j - 1, ids[j]]),
+                         {self.tokenizer.decode([top]): float(logprobs[j - 1, top])}))
+        return rows
+
     # generation ----------------------------------------------------------------------------------------------
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         if params.n < 1 or params.max_tokens < 0:

@@ -4,7 +4,7 @@ baseline served through LLM mode, and bad task args."""
 
 import json
 
-from conftest import run_harness
+from cli_helpers import run_harness
 
 
 def metrics_of(out, stdout):

@@ -1,0 +1,155 @@
+"""The openai backend against a real OpenAI-compatible server (`harness serve` over SmolLM2), directly and
+through a proxy that injects the faults a real deployment shows: 500s, dropped connections and delays."""
+
+import http.client
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from cli_helpers import harness_env, run_harness
+
+from harness.backends import SamplingParams
+from harness.backends.openai import OpenAILM
+
+PAIRS = [("The capital of France is", " Paris"), ("The capital of France is", " London"),
+         ("Hello", " world, how are you"), ("2 + 2 =", " 4")]
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--model", "hf:smollm2", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=harness_env())
+    line = proc.stdout.readline()
+    assert line.startswith("serving"), line
+    yield line.split(" at ")[1].split()[0]
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+class FaultProxy(ThreadingHTTPServer):
+    """Forwards to ``upstream``; request k fails by ``plan[k % len(plan)]``: ok, 500, drop or delay."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, plan: tuple[str, ...]):
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+        self.upstream = upstream.removeprefix("http://").split("/")[0]
+        self.plan = plan
+        self.count = 0
+        self.faults = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class ProxyHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _forward(self, method: str) -> None:
+        proxy = self.server
+        with proxy.lock:
+            action = proxy.plan[proxy.count % len(proxy.plan)]
+            proxy.count += 1
+            proxy.faults += action != "ok"
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if action == "500":
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if action == "drop":
+            self.connection.shutdown(2)  # the connection dies without a response
+            return
+        if action == "delay":
+            time.sleep(0.3)
+        conn = http.client.HTTPConnection(proxy.upstream, timeout=120)
+        conn.request(method, self.path, body=body or None, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        data = response.read()
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._forward("GET")
+
+    def do_POST(self):
+        self._forward("POST")
+
+
+@pytest.fixture
+def proxy(server):
+    proxy = FaultProxy(server, ("ok", "500", "drop", "delay", "ok", "drop"))
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    yield proxy
+    proxy.shutdown()
+
+
+def test_loglikelihood_matches_the_engine_in_process(server, smollm2):
+    remote = OpenAILM(server).loglikelihood(PAIRS)
+    local = smollm2.loglikelihood(PAIRS)
+    assert [r[0] for r in remote] == pytest.approx([x[0] for x in local], abs=1e-3)
+    assert [r[1] for r in remote] == [x[1] for x in local]
+
+
+def test_faults_are_retried_and_each_result_recorded_once(server, proxy):
+    direct = OpenAILM(server)
+    flaky = OpenAILM(proxy.url, model="smollm2", backoff=0.01, concurrency=4)
+    prompts = [f"Count to {i}:" for i in range(8)]
+    greedy = SamplingParams(max_tokens=6)
+    assert [c[0].text for c in flaky.generate(prompts, greedy)] == [c[0].text for c in direct.generate(prompts, greedy)]
+    assert flaky.loglikelihood(PAIRS) == direct.loglikelihood(PAIRS)
+    assert proxy.faults >= 6  # the schedule really injected failures
+
+
+def test_gives_up_after_max_retries(server):
+    proxy = FaultProxy(server, ("500",))
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    flaky = OpenAILM(proxy.url, model="smollm2", backoff=0.001, max_retries=3)
+    with pytest.raises(RuntimeError, match="gave up after 4 tries"):
+        flaky.loglikelihood(PAIRS[:1])
+    assert proxy.count == 4
+    proxy.shutdown()
+
+
+def test_sampling_n_and_chat(server):
+    lm = OpenAILM(server)
+    (samples,) = lm.generate(["Tell me a joke"], SamplingParams(n=3, temperature=1.0, max_tokens=8, seed=1))
+    assert len(samples) == 3 and all(len(c.logprobs) == 8 or c.finish_reason == "stop" for c in samples)
+    chat = OpenAILM(server, chat=True)
+    ((answer,),) = chat.generate(["What is the capital of France?"], SamplingParams(max_tokens=16))
+    assert "Paris" in answer.text
+
+
+def test_api_key_never_reaches_run_records(server, tmp_path):
+    secret = "sk-test-do-not-write-me"
+    result = run_harness("run", "--task", "graph_cot_llm", "--model", f"openai:{server}", "--limit", "2",
+                         "--task-args", "samples=1,budget=8", "--out", tmp_path,
+                         env=harness_env(OPENAI_API_KEY=secret))
+    assert result.returncode == 0, result.stderr
+    written = "".join(p.read_text(errors="replace") for p in Path(tmp_path).rglob("*") if p.is_file()
+                      and p.suffix in (".yaml", ".json", ".jsonl"))
+    assert "graph_cot_llm" in written and secret not in written
+    assert secret not in result.stdout + result.stderr
+
+
+def test_unreachable_server_is_a_usage_error():
+    result = run_harness("run", "--task", "graph_cot_llm", "--model", "openai:http://127.0.0.1:9/v1", "--limit", "1")
+    assert result.returncode == 2 and "is the server running" in result.stderr
+
+
+def test_bad_url_is_a_usage_error():
+    result = run_harness("run", "--task", "graph_cot_llm", "--model", "openai:localhost", "--limit", "1")
+    assert result.returncode == 2 and "give the server's URL" in result.stderr
+
+
