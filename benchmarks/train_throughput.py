@@ -7,12 +7,13 @@ architecture: rotary positions, RMSNorm, SwiGLU FFN, no biases, untied head. Eac
 convention) over the matmul peak measured here at the dtype we won with. Last line: ``ratio R`` (our tokens/s
 over HF's).
 
-    python benchmarks/train_throughput.py [--steps 6] [--warmup 2] [--compile]
+    python benchmarks/train_throughput.py [--steps 4] [--warmup 2] [--rounds 2] [--no-compile]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -25,27 +26,27 @@ def batches(step: int, generator: torch.Generator) -> dict:
     return {"input_ids": x[:, :-1], "targets": x[:, 1:]}
 
 
-def ours(dtype: str, steps: int, warmup: int, compile: bool) -> float:
+def ours(dtype: str, steps: int, warmup: int, compile: bool) -> list[float]:
+    """Seconds per step of our Trainer after ``warmup`` steps (timed between its per-step log calls)."""
     from harness.models import ModelConfig, build_model
     from harness.training import TrainConfig, Trainer
 
     torch.manual_seed(0)
-    model = build_model(
-        ModelConfig(
-            vocab_size=VOCAB,
-            n_layer=LAYERS,
-            n_head=HEADS,
-            d_model=HIDDEN,
-            d_ff=FFN,
-            max_seq_len=SEQ,
-            positions="rotary",
-            ffn="swiglu",
-            norm="rmsnorm",
-            bias=False,
-        )
+    config = ModelConfig(
+        vocab_size=VOCAB,
+        n_layer=LAYERS,
+        n_head=HEADS,
+        d_model=HIDDEN,
+        d_ff=FFN,
+        max_seq_len=SEQ,
+        positions="rotary",
+        ffn="swiglu",
+        norm="rmsnorm",
+        bias=False,
     )
-    times = {}
-    config = TrainConfig(
+    model = build_model(config)
+    stamps = []
+    train = TrainConfig(
         steps=warmup + steps,
         batch_size=BATCH,
         lr=3e-4,
@@ -55,16 +56,13 @@ def ours(dtype: str, steps: int, warmup: int, compile: bool) -> float:
         compile=compile,
     )
     Trainer(
-        model,
-        config,
-        batches,
-        log=lambda step, values: times.setdefault(step, time.perf_counter()),
-        progress=False,
+        model, train, batches, log=lambda step, values: stamps.append(time.perf_counter()), progress=False
     ).fit()
-    return steps * BATCH * SEQ / (times[warmup + steps] - times[warmup])
+    return [b - a for a, b in zip(stamps[warmup - 1 :], stamps[warmup:])]
 
 
-def hf(dtype: str, steps: int, warmup: int) -> float:
+def hf(dtype: str, steps: int, warmup: int) -> list[float]:
+    """Seconds per step of MistralForCausalLM in a plain loop (AdamW, clipping, same batches)."""
     from transformers import MistralConfig, MistralForCausalLM
 
     torch.manual_seed(0)
@@ -81,12 +79,10 @@ def hf(dtype: str, steps: int, warmup: int) -> float:
     )
     model = MistralForCausalLM(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
-    generator = torch.Generator().manual_seed(0)
-    start = 0.0
+    times = []
     for step in range(warmup + steps):
-        if step == warmup:
-            start = time.perf_counter()
-        batch = batches(step, generator)
+        began = time.perf_counter()
+        batch = batches(step, torch.Generator().manual_seed(step))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
             logits = model(input_ids=batch["input_ids"]).logits
         loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), batch["targets"].flatten())
@@ -95,7 +91,8 @@ def hf(dtype: str, steps: int, warmup: int) -> float:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         loss.item()
-    return steps * BATCH * SEQ / (time.perf_counter() - start)
+        times.append(time.perf_counter() - began)
+    return times[warmup:]
 
 
 def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
@@ -118,24 +115,33 @@ def flops_per_token() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--compile", action="store_true", help="also try our Trainer with torch.compile")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per round")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per round (compiles here)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds, interleaving the contenders")
+    parser.add_argument("--no-compile", action="store_true", help="skip our torch.compile variant")
     args = parser.parse_args()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; hidden {HIDDEN}, {LAYERS} layers, "
         f"{HEADS} heads, seq {SEQ}, batch {BATCH}, vocab {VOCAB}"
     )
-    results = {}
-    for dtype in ("float32", "bfloat16"):
-        results[("hf", dtype)] = hf(dtype, args.steps, args.warmup)
-        print(f"hf    {dtype:9s} {results[('hf', dtype)]:10,.0f} tokens/s", flush=True)
-        for compile in (False, True) if args.compile else (False,):
-            name = "ours+compile" if compile else "ours"
-            results[(name, dtype)] = ours(dtype, args.steps, args.warmup, compile)
-            print(f"{name:13s} {dtype:9s} {results[(name, dtype)]:10,.0f} tokens/s", flush=True)
-    best_hf = max((v, k) for k, v in results.items() if k[0] == "hf")
-    best_ours = max((v, k) for k, v in results.items() if k[0] != "hf")
+    contenders = {("hf", d): (lambda d=d: hf(d, args.steps, args.warmup)) for d in ("float32", "bfloat16")}
+    for compile in (False,) if args.no_compile else (False, True):
+        name = "ours+compile" if compile else "ours"
+        for dtype in ("float32", "bfloat16"):
+            contenders[(name, dtype)] = lambda d=dtype, c=compile: ours(d, args.steps, args.warmup, c)
+    steps: dict[tuple, list[float]] = {key: [] for key in contenders}
+    for _ in range(args.rounds):  # interleaved, so load from other processes hits every contender alike
+        for key, run in contenders.items():
+            steps[key] += run()
+    rates = {}
+    for key, times in steps.items():
+        rates[key] = BATCH * SEQ / min(times)
+        median = BATCH * SEQ / statistics.median(times)
+        print(
+            f"{key[0]:13s} {key[1]:9s} best {rates[key]:8,.0f} tokens/s   median {median:8,.0f}", flush=True
+        )
+    best_hf = max((v, k) for k, v in rates.items() if k[0] == "hf")
+    best_ours = max((v, k) for k, v in rates.items() if k[0] != "hf")
     peak = matmul_peak(torch.float32 if best_ours[1][1] == "float32" else torch.bfloat16)
     mfu = best_ours[0] * flops_per_token() / peak
     print(f"best hf:   {best_hf[0]:,.0f} tokens/s ({best_hf[1][1]})")

@@ -96,7 +96,8 @@ def harness_run_end(run, metrics):
 def harness_train_step(step, model, batch, captures):
     """Called by the trainer every ``probe_every`` steps; return a dict of metrics to log, or None.
 
-    :param step: the optimizer step just taken (1-based).
+    :param step: the step (1-based) whose gradients were just computed; called after the backward pass and
+        before that step's optimizer update, so weights, captures and gradients belong to the same point.
     :param model: the ``nn.Module`` being trained (unwrapped from DDP).
     :param batch: the batch of this step.
     :param captures: ``{layer_name: {"inputs": Tensor, "grad_outputs": Tensor}}`` for layers a probe asked for,

@@ -97,10 +97,11 @@ def probes_from_context(ctx, **probe_args) -> list:
     return make_probes(ctx.probes, **probe_args)
 
 
-def make_probes(names: list[str], **probe_args) -> list:
-    """Build registered probes by name."""
+def make_probes(names, **probe_args) -> list:
+    """Build registered probes by name; ``names`` may also be a RunContext (its ``--probe`` names)."""
     from harness.registry import lookup
 
+    names = getattr(names, "probes", names)
     probes = []
     for name in names:
         factory = lookup("probes", name).factory
@@ -287,7 +288,10 @@ class Trainer:
             groups = [{"params": params}]
         c = self.config
         if c.optimizer == "adamw":
-            self.optimizer = torch.optim.AdamW(groups, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay)
+            # fused: one kernel for the whole update (CPU and CUDA), same maths as the loop version
+            self.optimizer = torch.optim.AdamW(
+                groups, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay, fused=True
+            )
         else:
             self.optimizer = torch.optim.SGD(
                 groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
@@ -462,7 +466,7 @@ class Trainer:
             ]
         return names
 
-    def _step(self, step: int, batch: dict, probing: bool) -> float:
+    def _step(self, step: int, batch: dict, probing: bool):
         import contextlib
 
         import torch
@@ -582,7 +586,7 @@ class Trainer:
         """PNG plots of the logged series in run_dir (see :func:`plot_series`)."""
         path = self.run_dir / "metrics.jsonl"
         records = self.history
-        if self.log_fn is None and path.exists():
+        if path.exists():  # the whole record, steps before a resume included (also when log wrote it)
             from harness.store import read_jsonl
 
             records = read_jsonl(path)
