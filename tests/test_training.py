@@ -257,3 +257,46 @@ def new_weights_of_script_init():
     return build_model(
         ModelConfig(vocab_size=12, n_layer=1, n_head=2, d_model=16, max_seq_len=8)
     ).tok_emb.weight
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time, torch
+    from harness.models import ModelConfig, build_model
+    from harness.training import TrainConfig, Trainer
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=12, n_layer=1, n_head=2, d_model=16, max_seq_len=8, dropout=0.1)
+    model = build_model(config)
+    def batches(step, g):
+        time.sleep(float(sys.argv[2]))  # slow enough to be killed mid-run
+        x = torch.randint(3, 12, (8, 8), generator=g)
+        return {"input_ids": x, "targets": torch.roll(x, 1, dims=1)}
+    config = TrainConfig(steps=40, batch_size=8, lr=1e-2, checkpoint_every=3, log_every=1)
+    Trainer(model, config, batches, run_dir=sys.argv[1], progress=False).fit()
+    torch.save([p.detach() for p in model.parameters()], sys.argv[1] + "/final.pt")
+""")
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_gives_the_uninterrupted_weights(tmp_path):
+    import signal
+    import time
+
+    script = tmp_path / "kill_train.py"
+    script.write_text(KILL_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = subprocess.run([sys.executable, str(script), str(tmp_path / "whole"), "0"], env=env, timeout=300)
+    assert whole.returncode == 0
+    run = str(tmp_path / "killed")
+    process = subprocess.Popen([sys.executable, str(script), run, "0.05"], env=env)
+    deadline = time.time() + 120
+    while not (tmp_path / "killed" / "checkpoint").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.4)  # somewhere between (or inside) later checkpoint writes
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "killed" / "final.pt").exists()
+    resumed = subprocess.run([sys.executable, str(script), run, "0"], env=env, timeout=300)
+    assert resumed.returncode == 0
+    expected, got = torch.load(tmp_path / "whole" / "final.pt"), torch.load(tmp_path / "killed" / "final.pt")
+    assert all(torch.equal(a, b) for a, b in zip(expected, got))
