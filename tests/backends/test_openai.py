@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
 from cli_helpers import harness_env, run_harness
 
 from harness.backends import SamplingParams
@@ -95,11 +96,21 @@ def proxy(server):
     proxy.shutdown()
 
 
-def test_loglikelihood_matches_the_engine_in_process(server, smollm2):
+def echo_loglikelihood(lm, context: str, continuation: str) -> float:
+    """What an OpenAI server's echo scores: the prompt as its tokenizer encodes it (no prefix token), one
+    plain forward pass, the logprobs of the tokens that start inside the continuation."""
+    encoded = lm.tokenizer(context + continuation, return_offsets_mapping=True)
+    ids = encoded["input_ids"]
+    with torch.no_grad():
+        logprobs = lm.module(torch.tensor([ids])).logits.float().log_softmax(-1)[0]
+    return sum(logprobs[j - 1, ids[j]].item() for j, (start, _) in enumerate(encoded["offset_mapping"])
+               if j > 0 and start >= len(context))
+
+
+def test_loglikelihood_matches_a_plain_forward(server, smollm2):
     remote = OpenAILM(server).loglikelihood(PAIRS)
-    local = smollm2.loglikelihood(PAIRS)
-    assert [r[0] for r in remote] == pytest.approx([x[0] for x in local], abs=1e-3)
-    assert [r[1] for r in remote] == [x[1] for x in local]
+    assert [r[0] for r in remote] == pytest.approx([echo_loglikelihood(smollm2, *p) for p in PAIRS], abs=1e-3)
+    assert remote[0][1] and not remote[1][1]  # " Paris" is the greedy continuation, " London" is not
 
 
 def test_faults_are_retried_and_each_result_recorded_once(server, proxy):
