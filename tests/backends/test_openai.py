@@ -10,8 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import torch
-from cli_helpers import harness_env, run_harness
+from cli_helpers import echo_loglikelihood, harness_env, run_harness
 
 from harness.backends import SamplingParams
 from harness.backends.openai import OpenAILM
@@ -94,17 +93,6 @@ def proxy(server):
     thread.start()
     yield proxy
     proxy.shutdown()
-
-
-def echo_loglikelihood(lm, context: str, continuation: str) -> float:
-    """What an OpenAI server's echo scores: the prompt as its tokenizer encodes it (no prefix token), one
-    plain forward pass, the logprobs of the tokens that start inside the continuation."""
-    encoded = lm.tokenizer(context + continuation, return_offsets_mapping=True)
-    ids = encoded["input_ids"]
-    with torch.no_grad():
-        logprobs = lm.module(torch.tensor([ids])).logits.float().log_softmax(-1)[0]
-    return sum(logprobs[j - 1, ids[j]].item() for j, (start, _) in enumerate(encoded["offset_mapping"])
-               if j > 0 and start >= len(context))
 
 
 def test_loglikelihood_matches_a_plain_forward(server, smollm2):

@@ -11,8 +11,7 @@ import time
 import urllib.request
 
 import pytest
-from cli_helpers import harness_env, run_harness
-from test_openai import echo_loglikelihood
+from cli_helpers import echo_loglikelihood, harness_env, run_harness
 
 from harness.backends import SamplingParams
 from harness.backends.hf import pull

@@ -1,4 +1,4 @@
-"""Run the harness CLI in a subprocess, as a user would, with the test plugins importable."""
+"""Helpers shared by the tests: the CLI in a subprocess (test plugins importable) and reference scores."""
 
 import os
 import subprocess
@@ -19,3 +19,16 @@ def harness_env(**extra) -> dict:
 def run_harness(*args, timeout: float = 900, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env or harness_env(), cwd=cwd)
+
+
+def echo_loglikelihood(lm, context: str, continuation: str) -> float:
+    """What an OpenAI server's echo scores: the prompt as its tokenizer encodes it (no prefix token), one
+    plain forward pass, the logprobs of the tokens that start inside the continuation."""
+    import torch
+
+    encoded = lm.tokenizer(context + continuation, return_offsets_mapping=True)
+    ids = encoded["input_ids"]
+    with torch.no_grad():
+        logprobs = lm.module(torch.tensor([ids])).logits.float().log_softmax(-1)[0]
+    return sum(logprobs[j - 1, ids[j]].item() for j, (start, _) in enumerate(encoded["offset_mapping"])
+               if j > 0 and start >= len(context))
