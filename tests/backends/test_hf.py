@@ -1,107 +1,163 @@
-"""The hf engine against plain transformers: same scores, same greedy text, batching changes nothing."""
+"""The hf engine against plain transformers: same scores, same greedy tokens, and batching changes nothing.
+
+The mechanics run on a tiny random Llama (fast); a few checks run on the real SmolLM2.
+"""
 
 import pytest
 import torch
 
 from harness.backends import SamplingParams, load
-from harness.backends.hf import HFLM, pull
+from harness.backends.hf import HFLM
 from harness.errors import UsageError
 
 PAIRS = [("The capital of France is", " Paris"), ("The capital of France is", " London"),
          ("The capital of France is ", "Berlin, of course"), ("Hello", " world, how are you"),
          ("2 + 2 =", " 4"), ("", "Just a sentence.")]
 PROMPTS = ["The capital of France is", "Once upon a time, there", "def add(a, b):", "1, 2, 3,"]
+# 36 requests of varied lengths, several sharing a context, for batch size 1 vs 32
+MANY_PAIRS = [(f"Item {i}: " + "word " * (i % 7), f" answer {i % 5}" + " more" * (i % 3)) for i in range(36)]
+MANY_PROMPTS = [f"Prompt {i} " + "la " * (i % 9) for i in range(36)]
 
 
 def plain_loglikelihood(lm, context, continuation):
-    """Sum of continuation logprobs from one forward pass over the concatenated tokens."""
+    """Sum of continuation logprobs from one forward pass of the whole model over the concatenated tokens."""
     ctx, cont = lm._encode_pair(context, continuation)
     with torch.no_grad():
         logprobs = lm.module(torch.tensor([ctx + cont])).logits.float().log_softmax(-1)[0]
     return sum(logprobs[len(ctx) - 1 + j, t].item() for j, t in enumerate(cont))
 
 
-def test_loglikelihood_matches_a_plain_forward(smollm2):
-    for (context, continuation), (logprob, _) in zip(PAIRS, smollm2.loglikelihood(PAIRS)):
+def test_smollm2_loglikelihood_matches_a_plain_forward(smollm2):
+    scores = smollm2.loglikelihood(PAIRS)
+    for (context, continuation), (logprob, _) in zip(PAIRS, scores):
         assert logprob == pytest.approx(plain_loglikelihood(smollm2, context, continuation), abs=1e-3)
-
-
-def test_is_greedy(smollm2):
-    (paris, greedy), (london, not_greedy) = smollm2.loglikelihood(PAIRS[:2])
+    (paris, greedy), (london, not_greedy) = scores[:2]
     assert greedy and not not_greedy and paris > london
 
 
-def test_greedy_generation_matches_transformers(smollm2):
-    outputs = smollm2.generate(PROMPTS, SamplingParams(max_tokens=16))
-    for prompt, (completion,) in zip(PROMPTS, outputs):
-        ids = smollm2.tokenizer(prompt, return_tensors="pt")
-        reference = smollm2.module.generate(**ids, max_new_tokens=16, do_sample=False)[0, ids.input_ids.shape[1]:]
-        assert completion.token_ids == reference.tolist()[: len(completion.token_ids)]
-        assert len(completion.logprobs) == len(completion.token_ids)
+def test_smollm2_greedy_generation_matches_transformers(smollm2):
+    (completion,), = smollm2.generate(PROMPTS[:1], SamplingParams(max_tokens=8))
+    ids = smollm2.tokenizer(PROMPTS[0], return_tensors="pt")
+    reference = smollm2.module.generate(**ids, max_new_tokens=8, do_sample=False)[0, ids.input_ids.shape[1]:]
+    assert completion.token_ids == reference.tolist()
 
 
-def test_batching_changes_nothing(smollm2):
-    one_at_a_time = HFLM(pull("smollm2"), batch_tokens=1)
-    singles, batched = one_at_a_time.loglikelihood(PAIRS), smollm2.loglikelihood(PAIRS)
+def test_loglikelihood_matches_a_plain_forward(tiny):
+    for (context, continuation), (logprob, _) in zip(MANY_PAIRS[:12] + PAIRS, tiny.loglikelihood(MANY_PAIRS[:12] + PAIRS)):
+        assert logprob == pytest.approx(plain_loglikelihood(tiny, context, continuation), abs=1e-4)
+
+
+def test_is_greedy_means_argmax_at_every_position(tiny):
+    context = "Once upon a time"
+    greedy = tiny.generate([context], SamplingParams(max_tokens=4))[0][0].text
+    ((_, is_greedy),) = tiny.loglikelihood([(context, greedy)])
+    assert is_greedy
+    ((_, changed),) = tiny.loglikelihood([(context, greedy + "zebra")])
+    assert not changed
+
+
+def test_greedy_generation_matches_transformers(tiny):
+    outputs = tiny.generate(MANY_PROMPTS[:6], SamplingParams(max_tokens=12))
+    for prompt, (completion,) in zip(MANY_PROMPTS, outputs):
+        ids = tiny.tokenizer(prompt, return_tensors="pt")
+        reference = tiny.module.generate(**ids, max_new_tokens=12, do_sample=False)[0, ids.input_ids.shape[1]:]
+        assert completion.token_ids == reference.tolist()
+        assert len(completion.logprobs) == 12 and all(lp <= 0 for lp in completion.logprobs)
+
+
+def test_batch_size_1_and_32_give_the_same_results(tiny, tiny_folder):
+    one = HFLM(tiny_folder, batch_tokens=1)  # every batch holds a single request
+    many = HFLM(tiny_folder, batch_tokens=32 * 64)
+    singles, batched = one.loglikelihood(MANY_PAIRS), many.loglikelihood(MANY_PAIRS)
     assert [s[0] for s in singles] == pytest.approx([b[0] for b in batched], abs=1e-4)
     assert [s[1] for s in singles] == [b[1] for b in batched]
-    greedy = SamplingParams(max_tokens=12)
-    assert [c[0].text for c in one_at_a_time.generate(PROMPTS, greedy)] == \
-        [c[0].text for c in smollm2.generate(PROMPTS, greedy)]
-    assert one_at_a_time.loglikelihood_rolling(["A short text."]) == \
-        pytest.approx(smollm2.loglikelihood_rolling(["A short text."]), abs=1e-4)
+    greedy = SamplingParams(max_tokens=8)
+    alone, together = one.generate(MANY_PROMPTS, greedy), many.generate(MANY_PROMPTS, greedy)
+    assert [c[0].token_ids for c in alone] == [c[0].token_ids for c in together]
+    for a, b in zip(alone, together):
+        assert a[0].logprobs == pytest.approx(b[0].logprobs, abs=1e-4)
+    texts = [p + " " + c for p, c in MANY_PAIRS[:8]]
+    assert one.loglikelihood_rolling(texts) == pytest.approx(many.loglikelihood_rolling(texts), abs=1e-4)
 
 
-def test_rolling_equals_loglikelihood_from_the_prefix_token(smollm2):
+def test_rolling_equals_loglikelihood_from_the_prefix_token(tiny):
     text = "The quick brown fox jumps over the lazy dog."
-    (rolling,) = smollm2.loglikelihood_rolling([text])
-    assert rolling == pytest.approx(smollm2.loglikelihood([("", text)])[0][0], abs=1e-4)
+    (rolling,) = tiny.loglikelihood_rolling([text])
+    assert rolling == pytest.approx(tiny.loglikelihood([("", text)])[0][0], abs=1e-4)
 
 
-def test_sampling_is_seeded_and_independent_of_the_batch(smollm2):
+def test_sampling_is_seeded_and_independent_of_the_batch(tiny):
     params = SamplingParams(n=4, temperature=1.0, max_tokens=10, seed=7)
-    alone = smollm2.generate(["Tell me a joke"], params)[0]
-    batched = smollm2.generate(["Some other prompt", "Tell me a joke"], params)[1]
-    assert [c.text for c in alone] == [c.text for c in batched]
-    assert len({c.text for c in alone}) > 1  # n samples differ from each other
-    other_seed = smollm2.generate(["Tell me a joke"], SamplingParams(n=4, temperature=1.0, max_tokens=10, seed=8))
-    assert [c.text for c in other_seed[0]] != [c.text for c in alone]
+    alone = tiny.generate(["Tell me a joke"], params)[0]
+    batched = tiny.generate(["Some other, longer prompt here", "Tell me a joke"], params)[1]
+    assert [c.token_ids for c in alone] == [c.token_ids for c in batched]
+    assert len({tuple(c.token_ids) for c in alone}) > 1  # the n samples differ from each other
+    other_seed = tiny.generate(["Tell me a joke"], SamplingParams(n=4, temperature=1.0, max_tokens=10, seed=8))
+    assert [c.token_ids for c in other_seed[0]] != [c.token_ids for c in alone]
 
 
-def test_stop_strings_and_finish_reasons(smollm2):
-    (completion,), = smollm2.generate(["1, 2, 3,"], SamplingParams(max_tokens=20, stop=(" 6",)))
-    assert completion.finish_reason == "stop" and " 6" not in completion.text and "5" in completion.text
-    (completion,), = smollm2.generate(["1, 2, 3,"], SamplingParams(max_tokens=3))
-    assert completion.finish_reason == "length" and len(completion.token_ids) == 3
+def test_top_k_1_and_tiny_top_p_are_greedy(tiny):
+    greedy = tiny.generate(PROMPTS, SamplingParams(max_tokens=6))
+    for params in (SamplingParams(temperature=1.0, top_k=1, max_tokens=6, seed=1),
+                   SamplingParams(temperature=1.0, top_p=1e-6, max_tokens=6, seed=1)):
+        assert [c[0].token_ids for c in tiny.generate(PROMPTS, params)] == [c[0].token_ids for c in greedy]
 
 
-def test_ignore_eos_always_gives_max_tokens(smollm2):
-    (completion,), = smollm2.generate(["Say nothing."], SamplingParams(max_tokens=24, ignore_eos=True,
+def test_stop_strings_cut_the_text_and_finish_with_stop(tiny):
+    (full,), = tiny.generate(["1, 2, 3,"], SamplingParams(max_tokens=16))
+    assert full.finish_reason == "length" and len(full.token_ids) == 16
+    stop = tiny.decode(full.token_ids[5:7]).strip()[:3]
+    (cut,), = tiny.generate(["1, 2, 3,"], SamplingParams(max_tokens=16, stop=(stop,)))
+    assert cut.finish_reason == "stop" and cut.text == full.text[: full.text.index(stop)]
+    assert len(cut.token_ids) < 16
+
+
+def test_ignore_eos_keeps_sampling(smollm2):
+    (completion,), = smollm2.generate(["Say nothing."], SamplingParams(max_tokens=12, ignore_eos=True,
                                                                         temperature=1.0, seed=0))
-    assert len(completion.token_ids) == 24 and smollm2.eos_token_id not in completion.token_ids
+    assert len(completion.token_ids) == 12 and smollm2.eos_token_id not in completion.token_ids
 
 
-def test_bfloat16_scores_stay_close_to_float32(smollm2):
-    bf16 = load("hf:smollm2", dtype="bfloat16")
-    assert bf16.fingerprint != smollm2.fingerprint
-    for (a, _), (b, _) in zip(bf16.loglikelihood(PAIRS), smollm2.loglikelihood(PAIRS)):
-        assert a == pytest.approx(b, abs=0.15 * max(1.0, abs(b)))
+def test_bfloat16_scores_stay_close_to_float32(tiny, tiny_folder):
+    bf16 = HFLM(tiny_folder, dtype="bfloat16")
+    assert bf16.fingerprint != tiny.fingerprint and "bfloat16" in bf16.fingerprint
+    for (a, _), (b, _) in zip(bf16.loglikelihood(PAIRS), tiny.loglikelihood(PAIRS)):
+        assert a == pytest.approx(b, abs=0.05 * max(1.0, abs(b)))
+    (completion,), = bf16.generate(PROMPTS[:1], SamplingParams(max_tokens=4))
+    assert len(completion.token_ids) == 4
 
 
 def test_chat_template_changes_prompt_and_fingerprint(smollm2):
     chat = load("hf:smollm2", chat=True)
     assert chat.fingerprint != smollm2.fingerprint and "chat=off" not in chat.fingerprint
     assert chat.apply_chat("hi").startswith("<|im_start|>")
-    (completion,), = chat.generate(["What is the capital of France?"], SamplingParams(max_tokens=16))
+    (completion,), = chat.generate(["What is the capital of France?"], SamplingParams(max_tokens=12))
     assert "Paris" in completion.text
 
 
-def test_white_box_surface(smollm2):
-    ids = torch.tensor([smollm2.encode("Hello there")])
-    embeds = smollm2.embedding_matrix[ids]
-    logits = smollm2.forward_embeddings(embeds)
-    assert logits.dtype == torch.float32 and logits.shape == (1, ids.shape[1], smollm2.embedding_matrix.shape[0])
-    assert torch.allclose(logits, smollm2.module(ids).logits.float(), atol=1e-4)
+def test_white_box_surface(tiny):
+    ids = torch.tensor([tiny.encode("Hello there")])
+    assert tiny.decode(ids[0].tolist()).endswith("Hello there")
+    embeds = tiny.embedding_matrix[ids]
+    logits = tiny.forward_embeddings(embeds)
+    assert logits.dtype == torch.float32 and logits.shape == (1, ids.shape[1], tiny.embedding_matrix.shape[0])
+    assert torch.allclose(logits, tiny.module(ids).logits.float(), atol=1e-4)
+    embeds = embeds.detach().requires_grad_(True)  # gradients flow to the embeddings (prompt search needs them)
+    tiny.forward_embeddings(embeds)[0, -1].logsumexp(-1).backward()
+    assert embeds.grad is not None and embeds.grad.abs().sum() > 0
+
+
+def test_fingerprint_names_the_weights(tiny, tiny_folder, tmp_path):
+    assert HFLM(tiny_folder).fingerprint == tiny.fingerprint
+    with torch.no_grad():
+        tiny.module.model.norm.weight.add_(1.0)
+    try:
+        tiny.module.save_pretrained(tmp_path)
+        tiny.tokenizer.save_pretrained(tmp_path)
+    finally:
+        with torch.no_grad():
+            tiny.module.model.norm.weight.sub_(1.0)
+    assert HFLM(tmp_path).fingerprint != tiny.fingerprint
 
 
 @pytest.mark.parametrize("spec, args, message", [
@@ -112,3 +168,12 @@ def test_white_box_surface(smollm2):
 def test_bad_specs_are_usage_errors(spec, args, message):
     with pytest.raises(UsageError, match=message):
         load(spec, **args)
+
+
+def test_pull_reuses_the_converted_folder(smollm2):
+    from harness.backends.hf import pull
+    from harness.evaluation import cache_dir
+
+    folder = pull("smollm2")
+    assert folder == cache_dir() / "models" / "smollm2"
+    assert (folder / "weights.sha256").exists() and list(folder.glob("*.safetensors"))
