@@ -16,8 +16,12 @@ def tiny_folder(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_folder):
+    """The tiny Llama through the real hf backend."""
     import torch
-    from tiny import LocalLM
+
+    from harness.backends import load
 
     torch.set_num_threads(2)
-    return LocalLM(tiny_folder)
+    lm = load(f"hf:{tiny_folder}")
+    yield lm
+    lm.close()

@@ -1,40 +1,25 @@
 """harness optimize and harness run --task propane_transfer end to end, in subprocesses, as a user runs them.
 
-The model is the tiny random Llama folder behind the ``local:`` scheme of tests/propane/tiny.py (loaded with
-``-p tiny``), so the test does not depend on the hf backend's conversion cache.
+The models are tiny random Llama folders served by the real hf backend (``--model hf:DIR``) behind the response
+cache, which lives in a per-test $HARNESS_CACHE.
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
-
-def propane_env() -> dict:
-    """The environment of a user who put the tests/propane folder on PYTHONPATH (for ``-p tiny``)."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(HERE), env.get("PYTHONPATH", "")] if p)
-    return env
-
-
-def run_harness(*args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env=env or propane_env())
+from cli_helpers import harness_env, run_harness
 
 
 def test_optimize_then_transfer_to_another_model(tiny_folder, tmp_path):
     from tiny import save_tiny_llama
 
     other = save_tiny_llama(tmp_path / "other", seed=1)
-    out = tmp_path / "runs"
-    result = run_harness("-p", "tiny", "optimize", "--optimizer", "propane", "--model", f"local:{tiny_folder}",
+    out, env = tmp_path / "runs", harness_env(HARNESS_CACHE=str(tmp_path / "cache"))
+    result = run_harness("optimize", "--optimizer", "propane", "--model", f"hf:{tiny_folder}",
                          "--target-prompt", "The cat sat", "--steps", "3", "--prompt-len", "3", "--n-docs", "4",
-                         "--doc-len", "4", "--topk", "16", "--batch-size", "6", "--no-cache", "--out", out, "--json",
-                         env=propane_env())
+                         "--doc-len", "4", "--topk", "16", "--batch-size", "6", "--out", out, "--json", env=env)
     assert result.returncode == 0, result.stderr
+    assert (tmp_path / "cache" / "responses.db").exists()  # the run went through the response cache
     report = json.loads(result.stdout)
     folder = Path(report["dir"])
     metrics = report["metrics"]
@@ -48,20 +33,20 @@ def test_optimize_then_transfer_to_another_model(tiny_folder, tmp_path):
     assert (folder / "kl_curve.png").stat().st_size > 1000
     assert len((folder / "documents.jsonl").read_text().splitlines()) == 8
 
-    result = run_harness("-p", "tiny", "run", "--task", "propane_transfer", "--model", f"local:{other}",
-                         "--task-args", f"source={report['run_id']},n_docs=4", "--no-cache", "--out", out, "--json",
-                         env=propane_env())
+    result = run_harness("run", "--task", "propane_transfer", "--model", f"hf:{other}",
+                         "--task-args", f"source={report['run_id']},n_docs=4", "--out", out, "--json", env=env)
     assert result.returncode == 0, result.stderr
     transfer = json.loads(result.stdout)["metrics"]
     assert {"kl_transfer", "kl_transfer_stderr", "agreement_transfer", "kl_init"} <= set(transfer)
-    board = run_harness("leaderboard", "--out", out, "--format", "json", env=propane_env())
+    board = run_harness("leaderboard", "--out", out, "--format", "json", env=env)
     assert "propane_transfer/kl_transfer" in board.stdout
 
 
 def test_usage_errors_exit_2(tiny_folder, tmp_path):
-    result = run_harness("-p", "tiny", "optimize", "--optimizer", "propane", "--model", f"local:{tiny_folder}",
-                         "--no-cache", "--out", tmp_path, env=propane_env())
+    env = harness_env(HARNESS_CACHE=str(tmp_path / "cache"))
+    result = run_harness("optimize", "--optimizer", "propane", "--model", f"hf:{tiny_folder}", "--out", tmp_path,
+                         env=env)
     assert result.returncode == 2 and "--target-prompt" in result.stderr
-    result = run_harness("-p", "tiny", "run", "--task", "propane_transfer", "--model", f"local:{tiny_folder}",
-                         "--task-args", "source=nope", "--no-cache", "--out", tmp_path, env=propane_env())
+    result = run_harness("run", "--task", "propane_transfer", "--model", f"hf:{tiny_folder}",
+                         "--task-args", "source=nope", "--out", tmp_path, env=env)
     assert result.returncode == 2 and "unknown run 'nope'" in result.stderr

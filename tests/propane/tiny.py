@@ -1,4 +1,4 @@
-"""A tiny randomly initialised Llama with the real SmolLM2 tokenizer, saved as an hf folder, and a thin LM view.
+"""A tiny randomly initialised Llama with the real SmolLM2 tokenizer, saved as a folder for ``--model hf:DIR``.
 
 The weights are drawn with a large initializer range so that the next-token distribution depends strongly on the
 prompt (with the usual 0.02 a random model is nearly uniform and every prompt looks alike).
@@ -35,35 +35,3 @@ def save_tiny_llama(folder: Path, seed: int = 0, init_range: float = 0.15) -> Pa
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
-
-
-class LocalLM:
-    """The white-box surface of an hf LM over a transformers folder, for in-process tests."""
-
-    def __init__(self, folder: Path):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.module = AutoModelForCausalLM.from_pretrained(folder).eval()
-        self.embedding_matrix = self.module.get_input_embeddings().weight
-        self.eos_token_id = self.tokenizer.eos_token_id
-        self.fingerprint = f"local:{folder}"
-
-    def forward_embeddings(self, inputs_embeds, attention_mask=None):
-        return self.module(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits.float()
-
-    def close(self):
-        pass
-
-
-def harness_register_backends(register):
-    """Loaded with ``-p tiny``: ``--model local:/path`` gives a LocalLM (until the hf backend is used instead)."""
-    register("local", lambda target, **_: LocalLM(Path(target)), description="tests: transformers folder")
-
-
-try:  # a hook implementation only when pluggy's marker is importable (always, inside the harness env)
-    from harness.hookspecs import hookimpl
-
-    harness_register_backends = hookimpl(harness_register_backends)
-except ImportError:  # pragma: no cover
-    pass
