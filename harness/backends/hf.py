@@ -116,9 +116,20 @@ def _hash_weights(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def lead_tokens(tokenizer) -> list[int]:
+    """The special tokens the tokenizer puts before every prompt (Gemma's <bos>; none for SmolLM2)."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a")["input_ids"]
+    return full[: full.index(plain[0])] if plain and plain[0] in full else []
+
+
 def encode_pair(tokenizer, prefix_token_id: int, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """Tokens of context (after the prefix token) and continuation, split where the joint tokenization puts the
-    boundary; a trailing space of the context moves into the continuation, as lm-evaluation-harness does."""
+    """Context and continuation tokens, split where the joint tokenization puts the boundary.
+
+    The context is encoded as a server encodes a prompt (the tokenizer's own leading special tokens, so hf, vllm and
+    openai echo score the same tokens); an empty context becomes the prefix token, so the first continuation token
+    is scored too. A trailing space of the context moves into the continuation, as lm-evaluation-harness does.
+    """
     spaces = len(context) - len(context.rstrip())
     if spaces:
         context, continuation = context[:-spaces], context[-spaces:] + continuation
@@ -126,7 +137,7 @@ def encode_pair(tokenizer, prefix_token_id: int, context: str, continuation: str
     ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
     if whole[: len(ctx)] != ctx and whole[: len(ctx) - 1] == ctx[:-1]:
         ctx = ctx[:-1]  # the context's last token merged with the continuation's first
-    return [prefix_token_id] + ctx, whole[len(ctx):]
+    return (lead_tokens(tokenizer) + ctx) or [prefix_token_id], whole[len(ctx):]
 
 
 class HFLM(LM):
@@ -154,6 +165,7 @@ class HFLM(LM):
             else self.eos_token_id
         self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
             else self.eos_token_id
+        self._lead = lead_tokens(self.tokenizer) or [self.prefix_token_id]  # what rolling scores the first token from
         if chat and not self.tokenizer.chat_template:
             raise UsageError(f"chat=true, but the model in {folder} has no chat template; drop chat=true")
         self.fingerprint = self._fingerprint(Path(folder))
@@ -301,7 +313,7 @@ class HFLM(LM):
             tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             step = self.max_length - 1
             for start in range(0, len(tokens), step):  # _fit keeps as much preceding text as the window allows
-                pairs.append(([self.prefix_token_id] + tokens[:start], tokens[start: start + step]))
+                pairs.append((self._lead + tokens[:start], tokens[start: start + step]))
                 owners.append(t)
         totals = [0.0] * len(texts)
         for owner, (logprob, _) in zip(owners, self._score_pairs(pairs)):

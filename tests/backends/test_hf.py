@@ -43,17 +43,19 @@ def test_smollm2_greedy_generation_matches_transformers(smollm2):
 
 
 def test_loglikelihood_matches_a_plain_forward(tiny):
-    for (context, continuation), (logprob, _) in zip(MANY_PAIRS[:12] + PAIRS, tiny.loglikelihood(MANY_PAIRS[:12] + PAIRS)):
+    pairs = MANY_PAIRS[:12] + PAIRS
+    for (context, continuation), (logprob, _) in zip(pairs, tiny.loglikelihood(pairs)):
         assert logprob == pytest.approx(plain_loglikelihood(tiny, context, continuation), abs=1e-4)
 
 
 def test_is_greedy_means_argmax_at_every_position(tiny):
     context = "Once upon a time"
-    greedy = tiny.generate([context], SamplingParams(max_tokens=4))[0][0].text
-    ((_, is_greedy),) = tiny.loglikelihood([(context, greedy)])
-    assert is_greedy
-    ((_, changed),) = tiny.loglikelihood([(context, greedy + "zebra")])
-    assert not changed
+    (completion,), = tiny.generate([context], SamplingParams(max_tokens=4))
+    prompt = tiny.encode(context)  # token ids, since random-model text need not re-tokenize the same way
+    ((logprob, is_greedy), (_, changed)) = tiny._score_pairs([(prompt, completion.token_ids),
+                                                              (prompt, completion.token_ids[:3] + [42])])
+    assert is_greedy and not changed
+    assert logprob == pytest.approx(sum(completion.logprobs), abs=1e-4)
 
 
 def test_greedy_generation_matches_transformers(tiny):
