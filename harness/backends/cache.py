@@ -30,7 +30,11 @@ class CachedLM(LM):
         self.misses = 0
 
     def __getattr__(self, name):
-        return getattr(self.__dict__["lm"], name)
+        """The wrapped engine's attributes (module, tokenizer, embedding_matrix, forward_embeddings, ...)."""
+        lm = self.__dict__.get("lm")
+        if lm is None:
+            raise AttributeError(name)
+        return getattr(lm, name)
 
     @property
     def fingerprint(self) -> str:
@@ -55,13 +59,19 @@ class CachedLM(LM):
             chunk = keys[start: start + 500]
             marks = ",".join("?" * len(chunk))
             found.update(self._con.execute(f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk))
-        missing = [i for i, k in enumerate(keys) if k not in found]
+        missing, queued = [], set()
+        for i, key in enumerate(keys):  # each distinct miss once, in request order
+            if key not in found and key not in queued:
+                queued.add(key)
+                missing.append(i)
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
-        if missing:
+        if missing:  # all misses in one engine call, so the engine can batch them
             results = compute([requests[i] for i in missing])
             rows = [(keys[i], json.dumps(encode(v))) for i, v in zip(missing, results)]
+            self._con.execute("BEGIN IMMEDIATE")  # one transaction: one fsync, and concurrent writers queue
             self._con.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?)", rows)
+            self._con.execute("COMMIT")
             found.update(rows)
         return [decode(json.loads(found[k])) for k in keys]
 
@@ -78,5 +88,7 @@ class CachedLM(LM):
         return self._cached("loglikelihood_rolling", list(texts), self.lm.loglikelihood_rolling)
 
     def close(self) -> None:
-        self._con.close()
-        self.lm.close()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+            self.lm.close()
