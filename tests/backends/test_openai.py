@@ -1,7 +1,9 @@
-"""The openai backend against a real OpenAI-compatible server (`harness serve` over SmolLM2), directly and
-through a proxy that injects the faults a real deployment shows: 500s, dropped connections and delays."""
+"""The openai backend against a real OpenAI-compatible server (`harness serve` over the tiny Llama), directly and
+through a proxy that injects the faults a real deployment shows: 500s, dropped connections, delays, and a server
+that returns no prompt logprobs. The test against a real vLLM server lives in test_vllm.py (tox -e vllm)."""
 
 import http.client
+import json
 import subprocess
 import sys
 import threading
@@ -13,15 +15,18 @@ import pytest
 from cli_helpers import echo_loglikelihood, harness_env, run_harness
 
 from harness.backends import SamplingParams
+from harness.backends.hf import HFLM
 from harness.backends.openai import OpenAILM
+from harness.errors import UsageError
 
 PAIRS = [("The capital of France is", " Paris"), ("The capital of France is", " London"),
          ("Hello", " world, how are you"), ("2 + 2 =", " 4")]
 
 
 @pytest.fixture(scope="module")
-def server():
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--model", "hf:smollm2", "--port", "0"],
+def server(tiny_folder):
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--model", f"hf:{tiny_folder}",
+                             "--name", "tiny", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=harness_env())
     line = proc.stdout.readline()
     assert line.startswith("serving"), line
@@ -31,7 +36,8 @@ def server():
 
 
 class FaultProxy(ThreadingHTTPServer):
-    """Forwards to ``upstream``; request k fails by ``plan[k % len(plan)]``: ok, 500, drop or delay."""
+    """Forwards to ``upstream``; request k fails by ``plan[k % len(plan)]``: ok, 500, drop, delay, or
+    nologprobs (forwarded, but the answer's logprobs removed, as from a server that cannot echo them)."""
 
     daemon_threads = True
 
@@ -73,6 +79,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
         conn.request(method, self.path, body=body or None, headers={"Content-Type": "application/json"})
         response = conn.getresponse()
         data = response.read()
+        if action == "nologprobs":
+            payload = json.loads(data)
+            for choice in payload.get("choices", []):
+                choice["logprobs"] = None
+            data = json.dumps(payload).encode()
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -95,15 +106,17 @@ def proxy(server):
     proxy.shutdown()
 
 
-def test_loglikelihood_matches_a_plain_forward(server, smollm2):
+def test_loglikelihood_matches_a_plain_forward_and_the_engine(server, tiny):
     remote = OpenAILM(server).loglikelihood(PAIRS)
-    assert [r[0] for r in remote] == pytest.approx([echo_loglikelihood(smollm2, *p) for p in PAIRS], abs=1e-3)
-    assert remote[0][1] and not remote[1][1]  # " Paris" is the greedy continuation, " London" is not
+    assert [r[0] for r in remote] == pytest.approx([echo_loglikelihood(tiny, *p) for p in PAIRS], abs=1e-3)
+    local = tiny.loglikelihood(PAIRS)  # the hf engine encodes contexts as a server encodes prompts
+    assert [r[0] for r in remote] == pytest.approx([x[0] for x in local], abs=1e-3)
+    assert [r[1] for r in remote] == [x[1] for x in local]
 
 
 def test_faults_are_retried_and_each_result_recorded_once(server, proxy):
     direct = OpenAILM(server)
-    flaky = OpenAILM(proxy.url, model="smollm2", backoff=0.01, concurrency=4)
+    flaky = OpenAILM(proxy.url, model="tiny", backoff=0.01, concurrency=4)
     prompts = [f"Count to {i}:" for i in range(8)]
     greedy = SamplingParams(max_tokens=6)
     assert [c[0].text for c in flaky.generate(prompts, greedy)] == [c[0].text for c in direct.generate(prompts, greedy)]
@@ -114,20 +127,29 @@ def test_faults_are_retried_and_each_result_recorded_once(server, proxy):
 def test_gives_up_after_max_retries(server):
     proxy = FaultProxy(server, ("500",))
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    flaky = OpenAILM(proxy.url, model="smollm2", backoff=0.001, max_retries=3)
+    flaky = OpenAILM(proxy.url, model="tiny", backoff=0.001, max_retries=3)
     with pytest.raises(RuntimeError, match="gave up after 4 tries"):
         flaky.loglikelihood(PAIRS[:1])
     assert proxy.count == 4
     proxy.shutdown()
 
 
-def test_sampling_n_and_chat(server):
+def test_sampling_n_and_chat(server, tiny_folder):
     lm = OpenAILM(server)
     (samples,) = lm.generate(["Tell me a joke"], SamplingParams(n=3, temperature=1.0, max_tokens=8, seed=1))
     assert len(samples) == 3 and all(len(c.logprobs) == 8 or c.finish_reason == "stop" for c in samples)
-    chat = OpenAILM(server, chat=True)
-    ((answer,),) = chat.generate(["What is the capital of France?"], SamplingParams(max_tokens=16))
-    assert "Paris" in answer.text
+    question = ["What is the capital of France?"]
+    ((answer,),) = OpenAILM(server, chat=True).generate(question, SamplingParams(max_tokens=8))
+    ((local,),) = HFLM(tiny_folder, chat=True).generate(question, SamplingParams(max_tokens=8))
+    assert answer.text == local.text  # the server applied the same chat template
+
+
+def test_a_server_without_prompt_logprobs_is_a_usage_error(server):
+    proxy = FaultProxy(server, ("nologprobs",))
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    with pytest.raises(UsageError, match="does not return prompt logprobs"):
+        OpenAILM(proxy.url, model="tiny").loglikelihood(PAIRS[:1])
+    proxy.shutdown()
 
 
 def test_api_key_never_reaches_run_records(server, tmp_path):
