@@ -367,6 +367,7 @@ class HFLM(LM):
         return generators
 
     def _generate_batch(self, encoded: list[list[int]], texts: list[str], params: SamplingParams):
+        """Decode a batch with a KV cache; the n samples of a prompt share its prefill, finished rows leave."""
         torch = self.torch
         n = params.n
         ids, mask = self._left_pad(encoded)
@@ -379,25 +380,29 @@ class HFLM(LM):
         generators = self._generators(texts, params) if params.temperature > 0 else None
         tokens = [[] for _ in range(rows)]
         token_logprobs = [[] for _ in range(rows)]
-        finished = [None] * rows
+        finished: list[str | None] = [None] * rows
+        active = list(range(rows))  # the row each line of the batch tensors belongs to
         for _ in range(params.max_tokens):
-            chosen = self._choose(logprobs, params, generators)
-            for r in range(rows):
-                if finished[r] is None:
-                    tokens[r].append(int(chosen[r]))
-                    token_logprobs[r].append(float(logprobs[r, chosen[r]]))
-                    finished[r] = self._stop_reason(tokens[r], params)
-            if all(f is not None for f in finished):
+            chosen = self._choose(logprobs, params, generators and [generators[r] for r in active])
+            picked = logprobs.gather(-1, chosen[:, None])[:, 0].tolist()
+            for line, (r, token) in enumerate(zip(active, chosen.tolist())):
+                tokens[r].append(token)
+                token_logprobs[r].append(picked[line])
+                finished[r] = self._stop_reason(tokens[r], params)
+            keep = [line for line, r in enumerate(active) if finished[r] is None]
+            if not keep:
                 break
-            mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=self.device)], dim=1)
+            if len(keep) < len(active):  # drop finished rows from the batch and the cache
+                index = torch.tensor(keep, device=self.device)
+                past.batch_select_indices(index)
+                mask, positions, chosen = mask[index], positions[index], chosen[index]
+                active = [active[line] for line in keep]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             hidden, past = self._hidden(chosen[:, None], mask, past=past, positions=positions)
             positions = positions + 1
             logprobs = self._logprobs(hidden[:, -1])
-        out = []
-        for p in range(len(encoded)):
-            out.append([self._completion(tokens[r], token_logprobs[r], finished[r], params)
-                        for r in range(p * n, (p + 1) * n)])
-        return out
+        return [[self._completion(tokens[r], token_logprobs[r], finished[r], params) for r in range(p * n, (p + 1) * n)]
+                for p in range(len(encoded))]
 
     def _choose(self, logprobs, params: SamplingParams, generators):
         """Next token per row: argmax when greedy, else a draw from the tempered, top-k/top-p filtered distribution."""
@@ -422,8 +427,10 @@ class HFLM(LM):
     def _stop_reason(self, tokens: list[int], params: SamplingParams) -> str | None:
         if not params.ignore_eos and tokens[-1] == self.eos_token_id:
             return "stop"
-        if params.stop and any(s in self.tokenizer.decode(tokens, skip_special_tokens=True) for s in params.stop):
-            return "stop"
+        if params.stop:  # a stop string new at this step ends within the last few tokens (each >= 1 character)
+            tail = self.tokenizer.decode(tokens[-(max(map(len, params.stop)) + 2):], skip_special_tokens=True)
+            if any(s in tail for s in params.stop):
+                return "stop"
         if len(tokens) >= params.max_tokens:
             return "length"
         return None

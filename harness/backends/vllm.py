@@ -7,6 +7,7 @@ vLLM starts its engine in a separate process: a script that loads this backend m
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -43,7 +44,8 @@ class VLLM(LM):
             else self.eos_token_id
         stored = Path(folder) / "weights.sha256"
         weights = stored.read_text().strip() if stored.exists() else _hash_weights(Path(folder))
-        self.fingerprint = f"vllm:{weights[:16]}:{dtype}:chat={'on' if chat else 'off'}"
+        template = hashlib.sha256((self.tokenizer.chat_template or "").encode()).hexdigest()[:16]
+        self.fingerprint = f"vllm:{weights[:16]}:{dtype}:chat={template if chat else 'off'}"
 
     @classmethod
     def from_spec(cls, target: str, **model_args) -> VLLM:
@@ -69,8 +71,11 @@ class VLLM(LM):
         return [[self._completion(o) for o in output.outputs] for output in outputs]
 
     def _completion(self, output) -> Completion:
-        logprobs = [step[token].logprob for step, token in zip(output.logprobs or [], output.token_ids)]
-        return Completion(text=output.text, token_ids=list(output.token_ids), logprobs=logprobs,
+        tokens = list(output.token_ids)
+        logprobs = [step[token].logprob for step, token in zip(output.logprobs or [], tokens)]
+        if tokens and tokens[-1] == self.eos_token_id and output.finish_reason == "stop":
+            tokens, logprobs = tokens[:-1], logprobs[:-1]  # as the hf engine: EOS ends the text, is not part of it
+        return Completion(text=output.text, token_ids=tokens, logprobs=logprobs,
                           finish_reason="stop" if output.finish_reason == "stop" else "length")
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
@@ -92,7 +97,10 @@ class VLLM(LM):
         return results
 
     def loglikelihood_rolling(self, texts: list[str]) -> list[float]:
-        pairs = [([self.prefix_token_id], self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        from harness.backends.hf import lead_tokens  # the same first-token context as the hf engine
+
+        lead = lead_tokens(self.tokenizer) or [self.prefix_token_id]
+        pairs = [(lead, self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
         return [total for total, _ in self._score_pairs(pairs)]
 
     def close(self) -> None:

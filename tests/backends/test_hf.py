@@ -112,6 +112,10 @@ def test_stop_strings_cut_the_text_and_finish_with_stop(tiny):
     (cut,), = tiny.generate(["1, 2, 3,"], SamplingParams(max_tokens=16, stop=(stop,)))
     assert cut.finish_reason == "stop" and cut.text == full.text[: full.text.index(stop)]
     assert len(cut.token_ids) < 16
+    params = SamplingParams(max_tokens=16, stop=(stop,))  # rows that stop early leave the batch; the rest go on
+    together = tiny.generate(["1, 2, 3,"] + MANY_PROMPTS[:5], params)
+    assert [c[0].token_ids for c in together] == [tiny.generate([p], params)[0][0].token_ids
+                                                  for p in ["1, 2, 3,"] + MANY_PROMPTS[:5]]
 
 
 def test_ignore_eos_keeps_sampling(smollm2):
