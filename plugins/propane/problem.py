@@ -87,6 +87,7 @@ class Problem:
         if self.target_ids == []:
             raise UsageError("--target-prompt encodes to no tokens; give a non-empty prompt")
         self.init_ids = self._init_ids()
+        self._check_length()
         train, heldout, target_logprobs = self._documents()
         self.train = self._split(*train, target_logprobs[0])
         self.heldout = self._split(*heldout, target_logprobs[1])
@@ -95,14 +96,23 @@ class Problem:
     def _init_ids(self) -> list[int]:
         """Ids of --init (warm start) or of "! ! ...", padded with "!" or cut to --prompt-len when both are given."""
         length = self.settings.prompt_len
-        text = self.settings.init if self.settings.init is not None else ("! " * (length or 15)).strip()
-        ids = self.box.encode(text)
+        if self.settings.init is None:
+            return self.box.exclamations(length or 15)
+        ids = self.box.encode(self.settings.init)
         if not ids:
             raise UsageError("--init encodes to no tokens; give a non-empty initial prompt")
-        if length is not None or self.settings.init is None:
-            length = length or 15
-            ids = (ids + self.box.encode("!")[:1] * length)[:length]
+        if length is not None:
+            ids = (ids + [self.box.filler_id()] * length)[:length]
         return ids
+
+    def _check_length(self) -> None:
+        """Template + prompt + document must fit the model (scratch models are often short)."""
+        limit = self.box.max_length
+        prompt = max(len(self.init_ids), len(self.target_ids or []))
+        needed = len(self.context([0] * prompt)) + self.settings.doc_len
+        if limit is not None and needed > limit:
+            raise UsageError(f"prompt ({prompt} tokens) + template + --doc-len {self.settings.doc_len} = {needed} "
+                             f"tokens, over the model's {limit}; lower --doc-len or --prompt-len")
 
     def context(self, prompt_ids: list[int]) -> list[int]:
         return self.template.prefix + list(prompt_ids) + self.template.suffix

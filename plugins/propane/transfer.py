@@ -74,7 +74,7 @@ class TransferTask:
         candidates.append(("init", records[0]["init"], records[0].get("kl_heldout_initial")))
         metrics, per_doc = {}, {}
         for label, text, source_kl in candidates:
-            ids = box.encode(text) or box.encode("!")
+            ids = box.encode(text) or [box.filler_id()]
             nll, argmax = objective.doc_nll_and_argmax(torch.tensor(ids))
             kl = (nll - target_nll).tolist()
             agreement = (argmax == target_argmax).float().mean(dim=1).tolist()

@@ -1,7 +1,13 @@
 """What PROPANE needs from a white-box model: token ids, embeddings, logits from embeddings, and sampling.
 
-Works on any backend that exposes ``module`` (a torch causal LM) and ``tokenizer`` (a Hugging Face tokenizer):
-the hf and scratch engines. Imported only when an optimizer or the transfer task runs (it imports torch).
+Works on any backend that exposes ``module`` (a torch causal LM) and ``tokenizer``: the hf engine (a Hugging Face
+tokenizer) and the scratch engine (the harness WordTokenizer: one id per word, specials first). The few places
+where the two tokenizers differ are small branches on ``self.words``. Imported only when an optimizer or the
+transfer task runs (it imports torch).
+
+Choices for word-level vocabularies: the prompt follows ``<bos>`` when the model was trained with it (the scratch
+engine's ``add_bos``); every special is excluded from prompts; the paper's "!" initialisation falls back to the
+first allowed word when "!" is not in the vocabulary.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.errors import UsageError
+from harness.models.tokenizer import WordTokenizer
 
 _ALLOWED: dict[tuple[int, int], torch.Tensor] = {}  # (id(tokenizer), vocab size) -> mask; the scan takes ~1 s
 
@@ -41,7 +48,12 @@ class WhiteBox:
         matrix = getattr(lm, "embedding_matrix", None)
         self.embedding_matrix = matrix if matrix is not None else self.module.get_input_embeddings().weight
         self.chat = chat
-        self._keeps_logits = "logits_to_keep" in inspect.signature(self.module.forward).parameters
+        self.words = isinstance(self.tokenizer, WordTokenizer)
+        if self.words and chat:
+            raise UsageError("chat=true needs a chat template; a scratch model has none, drop chat=true")
+        parameters = inspect.signature(self.module.forward).parameters
+        self._keeps_logits = "logits_to_keep" in parameters
+        self._cache_arg = "cache" if "cache" in parameters else "past_key_values"  # renamed in transformers 5.2x
 
     # text <-> ids ------------------------------------------------------------------------------------------------
     @property
@@ -52,16 +64,33 @@ class WhiteBox:
     def device(self) -> torch.device:
         return self.embedding_matrix.device
 
+    @property
+    def max_length(self) -> int | None:
+        """The longest sequence the model takes (hf: ``max_length``, scratch: ``max_len``), None if unknown."""
+        return getattr(self.lm, "max_length", None) or getattr(self.lm, "max_len", None)
+
     def encode(self, text: str) -> list[int]:
         """Ids of ``text`` without special tokens (BOS and chat markers come from the template)."""
+        if self.words:
+            return self.tokenizer.encode(text)
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(list(ids))
 
+    def _bos_eos(self) -> tuple[int | None, int | None]:
+        if self.words:
+            return self.tokenizer.bos_id, self.tokenizer.eos_id
+        return self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
+
+    def special_ids(self) -> list[int]:
+        if self.words:
+            return [self.tokenizer.index[name] for name in self.tokenizer.specials]
+        return list(self.tokenizer.all_special_ids)
+
     def eos_ids(self) -> list[int]:
         """Every id that would end a document: the tokenizer's EOS and the generation config's."""
-        ids = {getattr(self.lm, "eos_token_id", None), self.tokenizer.eos_token_id}
+        ids = {getattr(self.lm, "eos_token_id", None), self._bos_eos()[1]}
         config_eos = getattr(getattr(self.module, "generation_config", None), "eos_token_id", None)
         ids.update(config_eos if isinstance(config_eos, list) else [config_eos])
         return sorted(i for i in ids if isinstance(i, int) and 0 <= i < self.vocab_size)
@@ -69,8 +98,10 @@ class WhiteBox:
     def template(self) -> Template:
         """Where the prompt goes: after BOS for base models; inside the user turn for chat models."""
         if not self.chat:
+            bos = self._bos_eos()[0]
+            if self.words:
+                return Template([bos] if bos is not None and getattr(self.lm, "add_bos", True) else [], [])
             with_special = self.tokenizer.encode("a")
-            bos = self.tokenizer.bos_token_id
             return Template([bos] if bos is not None and with_special[:1] == [bos] else [], [])
         text = self._chat_text(USER_MARK)
         if text.count(USER_MARK) != 1:
@@ -100,13 +131,37 @@ class WhiteBox:
     def _scan_tokens(self) -> torch.Tensor:
         size = min(len(self.tokenizer), self.vocab_size)
         ids = list(range(size))
-        texts = self.tokenizer.batch_decode([[i] for i in ids])
-        encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        if self.words:
+            encoded = [self._encode_or_none(self.decode([i])) for i in ids]
+        else:
+            texts = self.tokenizer.batch_decode([[i] for i in ids])
+            encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         mask = torch.zeros(self.vocab_size, dtype=torch.bool)
         mask[:size] = torch.tensor([e == [i] for i, e in zip(ids, encoded)])
-        special = [i for i in self.tokenizer.all_special_ids if 0 <= i < self.vocab_size]
+        special = [i for i in self.special_ids() if 0 <= i < self.vocab_size]
         mask[special] = False
         return mask
+
+    def _encode_or_none(self, text: str) -> list[int] | None:
+        """Ids of ``text``, or None when a word-level vocabulary lacks one of its words."""
+        try:
+            return self.encode(text)
+        except UsageError:
+            return None
+
+    def filler_id(self) -> int:
+        """The token that fills prompts: "!" (the paper's choice) when it is one allowed token, else the first
+        allowed token (word-level vocabularies of synthetic tasks rarely have "!")."""
+        allowed = self.allowed_tokens()
+        if not allowed.any():
+            raise UsageError("no token of this vocabulary can appear in a prompt (all special or not round-trip)")
+        ids = self._encode_or_none("!")
+        return ids[0] if ids and len(ids) == 1 and allowed[ids[0]] else int(allowed.nonzero()[0, 0])
+
+    def exclamations(self, length: int) -> list[int]:
+        """The paper's initial prompt "! ! ... !" as ``length`` tokens (filler tokens where "!" is unknown)."""
+        ids = self._encode_or_none(("! " * length).strip()) or []
+        return (ids + [self.filler_id()] * length)[:length]
 
     # forward passes ----------------------------------------------------------------------------------------------
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
@@ -140,7 +195,7 @@ class WhiteBox:
     def _next_logits(self, ids, step_input, past):
         """Next-token logits, with the KV cache when the module supports it (hf), else a full forward."""
         if self._keeps_logits:
-            output = self.module(input_ids=step_input if past is not None else ids, past_key_values=past,
-                                 use_cache=True, logits_to_keep=1)
-            return output.logits[:, -1].float(), output.past_key_values
+            output = self.module(input_ids=step_input if past is not None else ids, use_cache=True,
+                                 logits_to_keep=1, **{self._cache_arg: past})
+            return output.logits[:, -1].float(), getattr(output, self._cache_arg)
         return self.tail_logits(self.embed(ids), 1)[:, -1], None
