@@ -118,7 +118,7 @@ def trained_model(task, ctx, strategy: str):
         longest_cot(strategy, task.depth) + 4
     seed_everything(ctx.seed)
     model = build_model(ModelConfig(vocab_size=tokenizer.vocab_size, n_layer=t["n_layer"], n_head=t["n_head"],
-                                    d_model=t["d_model"], max_seq_len=seq_len + 8, positions="rotary"))
+                                    d_model=t["d_model"], max_seq_len=seq_len + 8, positions=t["positions"]))
     config = TrainConfig(steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"],
                          weight_decay=t["weight_decay"],
                          warmup=0.1, schedule="cosine", grad_clip=1.0, seed=ctx.seed, checkpoint_every=200,
@@ -135,6 +135,59 @@ def trained_model(task, ctx, strategy: str):
     extra.update(train_loss=result["train_loss"], train_time_s=time.perf_counter() - began)
     save_checkpoint_dir(final, model, tokenizer, extra)
     return model.eval(), tokenizer, extra
+
+
+class WorkerContext:
+    """What :func:`trained_model` needs from a RunContext, picklable for a training process of its own:
+    the run folder, the seed, and a log written to ``train-<strategy>/log.jsonl`` (replayed by the parent)."""
+
+    probes: list = []
+    probe_every = 100
+
+    def __init__(self, run_dir: str, seed: int, strategy: str):
+        from pathlib import Path
+
+        self.dir, self.seed, self.strategy = Path(run_dir), seed, strategy
+
+    def path(self, name: str):
+        return self.dir / name
+
+    def log_file(self):
+        return self.path(f"train-{self.strategy}") / "log.jsonl"
+
+    def log(self, step: int, values: dict) -> None:
+        self.log_file().parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file(), "a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+
+
+def train_in_process(task, run_dir: str, seed: int, strategy: str) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, task.threads))
+    trained_model(task, WorkerContext(run_dir, seed, strategy), strategy)
+
+
+def train_strategies(task, ctx) -> None:
+    """Train the unfinished strategies side by side, one process each (up to ``task.workers``).
+
+    Each model is small enough that one core is all a training step can use; two processes on two cores
+    halve the wall time. Probes (``--probe``) need the run's context, so they keep training in this process.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    todo = [s for s in task.strategies if not (ctx.path(s) / "config.json").exists()]
+    if task.workers < 2 or len(todo) < 2 or ctx.probes:
+        return
+    with ProcessPoolExecutor(min(task.workers, len(todo)), mp_context=get_context("spawn")) as pool:
+        for done in [pool.submit(train_in_process, task, str(ctx.path(".")), ctx.seed, s) for s in todo]:
+            done.result()
+    for strategy in todo:
+        log = WorkerContext(str(ctx.path(".")), ctx.seed, strategy).log_file()
+        for line in log.read_text().splitlines() if log.exists() else []:
+            record = json.loads(line)  # names already carry the strategy prefix
+            ctx.log(record.pop("step"), record)
 
 
 def eval_problems(task, seed: int) -> list[Problem]:
@@ -243,6 +296,7 @@ def run_experiment(task, ctx) -> dict[str, float]:
     task.limit = ctx.limit
     budgets, counts = budget_ladder(task), sample_counts(task.samples)
     metrics: dict[str, float] = {}
+    train_strategies(task, ctx)
     for strategy in task.strategies:
         model, tokenizer, extra = trained_model(task, ctx, strategy)
         cache = ctx.path(strategy) / "evaluation.json"

@@ -30,7 +30,7 @@ class GraphCoT:
                  temperature: float | None = None,
                  prompt: str = "auto", steps: int = 2500, batch_size: int = 32, lr: float = 3e-3,
                  weight_decay: float = 0.05, d_model: int = 64, n_layer: int = 3, n_head: int = 4,
-                 eval_batch: int = 512, threads: int = 1):
+                 positions: str = "learned", eval_batch: int = 512, threads: int = 1, workers: int = 2):
         if not 1 <= depth <= MAX_DEPTH:
             raise UsageError(f"depth={depth}: choose a depth between 1 and {MAX_DEPTH}")
         if pool and pool < 2 * node_count(depth):
@@ -42,6 +42,8 @@ class GraphCoT:
                 raise UsageError(f"{name}={value}: give a positive number")
         if budget < 0:
             raise UsageError(f"budget={budget}: give a positive number of tokens (0: fit to depth)")
+        if positions not in ("learned", "rotary"):
+            raise UsageError(f"positions={positions}: choose learned or rotary")
         if prompt not in ("auto", "raw", "text"):
             raise UsageError(f"prompt={prompt}: choose auto, raw or text")
         try:
@@ -55,8 +57,8 @@ class GraphCoT:
         self.examples, self.samples, self.budget = examples, samples, budget
         self.temperature, self.prompt_style = temperature, prompt
         self.train = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-                      "d_model": d_model, "n_layer": n_layer, "n_head": n_head}
-        self.eval_batch, self.threads, self.limit = eval_batch, threads, None
+                      "d_model": d_model, "n_layer": n_layer, "n_head": n_head, "positions": positions}
+        self.eval_batch, self.threads, self.workers, self.limit = eval_batch, threads, workers, None
         self.primary_metric = self.metric_prefix() + "evidence_accuracy"
 
     def metric_prefix(self, strategy: str | None = None) -> str:

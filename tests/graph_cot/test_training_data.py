@@ -1,0 +1,39 @@
+"""Training batches: what the model reads and what it is trained to predict line up (loss after "/" only)."""
+
+from types import SimpleNamespace
+
+import pytest
+from harness.plugins.graph_cot.experiment import make_batches, make_tokenizer
+from harness.plugins.graph_cot.graphs import default_pool
+from harness.plugins.graph_cot.scoring import parse_tokens
+
+
+@pytest.mark.parametrize("strategy", ["dfs", "path"])
+def test_batches_train_only_the_completion_and_mask_padding(strategy):
+    pytest.importorskip("torch")
+    depth = 2
+    task = SimpleNamespace(depth=depth, pool=default_pool(depth), train={"batch_size": 8})
+    tokenizer = make_tokenizer(task.pool)
+    batch = make_batches(task, tokenizer, strategy, seed=0)(1, None)
+    ids, targets, mask = batch["input_ids"], batch["targets"], batch["loss_mask"]
+    assert ids.shape == targets.shape == mask.shape and ids.shape[0] == 8
+    lengths = set()
+    for row, target, weight in zip(ids.tolist(), targets.tolist(), mask.tolist()):
+        words = tokenizer.decode(row).split()
+        real = len(words) - words.count("<pad>")
+        lengths.add(real)
+        assert words[0] == "<bos>" and all(w == "<pad>" for w in words[real:])
+        assert target[: real - 1] == row[1:real]  # next-token targets
+        trained = [tokenizer.tokens[t] for t, w in zip(target, weight) if w]
+        slash = words.index("/")
+        assert trained == tokenizer.decode(target[slash: real]).split()  # everything after "/", nothing else
+        assert trained[0] == "work:" and trained[-1] == "<eos>" and trained[-3] == "decision:"
+        assert not any(weight[real:])  # padding never trained
+        cot, decision, finished = parse_tokens(trained[:-1])
+        assert finished and cot[-1] == decision
+    assert len(lengths) > 1  # rows differ in length, so padding was exercised
+
+
+def test_node_names_are_single_tokens():
+    tokenizer = make_tokenizer(52)
+    assert tokenizer.encode("graph: 0 51 task:") == [tokenizer.index[w] for w in ("graph:", "0", "51", "task:")]
