@@ -294,13 +294,15 @@ class HFLM(LM):
         starts = ctx_mask.sum(-1)[[c for c, _ in rows]]  # position of the first continuation token
         positions = starts[:, None] + torch.arange(width, device=self.device)[None]
         mask = torch.cat([ctx_mask[[c for c, _ in rows]], cont_mask], dim=1)
-        if width > 1:
+        later = torch.empty((0, first.shape[-1]), device=self.device)
+        if width > 1:  # the vocabulary projection only at the scored positions, all rows in one matmul
             cont_hidden, _ = self._hidden(cont_ids[:, :-1], mask[:, :-1], past=past, positions=positions[:, :-1])
+            later = self._logprobs(cont_hidden[cont_mask[:, 1:].bool()])  # (sum of len(cont) - 1, V)
+        offset = 0
         for r, (c, i) in enumerate(rows):
             cont = conts[r]
-            logprobs = first[c][None]
-            if len(cont) > 1:
-                logprobs = torch.cat([logprobs, self._logprobs(cont_hidden[r, : len(cont) - 1])])
+            logprobs = torch.cat([first[c][None], later[offset: offset + len(cont) - 1]])
+            offset += len(cont) - 1
             target = torch.tensor(cont, device=self.device)
             total = logprobs.gather(-1, target[:, None]).sum().item()
             greedy = bool((logprobs.argmax(-1) == target).all().item())
