@@ -109,7 +109,7 @@ def _convert(alias: Alias, folder: Path) -> None:
 
 def _hash_weights(folder: Path) -> str:
     digest = hashlib.sha256()
-    for file in sorted(folder.glob("*.safetensors")):
+    for file in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]):
         with open(file, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
@@ -145,11 +145,14 @@ class HFLM(LM):
 
     name = "hf"
 
-    def __init__(self, folder: Path, dtype: str = "float32", chat: bool = False, batch_tokens: int = 8192,
-                 device: str = "cpu", max_length: int | None = None):
+    def __init__(self, folder: Path, dtype: str | None = None, chat: bool = False, batch_tokens: int = 8192,
+                 device: str | None = None, max_length: int | None = None):
+        """dtype: float32 on CPU and bfloat16 on a GPU unless given; device: the GPU when there is one."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = dtype or ("float32" if device == "cpu" else "bfloat16")
         if dtype not in DTYPES:
             raise UsageError(f"dtype={dtype}: choose one of {', '.join(DTYPES)} (--model-args dtype=...)")
         self.torch = torch
@@ -178,6 +181,10 @@ class HFLM(LM):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if not target:
             raise UsageError("--model hf: needs a model, e.g. --model hf:smollm2 or --model hf:/path/to/folder")
+        known = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "folder")]
+        for name in model_args:
+            if name not in known:
+                raise UsageError(f"unknown --model-args key '{name}' for hf: choose from {', '.join(known)}")
         return cls(pull(target), **model_args)
 
     def _fingerprint(self, folder: Path) -> str:

@@ -170,6 +170,7 @@ def test_fingerprint_names_the_weights(tiny, tiny_folder, tmp_path):
     ("hf:nonexistent", {}, "unknown model 'nonexistent'"),
     ("hf:smollm2", {"dtype": "float8"}, "dtype=float8"),
     ("hf:", {}, "needs a model"),
+    ("hf:smollm2", {"temprature": 1}, "unknown --model-args key 'temprature'"),
 ])
 def test_bad_specs_are_usage_errors(spec, args, message):
     with pytest.raises(UsageError, match=message):
