@@ -2,24 +2,21 @@
 
 Both sides run the same search (same proposals, same documents, same model) for a few steps; the plain loop
 builds each proposal's full token sequences and runs the model on them one proposal at a time with full logits,
-the way a straightforward implementation would. Usage:
+the way a straightforward implementation would. The batched side is the plugin's: each proposal's context runs
+once and the documents continue from its KV cache, only document positions reach the LM head. Usage:
 
-    python benchmarks/propane_speed.py --model-folder DIR [--steps 3 --batch-size 32 --n-docs 16 --doc-len 16]
+    python benchmarks/propane_speed.py --model hf:smollm2 [--steps 3 --batch-size 32 --n-docs 16 --doc-len 16]
 
-DIR is a transformers folder (e.g. the hf backend's converted SmolLM2 in the harness cache). Target: >= 3x.
+Any white-box --model spec works (hf:smollm2, hf:/path/to/folder, scratch:DIR). Target: >= 3x.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "propane"))
 
 
 def plain_scores(problem, proposals: torch.Tensor) -> torch.Tensor:
@@ -30,7 +27,8 @@ def plain_scores(problem, proposals: torch.Tensor) -> torch.Tensor:
         context = torch.tensor(problem.context(proposal.tolist()))
         rows = torch.cat([context.expand(split.docs.shape[0], -1), split.docs], dim=1)
         with torch.no_grad():
-            logits = module(input_ids=rows).logits.float()
+            logits = module(input_ids=rows)
+            logits = getattr(logits, "logits", logits).float()  # hf output object or the scratch tensor
         start = len(context)
         nll = F.cross_entropy(logits[:, start - 1:-1].reshape(-1, logits.shape[-1]), split.docs.reshape(-1))
         losses.append(nll)
@@ -50,7 +48,7 @@ def timed_steps(problem, proposer, score, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-folder", required=True)
+    parser.add_argument("--model", default="hf:smollm2", help="a white-box model spec")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--n-docs", type=int, default=16)
@@ -59,10 +57,10 @@ def main() -> None:
 
     from harness.plugins.propane import search
     from harness.plugins.propane.problem import Problem, Settings
-    from tiny import LocalLM
 
-    torch.set_num_threads(torch.get_num_threads())
-    problem = Problem(LocalLM(Path(args.model_folder)),
+    from harness.backends import load
+
+    problem = Problem(load(args.model),
                       Settings(target_prompt="Write a short poem about the ocean at night.", n_docs=args.n_docs,
                                n_heldout=2, doc_len=args.doc_len, batch_size=args.batch_size, topk=256), seed=0)
     proposer = search.GradientProposer(problem)

@@ -1,10 +1,12 @@
 """The PROPANE objective: how well a prompt explains a set of documents, scored in batches.
 
 For a prompt p and documents d_1..d_n the model sees ``prefix + p + suffix + d_i``. Everything that does not
-depend on p (the embeddings of prefix, suffix and documents, and log P(d_i | p*)) is computed once. Proposals x
-documents are flattened into rows of equal length and scored in chunks sized by a token budget; only the document
-positions go through the LM head. Documents of different lengths are right-padded: padding after a document cannot
-change the causal logits before it, so a loss mask is all that is needed.
+depend on p (the embeddings of prefix, suffix and documents, and log P(d_i | p*)) is computed once. Scoring
+without gradients (proposals, held-out KL) runs each proposal's context once and continues every document from
+its KV cache (hf modules), so the context is not recomputed n times; modules without a cache (scratch) get
+proposals x documents flattened into full rows. Chunks are sized by a token budget and a logits budget; only the
+document positions go through the LM head. Documents of different lengths are right-padded: padding after a
+document cannot change the causal logits before it, so a loss mask is all that is needed.
 
 Choices not fixed by the paper:
 - The search loss is the token-mean NLL over all training-document tokens (the reference code's mean over tokens),
@@ -73,11 +75,36 @@ class Objective:
     def doc_nll(self, prompts: torch.Tensor) -> torch.Tensor:
         """Summed NLL of every document under every prompt: (P, n). ``prompts``: (P, L) ids or (P, L, d)."""
         embeds = self.prompt_embeds(prompts)
+        if self.box.continues_from_cache:
+            return self._doc_nll_shared_context(embeds)
         total = embeds.shape[0] * self.n_docs
         chunk = self._chunk_rows(embeds.shape[1])
         parts = [self._row_nll(embeds, torch.arange(s, min(s + chunk, total), device=self.box.device))
                  for s in range(0, total, chunk)]
         return torch.cat(parts).view(embeds.shape[0], self.n_docs).cpu()
+
+    def _doc_nll_shared_context(self, embeds: torch.Tensor) -> torch.Tensor:
+        """doc_nll with one context prefill per proposal, reused by its documents through the KV cache."""
+        count, length = embeds.shape[:2]
+        n, doc_len = self.docs.shape
+        context_len = len(self.prefix) + length + len(self.suffix)
+        rows_by_logits = max(1, LOGITS_BUDGET_BYTES // (4 * doc_len * self.box.vocab_size))
+        docs_per_block = min(n, rows_by_logits)
+        prompts_per_block = 1 if docs_per_block < n else max(
+            1, min(rows_by_logits // n, self.max_batch_tokens // (context_len + n * doc_len)))
+        nll = torch.empty(count, n)
+        for p in range(0, count, prompts_per_block):
+            block = embeds[p: p + prompts_per_block]
+            contexts = torch.cat([self.prefix_embeds.expand(len(block), -1, -1), block,
+                                  self.suffix_embeds.expand(len(block), -1, -1)], dim=1)
+            for d in range(0, n, docs_per_block):
+                docs = slice(d, d + docs_per_block)
+                logits = self.box.context_then_documents(contexts, self.doc_embeds[docs])  # (P*k, Ld, V)
+                targets = self.docs[docs].repeat(len(block), 1)
+                values = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+                values = (values.view(targets.shape) * self.mask[docs].repeat(len(block), 1)).sum(dim=1)
+                nll[p: p + len(block), docs] = values.view(len(block), -1).cpu()
+        return nll
 
     @torch.no_grad()
     def doc_nll_and_argmax(self, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +143,7 @@ class Objective:
     def token_gradient(self, prompt: torch.Tensor, gamma: float) -> torch.Tensor:
         """Gradient of the search loss w.r.t. the one-hot prompt tokens (L, V), summed over document chunks.
 
-        d loss / d onehot = (d loss / d embeddings) @ E^T, the same as differentiating through onehot @ E.
+        d loss / d onehot = scale * (d loss / d embeddings) @ E^T, as differentiating through scale * onehot @ E.
         """
         leaf = self.box.embed(prompt).detach().clone().requires_grad_(True)  # (L, d)
         embeds = leaf[None]
@@ -130,7 +157,7 @@ class Objective:
             fluency = gamma * self.fluency_nll_with_grad(embeds, prompt[None])
             if fluency.requires_grad:
                 grad += torch.autograd.grad(fluency, leaf)[0]
-        return (grad @ self.box.embedding_matrix.detach().T).float().cpu()
+        return (grad @ self.box.embedding_matrix.detach().T * self.box.embed_scale).float().cpu()
 
     def fluency_nll_with_grad(self, embeds: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
         """fluency_nll for one prompt whose embeddings carry a gradient (the token ids give the targets)."""

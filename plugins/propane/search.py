@@ -143,7 +143,7 @@ def swap_search(problem: Problem, proposer, log: Logger) -> Trace:
 
 def nearest_tokens(problem: Problem, embeds: torch.Tensor) -> torch.Tensor:
     """The allowed token whose embedding is closest (L2) to each soft position: (L,) ids."""
-    matrix = problem.box.embedding_matrix.detach().float()
+    matrix = problem.box.embedding_matrix.detach().float() * problem.box.embed_scale  # as box.embed gives them
     embeds = embeds.detach().float()
     distance = (matrix * matrix).sum(dim=1)[None] - 2 * embeds @ matrix.T  # (L, V), up to a per-row constant
     distance[:, ~problem.allowed.to(distance.device)] = float("inf")

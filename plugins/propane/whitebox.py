@@ -34,6 +34,13 @@ class Template:
     suffix: list[int]
 
 
+def embedding_scale(module) -> float:
+    """The factor some models (Gemma: sqrt(hidden size)) apply to embedding rows before the first layer."""
+    layer = module.get_input_embeddings() if hasattr(module, "get_input_embeddings") else None
+    scale = getattr(layer, "embed_scale", None)
+    return 1.0 if scale is None else float(scale)
+
+
 class WhiteBox:
     """A thin view of an LM (or its response-cache proxy) with the white-box surface PROPANE uses."""
 
@@ -47,6 +54,7 @@ class WhiteBox:
         self.module.eval()
         matrix = getattr(lm, "embedding_matrix", None)
         self.embedding_matrix = matrix if matrix is not None else self.module.get_input_embeddings().weight
+        self.embed_scale = embedding_scale(self.module)
         self.chat = chat
         self.words = isinstance(self.tokenizer, WordTokenizer)
         if self.words and chat:
@@ -165,7 +173,9 @@ class WhiteBox:
 
     # forward passes ----------------------------------------------------------------------------------------------
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.embedding_matrix[ids.to(self.device)]
+        """Input embeddings of token ids, as the model's own embedding layer gives them (scaled for Gemma)."""
+        rows = self.embedding_matrix[ids.to(self.device)]
+        return rows * self.embed_scale if self.embed_scale != 1.0 else rows
 
     def tail_logits(self, embeds: torch.Tensor, keep: int) -> torch.Tensor:
         """Float32 logits of the last ``keep`` positions (B, keep, V); only those go through the LM head."""
@@ -174,6 +184,28 @@ class WhiteBox:
         else:
             logits = self.lm.forward_embeddings(embeds)[:, -keep:]
         return logits.float()
+
+    @property
+    def continues_from_cache(self) -> bool:
+        """Whether the module can run a continuation on a KV cache (hf modules; not the scratch Transformer)."""
+        return self._keeps_logits
+
+    def context_then_documents(self, contexts: torch.Tensor, documents: torch.Tensor) -> torch.Tensor:
+        """Float32 logits predicting every document token, each context (P, Lc, d) followed by the same k
+        documents (k, Ld, d): (P * k, Ld, V), context-major. Each context runs once; its KV cache is repeated
+        for the k documents, which then run on it (instead of P * k rows of context + document)."""
+        count, context_len = contexts.shape[:2]
+        k, doc_len = documents.shape[:2]
+        output = self.module(inputs_embeds=contexts, use_cache=True, logits_to_keep=1)
+        first = output.logits.float().repeat_interleave(k, dim=0)  # (P*k, 1, V): predicts each document's token 0
+        if doc_len == 1:
+            return first
+        cache = getattr(output, self._cache_arg)
+        cache.batch_repeat_interleave(k)
+        positions = torch.arange(context_len, context_len + doc_len - 1, device=self.device).expand(count * k, -1)
+        rest = self.module(inputs_embeds=documents[:, :-1].repeat(count, 1, 1), position_ids=positions,
+                           use_cache=True, **{self._cache_arg: cache}).logits.float()  # (P*k, Ld-1, V)
+        return torch.cat([first, rest], dim=1)
 
     @torch.no_grad()
     def sample(self, context: list[int], n: int, length: int, generator: torch.Generator) -> torch.Tensor:

@@ -4,7 +4,8 @@ import json
 
 import pytest
 import torch
-from harness.plugins.propane import search
+import torch.nn.functional as F
+from harness.plugins.propane import objective, search
 from harness.plugins.propane.problem import Problem, Settings
 
 from harness.errors import UsageError
@@ -65,6 +66,40 @@ def test_batched_scores_equal_one_at_a_time(tiny_lm):
     batched = p.train.objective.doc_nll(proposals)
     single = torch.stack([p.train.objective.doc_nll(row[None])[0] for row in proposals])
     assert torch.allclose(batched, single, atol=1e-3)
+
+
+def plain_doc_nll(lm, p, proposal) -> torch.Tensor:
+    """Summed NLL of each training document after the proposal's context: one plain forward over token rows."""
+    context = p.context(proposal.tolist())
+    docs = p.train.docs
+    with torch.no_grad():
+        logits = lm.module(input_ids=torch.cat([torch.tensor(context).expand(len(docs), -1), docs], dim=1)).logits
+    return F.cross_entropy(logits[:, len(context) - 1: -1].float().transpose(1, 2), docs, reduction="none").sum(1)
+
+
+@pytest.mark.parametrize("docs_per_block", [None, 3])
+def test_shared_context_scores_equal_plain_forwards(tiny_lm, monkeypatch, docs_per_block):
+    p = problem(tiny_lm)
+    if docs_per_block:  # a logits budget that splits the 8 documents of each proposal into blocks
+        monkeypatch.setattr(objective, "LOGITS_BUDGET_BYTES", 4 * 6 * p.box.vocab_size * docs_per_block)
+    proposals = search.RandomProposer(p)(torch.tensor(p.init_ids), torch.Generator().manual_seed(2))[:5]
+    scores = p.train.objective.doc_nll(proposals)
+    for row, proposal in zip(scores, proposals):
+        assert torch.allclose(row, plain_doc_nll(tiny_lm, p, proposal), atol=1e-3)
+
+
+def test_gemma_embedding_scale_and_sliding_window(tmp_path):
+    from tiny import save_tiny_gemma3
+
+    from harness.backends import load
+
+    lm = load(f"hf:{save_tiny_gemma3(tmp_path / 'gemma')}")
+    p = problem(lm, n_docs=4, doc_len=12)  # 16 + 12 tokens: past the sliding window of 8
+    ids = torch.tensor(p.init_ids)
+    assert p.box.embed_scale == pytest.approx(8.0)
+    assert torch.allclose(p.box.embed(ids), lm.module.get_input_embeddings()(ids))
+    assert torch.allclose(p.train.objective.doc_nll(ids[None])[0], plain_doc_nll(lm, p, ids), atol=1e-3)
+    assert p.heldout_kl(p.target_ids)[0] == pytest.approx(0.0, abs=1e-4)
 
 
 def test_propane_lowers_heldout_kl_well_below_its_start(tiny_lm):
