@@ -14,7 +14,9 @@ Choices not fixed by the paper (the preset must finish in minutes on a shared 2-
 - Known limit (open): at these sizes the models learn the format and to copy the start within a few hundred
   steps, then sit on a plateau (loss ~1.5-1.6 at depth 1) where no edge is followed: 6000 steps (batch 32,
   lr 1e-3) still gave evidence 0. Larger batch, d_model 128, 1-2 heads, tied embeddings, no weight decay and
-  rotary-plus-learned positions did not break it within 1000-2500 steps either.
+  rotary-plus-learned positions did not break it within 1000-2500 steps either, nor did 2 layers of 2 heads
+  at batch 64 and constant lr 3e-3 (loss 1.52 after 3500 steps) or init_scale 2.5 (plateau reached sooner,
+  same loss by step 2500). A plain random walk CoT (walk-12), pure edge following, stalls the same way.
 - Budget B counts CoT node tokens. Evidence at budget B checks the first B nodes. The decision at budget
   B is the
   model's own when its CoT ended within B nodes; otherwise the model is forced to answer (``decision:``
