@@ -83,28 +83,49 @@ class Objective:
                  for s in range(0, total, chunk)]
         return torch.cat(parts).view(embeds.shape[0], self.n_docs).cpu()
 
+    def _contexts(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
+        """prefix + prompt + suffix embeddings: (P, Lc, d)."""
+        count = prompt_embeds.shape[0]
+        return torch.cat([self.prefix_embeds.expand(count, -1, -1), prompt_embeds,
+                          self.suffix_embeds.expand(count, -1, -1)], dim=1)
+
+    def _doc_blocks(self) -> list[slice]:
+        """Document ranges whose logits fit the logits budget for one context."""
+        n, doc_len = self.docs.shape
+        per_block = min(n, max(1, LOGITS_BUDGET_BYTES // (4 * doc_len * self.box.vocab_size)))
+        return [slice(d, d + per_block) for d in range(0, n, per_block)]
+
+    def _shared_nll(self, contexts: torch.Tensor, docs: slice) -> torch.Tensor:
+        """Summed NLL (P, k) of the documents ``docs`` after each context (P, Lc, d); each context runs once."""
+        logits = self.box.context_then_documents(contexts, self.doc_embeds[docs])  # (P*k, Ld, V)
+        targets = self.docs[docs].repeat(len(contexts), 1)
+        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+        return (nll.view(targets.shape) * self.mask[docs].repeat(len(contexts), 1)).sum(dim=1).view(len(contexts), -1)
+
     def _doc_nll_shared_context(self, embeds: torch.Tensor) -> torch.Tensor:
         """doc_nll with one context prefill per proposal, reused by its documents through the KV cache."""
-        count, length = embeds.shape[:2]
         n, doc_len = self.docs.shape
-        context_len = len(self.prefix) + length + len(self.suffix)
-        rows_by_logits = max(1, LOGITS_BUDGET_BYTES // (4 * doc_len * self.box.vocab_size))
-        docs_per_block = min(n, rows_by_logits)
-        prompts_per_block = 1 if docs_per_block < n else max(
-            1, min(rows_by_logits // n, self.max_batch_tokens // (context_len + n * doc_len)))
-        nll = torch.empty(count, n)
-        for p in range(0, count, prompts_per_block):
-            block = embeds[p: p + prompts_per_block]
-            contexts = torch.cat([self.prefix_embeds.expand(len(block), -1, -1), block,
-                                  self.suffix_embeds.expand(len(block), -1, -1)], dim=1)
-            for d in range(0, n, docs_per_block):
-                docs = slice(d, d + docs_per_block)
-                logits = self.box.context_then_documents(contexts, self.doc_embeds[docs])  # (P*k, Ld, V)
-                targets = self.docs[docs].repeat(len(block), 1)
-                values = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-                values = (values.view(targets.shape) * self.mask[docs].repeat(len(block), 1)).sum(dim=1)
-                nll[p: p + len(block), docs] = values.view(len(block), -1).cpu()
+        blocks = self._doc_blocks()
+        context_len = len(self.prefix) + embeds.shape[1] + len(self.suffix)
+        by_logits = (blocks[0].stop - blocks[0].start) // n  # whole proposals per logits budget (0: split docs)
+        per_chunk = max(1, min(by_logits, self.max_batch_tokens // (context_len + n * doc_len)))
+        nll = torch.empty(embeds.shape[0], n)
+        for p in range(0, embeds.shape[0], per_chunk):
+            contexts = self._contexts(embeds[p: p + per_chunk])
+            for docs in blocks:
+                nll[p: p + len(contexts), docs] = self._shared_nll(contexts, docs).cpu()
         return nll
+
+    def _document_loss_blocks(self, prompt_embeds: torch.Tensor):
+        """Token-mean document NLL of one prompt (1, L, d) with a gradient, one term per block of documents."""
+        if self.box.continues_from_cache:
+            for docs in self._doc_blocks():
+                yield self._shared_nll(self._contexts(prompt_embeds), docs).sum() / self.tokens
+            return
+        chunk = self._chunk_rows(prompt_embeds.shape[1])
+        for start in range(0, self.n_docs, chunk):
+            rows = torch.arange(start, min(start + chunk, self.n_docs), device=self.box.device)
+            yield self._row_nll(prompt_embeds, rows).sum() / self.tokens
 
     @torch.no_grad()
     def doc_nll_and_argmax(self, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,10 +169,7 @@ class Objective:
         leaf = self.box.embed(prompt).detach().clone().requires_grad_(True)  # (L, d)
         embeds = leaf[None]
         grad = torch.zeros_like(leaf)
-        chunk = self._chunk_rows(len(prompt))
-        for start in range(0, self.n_docs, chunk):
-            rows = torch.arange(start, min(start + chunk, self.n_docs), device=self.box.device)
-            loss = self._row_nll(embeds, rows).sum() / self.tokens
+        for loss in self._document_loss_blocks(embeds):
             grad += torch.autograd.grad(loss, leaf)[0]
         if gamma:
             fluency = gamma * self.fluency_nll_with_grad(embeds, prompt[None])
@@ -172,11 +190,8 @@ class Objective:
 
     def soft_backward(self, leaf: torch.Tensor) -> float:
         """Token-mean document NLL of a soft prompt ``leaf`` (L, d); accumulates its gradient chunk by chunk."""
-        chunk = self._chunk_rows(leaf.shape[0])
         total = 0.0
-        for start in range(0, self.n_docs, chunk):
-            rows = torch.arange(start, min(start + chunk, self.n_docs), device=self.box.device)
-            loss = self._row_nll(leaf[None], rows).sum() / self.tokens
+        for loss in self._document_loss_blocks(leaf[None]):
             loss.backward()
             total += loss.item()
         return total

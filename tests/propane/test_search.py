@@ -88,6 +88,15 @@ def test_shared_context_scores_equal_plain_forwards(tiny_lm, monkeypatch, docs_p
         assert torch.allclose(row, plain_doc_nll(tiny_lm, p, proposal), atol=1e-3)
 
 
+def test_shared_context_gradient_equals_the_full_row_gradient(tiny_lm):
+    p = problem(tiny_lm)
+    prompt = torch.tensor(p.init_ids)
+    shared = p.train.objective.token_gradient(prompt, 0.0)
+    p.box._keeps_logits = False  # this problem's view now runs full rows, as for scratch models
+    full = p.train.objective.token_gradient(prompt, 0.0)
+    assert torch.allclose(shared, full, atol=1e-4 * float(full.abs().max()))
+
+
 def test_gemma_embedding_scale_and_sliding_window(tmp_path):
     from tiny import save_tiny_gemma3
 
