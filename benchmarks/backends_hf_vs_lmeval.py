@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,13 +41,15 @@ def make_pairs(rng: random.Random) -> list[tuple[str, str]]:
             for c in contexts for _ in range(4)]
 
 
-def best_of(repeats: int, work) -> float:
+def best_of(repeats: int, work, label: str) -> tuple[float, object]:
+    """The best wall time of ``repeats`` runs, and the last run's result."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        work()
+        result = work()
         times.append(time.perf_counter() - start)
-    return min(times)
+    print(f"  {label}: {', '.join(f'{t:.2f}' for t in times)} s", file=sys.stderr, flush=True)
+    return min(times), result
 
 
 class Ours:
@@ -109,16 +112,19 @@ def measure(dtype: str, args, prompts, pairs) -> dict:
     for lm in theirs.values():
         lm.generate(prompts[:2], 4)
     row = {"dtype": dtype}
-    row["a_ours"] = best_of(args.repeats, lambda: ours.generate(prompts, 32))
-    row["a_lmeval"] = min(best_of(args.repeats, lambda lm=lm: lm.generate(prompts, 32)) for lm in theirs.values())
-    row["a_same_tokens"] = _share_equal(ours.generate(prompts, 32), theirs[args.lmeval_batch_sizes[0]]
-                                        .generate(prompts, 32))
-    row["b_ours"] = best_of(args.repeats, lambda: ours.loglikelihood(pairs))
-    row["b_lmeval"] = min(best_of(args.repeats, lambda lm=lm: lm.loglikelihood(pairs)) for lm in theirs.values())
-    mine, reference = ours.loglikelihood(pairs), theirs[args.lmeval_batch_sizes[0]].loglikelihood(pairs)
-    row["b_max_abs_diff"] = max(abs(a[0] - b[0]) for a, b in zip(mine, reference))
-    row["c_n32"] = best_of(args.repeats, lambda: ours.n_samples(prompts[0], 32, 64))
-    row["c_separate"] = best_of(args.repeats, lambda: ours.separate_calls(prompts[0], 32, 64))
+    row["a_ours"], mine = best_of(args.repeats, lambda: ours.generate(prompts, 32), f"{dtype} (a) ours")
+    timed = {b: best_of(args.repeats, lambda lm=lm: lm.generate(prompts, 32), f"{dtype} (a) lm-eval bs={b}")
+             for b, lm in theirs.items()}
+    row["a_lmeval"] = min(t for t, _ in timed.values())
+    row["a_same_tokens"] = _share_equal(mine, next(iter(timed.values()))[1])
+    row["b_ours"], mine = best_of(args.repeats, lambda: ours.loglikelihood(pairs), f"{dtype} (b) ours")
+    timed = {b: best_of(args.repeats, lambda lm=lm: lm.loglikelihood(pairs), f"{dtype} (b) lm-eval bs={b}")
+             for b, lm in theirs.items()}
+    row["b_lmeval"] = min(t for t, _ in timed.values())
+    row["b_max_abs_diff"] = max(abs(a[0] - b[0]) for a, b in zip(mine, next(iter(timed.values()))[1]))
+    row["c_n32"], _ = best_of(args.repeats, lambda: ours.n_samples(prompts[0], 32, 64), f"{dtype} (c) n=32")
+    row["c_separate"], _ = best_of(args.repeats, lambda: ours.separate_calls(prompts[0], 32, 64),
+                                   f"{dtype} (c) 32 calls")
     return row
 
 
