@@ -224,9 +224,14 @@ class HFLM(LM):
                                      use_cache=True, **{self._cache_arg: past})
         return out.last_hidden_state, getattr(out, self._cache_arg)
 
-    def _logprobs(self, hidden):
-        """Log-softmax over the vocabulary for the given hidden states, computed in float32."""
-        logits = self.torch.nn.functional.linear(hidden.float(), self._head_weight())
+    def _logprobs(self, hidden, scored: bool = True):
+        """Log-softmax over the vocabulary, always in float32. Scored positions (loglikelihood) also project in
+        float32; decoding (scored=False) projects in the model's dtype, as transformers' generate does: under bf16
+        a float32 projection at every decode step made generation slower than lm-eval's (benchmarks/)."""
+        if scored:
+            logits = self.torch.nn.functional.linear(hidden.float(), self._head_weight())
+        else:
+            logits = self.module.get_output_embeddings()(hidden).float()
         cap = getattr(self.module.config, "final_logit_softcapping", None)
         if cap:
             logits = self.torch.tanh(logits / cap) * cap
@@ -412,7 +417,7 @@ class HFLM(LM):
         torch = self.torch
         n = params.n
         last, past, mask = self._prefill(encoded)
-        logprobs = self._logprobs(last).repeat_interleave(n, 0)  # (B*n, V): one prefill for n samples
+        logprobs = self._logprobs(last, scored=False).repeat_interleave(n, 0)  # (B*n, V): one prefill for n
         past.batch_repeat_interleave(n)
         mask = mask.repeat_interleave(n, 0)
         positions = mask.sum(-1, keepdim=True)
@@ -440,7 +445,7 @@ class HFLM(LM):
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             hidden, past = self._hidden(chosen[:, None], mask, past=past, positions=positions)
             positions = positions + 1
-            logprobs = self._logprobs(hidden[:, -1])
+            logprobs = self._logprobs(hidden[:, -1], scored=False)
         return [[self._completion(tokens[r], token_logprobs[r], finished[r], params) for r in range(p * n, (p + 1) * n)]
                 for p in range(len(encoded))]
 
