@@ -32,7 +32,7 @@ class Completion:
 
     text: str
     token_ids: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)  # per generated token, under the sampling distribution
+    logprobs: list[float] = field(default_factory=list)  # per generated token, under the model (before temperature)
     finish_reason: str = "length"  # "stop" (EOS or stop string) or "length"
 
 
