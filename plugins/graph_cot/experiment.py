@@ -126,7 +126,8 @@ def trained_model(task, ctx, strategy: str):
         longest_cot(strategy, task.depth) + 4
     seed_everything(ctx.seed)
     model = build_model(ModelConfig(vocab_size=tokenizer.vocab_size, n_layer=t["n_layer"], n_head=t["n_head"],
-                                    d_model=t["d_model"], max_seq_len=seq_len + 8, positions=t["positions"]))
+                                    d_model=t["d_model"], max_seq_len=seq_len + 8, positions=t["positions"],
+                                    attention=t["attention"]))
     config = TrainConfig(steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"],
                          weight_decay=t["weight_decay"],
                          warmup=0.1, schedule="cosine", grad_clip=1.0, seed=ctx.seed, checkpoint_every=200,

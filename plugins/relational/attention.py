@@ -1,0 +1,55 @@
+"""Identity-augmented self-attention (Boix-Adsera et al., arXiv 2310.09753).
+
+Each head h gets two trainable scalars, both 0 at init, so the module starts as plain attention:
+
+    logits_h = Q_h K_h^T / sqrt(d_h) + a_h X X^T        (W_Q W_K^T + a_h I)
+    out      = sum_h softmax(logits_h) (V_h W_O^h + b_h X)  (W_V W_O + b_h I)
+
+with X the block's normalised input (what this module receives). ``a_h`` lets a head attend to earlier
+positions holding the same token without first learning W_Q W_K^T ~ I; ``b_h`` lets it copy what it found.
+Attention weights are formed explicitly (not through the fused kernel) because the ``b_h`` term needs them;
+the sequences these tasks use are short.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from harness.models.components import Rotary
+
+
+class IdentityAttention(nn.Module):
+    def __init__(self, config, layer_index: int = 0):
+        super().__init__()
+        d = config.d_model
+        self.n_head, self.head_dim, self.causal = config.n_head, d // config.n_head, config.causal
+        self.q_proj = nn.Linear(d, d, bias=config.bias)
+        self.k_proj = nn.Linear(d, d, bias=config.bias)
+        self.v_proj = nn.Linear(d, d, bias=config.bias)
+        self.o_proj = nn.Linear(d, d, bias=config.bias)
+        self.o_proj.residual_out = True
+        self.identity_logit = nn.Parameter(torch.zeros(config.n_head))  # a_h
+        self.identity_value = nn.Parameter(torch.zeros(config.n_head))  # b_h
+        self.rotary = Rotary(self.head_dim, config.max_seq_len) if config.positions == "rotary" else None
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = (self.split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
+        same = (x @ x.transpose(1, 2)).unsqueeze(1)  # (B, 1, T, T): X X^T
+        logits = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + self.identity_logit.view(1, -1, 1, 1) * same
+        if self.causal:
+            future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+            logits = logits.masked_fill(future, float("-inf"))
+        weights = logits.softmax(dim=-1)  # (B, nh, T, T)
+        heads = (weights @ v).transpose(1, 2).reshape(B, T, C)
+        copied = torch.einsum("h,bhts,bsc->btc", self.identity_value.to(x.dtype), weights, x)
+        return self.o_proj(heads) + copied
