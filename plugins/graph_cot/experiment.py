@@ -146,6 +146,22 @@ def trained_model(task, ctx, strategy: str):
     return model.eval(), tokenizer, extra
 
 
+def evaluated_model(task, ctx, strategy: str) -> tuple[dict, dict]:
+    """The strategy's training record and its evaluation over the grid, read from ``<run>/<strategy>`` when
+    an earlier (or parallel) pass finished them."""
+    model, tokenizer, extra = trained_model(task, ctx, strategy)
+    cache = ctx.path(strategy) / "evaluation.json"
+    if cache.exists():
+        result = json.loads(cache.read_text())
+        result["grid"] = {int(b): cell for b, cell in result["grid"].items()}
+        return extra, result
+    began = time.perf_counter()
+    result = evaluate_strategy(task, ctx, model, tokenizer, budget_ladder(task))
+    result["eval_time_s"] = time.perf_counter() - began
+    cache.write_text(json.dumps(result))
+    return extra, result
+
+
 class WorkerContext:
     """What :func:`trained_model` needs from a RunContext, picklable for a training process of its own:
     the run folder, the seed, and a log written to ``train-<strategy>/log.jsonl`` (replayed by the parent)."""
@@ -174,19 +190,19 @@ def train_in_process(task, run_dir: str, seed: int, strategy: str) -> None:
     import torch
 
     torch.set_num_threads(max(1, task.threads))
-    trained_model(task, WorkerContext(run_dir, seed, strategy), strategy)
+    evaluated_model(task, WorkerContext(run_dir, seed, strategy), strategy)
 
 
 def train_strategies(task, ctx) -> None:
-    """Train the unfinished strategies side by side, one process each (up to ``task.workers``).
+    """Train and evaluate the unfinished strategies side by side, one process each (up to ``task.workers``).
 
-    Each model is small enough that one core is all a training step can use; two processes on two cores
-    halve the wall time. Probes (``--probe``) need the run's context, so they keep training in this process.
+    Each model is small enough that one core is all a step can use; two processes on two cores halve the
+    wall time. Probes (``--probe``) need the run's context, so they keep training in this process.
     """
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    todo = [s for s in task.strategies if not (ctx.path(s) / "config.json").exists()]
+    todo = [s for s in task.strategies if not (ctx.path(s) / "evaluation.json").exists()]
     if task.workers < 2 or len(todo) < 2 or ctx.probes:
         return
     with ProcessPoolExecutor(min(task.workers, len(todo)), mp_context=get_context("spawn")) as pool:
@@ -307,16 +323,7 @@ def run_experiment(task, ctx) -> dict[str, float]:
     metrics: dict[str, float] = {}
     train_strategies(task, ctx)
     for strategy in task.strategies:
-        model, tokenizer, extra = trained_model(task, ctx, strategy)
-        cache = ctx.path(strategy) / "evaluation.json"
-        if cache.exists():
-            result = json.loads(cache.read_text())
-            result["grid"] = {int(b): cell for b, cell in result["grid"].items()}
-        else:
-            began = time.perf_counter()
-            result = evaluate_strategy(task, ctx, model, tokenizer, budgets)
-            result["eval_time_s"] = time.perf_counter() - began
-            cache.write_text(json.dumps(result))
+        extra, result = evaluated_model(task, ctx, strategy)
         prefix = task.metric_prefix(strategy)
         metrics.update(grid_metrics(result, prefix, budgets, counts, ctx.seed))
         metrics[f"{prefix}train_loss"] = float(extra.get("train_loss", float("nan")))
