@@ -11,22 +11,26 @@ Choices not fixed by the paper (the preset must finish in minutes on a shared 2-
 - Threads and processes: torch runs on one intra-op thread unless ``threads`` says otherwise (on a shared
   2-core machine two threads made a step up to 25x slower), and the strategies train side by side in
   ``workers`` processes (one per core): the tiny model cannot use a second core within one step.
-- Known limit (open): at these sizes the models learn the format and to copy the start within a few hundred
-  steps, then sit on a plateau (loss ~1.5-1.6 at depth 1) where no edge is followed: 6000 steps (batch 32,
-  lr 1e-3) still gave evidence 0. Larger batch, d_model 128, 1-2 heads, tied embeddings, no weight decay and
-  rotary-plus-learned positions did not break it within 1000-2500 steps either, nor did 2 layers of 2 heads
-  at batch 64 and constant lr 3e-3 (loss 1.52 after 3500 steps) or init_scale 2.5 (plateau reached sooner,
-  same loss by step 2500). A plain random walk CoT (walk-12), pure edge following, stalls the same way.
-- Budget B counts CoT node tokens. Evidence at budget B checks the first B nodes. The decision at budget
-  B is the
-  model's own when its CoT ended within B nodes; otherwise the model is forced to answer (``decision:``
-  appended
-  after the B-th node, one token sampled) - budget forcing.
+- Attention: the relational plugin's identity-augmented attention (``attention=identity``, arXiv 2310.09753)
+  by default; ``attention=sdpa`` is the plain one. Following an edge means finding the earlier positions that
+  hold the current node and reading their neighbour: matching by token identity, which a plain head must
+  first learn as W_Q W_K^T ~ I. At CPU sizes it did not: with sdpa, 2500-6000 steps in many configurations
+  (d_model 64-128, 1-4 heads, 2-3 layers, batch 32-64, lr 1e-3-3e-3, rotary or learned positions, an edge
+  separator token) stayed on a plateau where the predicted next node is an unvisited neighbour 17% of the
+  time (chance ~10%). With identity attention the same model (path, Bridge(1)) reaches 98% by step 1500
+  and the whole preset trains both strategies in about four minutes. Both strategies get the same model, so
+  the comparison the paper makes (CoT strategy, not architecture) is unchanged.
+- Depth: the bare preset uses Bridge(1), where this model learns in minutes. Bridge(2) takes several
+  thousand steps more; ``curriculum=true`` (training depths drawn uniformly from 1..depth, evaluation at
+  ``depth``) lets the lookup learned on small graphs carry over and is what tasks/graph_cot_d2.yaml uses.
+- Budget B counts CoT node tokens. Evidence at budget B checks the first B nodes. The decision at budget B
+  is the model's own when its CoT ended within B nodes; otherwise the model is forced to answer
+  (``decision:`` appended after the B-th node, one token sampled): budget forcing.
 - Sampling: temperature 1 everywhere, N samples per problem, nested (the first N of the largest draw),
-  majority vote
-  with random tie-break for decisions and best-of-N (any valid) for evidence. The headline
-  ``evidence_accuracy``
-  and ``decision_accuracy`` are the N=1 cell at the largest budget.
+  majority vote with random tie-break for decisions and best-of-N (any valid) for evidence. The headline
+  ``evidence_accuracy`` and ``decision_accuracy`` are the N=1 cell at the largest budget.
+- Cost: ``cot_tokens@B=b`` is the mean number of CoT tokens one sample writes within budget b; N samples cost
+  N times that. ``compute_matched.png`` puts both scalings on that axis.
 """
 
 from __future__ import annotations
@@ -91,11 +95,14 @@ def make_batches(task, tokenizer, strategy: str, seed: int):
     """``batches(step, generator)`` for the Trainer: right-padded sequences, loss mask after ``/``."""
     import torch
 
+    t = task.train
+
     def batches(step: int, generator) -> dict:
         rng = random.Random(f"graph_cot-train-{seed}-{strategy}-{step}")
         rows = []
-        for _ in range(task.train["batch_size"]):
-            problem = make_problem(task.depth, rng, task.pool)
+        for _ in range(t["batch_size"]):
+            depth = rng.randint(1, task.depth) if t["curriculum"] else task.depth
+            problem = make_problem(depth, rng, task.pool)
             tokens, sep = training_sequence(problem, chain_of_thought(problem, strategy, rng))
             rows.append((tokenizer.encode(" ".join(tokens)), sep))
         width = max(len(ids) for ids, _ in rows) - 1
@@ -270,6 +277,7 @@ def evaluate_strategy(task, ctx, model, tokenizer, budgets: list[int]) -> dict:
                                          for k, p in enumerate(problems)]}
     lengths = [len(parsed[k * n][0]) for k in range(len(problems))]
     return {"grid": grid, "targets": [p.target for p in problems], "cot_length": sum(lengths) / len(lengths),
+            "lengths": [len(cot) for cot, _, _ in parsed],
             "example": {"prompt": problems[0].prompt(), "completion": tokenizer.decode(new[0])}}
 
 
@@ -310,6 +318,10 @@ def grid_metrics(result: dict, prefix: str, budgets: list[int], counts: list[int
         metrics[f"{prefix}{name}"] = metrics[f"{prefix}{name}@B={full},N=1"]
         metrics[f"{prefix}{name}_stderr"] = metrics[f"{prefix}{name}@B={full},N=1_stderr"]
     metrics[f"{prefix}cot_length"] = result["cot_length"]
+    for budget in budgets:  # CoT tokens written per sample within the budget: the cost axis of both scalings
+        used = [min(length, budget) for length in result.get("lengths", [])]
+        if used:
+            metrics[f"{prefix}cot_tokens@B={budget}"] = sum(used) / len(used)
     return metrics
 
 
@@ -363,6 +375,26 @@ def write_plots(task, ctx, metrics: dict, budgets: list[int], counts: list[int])
                f"Parallel scaling at full budget B={full}, Bridge({task.depth})", logx=True)
     plot_lines(ctx.path("sequential_scaling.png"), sequential, "CoT budget B (tokens)", "accuracy",
                f"Sequential scaling, one sample, Bridge({task.depth})")
+    matched = compute_matched(task, metrics, budgets, counts)
+    if matched:
+        plot_lines(ctx.path("compute_matched.png"), matched, "CoT tokens written per problem (B x N, mean)",
+                   "evidence accuracy", f"Sequential (N=1, budget B) vs parallel (B={full}, best-of-N), "
+                   f"Bridge({task.depth})", logx=True)
+
+
+def compute_matched(task, metrics: dict, budgets: list[int], counts: list[int]) -> dict:
+    """Evidence accuracy against the CoT tokens spent per problem: one chain grown by its budget B
+    (sequential) or N full-budget chains (parallel), per strategy; empty when token counts are missing."""
+    full, series = budgets[-1], {}
+    for strategy in task.strategies:
+        p = task.metric_prefix(strategy)
+        if f"{p}cot_tokens@B={full}" not in metrics:
+            return {}
+        series[f"{strategy} sequential"] = ([metrics[f"{p}cot_tokens@B={b}"] for b in budgets],
+                                            [metrics[f"{p}evidence_accuracy@B={b},N=1"] for b in budgets])
+        series[f"{strategy} parallel"] = ([n * metrics[f"{p}cot_tokens@B={full}"] for n in counts],
+                                          [metrics[f"{p}evidence_accuracy@B={full},N={n}"] for n in counts])
+    return series
 
 
 def print_summary(task, metrics: dict, budgets: list[int], counts: list[int]) -> None:
@@ -382,4 +414,26 @@ def print_summary(task, metrics: dict, budgets: list[int], counts: list[int]) ->
         rows.append({"strategy": f"{policy} (closed form)", "evidence N=1": p1,
                      f"evidence best-of-{most}": best_of_n(p1, most), "decision N=1": (1 + p1) / 2})
     columns = list(rows[0])
-    print(f"\ngraph_cot, Bridge({task.depth}), full budget B={full}:\n" + render(rows, columns) + "\n")
+    print(f"\ngraph_cot, Bridge({task.depth}), full budget B={full}:\n" + render(rows, columns))
+    print("\n".join(token_costs(task, metrics, budgets, counts)) + "\n")
+
+
+def token_costs(task, metrics: dict, budgets: list[int], counts: list[int]) -> list[str]:
+    """One line per strategy: what one chain reaches, and how many parallel chains (and tokens) it takes to
+    reach the best single-chain evidence accuracy of any strategy."""
+    full = budgets[-1]
+    best = max(metrics[f"{task.metric_prefix(s)}evidence_accuracy"] for s in task.strategies)
+    lines = [f"evidence accuracy per CoT tokens spent (target: the best one-chain score, {best:.2f}):"]
+    for strategy in task.strategies:
+        p = task.metric_prefix(strategy)
+        tokens = metrics.get(f"{p}cot_tokens@B={full}", metrics[f"{p}cot_length"])
+        line = f"  {strategy}: one chain, {tokens:.1f} tokens -> {metrics[f'{p}evidence_accuracy']:.2f}"
+        reach = [n for n in counts if metrics[f"{p}evidence_accuracy@B={full},N={n}"] >= best]
+        if reach and reach[0] > 1:
+            n = reach[0]
+            line += (f"; {n} parallel chains, {n * tokens:.1f} tokens -> "
+                     f"{metrics[f'{p}evidence_accuracy@B={full},N={n}']:.2f}")
+        elif not reach:
+            line += f"; not reached by {counts[-1]} parallel chains"
+        lines.append(line)
+    return lines

@@ -31,7 +31,7 @@ class GraphCoT:
                  prompt: str = "auto", steps: int = 2500, batch_size: int = 32, lr: float = 3e-3,
                  weight_decay: float = 0.05, d_model: int = 64, n_layer: int = 3, n_head: int = 4,
                  positions: str = "learned", attention: str = "identity", eval_batch: int = 512, threads: int = 1,
-                 workers: int = 2):
+                 workers: int = 2, curriculum: bool = False):
         if not 1 <= depth <= MAX_DEPTH:
             raise UsageError(f"depth={depth}: choose a depth between 1 and {MAX_DEPTH}")
         if pool and pool < 2 * node_count(depth):
@@ -59,7 +59,7 @@ class GraphCoT:
         self.temperature, self.prompt_style = temperature, prompt
         self.train = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
                       "d_model": d_model, "n_layer": n_layer, "n_head": n_head, "positions": positions,
-                      "attention": attention}
+                      "attention": attention, "curriculum": curriculum}
         self.eval_batch, self.threads, self.workers, self.limit = eval_batch, threads, workers, None
         self.primary_metric = self.metric_prefix() + "evidence_accuracy"
 

@@ -21,12 +21,13 @@ def test_tiny_experiment_then_checkpoint_and_resume(tmp_path):
     metrics, run_dir = metrics_of(out, first.stdout)
     for name in ("evidence_accuracy", "decision_accuracy", "evidence_accuracy@B=12,N=4",
                  "decision_accuracy@B=4,N=2", "evidence_accuracy@B=4,N=1_stderr", "cot_length",
-                 "baseline/random-path/evidence_accuracy"):
+                 "baseline/random-path/evidence_accuracy", "cot_tokens@B=4"):
         assert name in metrics, name
+    assert metrics["cot_tokens@B=4"] <= 4 and metrics["cot_tokens@B=4"] <= metrics["cot_tokens@B=12"]
     assert all(0.0 <= metrics[k] <= 1.0 for k in metrics if "accuracy" in k)
-    for png in ("heatmap_dfs.png", "parallel_scaling.png", "sequential_scaling.png"):
+    for png in ("heatmap_dfs.png", "parallel_scaling.png", "sequential_scaling.png", "compute_matched.png"):
         assert (out / run_dir.rsplit("/", 1)[1] / png).stat().st_size > 1000
-    assert "graph_cot, Bridge(1)" in first.stdout  # the short summary table
+    assert "graph_cot, Bridge(1)" in first.stdout and "dfs: one chain" in first.stdout  # the short summary
 
     again = run_harness(*args, timeout=300)  # finished checkpoint and evaluation are reused, same numbers
     assert again.returncode == 0 and "resuming run" in again.stderr and "train:" not in again.stderr

@@ -1,18 +1,15 @@
 """Training batches: what the model reads and what it is trained to predict line up (loss after "/" only)."""
 
-from types import SimpleNamespace
-
 import pytest
 from harness.plugins.graph_cot.experiment import make_batches, make_tokenizer
-from harness.plugins.graph_cot.graphs import default_pool
 from harness.plugins.graph_cot.scoring import parse_tokens
+from harness.plugins.graph_cot.task import GraphCoT
 
 
-@pytest.mark.parametrize("strategy", ["dfs", "path"])
-def test_batches_train_only_the_completion_and_mask_padding(strategy):
+@pytest.mark.parametrize("strategy,curriculum", [("dfs", False), ("path", False), ("dfs", True)])
+def test_batches_train_only_the_completion_and_mask_padding(strategy, curriculum):
     pytest.importorskip("torch")
-    depth = 2
-    task = SimpleNamespace(depth=depth, pool=default_pool(depth), train={"batch_size": 8})
+    task = GraphCoT(depth=2, batch_size=8, curriculum=curriculum)
     tokenizer = make_tokenizer(task.pool)
     batch = make_batches(task, tokenizer, strategy, seed=0)(1, None)
     ids, targets, mask = batch["input_ids"], batch["targets"], batch["loss_mask"]
@@ -32,6 +29,8 @@ def test_batches_train_only_the_completion_and_mask_padding(strategy):
         cot, decision, finished = parse_tokens(trained[:-1])
         assert finished and cot[-1] == decision
     assert len(lengths) > 1  # rows differ in length, so padding was exercised
+    graph_sizes = {tokenizer.decode(row).split().index("task:") for row in ids.tolist()}
+    assert graph_sizes == ({2 + 2 * 22, 2 + 2 * 44} if curriculum else {2 + 2 * 44})  # two copies of 11 d edges
 
 
 def test_node_names_are_single_tokens():
