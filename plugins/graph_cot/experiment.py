@@ -129,8 +129,8 @@ def trained_model(task, ctx, strategy: str):
         return model.eval(), tokenizer, extra
     tokenizer = make_tokenizer(task.pool)
     t = task.train
-    seq_len = 2 + len(make_problem(task.depth, random.Random(0), task.pool).prompt_tokens()) + \
-        longest_cot(strategy, task.depth) + 4
+    longest = max(longest_cot(strategy, task.depth), budget_ladder(task)[-1] + 3)  # the evaluation's too
+    seq_len = 2 + len(make_problem(task.depth, random.Random(0), task.pool).prompt_tokens()) + longest + 4
     seed_everything(ctx.seed)
     model = build_model(ModelConfig(vocab_size=tokenizer.vocab_size, n_layer=t["n_layer"], n_head=t["n_head"],
                                     d_model=t["d_model"], max_seq_len=seq_len + 8, positions=t["positions"],
@@ -210,16 +210,26 @@ def train_strategies(task, ctx) -> None:
     from multiprocessing import get_context
 
     todo = [s for s in task.strategies if not (ctx.path(s) / "evaluation.json").exists()]
-    if task.workers < 2 or len(todo) < 2 or ctx.probes:
-        return
-    with ProcessPoolExecutor(min(task.workers, len(todo)), mp_context=get_context("spawn")) as pool:
-        for done in [pool.submit(train_in_process, task, str(ctx.path(".")), ctx.seed, s) for s in todo]:
-            done.result()
-    for strategy in todo:
+    if task.workers >= 2 and len(todo) >= 2 and not ctx.probes:
+        try:
+            with ProcessPoolExecutor(min(task.workers, len(todo)), mp_context=get_context("spawn")) as pool:
+                for done in [pool.submit(train_in_process, task, str(ctx.path(".")), ctx.seed, s) for s in todo]:
+                    done.result()
+        finally:
+            replay_worker_logs(task, ctx)
+
+
+def replay_worker_logs(task, ctx) -> None:
+    """Copy each training process's log into the run's metrics once, also after an interrupted run."""
+    for strategy in task.strategies:
         log = WorkerContext(str(ctx.path(".")), ctx.seed, strategy).log_file()
-        for line in log.read_text().splitlines() if log.exists() else []:
+        replayed = log.with_suffix(".replayed")
+        if not log.exists() or replayed.exists():
+            continue
+        for line in log.read_text().splitlines():
             record = json.loads(line)  # names already carry the strategy prefix
             ctx.log(record.pop("step"), record)
+        replayed.touch()
 
 
 def eval_problems(task, seed: int) -> list[Problem]:
@@ -261,8 +271,9 @@ def evaluate_strategy(task, ctx, model, tokenizer, budgets: list[int]) -> dict:
     prompts = [tokenizer.encode(" ".join(["<bos>", *p.prompt_tokens(), "work:"])) for p in problems]
     rows = [ids for ids in prompts for _ in range(n)]
     decision_id = tokenizer.index["decision:"]
+    room = model.config.max_seq_len - len(prompts[0]) - 1  # keeps "decision:" after the longest CoT in range
     with torch.no_grad():
-        new = generate(model, rows, budgets[-1] + 3, {tokenizer.eos_id}, decision_id, generator,
+        new = generate(model, rows, min(budgets[-1] + 3, room), {tokenizer.eos_id}, decision_id, generator,
                        task.eval_batch)
         parsed = [parse_tokens(["work:", *tokenizer.decode(ids).split()]) for ids in new]
         grid = {}
@@ -334,6 +345,7 @@ def run_experiment(task, ctx) -> dict[str, float]:
     budgets, counts = budget_ladder(task), sample_counts(task.samples)
     metrics: dict[str, float] = {}
     train_strategies(task, ctx)
+    replay_worker_logs(task, ctx)  # those of processes an earlier, interrupted run finished
     for strategy in task.strategies:
         extra, result = evaluated_model(task, ctx, strategy)
         prefix = task.metric_prefix(strategy)
