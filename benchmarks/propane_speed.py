@@ -5,7 +5,7 @@ builds each proposal's full token sequences and runs the model on them one propo
 the way a straightforward implementation would. The batched side is the plugin's: each proposal's context runs
 once and the documents continue from its KV cache, only document positions reach the LM head. Usage:
 
-    python benchmarks/propane_speed.py --model hf:smollm2 [--steps 3 --batch-size 32 --n-docs 16 --doc-len 16]
+    python benchmarks/propane_speed.py --model hf:smollm2 --threads 1 [--steps 3 --batch-size 32 --n-docs 16]
 
 Any white-box --model spec works (hf:smollm2, hf:/path/to/folder, scratch:DIR). Target: >= 3x.
 """
@@ -53,7 +53,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--n-docs", type=int, default=16)
     parser.add_argument("--doc-len", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from harness.plugins.propane import search
     from harness.plugins.propane.problem import Problem, Settings

@@ -1,7 +1,12 @@
 """PROPANE on the real SmolLM2-135M: about 100 steps at least halve the held-out KL from the "! " init.
 
-Slow (tens of minutes on 2 CPU cores): run with ``pytest -m slow tests/propane``. Measured on the development
-machine with the same settings through a local transformers view: 17.1 -> 7.0 nats by step 20.
+Slow: run with ``HARNESS_CACHE=... pytest -m slow tests/propane/test_smollm2_slow.py``. Measured on the shared 2-core
+machine (one torch thread, two other jobs running): passed in 540 s. The same settings and seed through the CLI
+(``harness optimize --optimizer propane --model hf:smollm2 --target-prompt "Write a short poem about the ocean and
+the stars at night." --steps 100 --topk 256 --n-docs 8 --doc-len 10 --batch-size 12 --args
+n_heldout=16,eval_every=10``): held-out KL 17.12 +- 2.52 -> 7.43 +- 1.49 nats (2.3x lower; best prompt at step 96),
+train KL 13.8 -> 1.6, 0.124 steps/s; the random-swap baseline with the same 1200 loss evaluations reached 9.58.
+Small documents (8 x 10 tokens) keep it affordable on CPU; the train/held-out gap shows they also overfit.
 """
 
 import pytest
@@ -14,7 +19,7 @@ from harness.plugins.propane.problem import Problem, Settings
 def test_propane_halves_heldout_kl_on_smollm2():
     from harness.backends import load
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     lm = load("hf:smollm2")
     settings = Settings(target_prompt="Write a short poem about the ocean and the stars at night.", steps=100,
                         topk=256, n_docs=8, n_heldout=16, doc_len=10, batch_size=12, eval_every=10)
