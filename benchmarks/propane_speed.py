@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--n-docs", type=int, default=16)
     parser.add_argument("--doc-len", type=int, default=16)
+    parser.add_argument("--chat", action="store_true", help="the prompt inside the chat template's user turn")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
@@ -65,7 +66,8 @@ def main() -> None:
 
     problem = Problem(load(args.model),
                       Settings(target_prompt="Write a short poem about the ocean at night.", n_docs=args.n_docs,
-                               n_heldout=2, doc_len=args.doc_len, batch_size=args.batch_size, topk=256), seed=0)
+                               n_heldout=2, doc_len=args.doc_len, batch_size=args.batch_size, topk=256),
+                      seed=0, chat=args.chat)
     proposer = search.GradientProposer(problem)
     batched = timed_steps(problem, proposer, lambda p: problem.train.objective.search_loss(p, 0.0)[0], args.steps)
     plain = timed_steps(problem, proposer, lambda p: plain_scores(problem, p), args.steps)
