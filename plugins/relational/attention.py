@@ -18,26 +18,14 @@ import math
 import torch
 from torch import nn
 
-from harness.models.components import Rotary
+from harness.models.components import SelfAttention
 
 
-class IdentityAttention(nn.Module):
+class IdentityAttention(SelfAttention):
     def __init__(self, config, layer_index: int = 0):
-        super().__init__()
-        d = config.d_model
-        self.n_head, self.head_dim, self.causal = config.n_head, d // config.n_head, config.causal
-        self.q_proj = nn.Linear(d, d, bias=config.bias)
-        self.k_proj = nn.Linear(d, d, bias=config.bias)
-        self.v_proj = nn.Linear(d, d, bias=config.bias)
-        self.o_proj = nn.Linear(d, d, bias=config.bias)
-        self.o_proj.residual_out = True
+        super().__init__(config, layer_index)  # Q, K, V, O projections, heads and rotary as in plain attention
         self.identity_logit = nn.Parameter(torch.zeros(config.n_head))  # a_h
         self.identity_value = nn.Parameter(torch.zeros(config.n_head))  # b_h
-        self.rotary = Rotary(self.head_dim, config.max_seq_len) if config.positions == "rotary" else None
-
-    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, _ = x.shape
-        return x.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
