@@ -47,6 +47,49 @@ def test_lm_shapes_and_no_attention_to_the_future(positions):
     assert not torch.allclose(after[:, 6:], logits[:, 6:])
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_grouped_attention_matches_sdpa(monkeypatch, causal):
+    """Outputs and gradients of q, k, v agree with PyTorch's SDPA (float64: only the summation order differs)."""
+    from harness.models import grouped_attention as grouped
+
+    monkeypatch.setattr(grouped, "SCORES_BYTES", 3 * 9 * 9 * 8)  # 3 heads per group: 8 heads in 3 groups
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 9, 6, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    grad_out = torch.randn(2, 4, 9, 6, dtype=torch.float64)
+    results = []
+    for attend in (grouped.grouped_attention, torch.nn.functional.scaled_dot_product_attention):
+        out = attend(q, k, v, causal) if attend is grouped.grouped_attention else attend(q, k, v, is_causal=causal)
+        grads = torch.autograd.grad(out, (q, k, v), grad_out)
+        results.append((out, *grads))
+    for ours, reference in zip(*results):
+        torch.testing.assert_close(ours, reference, rtol=1e-10, atol=1e-10)
+
+
+def test_bfloat16_on_cpu_takes_the_grouped_path_and_stays_causal(monkeypatch):
+    from harness.models import components
+    from harness.models import grouped_attention as grouped
+
+    dtypes = []
+
+    def counted(q, *args):
+        dtypes.append(q.dtype)
+        return grouped.grouped_attention(q, *args)
+
+    monkeypatch.setattr(components, "grouped_attention", counted)
+    torch.manual_seed(0)
+    model = build_model(tiny(positions="rotary")).eval()
+    ids = torch.randint(0, 20, (3, 10))
+    changed = ids.clone()
+    changed[:, 6] = (changed[:, 6] + 1) % 20
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        before, after = model(ids), model(changed)
+    plain = model(ids)  # float32: PyTorch's SDPA
+    assert dtypes == [torch.bfloat16] * 4  # 2 forwards x 2 layers, none from the float32 forward
+    torch.testing.assert_close(after[:, :6], before[:, :6])
+    assert not torch.allclose(after[:, 6:], before[:, 6:])
+    torch.testing.assert_close(before.float(), plain, rtol=0.02, atol=0.02)
+
+
 def test_positions_matter():
     """With positions, swapping two early tokens changes the last logits."""
     torch.manual_seed(0)

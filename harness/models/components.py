@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.models.grouped_attention import grouped_attention, prefer_grouped
+
 
 class Rotary(nn.Module):
     """Rotary position embedding (RoPE, "rotate half" layout) for queries and keys of one head size."""
@@ -76,9 +78,10 @@ class SelfAttention(nn.Module):
         if self.rotary is not None:
             q, k = self.rotary(q), self.rotary(k)
         dropout = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=self.causal, dropout_p=dropout
-        )  # (B, nh, T, hs)
+        if prefer_grouped(q, dropout):
+            y = grouped_attention(q, k, v, self.causal)  # (B, nh, T, hs)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=dropout)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.o_proj(y)
 
@@ -99,19 +102,23 @@ class MLPBlock(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """Gated FFN of Llama/Mistral: down(silu(gate(x)) * up(x)); gate and up share one matrix for speed."""
+    """Gated FFN of Llama/Mistral: down(silu(gate(x)) * up(x)).
+
+    Gate and up stay two matrices: fused, their (B, T, 2 d_ff) output passes 32 MiB at the training
+    benchmark's shape, and glibc then serves it by a fresh mmap every step (page faults cost more than the
+    fusion saves).
+    """
 
     def __init__(self, config, layer_index: int = 0):
         super().__init__()
-        self.d_ff = config.d_ff
-        self.gate_up = nn.Linear(config.d_model, 2 * config.d_ff, bias=config.bias)
+        self.gate = nn.Linear(config.d_model, config.d_ff, bias=config.bias)
+        self.up = nn.Linear(config.d_model, config.d_ff, bias=config.bias)
         self.down = nn.Linear(config.d_ff, config.d_model, bias=config.bias)
         self.down.residual_out = True
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up(x).split(self.d_ff, dim=-1)  # (B, T, d_ff) each
-        return self.drop(self.down(F.silu(gate) * up))
+        return self.drop(self.down(F.silu(self.gate(x)) * self.up(x)))
 
 
 def sdpa_attention(config, layer_index: int) -> nn.Module:
