@@ -74,12 +74,40 @@ def test_batch_size_1_and_32_give_the_same_results(tiny, tiny_folder):
     assert [s[0] for s in singles] == pytest.approx([b[0] for b in batched], abs=1e-4)
     assert [s[1] for s in singles] == [b[1] for b in batched]
     greedy = SamplingParams(max_tokens=8)
-    alone, together = one.generate(MANY_PROMPTS, greedy), many.generate(MANY_PROMPTS, greedy)
-    assert [c[0].token_ids for c in alone] == [c[0].token_ids for c in together]
-    for a, b in zip(alone, together):
-        assert a[0].logprobs == pytest.approx(b[0].logprobs, abs=1e-4)
+    grouped = HFLM(tiny_folder, batch_tokens=32 * 64, prefill_tokens=48)  # prefilled in groups, decoded as one
+    assert len(grouped._runs(sorted((len(tiny.encode(p)) for p in MANY_PROMPTS), reverse=True), 48)) > 3
+    alone = one.generate(MANY_PROMPTS, greedy)
+    for together in (many.generate(MANY_PROMPTS, greedy), grouped.generate(MANY_PROMPTS, greedy)):
+        assert [c[0].token_ids for c in alone] == [c[0].token_ids for c in together]
+        for a, b in zip(alone, together):
+            assert a[0].logprobs == pytest.approx(b[0].logprobs, abs=1e-4)
     texts = [p + " " + c for p, c in MANY_PAIRS[:8]]
     assert one.loglikelihood_rolling(texts) == pytest.approx(many.loglikelihood_rolling(texts), abs=1e-4)
+
+
+def test_runs_cut_consecutive_rows_by_padded_size():
+    assert HFLM._runs([9, 8, 5, 5, 5, 2], 16) == [slice(0, 1), slice(1, 3), slice(3, 6)]
+    assert HFLM._runs([30], 16) == [slice(0, 1)]
+
+
+def test_a_roomy_cache_layer_holds_what_concatenation_would():
+    from transformers import DynamicCache
+
+    from harness.backends.hf import make_room
+
+    torch.manual_seed(0)
+    past, steps = DynamicCache(), [torch.randn(4, 2, n, 8) for n in (5, 1, 1, 3)]  # the last step outgrows the room
+    past.update(steps[0], -steps[0], 0)
+    make_room(past, 2)
+    for new in steps[1:]:
+        keys, values = past.update(new, -new, 0)
+    expected = torch.cat(steps, dim=-2)
+    torch.testing.assert_close(keys, expected)
+    torch.testing.assert_close(values, -expected)
+    past.batch_select_indices(torch.tensor([3, 1]))
+    past.batch_repeat_interleave(2)
+    torch.testing.assert_close(past.layers[0].keys, expected[[3, 3, 1, 1]])
+    assert past.get_seq_length() == 10
 
 
 def test_a_prefix_shared_by_the_batch_gives_the_same_results(tiny, tiny_folder):
