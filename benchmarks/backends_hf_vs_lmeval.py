@@ -118,6 +118,7 @@ def measure(dtype: str, args, prompts, pairs) -> dict:
                  for b, lm in theirs.items()}
         row["a_lmeval"] = min(t for t, _ in timed.values())
         row["a_same_tokens"] = _share_equal(mine, next(iter(timed.values()))[1])
+        row["a_floor"] = generation_floor(ours.lm, prompts, 32, dtype)
     if "b" in args.workloads:
         row["b_ours"], mine = best_of(args.repeats, lambda: ours.loglikelihood(pairs), f"{dtype} (b) ours")
         timed = {b: best_of(args.repeats, lambda lm=lm: lm.loglikelihood(pairs), f"{dtype} (b) lm-eval bs={b}")
@@ -129,6 +130,31 @@ def measure(dtype: str, args, prompts, pairs) -> dict:
         row["c_separate"], _ = best_of(args.repeats, lambda: ours.separate_calls(prompts[0], 32, 64),
                                        f"{dtype} (c) 32 calls")
     return row
+
+
+def matmul_peak(dtype: str, size: int = 1024) -> float:
+    """Best FLOP/s of a square matmul at ``dtype`` with the current threads."""
+    import torch
+
+    a = torch.randn(size, size, dtype=getattr(torch, dtype))
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def generation_floor(lm, prompts: list[str], max_tokens: int, dtype: str) -> float:
+    """Seconds that (a)'s matmuls alone need at this machine's matmul peak: 2 x (non-embedding parameters) FLOPs per
+    prompt token (only the last position meets the vocabulary) and 2 x (all parameters, head included) per
+    generated token; attention and everything else left out. No engine can beat it."""
+    module = lm.module
+    body = sum(p.numel() for p in module.base_model.parameters()) - module.get_input_embeddings().weight.numel()
+    head = module.get_output_embeddings().weight.numel()
+    prompt_tokens = sum(len(lm.encode(p)) for p in prompts)
+    flops = 2 * body * prompt_tokens + 2 * (body + head) * len(prompts) * max_tokens
+    return flops / matmul_peak(dtype)
 
 
 def _share_equal(a: list[list[int]], b: list[list[int]]) -> float:
@@ -148,6 +174,10 @@ def report(rows: list[dict]) -> None:
               f"{r['c_n32']:9.2f} {r['c_separate']:9.2f} {r['c_n32'] / r['c_separate']:6.3f}")
     print("times in seconds (best of repeats); ratio = lm-eval time / ours (target a >= 2, b >= 1.5); "
           "share = n=32 time / 32 separate calls (target <= 0.25)")
+    for r in rows:
+        if "a_floor" in r:
+            print(f"{r['dtype']}: (a)'s matmuls need {r['a_floor']:.2f} s at the measured matmul peak; lm-eval takes "
+                  f"{r['a_lmeval'] / r['a_floor']:.2f}x that, ours {r['a_ours'] / r['a_floor']:.2f}x")
 
 
 def main() -> None:

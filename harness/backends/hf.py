@@ -206,11 +206,13 @@ class HFLM(LM):
 
     name = "hf"
 
-    def __init__(self, folder: Path, dtype: str | None = None, chat: bool = False, batch_tokens: int = 16384,
-                 prefill_tokens: int = 2048, device: str | None = None, max_length: int | None = None):
+    def __init__(self, folder: Path, dtype: str | None = None, chat: bool = False, batch_tokens: int = 8192,
+                 decode_tokens: int = 16384, prefill_tokens: int = 1024, device: str | None = None,
+                 max_length: int | None = None):
         """dtype: float32 on CPU and bfloat16 on a GPU unless given; device: the GPU when there is one.
-        batch_tokens: padded tokens (prompt + generated, times n) per decode or scoring batch; prefill_tokens:
-        padded prompt tokens per prefill group of a decode batch."""
+        Padded tokens per forward: batch_tokens per scoring batch (contexts + continuations); decode_tokens per
+        generation batch (prompts + max_tokens, times n: the KV cache); prefill_tokens per prefill run of a
+        generation batch. The defaults were the fastest for benchmarks/backends_hf_vs_lmeval.py on a CPU."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -223,6 +225,7 @@ class HFLM(LM):
         self.dtype = dtype
         self.chat = chat
         self.batch_tokens = batch_tokens
+        self.decode_tokens = decode_tokens
         self.prefill_tokens = prefill_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.module = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).to(self.device).eval()
@@ -385,12 +388,13 @@ class HFLM(LM):
             mask[i, width - len(row):] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _batches(self, lengths: list[int], rows_per_item: int = 1):
-        """Indices sorted longest first, cut into batches whose padded size fits the token budget."""
+    def _batches(self, lengths: list[int], rows_per_item: int = 1, budget: int | None = None):
+        """Indices sorted longest first, cut into batches whose padded size fits the budget (batch_tokens)."""
+        budget = budget or self.batch_tokens
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         batch: list[int] = []
         for i in order:
-            if batch and (len(batch) + 1) * rows_per_item * lengths[batch[0]] > self.batch_tokens:
+            if batch and (len(batch) + 1) * rows_per_item * lengths[batch[0]] > budget:
                 yield batch
                 batch = []
             batch.append(i)
@@ -500,7 +504,7 @@ class HFLM(LM):
         results: list[list[Completion] | None] = [None] * len(prompts)
         lengths = [len(e) + params.max_tokens for e in encoded]
         with self.torch.inference_mode():
-            for batch in self._batches(lengths, rows_per_item=params.n):
+            for batch in self._batches(lengths, rows_per_item=params.n, budget=self.decode_tokens):
                 done = self._generate_batch([encoded[i] for i in batch], [texts[i] for i in batch], params)
                 for i, completions in zip(batch, done):
                     results[i] = completions

@@ -68,13 +68,13 @@ def test_greedy_generation_matches_transformers(tiny):
 
 
 def test_batch_size_1_and_32_give_the_same_results(tiny, tiny_folder):
-    one = HFLM(tiny_folder, batch_tokens=1)  # every batch holds a single request
-    many = HFLM(tiny_folder, batch_tokens=32 * 64)
+    one = HFLM(tiny_folder, batch_tokens=1, decode_tokens=1)  # every batch holds a single request
+    many = HFLM(tiny_folder, batch_tokens=32 * 64, decode_tokens=32 * 64)
     singles, batched = one.loglikelihood(MANY_PAIRS), many.loglikelihood(MANY_PAIRS)
     assert [s[0] for s in singles] == pytest.approx([b[0] for b in batched], abs=1e-4)
     assert [s[1] for s in singles] == [b[1] for b in batched]
     greedy = SamplingParams(max_tokens=8)
-    grouped = HFLM(tiny_folder, batch_tokens=32 * 64, prefill_tokens=48)  # prefilled in groups, decoded as one
+    grouped = HFLM(tiny_folder, decode_tokens=32 * 64, prefill_tokens=48)  # prefilled in runs, decoded as one
     assert len(grouped._runs(sorted((len(tiny.encode(p)) for p in MANY_PROMPTS), reverse=True), 48)) > 3
     alone = one.generate(MANY_PROMPTS, greedy)
     for together in (many.generate(MANY_PROMPTS, greedy), grouped.generate(MANY_PROMPTS, greedy)):
@@ -115,7 +115,7 @@ def test_a_prefix_shared_by_the_batch_gives_the_same_results(tiny, tiny_folder):
     assert len(tiny.encode(preamble)) > 16  # long enough that the batch computes it once
     prompts = [preamble + f"Q: Is {i} " + "very " * i + "even? A:" for i in range(6)]
     pairs = [(p, answer) for p in prompts for answer in (" yes", " no, it is odd")]
-    one = HFLM(tiny_folder, batch_tokens=1)
+    one = HFLM(tiny_folder, batch_tokens=1, decode_tokens=1)
     singles, batched = one.loglikelihood(pairs), tiny.loglikelihood(pairs)
     assert [s[0] for s in singles] == pytest.approx([b[0] for b in batched], abs=1e-4)
     assert batched[0][0] == pytest.approx(plain_loglikelihood(tiny, *pairs[0]), abs=1e-4)
