@@ -17,6 +17,17 @@ def smollm2():
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny matrices: one torch thread avoids OpenMP spinning against the other test processes on 2 cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def cli():
     """``cli(*args)`` runs the harness CLI in a subprocess."""
     from cli_helpers import run_harness

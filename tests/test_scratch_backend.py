@@ -9,13 +9,7 @@ from harness.backends import SamplingParams, load
 from harness.errors import UsageError
 from harness.models import ModelConfig, WordTokenizer, build_model, save_checkpoint_dir
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

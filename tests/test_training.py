@@ -17,13 +17,7 @@ from harness.models import ModelConfig, build_model, load_checkpoint_dir
 from harness.registry import Plugins
 from harness.training import TrainConfig, Trainer, group_series, lr_factor, probes_from_context
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 CONFIG = ModelConfig(vocab_size=12, n_layer=1, n_head=2, d_model=16, max_seq_len=8, dropout=0.1)

@@ -8,13 +8,7 @@ import torch
 from harness.models import MLP, ModelConfig, build_model
 from harness.training import TrainConfig, Trainer, make_probes
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_rank_one_update_has_stable_rank_one():
