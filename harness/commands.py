@@ -173,7 +173,9 @@ def execute(args, task, identity: dict, probes: list[str]) -> int:
     from harness.evaluation import RunContext
 
     plugins = get_plugins()
-    config = {**identity, "fingerprint": "", "versions": package_versions(), "git_sha": git_sha(),
+    variant = ",".join(f"{k}={identity['task_args'][k]}" for k in getattr(task, "variant_args", ())
+                       if k in identity.get("task_args", {}))
+    config = {**identity, "variant": variant, "fingerprint": "", "versions": package_versions(), "git_sha": git_sha(),
               "python": platform.python_version(), "command": shlex.join(["harness"] + sys.argv[1:]),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     from harness.cli import out_dir

@@ -47,14 +47,18 @@ def metric_rows(metrics: dict) -> list[dict]:
 
 
 def leaderboard(runs: list[dict]) -> tuple[list[dict], list[str]]:
-    """Models x tasks: the primary metric of each model's latest finished run of each task."""
+    """Models x tasks: the primary metric of each model's latest finished run of each task.
+
+    Runs of a task whose ``variant_args`` differ (propane_transfer's ``source``) get a column each, ``task[k=v]``.
+    """
     table: dict[str, dict] = {}
     tasks: list[str] = []
     for run in sorted(runs, key=lambda r: r["finished"] or 0):
         metric = run["primary_metric"]
         if run["status"] != "finished" or not metric or metric not in run["metrics"]:
             continue
-        column = f"{run['task']}/{metric}"
+        variant = f"[{run['variant']}]" if run.get("variant") else ""
+        column = f"{run['task']}{variant}/{metric}"
         if column not in tasks:
             tasks.append(column)
         table.setdefault(run["model"], {"model": run["model"] or "(no model)"})[column] = run["metrics"][metric]

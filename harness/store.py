@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS runs (
     metrics TEXT,
     created REAL NOT NULL,
     finished REAL,
-    dir TEXT NOT NULL
+    dir TEXT NOT NULL,
+    variant TEXT
 )
 """
 
@@ -83,6 +84,8 @@ class Index:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA busy_timeout=60000")
             con.execute(SCHEMA)
+            if "variant" not in {column[1] for column in con.execute("PRAGMA table_info(runs)")}:
+                con.execute("ALTER TABLE runs ADD COLUMN variant TEXT")  # an index written before variants
             con.row_factory = sqlite3.Row
             yield con
         finally:
@@ -218,7 +221,7 @@ class Run:
         self.index.upsert(run_id=self.id, task=self.config.get("task") or "", model=self.config.get("model") or "",
                           task_version=str(self.config.get("task_version", "")),
                           fingerprint=self.config.get("fingerprint") or "", status=status, created=time.time(),
-                          dir=str(self.dir), **fields)
+                          dir=str(self.dir), variant=self.config.get("variant") or "", **fields)
 
     def path(self, name: str) -> Path:
         """Where to write an artifact (a plot, a checkpoint) of this run."""

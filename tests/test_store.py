@@ -78,3 +78,26 @@ def test_four_processes_share_one_out_folder(tmp_path):
     assert len(runs) == 4
     for run in runs:
         assert len(read_jsonl(tmp_path / run["run_id"] / "samples.jsonl")) == 30
+
+
+def test_leaderboard_gives_each_variant_its_own_column(tmp_path):
+    from harness.report import leaderboard
+
+    for source, kl in (("run-a", 3.0), ("run-b", 5.0), ("run-a", 2.0)):
+        identity = {"task": "transfer", "source": source, "kl": kl}
+        run = Run.open(tmp_path, {"task": "transfer", "model": "m", "variant": f"source={source}"}, identity)
+        run.finish({"kl": kl}, primary_metric="kl")
+        run.close()
+    rows, columns = leaderboard(Index(tmp_path).runs("finished"))
+    assert columns == ["model", "transfer[source=run-a]/kl", "transfer[source=run-b]/kl"]
+    assert rows == [{"model": "m", "transfer[source=run-a]/kl": 2.0, "transfer[source=run-b]/kl": 5.0}]
+
+
+def test_an_index_from_before_variants_gains_the_column(tmp_path):
+    with sqlite3.connect(tmp_path / "runs.db") as con:
+        con.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, task TEXT NOT NULL, task_version TEXT, model TEXT "
+                    "NOT NULL, fingerprint TEXT, status TEXT NOT NULL, primary_metric TEXT, metrics TEXT, created REAL "
+                    "NOT NULL, finished REAL, dir TEXT NOT NULL)")
+        con.execute("INSERT INTO runs VALUES ('old', 't', '1', 'm', '', 'finished', 'x', '{\"x\": 1}', 0, 1, 'd')")
+    runs = Index(tmp_path).runs()
+    assert runs[0]["run_id"] == "old" and runs[0]["variant"] is None

@@ -22,6 +22,7 @@ class TransferTask:
     name = "propane_transfer"
     version = "1"
     primary_metric = "kl_transfer"
+    variant_args = ("source",)  # prompts from different runs are different leaderboard columns
 
     def __init__(self, source: str | None = None, n_docs: int = 32, doc_len: int | None = None,
                  chat: bool | None = None, max_batch_tokens: int = 8192):

@@ -39,7 +39,7 @@ def test_optimize_then_transfer_to_another_model(tiny_folder, tmp_path):
     transfer = json.loads(result.stdout)["metrics"]
     assert {"kl_transfer", "kl_transfer_stderr", "agreement_transfer", "kl_init"} <= set(transfer)
     board = run_harness("leaderboard", "--out", out, "--format", "json", env=env)
-    assert "propane_transfer/kl_transfer" in board.stdout
+    assert f"propane_transfer[source={report['run_id']}]/kl_transfer" in board.stdout
 
 
 def test_usage_errors_exit_2(tiny_folder, tmp_path):
