@@ -337,7 +337,7 @@ class HFLM(LM):
         hidden, past = self._hidden(ids, mask, past=past)
         return hidden[:, -1], past, mask
 
-    def _prefill_in_groups(self, rows: list[list[int]]):
+    def _prefill_in_runs(self, rows: list[list[int]]):
         """:meth:`_prefill` for a decode batch: runs of rows of similar length (generate's batches come sorted by
         length) are prefilled together, so that little of the prefill, which costs its FLOPs, goes to padding; their
         caches are then joined, left-padded to the widest run, into one decode batch (a decode step costs about the
@@ -525,7 +525,7 @@ class HFLM(LM):
         """Decode a batch with a KV cache; the n samples of a prompt share its prefill, finished rows leave."""
         torch = self.torch
         n = params.n
-        last, past, mask = self._prefill_in_groups(encoded)
+        last, past, mask = self._prefill_in_runs(encoded)
         logprobs = self._logprobs(last, scored=False).repeat_interleave(n, 0)  # (B*n, V): one prefill for n
         past.batch_repeat_interleave(n)
         make_room(past, params.max_tokens)

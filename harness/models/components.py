@@ -102,11 +102,11 @@ class MLPBlock(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """Gated FFN of Llama/Mistral: down(silu(gate(x)) * up(x)).
+    """Gated FFN of Llama/Mistral: down(silu(gate(x)) * up(x)), gate and up two matrices as there.
 
-    Gate and up stay two matrices: fused, their (B, T, 2 d_ff) output passes 32 MiB at the training
-    benchmark's shape, and glibc then serves it by a fresh mmap every step (page faults cost more than the
-    fusion saves).
+    Fused, their (B, T, 2 d_ff) output reached 32 MiB at the training benchmark's shape, and glibc serves a block
+    that large by a fresh mmap (page faults at every step) unless told to keep freed memory (as the Trainer does:
+    harness.training.keep_freed_memory); the fusion saved less than that cost.
     """
 
     def __init__(self, config, layer_index: int = 0):
