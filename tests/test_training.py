@@ -294,3 +294,11 @@ def test_resume_after_kill_9_gives_the_uninterrupted_weights(tmp_path):
     assert resumed.returncode == 0
     expected, got = torch.load(tmp_path / "whole" / "final.pt"), torch.load(tmp_path / "killed" / "final.pt")
     assert all(torch.equal(a, b) for a, b in zip(expected, got))
+
+
+def test_keep_freed_memory_takes_on_glibc():
+    import platform
+
+    from harness.training import keep_freed_memory
+
+    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")

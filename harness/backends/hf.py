@@ -220,6 +220,10 @@ class HFLM(LM):
         dtype = dtype or ("float32" if device == "cpu" else "bfloat16")
         if dtype not in DTYPES:
             raise UsageError(f"dtype={dtype}: choose one of {', '.join(DTYPES)} (--model-args dtype=...)")
+        budgets = {"batch_tokens": batch_tokens, "decode_tokens": decode_tokens, "prefill_tokens": prefill_tokens}
+        for name, value in budgets.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UsageError(f"{name}={value}: give a positive number of tokens (--model-args {name}=...)")
         self.torch = torch
         self.device = torch.device(device)
         self.dtype = dtype
@@ -390,7 +394,7 @@ class HFLM(LM):
 
     def _batches(self, lengths: list[int], rows_per_item: int = 1, budget: int | None = None):
         """Indices sorted longest first, cut into batches whose padded size fits the budget (batch_tokens)."""
-        budget = budget or self.batch_tokens
+        budget = self.batch_tokens if budget is None else budget
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         batch: list[int] = []
         for i in order:

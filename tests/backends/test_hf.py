@@ -215,6 +215,7 @@ def test_fingerprint_names_the_weights(tiny, tiny_folder, tmp_path):
     ("hf:smollm2", {"dtype": "float8"}, "dtype=float8"),
     ("hf:", {}, "needs a model"),
     ("hf:smollm2", {"temprature": 1}, "unknown --model-args key 'temprature'"),
+    ("hf:smollm2", {"decode_tokens": 0}, "decode_tokens=0: give a positive number"),
 ])
 def test_bad_specs_are_usage_errors(spec, args, message):
     with pytest.raises(UsageError, match=message):
