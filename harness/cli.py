@@ -6,7 +6,6 @@ import argparse
 import os
 import re
 import sys
-from pathlib import Path
 
 from harness.errors import UsageError, unknown
 from harness.registry import Plugins, set_plugins
@@ -33,35 +32,6 @@ class Commands:
         parser = self.subparsers.add_parser(name, help=help, description=help)
         configure(parser)
         parser.set_defaults(handler=handler)
-
-
-def parse_kv(text: str | None, flag: str) -> dict:
-    """'a=1,b=x,c=true' -> {'a': 1, 'b': 'x', 'c': True}; a comma only splits where a new 'key=' follows."""
-    if not text:
-        return {}
-    out = {}
-    for part in re.split(r",(?=\s*[A-Za-z_][\w.-]*=)", text):
-        key, sep, value = part.partition("=")
-        key = key.strip()
-        if not sep or not re.fullmatch(r"[A-Za-z_][\w.-]*", key):
-            raise UsageError(f"{flag} '{text}': expected key=value pairs separated by commas, e.g. {flag} a=1,b=x")
-        out[key] = parse_scalar(value.strip())
-    return out
-
-
-def parse_scalar(value: str):
-    """Numbers and booleans from text; everything else stays a string (never evaluated)."""
-    lowered = value.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    return value
 
 
 def build_parser(commands_hook=None) -> Parser:
@@ -109,10 +79,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"harness: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return 1
-
-
-def out_dir(args) -> Path:
-    return Path(getattr(args, "out", None) or os.environ.get("HARNESS_OUT") or "runs")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from harness import report
 from harness.errors import UsageError
+from harness.options import build, parse_kv
+from harness.paths import out_dir
 from harness.registry import get_plugins
 from harness.store import Index, Run
 
@@ -58,7 +60,6 @@ def configure_run(parser) -> None:
 
 
 def run_command(args) -> int:
-    from harness.cli import parse_kv
     from harness.presets import load_presets
 
     plugins = get_plugins()
@@ -85,7 +86,7 @@ def run_command(args) -> int:
     probes = [p.strip() for p in (args.probe or "").split(",") if p.strip()]
     for probe in probes:
         plugins.registry("probes").get(probe)
-    task = build(entry, task_args, f"task '{preset.task}'", "--task-args")
+    task = build(entry.factory, task_args, f"task '{preset.task}'", "--task-args")
     version = str(getattr(task, "version", preset.version))
     identity = {"task": preset.name, "task_family": preset.task, "task_version": version, "task_args": task_args,
                 "model": model, "model_args": model_args, "seed": args.seed, "limit": args.limit,
@@ -95,77 +96,22 @@ def run_command(args) -> int:
 
 def configure_optimize(parser) -> None:
     parser.add_argument("--optimizer", required=True, help="prompt optimizer (see harness list optimizers)")
-    parser.add_argument("--args", dest="optimizer_args", help="extra optimizer options k=v,...")
-    parser.add_argument("--target-prompt", help="the prompt whose outputs to match")
-    parser.add_argument("--documents", help="a JSONL file of documents to match instead of sampling them")
-    for flag, kind, help_text in [("--steps", int, "optimization steps"), ("--prompt-len", int, "prompt tokens"),
-                                  ("--topk", int, "candidate tokens per position"),
-                                  ("--n-docs", int, "documents sampled from the target"),
-                                  ("--doc-len", int, "tokens per document"),
-                                  ("--gamma", float, "fluency penalty weight"),
-                                  ("--batch-size", int, "proposals per step")]:
-        parser.add_argument(flag, type=kind, help=help_text)
-    parser.add_argument("--init", help="initial prompt (warm start)")
+    parser.add_argument("--args", dest="optimizer_args", metavar="K=V,...",
+                        help="the optimizer's options, e.g. target_prompt=...,steps=100 (harness list optimizers)")
     _common_run_args(parser)
 
 
 def optimize_command(args) -> int:
-    from harness.cli import parse_kv
-
     entry = get_plugins().registry("optimizers").get(args.optimizer)
-    options = {k: v for k, v in {
-        "target_prompt": args.target_prompt, "documents": args.documents, "steps": args.steps,
-        "prompt_len": args.prompt_len, "topk": args.topk, "n_docs": args.n_docs, "doc_len": args.doc_len,
-        "gamma": args.gamma, "init": args.init, "batch_size": args.batch_size}.items() if v is not None}
-    options.update(parse_kv(args.optimizer_args, "--args"))
+    options = parse_kv(args.optimizer_args, "--args")
     if not args.model:
         raise UsageError("harness optimize needs a white-box model: add --model hf:smollm2 (or scratch:...)")
-    optimizer = build(entry, options, f"optimizer '{args.optimizer}'", "--args")
+    optimizer = build(entry.factory, options, f"optimizer '{args.optimizer}'", "--args")
     identity = {"task": f"optimize_{args.optimizer}", "task_family": args.optimizer,
                 "task_version": str(getattr(optimizer, "version", "1")), "task_args": options, "model": args.model,
                 "model_args": parse_kv(args.model_args, "--model-args"), "seed": args.seed, "limit": None}
     args.limit = None
     return execute(args, optimizer, identity, [])
-
-
-def build(entry, options: dict, what: str, flag: str):
-    """Call a registered factory, turning unknown or missing options into one-line usage errors."""
-    try:
-        signature = inspect.signature(entry.factory)
-    except (TypeError, ValueError):
-        signature = None
-    if signature and not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-        accepted = [n for n, p in signature.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        for key in options:
-            if key not in accepted:
-                from harness.errors import unknown
-
-                raise UsageError(f"{what} has no option '{key}' ({flag}); " + str(unknown("option", key, accepted))
-                                 .split(": ", 1)[1])
-    check_types(entry.factory, options, what, flag)
-    try:
-        return entry.factory(**options)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"{what}: {exc}; fix {flag}") from None
-
-
-def check_types(factory, options: dict, what: str, flag: str) -> None:
-    """Reject an option whose value does not match a plain int/float/bool/str annotation of the factory."""
-    import typing
-
-    try:
-        hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
-    except Exception:
-        return
-    for key, value in options.items():
-        expected = hints.get(key)
-        if expected not in (int, float, bool, str) or value is None:
-            continue
-        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if not ok:
-            raise UsageError(f"{what}: option '{key}' must be {expected.__name__}, got {value!r}; fix {flag}")
 
 
 def execute(args, task, identity: dict, probes: list[str]) -> int:
@@ -178,13 +124,11 @@ def execute(args, task, identity: dict, probes: list[str]) -> int:
     config = {**identity, "variant": variant, "fingerprint": "", "versions": package_versions(), "git_sha": git_sha(),
               "python": platform.python_version(), "command": shlex.join(["harness"] + sys.argv[1:]),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    from harness.cli import out_dir
-
-    run = Run.open(out_dir(args), config, identity)
+    run = Run.open(out_dir(args.out), config, identity)
     ctx = RunContext(run=run, model=identity["model"], model_args=identity["model_args"],
                      task_args=identity["task_args"], seed=identity["seed"], limit=identity["limit"],
                      use_cache=not args.no_cache, probes=probes, probe_every=identity.get("probe_every") or 100,
-                     plugins=plugins)
+                     plugin_modules=list(plugins.extra_modules))
     if run.resumed:
         print(f"resuming run {run.id}", file=sys.stderr)
     plugins.hook.harness_run_start(run=run)
@@ -307,7 +251,6 @@ def configure_serve(parser) -> None:
 
 def serve_command(args) -> int:
     from harness import backends
-    from harness.cli import parse_kv
     from harness.serve import serve
 
     lm = backends.load(args.model, **parse_kv(args.model_args, "--model-args"))
@@ -324,9 +267,7 @@ def _out_arg(parser) -> None:
 
 
 def _index(args) -> Index:
-    from harness.cli import out_dir
-
-    out = out_dir(args)
+    out = out_dir(args.out)
     if not (out / "runs.db").exists():
         raise UsageError(f"no runs in {out}: run a task first (harness run --task ...) or pass --out DIR")
     return Index(out)

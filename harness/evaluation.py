@@ -8,11 +8,11 @@ aggregation for free; experiments implement ``run`` themselves and use ``ctx`` f
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.paths import cache_dir
 from harness.store import Run
 
 
@@ -28,14 +28,14 @@ def mean_stderr(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
-def cache_dir() -> Path:
-    """Where converted models and the response cache live (``$HARNESS_CACHE``, default ~/.cache/harness)."""
-    return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness")
-
-
 @dataclass
 class RunContext:
-    """Everything a task needs from the harness for one run."""
+    """Everything a task gets from the harness for one run; tasks keep no run state of their own.
+
+    Picklable: a worker process (:meth:`map`) or a Ray task receives the same object, rebuilds the plugin set from
+    ``plugin_modules`` and writes into the same run folder (appends of whole lines, which concurrent processes may
+    share). The run's lock stays with the process that opened it.
+    """
 
     run: Run
     model: str | None  # the model spec, e.g. "hf:smollm2"
@@ -46,8 +46,23 @@ class RunContext:
     use_cache: bool = True
     probes: list[str] = field(default_factory=list)  # --probe names, for tasks that train
     probe_every: int = 100
-    plugins: Any = None
-    _lm: Any = None
+    plugin_modules: list[str] = field(default_factory=list)  # -p modules, loaded again in worker processes
+    _lm: Any = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_lm": None}  # an engine stays in the process that loaded it
+
+    @property
+    def plugins(self):
+        from harness.registry import get_plugins, plugins_with
+
+        return plugins_with(self.plugin_modules) if self.plugin_modules else get_plugins()
+
+    def seed_for(self, *parts) -> int:
+        """A seed for the random stream named by ``parts`` (see :mod:`harness.seeding`)."""
+        from harness.seeding import derive_seed
+
+        return derive_seed(self.seed, *parts)
 
     def load_model(self, spec: str | None = None, **model_args):
         """The run's model (or another one, for transfer tasks), wrapped in the response cache unless --no-cache.
@@ -80,20 +95,44 @@ class RunContext:
     def record(self, samples: list[dict]) -> None:
         """Append finished samples to ``samples.jsonl`` and tell plugins."""
         self.run.append_samples(samples)
-        if self.plugins is not None:
-            for sample in samples:
-                self.plugins.hook.harness_sample_end(run=self.run, sample=sample)
+        hook = self.plugins.hook
+        for sample in samples:
+            hook.harness_sample_end(run=self.run, sample=sample)
 
     def path(self, name: str) -> Path:
+        """Where to write an artifact (a plot, a checkpoint, a sub-folder) of this run."""
         return self.run.path(name)
+
+    def trainer(self, model, config, batches, name: str = "train", **options):
+        """A :class:`harness.training.Trainer` wired to this run: checkpoints in ``<run>/<name>``, the series in
+        ``metrics.jsonl`` (keys prefixed ``<name>/`` unless ``name`` is "train"), the ``--probe`` probes, and the
+        ``harness_train_step`` hook of every plugin."""
+        from harness.training import Trainer, make_probes
+
+        prefix = "" if name == "train" else f"{name}/"
+
+        def log(step: int, values: dict) -> None:
+            self.log(step, {prefix + k: v for k, v in values.items()})
+
+        options.setdefault("probes", make_probes(self.probes))
+        options.setdefault("probe_every", self.probe_every)
+        return Trainer(model, config, batches, run_dir=self.path(name), log=log, hooks=self.plugins.hook, **options)
+
+    def map(self, function, items, workers: int) -> list:
+        """``[function(self, item) for item in items]`` in up to ``workers`` processes that die with this one."""
+        from functools import partial
+
+        from harness.workers import map_in_processes
+
+        return map_in_processes(partial(function, self), items, workers)
 
 
 class EvalTask:
     """Base for evaluation tasks: examples -> per-sample scores -> aggregate metrics with stderr.
 
-    Subclasses set ``name``, ``version``, ``metrics`` (the per-sample numeric fields to aggregate) and implement
-    ``examples(seed)`` and ``evaluate(lm, examples)``. Samples are evaluated in chunks of ``chunk_size`` and
-    appended as they finish, so an interrupted run resumes where it stopped.
+    Subclasses set ``name``, ``version``, ``metrics`` (the per-sample numeric fields to aggregate; the first is the
+    primary metric) and implement ``examples(ctx)`` and ``evaluate(lm, examples, ctx)``. Samples are evaluated in
+    chunks of ``chunk_size`` and appended as they finish, so an interrupted run resumes where it stopped.
     """
 
     name = "task"
@@ -106,11 +145,11 @@ class EvalTask:
     def primary_metric(self) -> str:
         return self.metrics[0]
 
-    def examples(self, seed: int) -> list[dict]:
-        """The examples, each a dict with a unique "id"."""
+    def examples(self, ctx: RunContext) -> list[dict]:
+        """The examples, each a dict with a unique "id" (seeded by ``ctx.seed`` where random)."""
         raise NotImplementedError
 
-    def evaluate(self, lm, examples: list[dict]) -> list[dict]:
+    def evaluate(self, lm, examples: list[dict], ctx: RunContext) -> list[dict]:
         """One sample record per example: its "id" and a numeric field per name in ``metrics``."""
         raise NotImplementedError
 
@@ -123,7 +162,7 @@ class EvalTask:
     def run(self, ctx: RunContext) -> dict[str, float]:
         from tqdm import tqdm
 
-        examples = self.examples(ctx.seed)[: ctx.limit]
+        examples = self.examples(ctx)[: ctx.limit]
         # a sample missing its id or a metric (hand-edited file) is recomputed rather than trusted
         done = {s["id"]: s for s in ctx.run.samples() if "id" in s and all(m in s for m in self.metrics)}
         todo = [e for e in examples if e["id"] not in done]
@@ -131,7 +170,7 @@ class EvalTask:
             lm = ctx.load_model() if self.needs_model else None
             with tqdm(total=len(examples), initial=len(examples) - len(todo), desc=self.name, unit="sample") as bar:
                 for start in range(0, len(todo), self.chunk_size):
-                    records = self.evaluate(lm, todo[start: start + self.chunk_size])
+                    records = self.evaluate(lm, todo[start: start + self.chunk_size], ctx)
                     ctx.record(records)
                     done.update((r["id"], r) for r in records)
                     bar.update(len(records))

@@ -57,6 +57,7 @@ class Plugins:
     """The pluggy manager plus lazily built registries."""
 
     def __init__(self, extra_modules: list[str] = (), use_entry_points: bool = True):
+        self.extra_modules = list(extra_modules)
         self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
         self.failures: dict[str, str] = {}
@@ -144,9 +145,17 @@ def set_plugins(plugins: Plugins) -> Plugins:
     return plugins
 
 
+def plugins_with(modules: list[str]) -> Plugins:
+    """The process-wide plugin set, made with ``modules`` (-p) loaded when it is not yet (a worker process)."""
+    global _current
+    if _current is None or _current.extra_modules != list(modules):
+        _current = Plugins(extra_modules=modules)
+    return _current
+
+
 def lookup(kind: str, name: str) -> Entry:
     """Shortcut: the entry ``name`` in registry ``kind``; raises UsageError with did-you-mean when missing."""
     return get_plugins().registry(kind).get(name)
 
 
-__all__ = ["Entry", "Plugins", "Registry", "UsageError", "get_plugins", "set_plugins", "lookup"]
+__all__ = ["Entry", "Plugins", "Registry", "UsageError", "get_plugins", "plugins_with", "set_plugins", "lookup"]

@@ -49,6 +49,15 @@ def write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
+def append_line(path: Path, line: str) -> None:
+    """Append one line with a single write on an O_APPEND descriptor: lines from several processes never mix."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Records of a JSONL file; a torn last line (from a kill mid-write) is ignored, other bad lines are errors."""
     if not path.exists():
@@ -137,6 +146,9 @@ class Run:
         self.index = Index(self.out)
         self._lock = None
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_lock": None}  # the lock belongs to the process that opened the run
+
     @classmethod
     def open(cls, out: Path, config: dict, identity: dict) -> Run:
         """Create or reopen the run defined by ``identity`` (the result-defining part of ``config``)."""
@@ -201,9 +213,7 @@ class Run:
     # metrics ---------------------------------------------------------------------------------------------------
     def log(self, step: int, values: dict) -> None:
         """Append one point of a time series to ``metrics.jsonl``."""
-        self._repair_tail(self.dir / "metrics.jsonl")
-        with open(self.dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"step": step, **values}, default=float) + "\n")
+        append_line(self.dir / "metrics.jsonl", json.dumps({"step": step, **values}, default=float))
 
     def series(self) -> list[dict]:
         return read_jsonl(self.dir / "metrics.jsonl")

@@ -293,6 +293,8 @@ class Trainer:
             self.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         self.state = _State()
         self.history: list[dict] = []
+        # the hook is called only when some plugin implements it: a probe step captures nothing otherwise
+        self._hook_impls = bool(hooks is not None and hooks.harness_train_step.get_hookimpls())
 
     # setup --------------------------------------------------------------------------------------------------
     def _build(self):
@@ -340,7 +342,9 @@ class Trainer:
         """The generator that draws the batch of ``step`` (seeded from the run seed and the step)."""
         import torch
 
-        return torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
+        from harness.seeding import generator
+
+        return generator(self.config.seed, "batch", step)
 
     def _shard(self, batch: dict) -> dict:
         """This rank's contiguous slice of each tensor whose first dim is the global batch, on device."""
@@ -447,7 +451,7 @@ class Trainer:
         values = {}
         for probe in self.probes:
             values.update(probe(step, self.model, batch, captures) or {})
-        if self.hooks is not None:
+        if self._hook_impls:
             for result in self.hooks.harness_train_step(
                 step=step, model=self.model, batch=batch, captures=captures
             ):
@@ -544,7 +548,7 @@ class Trainer:
             batch = self.batches(step, self.generator(step))
             tokens += count_tokens(batch)
             probing = (
-                bool(self.probes or self.hooks)
+                bool(self.probes or self._hook_impls)
                 and self.dist.main
                 and (step % self.probe_every == 0 or step == 1)
             )

@@ -5,7 +5,8 @@ import sys
 import pytest
 from cli_helpers import harness_env, run_harness
 
-from harness.cli import main, parse_kv
+from harness.cli import main
+from harness.options import parse_kv
 from harness.errors import UsageError
 
 COUNTING = ("-p", "harness_testplugin")

@@ -62,31 +62,31 @@ class LLMTask(EvalTask):
         self.depth, self.samples, self.style = depth, samples, style
         self.budget = budget or default_budget(depth, style)
         self.temperature = temperature if temperature is not None else (1.0 if samples > 1 else 0.0)
-        self.n_examples, self.pool, self.seed = n_examples, pool, 0
+        self.n_examples, self.pool = n_examples, pool
         self.grid = f"@B={self.budget},N={samples}"
         self.metrics = ("evidence_accuracy", "decision_accuracy")
         if samples > 1:
             self.metrics += (f"evidence_accuracy{self.grid}", f"decision_accuracy{self.grid}")
 
-    def examples(self, seed: int) -> list[dict]:
-        rng = random.Random(f"graph_cot-eval-{seed}-{self.depth}")
+    def examples(self, ctx) -> list[dict]:
+        rng = random.Random(f"graph_cot-eval-{ctx.seed}-{self.depth}")
         problems = [make_problem(self.depth, rng, self.pool or None) for _ in range(self.n_examples)]
         return [{"id": f"d{self.depth}-{i}", "problem": p.to_dict()} for i, p in enumerate(problems)]
 
     def prompt(self, problem: Problem) -> str:
         return problem.prompt() if self.style == "raw" else text_prompt(problem)
 
-    def evaluate(self, lm, examples: list[dict]) -> list[dict]:
+    def evaluate(self, lm, examples: list[dict], ctx) -> list[dict]:
         from harness.backends import SamplingParams
 
         problems = [Problem.from_dict(e["problem"]) for e in examples]
         params = SamplingParams(n=self.samples, temperature=self.temperature, max_tokens=self.budget,
-                                stop=("\n\n", "\ngraph:"), seed=self.seed)
+                                stop=("\n\n", "\ngraph:"), seed=ctx.seed)
         outputs = lm.generate([self.prompt(p) for p in problems], params)
-        return [self.score(example["id"], problem, completions)
+        return [self.score(example["id"], problem, completions, ctx.seed)
                 for example, problem, completions in zip(examples, problems, outputs)]
 
-    def score(self, sample_id: str, problem: Problem, completions) -> dict:
+    def score(self, sample_id: str, problem: Problem, completions, seed: int) -> dict:
         answers = [parse_answer(c.text, problem) for c in completions]
         first = answers[0]
         record = {"id": sample_id, "evidence_accuracy": float(evidence_ok(problem, first.cot)),
@@ -94,11 +94,7 @@ class LLMTask(EvalTask):
                   "completion": completions[0].text, "cot": first.cot, "decision": first.decision,
                   "target": problem.target}
         if self.samples > 1:
-            voted, best = vote_and_best(problem, answers, random.Random(f"{self.seed}-{sample_id}"))
+            voted, best = vote_and_best(problem, answers, random.Random(f"{seed}-{sample_id}"))
             record[f"decision_accuracy{self.grid}"] = float(voted)
             record[f"evidence_accuracy{self.grid}"] = float(best)
         return record
-
-    def run(self, ctx):
-        self.seed = ctx.seed
-        return super().run(ctx)

@@ -25,10 +25,10 @@ class CountingTask(EvalTask):
         self.n = n
         self.delay = delay
 
-    def examples(self, seed):
-        return [{"id": f"ex{i}", "i": i, "seed": seed} for i in range(self.n)]
+    def examples(self, ctx):
+        return [{"id": f"ex{i}", "i": i, "seed": ctx.seed} for i in range(self.n)]
 
-    def evaluate(self, lm, examples):
+    def evaluate(self, lm, examples, ctx):
         time.sleep(self.delay)
         return [{"id": e["id"], "hit": float((e["i"] * (e["seed"] + 1)) % 7 == 0), "pid": os.getpid()}
                 for e in examples]

@@ -23,14 +23,14 @@ class Capitals(EvalTask):
     def __init__(self, shots: int = 0):
         self.shots = shots
 
-    def examples(self, seed: int) -> list[dict]:
+    def examples(self, ctx) -> list[dict]:
         text = resources.files(__name__).joinpath("capitals.jsonl").read_text()
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
         prefix = "".join(f"The capital of {r['country']} is {r['answer']}.\n" for r in rows[: self.shots])
         return [{"id": r["country"], "prompt": f"{prefix}The capital of {r['country']} is", **r}
                 for r in rows[self.shots:]]
 
-    def evaluate(self, lm, examples: list[dict]) -> list[dict]:
+    def evaluate(self, lm, examples: list[dict], ctx) -> list[dict]:
         pairs = [(e["prompt"], f" {choice}") for e in examples for choice in e["choices"]]
         scores = [logprob for logprob, _ in lm.loglikelihood(pairs)]
         records = []

@@ -1,0 +1,16 @@
+"""Where things live on disk: the cache (converted models, the response cache) and the results folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Converted models and the response cache: ``$HARNESS_CACHE``, default ~/.cache/harness."""
+    return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness")
+
+
+def out_dir(out: str | None = None) -> Path:
+    """The results folder: ``--out``, else ``$HARNESS_OUT``, else ./runs."""
+    return Path(out or os.environ.get("HARNESS_OUT") or "runs")
