@@ -1,0 +1,1 @@
+"""distill: (being built) a paper experiment plugin; see ../shared/papers/README.md."""

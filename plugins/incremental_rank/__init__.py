@@ -1,0 +1,1 @@
+"""incremental_rank: (being built) a paper experiment plugin; see ../shared/papers/README.md."""

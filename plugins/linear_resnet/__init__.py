@@ -1,0 +1,1 @@
+"""linear_resnet: (being built) a paper experiment plugin; see ../shared/papers/README.md."""

@@ -1,0 +1,1 @@
+"""ntk: (being built) a paper experiment plugin; see ../shared/papers/README.md."""
