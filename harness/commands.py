@@ -12,7 +12,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from harness import report
+from harness import report, sweep
 from harness.errors import UsageError
 from harness.options import build, parse_kv
 from harness.paths import out_dir
@@ -36,6 +36,7 @@ def register(cli) -> None:
     cli.command("serve", "serve a model over an OpenAI-compatible HTTP API", configure_serve, serve_command)
     cli.command("pull", "prepare a model ahead of time (e.g. convert hf:smollm2 into the cache)", configure_pull,
                 pull_command)
+    cli.command("sweep", sweep.HELP, sweep.configure_sweep, sweep.sweep_command)
 
 
 # run / optimize ----------------------------------------------------------------------------------------------------
@@ -75,6 +76,8 @@ def run_command(args) -> int:
         from harness.errors import unknown
 
         raise unknown("task", args.task, set(presets) | {e.name for e in tasks})
+    if sweep.is_sweep(preset):  # a preset with a sweep: block runs its sweep (each point an ordinary run)
+        return sweep.run_preset_sweep(args, preset)
     entry = tasks.get(preset.task)
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit {args.limit}: give a positive number of examples")

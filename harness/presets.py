@@ -7,6 +7,12 @@ A preset ``tasks/graph_cot.yaml``::
     description: Sequential vs parallel scaling on Bridge graphs
     model: scratch           # optional default --model
     args: {depth: 2}         # default --task-args
+    sweep:                   # optional: `harness run` runs every combination as its own run (harness.sweep)
+      grid: {depth: [1, 2, 3]}
+      seeds: [0, 1, 2]                             # optional, default [0]
+      metrics: [evidence_accuracy]                 # optional, default: the primary metric
+      plots: [{metric: evidence_accuracy, x: depth}]  # optional, default: each metric vs the first arg
+      workers: 2                                   # optional, default: cores // the task's threads
 
 Shipped presets live in the package ``harness.tasks``; ``--include-path DIR`` adds a user's (theirs win).
 """
@@ -16,11 +22,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import UsageError
 
+if TYPE_CHECKING:
+    from harness.sweep import SweepSpec
+
 FIELDS = {"task": str, "version": (str, int, float), "description": str, "model": str, "model_args": dict,
-          "args": dict}
+          "args": dict, "sweep": dict}
 REQUIRED = ("task",)
 
 
@@ -34,6 +44,7 @@ class Preset:
     model_args: dict = field(default_factory=dict)
     args: dict = field(default_factory=dict)
     source: str = ""
+    sweep: SweepSpec | None = None  # the preset's sweep: block, validated
 
 
 def parse_preset(name: str, text: str, source: str) -> Preset:
@@ -60,6 +71,11 @@ def parse_preset(name: str, text: str, source: str) -> Preset:
             expected = FIELDS[key].__name__ if isinstance(FIELDS[key], type) else "a string or number"
             raise UsageError(f"{source}: key '{key}' must be {expected}, got {type(value).__name__}")
     data["version"] = str(data.get("version", "1"))
+    if "sweep" in data:
+        from harness.sweep import parse_sweep_block
+
+        data["sweep"] = parse_sweep_block(data["sweep"], source)
+        data["description"] = f"(sweep: {data['sweep'].describe()}) {data.get('description', '')}".rstrip()
     return Preset(name=name, source=source, **data)
 
 

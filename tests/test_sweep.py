@@ -1,0 +1,279 @@
+"""Sweeps (harness/sweep.py): grid parsing, preset blocks, bad input, the sweep run's metrics, resume after kill -9,
+the graph_cot depth curve against its closed form, and (marked ``ray``, tox -e ray) the same through Ray."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from cli_helpers import harness_env, run_harness
+
+from harness import registry
+from harness.cli import main
+from harness.errors import UsageError
+from harness.presets import parse_preset
+from harness.store import Index
+from harness.sweep import format_kv, geometric, last_json, parse_grid
+
+PLUGIN = ("-p", "harness_sweepplugin")
+
+
+def sweep_run(out: Path) -> dict:
+    """The sweep run's index row (exactly one sweep in ``out``)."""
+    (row,) = [r for r in Index(out).runs() if r["task"].startswith("sweep:")]
+    return row
+
+
+def point_rows(out: Path, task: str) -> list[dict]:
+    return [r for r in Index(out).runs() if r["task"] == task]
+
+
+def samples(row: dict) -> list[dict]:
+    return [json.loads(line) for line in (Path(row["dir"]) / "samples.jsonl").read_text().splitlines()]
+
+
+# parsing -----------------------------------------------------------------------------------------------------------
+def test_grid_string_values_are_parsed_like_task_args():
+    grid = parse_grid("n=16,64,256; attention=sdpa,identity;lr=0.001,1e-4;flag=true,false")
+    assert grid == {"n": [16, 64, 256], "attention": ["sdpa", "identity"], "lr": [0.001, 1e-4],
+                    "flag": [True, False]}
+    assert format_kv({"lr": 1e-4, "flag": False, "x": None, "s": "a b"}) == "lr=0.0001,flag=false,x=none,s=a b"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("n", "expected arg=v1,v2,... groups"),
+    ("n=", "'n' has an empty value"),
+    ("n=1,,2", "'n' has an empty value"),
+    ("n=1;n=2", "'n' appears twice"),
+    ("n=1,1", "lists a value twice"),
+    ("1n=2", "expected arg=v1,v2,... groups"),
+    (";", "no args to sweep"),
+])
+def test_malformed_grid_strings(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_grid(text)
+
+
+def test_geometric_grids_get_log_x():
+    assert geometric([16, 64, 256, 1024]) and geometric([0.001, 0.01, 0.1]) and geometric([8, 2, 4])
+    assert not geometric([1, 2, 3, 4]) and not geometric([0, 1, 2]) and not geometric([16, 64])
+    assert not geometric([1, 2, 8])
+
+
+def test_last_json_skips_what_a_task_printed_before():
+    text = 'step 1 {"loss": 2}\n{\n  "not": "a result"\n}\n{\n  "run_id": "x-1",\n  "metrics": {}\n}\n'
+    assert last_json(text) == {"run_id": "x-1", "metrics": {}}
+    assert last_json("Traceback ...\n") is None
+
+
+SWEEP_PRESET = ("task: line\nargs: {n: 2}\nsweep:\n  grid: {a: [1, 2], shape: [flat, steep]}\n  seeds: [0, 1]\n"
+                "  plots: [{metric: y, x: a}]\n  workers: 1\n")
+
+
+def test_preset_sweep_block_is_parsed_and_described():
+    preset = parse_preset("p", SWEEP_PRESET, "p.yaml")
+    assert preset.sweep.grid == {"a": [1, 2], "shape": ["flat", "steep"]} and preset.sweep.seeds == [0, 1]
+    assert preset.sweep.plots == [{"metric": "y", "x": "a"}] and preset.sweep.workers == 1
+    assert preset.description == "(sweep: a x shape x 2 seeds, 8 runs)"
+    assert parse_preset("q", "task: line\n", "q.yaml").sweep is None
+
+
+@pytest.mark.parametrize("block, message", [
+    ("sweep: [1]", "p.yaml: key 'sweep' must be dict"),
+    ("sweep: {seeds: [0]}", "p.yaml: key 'sweep.grid' must be a mapping"),
+    ("sweep: {grid: {}}", "p.yaml: key 'sweep.grid' must be a mapping"),
+    ("sweep: {grid: {n: []}}", "p.yaml: key 'sweep.grid.n' must be a non-empty list"),
+    ("sweep: {grid: {n: 3}}", "p.yaml: key 'sweep.grid.n' must be a non-empty list"),
+    ("sweep: {grid: {n: [1, 1]}}", "p.yaml: key 'sweep.grid.n' lists a value twice"),
+    ("sweep: {grid: {n: [1]}, seeds: [a]}", "p.yaml: key 'sweep.seeds' must be a non-empty list of integers"),
+    ("sweep: {grid: {n: [1]}, metrics: acc}", "p.yaml: key 'sweep.metrics' must be a list"),
+    ("sweep: {grid: {n: [1]}, plots: [{metric: y, x: m}]}", "p.yaml: key 'sweep.plots': x 'm' is not swept"),
+    ("sweep: {grid: {n: [1]}, plots: [{metric: y}]}", "p.yaml: key 'sweep.plots' entries must be"),
+    ("sweep: {grid: {n: [1]}, workers: 0}", "p.yaml: key 'sweep.workers' must be a positive integer"),
+    ("sweep: {grid: {n: [1]}, workerz: 2}", "p.yaml: key 'sweep.workerz' is unknown"),
+])
+def test_invalid_sweep_blocks_name_file_and_key(block, message):
+    with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        parse_preset("p", f"task: line\n{block}\n", "p.yaml")
+
+
+# bad input: one line, exit 2, before any point runs ---------------------------------------------------------------
+@pytest.fixture
+def in_process(tmp_path, capsys):
+    """``harness`` in this process: (exit status, stderr); the plugin set is restored afterwards."""
+    previous = registry._current
+
+    def call(*args):
+        code = main([*PLUGIN, *map(str, args)])
+        return code, capsys.readouterr().err
+
+    yield call
+    registry.set_plugins(previous)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--grid", "shap=flat,steep"], "task 'line' has no arg 'shap' (--grid); did you mean 'shape'?"),
+    (["--grid", "a=1,"], "'a' has an empty value"),
+    (["--grid", "a"], "expected arg=v1,v2,... groups"),
+    (["--grid", "a=1,2", "--workers", "0"], "--workers 0: give at least 1"),
+    (["--grid", "shape=flat,round"], "shape=round: choose flat or steep"),
+    (["--grid", "n=two"], "option 'n' must be int"),
+    (["--grid", "a=1,2", "--task-args", "a=3"], "'a' is both swept (--grid) and fixed by --task-args"),
+    (["--grid", "a=1,2", "--seeds", "0,x"], "--seeds '0,x': give integers"),
+    (["--grid", "a=1,2", "--plot", "y:n"], "--plot y:n: 'n' is not swept"),
+    (["--grid", "a=1,2", "--ray-address", "auto"], "--ray-address needs --executor ray"),
+    ([], "'line' declares no sweep: give the args to sweep"),
+])
+def test_bad_input_is_one_line_exit_2(in_process, tmp_path, args, message):
+    code, err = in_process("sweep", "--task", "line", "--out", tmp_path, *args)
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "runs.db").exists()
+
+
+def test_ray_missing_names_the_pip_command(in_process, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` does where Ray is not installed
+    code, err = in_process("sweep", "--task", "line", "--grid", "a=1", "--executor", "ray", "--out", tmp_path)
+    assert code == 2 and "pip install -e '.[ray]'" in err and err.count("\n") == 1
+
+
+def test_unknown_grid_key_in_a_preset_names_the_file(in_process, tmp_path):
+    (tmp_path / "bad.yaml").write_text("task: line\nsweep: {grid: {nn: [1, 2]}}\n")
+    code, err = in_process("run", "--task", "bad", "--include-path", tmp_path, "--out", tmp_path)
+    assert code == 2 and "bad.yaml sweep.grid); did you mean 'n'?" in err, err
+
+
+# the sweep run -----------------------------------------------------------------------------------------------------
+def test_sweep_means_over_seeds_plots_summary_and_resume(tmp_path):
+    out = tmp_path / "runs"
+    command = [*PLUGIN, "sweep", "--task", "line", "--grid", "a=1,4;shape=flat,steep", "--seeds", "0,1",
+               "--task-args", "n=3", "--metrics", "y,z", "--out", out, "--json"]
+    result = run_harness(*command, timeout=600)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    for a in (1, 4):
+        for shape, k in (("flat", 1), ("steep", 2)):
+            # per run: mean of a*k*(i+1) + seed over i < 3 is 2*a*k + seed; over seeds 0, 1: 2*a*k + 0.5 +- 0.5
+            assert metrics[f"y@a={a},shape={shape}"] == pytest.approx(2 * a * k + 0.5)
+            assert metrics[f"y@a={a},shape={shape}_stderr"] == pytest.approx(0.5)
+            assert metrics[f"z@a={a},shape={shape}"] == pytest.approx(1.0)
+    assert metrics["max_y"] == pytest.approx(2 * 4 * 2 + 1)  # the task's sweep_summary, merged
+    assert len([m for m in metrics if "@" in m]) == 16
+
+    row = sweep_run(out)
+    folder = Path(row["dir"])
+    assert row["status"] == "finished" and row["primary_metric"] is None
+    assert (folder / "y_vs_a.png").stat().st_size > 5000 and (folder / "z_vs_a.png").exists()
+    records = samples(row)
+    points = point_rows(out, "line")
+    assert len(records) == 8 and len({r["id"] for r in records}) == 8
+    assert {r["run_id"] for r in records} == {p["run_id"] for p in points} and len(points) == 8
+    assert all(p["status"] == "finished" for p in points)
+    for r in records:  # each point is an ordinary run with its own config
+        config = yaml.safe_load((out / r["run_id"] / "config.yaml").read_text())
+        assert config["seed"] == r["seed"] and config["task_args"] == {"n": 3, **r["point"]} == r["args"]
+        assert r["metrics"]["y"] == pytest.approx(2 * r["args"]["a"] * (1 + (r["point"]["shape"] == "steep"))
+                                                  + r["seed"])
+    given = json.loads((folder / "points.json").read_text())
+    assert sorted(p["run_id"] for p in given) == sorted(p["run_id"] for p in points)
+    assert all(Path(p["dir"]) == out / p["run_id"] for p in given)
+
+    finished = {p["run_id"]: p["finished"] for p in points}
+    again = run_harness(*command, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["metrics"] == metrics
+    assert "8 finished before, 0 to run" in again.stderr
+    assert {p["run_id"]: p["finished"] for p in point_rows(out, "line")} == finished  # nothing ran again
+    assert len(samples(sweep_run(out))) == 8
+
+
+def test_preset_with_a_sweep_block_runs_its_sweep(tmp_path):
+    (tmp_path / "lines.yaml").write_text(SWEEP_PRESET.replace(", shape: [flat, steep]", "").replace(
+        "args: {n: 2}", "args: {n: 2, shape: steep}"))
+    listing = run_harness(*PLUGIN, "list", "tasks", "--include-path", tmp_path)
+    assert "(sweep: a x 2 seeds, 4 runs)" in listing.stdout
+    out = tmp_path / "runs"
+    result = run_harness(*PLUGIN, "run", "--task", "lines", "--include-path", tmp_path, "--out", out, "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    # default metric: the points' primary metric (y); n=2 from the preset's args: mean of a*k*(i+1) is 1.5*a*k
+    assert metrics["y@a=2"] == pytest.approx(1.5 * 2 * 2 + 0.5) and metrics["y@a=2_stderr"] == pytest.approx(0.5)
+    assert not [m for m in metrics if m.startswith("z@")]
+    assert (Path(sweep_run(out)["dir"]) / "y_vs_a.png").exists()
+    assert len(point_rows(out, "lines")) == 4  # the points are runs of the preset, each once
+    assert "(local, 1 at a time)" in result.stderr  # the preset's workers
+
+
+def wait_for(condition, timeout: float = 120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(entry.name))
+        except OSError:
+            pass
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="die-with-parent is Linux-only")
+def test_kill_9_mid_sweep_loses_no_point_and_leaves_no_orphan(tmp_path):
+    out = tmp_path / "runs"
+    command = [sys.executable, "-m", "harness.cli", "-p", "harness_testplugin", "sweep", "--task", "counting",
+               "--grid", "n=1,2,12,14", "--task-args", "delay=0.3", "--workers", "2", "--out", str(out), "--json"]
+    sweeper = subprocess.Popen(command, env=harness_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finished = wait_for(lambda: [r for r in Index(out).runs("finished") if r["task"] == "counting"])
+    os.kill(sweeper.pid, signal.SIGKILL)  # the sweep only: its point processes must die with it
+    sweeper.wait()
+    assert len(finished) < 4, "the sweep finished before it could be killed; make its points slower"
+    wait_for(lambda: not processes_mentioning(str(out)), timeout=30)
+    before = {r["run_id"]: r["finished"] for r in Index(out).runs("finished")}
+
+    result = run_harness(*command[3:], timeout=600)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    assert sorted(m for m in metrics if not m.endswith("_stderr")) == [f"hit@n={n}" for n in (1, 12, 14, 2)]
+    # counting scores sample i as (i * (seed + 1)) % 7 == 0; seed 0: the share of multiples of 7 below n
+    for n in (1, 2, 12, 14):
+        assert metrics[f"hit@n={n}"] == pytest.approx(len(range(0, n, 7)) / n)
+    rows = point_rows(out, "counting")
+    assert len(rows) == 4 and all(r["status"] == "finished" for r in rows)
+    assert sorted(yaml.safe_load((out / r["run_id"] / "config.yaml").read_text())["task_args"]["n"]
+                  for r in rows) == [1, 2, 12, 14]
+    records = samples(sweep_run(out))
+    assert sorted(r["point"]["n"] for r in records) == [1, 2, 12, 14]
+    assert {r["run_id"] for r in records} == {r["run_id"] for r in rows}
+    assert all(Index(out).get(run_id)["finished"] == t for run_id, t in before.items())  # not run again
+
+
+def test_graph_cot_random_path_depth_curve_matches_the_closed_form(tmp_path):
+    """The issue's done-when command: one run per depth, the sweep's metrics and plot; random-path finds the
+    evidence with probability (2/3)(1/2)^(d-1) (graph_cot.baselines)."""
+    out = tmp_path / "runs"
+    result = run_harness("sweep", "--task", "graph_cot", "--model", "baseline:random-path", "--grid", "depth=1,2,3,4",
+                         "--task-args", "examples=2000", "--out", out, "--json", timeout=900)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    for depth in (1, 2, 3, 4):
+        expected = (2 / 3) * 0.5 ** (depth - 1)
+        stderr = metrics[f"evidence_accuracy@depth={depth}_stderr"]
+        assert 0 < stderr < 0.02
+        assert abs(metrics[f"evidence_accuracy@depth={depth}"] - expected) < 4 * stderr
+    row = sweep_run(out)
+    assert (Path(row["dir"]) / "evidence_accuracy_vs_depth.png").stat().st_size > 5000
+    rows = point_rows(out, "graph_cot")
+    assert len(rows) == 4 and {r["model"] for r in rows} == {"baseline:random-path"}
+    assert sorted(r["metrics"]["evidence_accuracy"] for r in rows) == sorted(
+        metrics[f"evidence_accuracy@depth={d}"] for d in (1, 2, 3, 4))
