@@ -7,6 +7,7 @@ import os
 import re
 import sys
 
+from harness import __version__
 from harness.errors import UsageError, unknown
 from harness.registry import Plugins, set_plugins
 
@@ -41,6 +42,7 @@ def build_parser(commands_hook=None) -> Parser:
     parser.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
                         help="load a plugin module for this command (repeatable)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     cli = Commands(sub)
     commands.register(cli)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import platform
@@ -27,6 +28,8 @@ def register(cli) -> None:
     cli.command("optimize", "search for a prompt with a prompt optimizer", configure_optimize, optimize_command)
     cli.command("list", "list registered tasks, backends, probes, optimizers or components", configure_list,
                 list_command)
+    cli.command("describe", "a task's, optimizer's or probe's options: types, defaults, what it is",
+                configure_describe, describe_command)
     cli.command("show", "show one run's config and metrics", configure_show, show_command)
     cli.command("compare", "compare the metrics of two runs", configure_compare, compare_command)
     cli.command("leaderboard", "models x tasks table of each task's primary metric", configure_leaderboard,
@@ -93,7 +96,7 @@ def run_command(args) -> int:
     version = str(getattr(task, "version", preset.version))
     identity = {"task": preset.name, "task_family": preset.task, "task_version": version, "task_args": task_args,
                 "model": model, "model_args": model_args, "seed": args.seed, "limit": args.limit,
-                "probes": probes, "probe_every": args.probe_every if probes else None}
+                "probes": probes, "probe_every": args.probe_every}
     return execute(args, task, identity, probes)
 
 
@@ -136,7 +139,9 @@ def execute(args, task, identity: dict, probes: list[str]) -> int:
         print(f"resuming run {run.id}", file=sys.stderr)
     plugins.hook.harness_run_start(run=run)
     try:
-        metrics = task.run(ctx)
+        # with --json, stdout carries only the result: what a task prints on the way goes to stderr
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            metrics = task.run(ctx)
     except KeyboardInterrupt:
         run.fail("interrupted")
         raise
@@ -212,6 +217,46 @@ def list_command(args) -> int:
     return 0
 
 
+def configure_describe(parser) -> None:
+    parser.add_argument("name", help="a task preset, task family, optimizer or probe")
+    parser.add_argument("--include-path", action="append", default=[], metavar="DIR")
+
+
+def describe_command(args) -> int:
+    """The options a name takes, read from its factory's signature: what --task-args / --args accept."""
+    from harness.presets import load_presets
+
+    plugins, presets = get_plugins(), load_presets(args.include_path)
+    preset = presets.get(args.name)
+    family = preset.task if preset else args.name
+    for kind in ("tasks", "optimizers", "probes"):
+        registry = plugins.registry(kind)
+        if family in registry:
+            entry = registry.get(family)
+            break
+    else:
+        from harness.errors import unknown
+
+        names = set(presets) | {e.name for k in ("tasks", "optimizers", "probes") for e in plugins.registry(k)}
+        raise unknown("name", args.name, names)
+    doc = inspect.getdoc(entry.factory) or entry.description
+    print(f"{args.name}  ({kind[:-1]} from plugin '{entry.plugin}')\n\n{doc}\n")
+    if preset:
+        print(f"preset {preset.source}: {preset.description}\n  defaults: {preset.args or '{}'}\n")
+    rows = [{"option": name, "type": kind_name(p.annotation), "default": p.default,
+             "preset": (preset.args if preset else {}).get(name, "")}
+            for name, p in inspect.signature(entry.factory).parameters.items()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name != "self"]
+    print(report.render(rows, ["option", "type", "default"] + (["preset"] if preset else [])))
+    return 0
+
+
+def kind_name(annotation) -> str:
+    if annotation is inspect.Parameter.empty:
+        return ""
+    return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+
+
 def configure_plugins(parser) -> None:
     parser.add_argument("--format", choices=report.FORMATS, default="table")
 
@@ -239,7 +284,10 @@ def pull_command(args) -> int:
     pull = entry.extra.get("pull")
     if pull is None:
         raise UsageError(f"backend '{scheme}' has nothing to pull; pull an hf model, e.g. harness pull hf:smollm2")
-    path = pull(target)
+    from harness.options import accepted
+
+    takes = accepted(pull)  # the built-in pull tells what it fetched (package, version, size, where) through echo
+    path = pull(target, echo=print) if takes is None or "echo" in takes else pull(target)
     print(f"{args.model}: ready at {path}")
     return 0
 

@@ -103,20 +103,22 @@ class RunContext:
         """Where to write an artifact (a plot, a checkpoint, a sub-folder) of this run."""
         return self.run.path(name)
 
-    def trainer(self, model, config, batches, name: str = "train", **options):
+    def trainer(self, model, config, batches, name: str = "train", prefix: str | None = None, **options):
         """A :class:`harness.training.Trainer` wired to this run: checkpoints in ``<run>/<name>``, the series in
-        ``metrics.jsonl`` (keys prefixed ``<name>/`` unless ``name`` is "train"), the ``--probe`` probes, and the
-        ``harness_train_step`` hook of every plugin."""
+        ``metrics.jsonl`` (keys prefixed ``prefix``, default ``<name>/`` unless ``name`` is "train"), the ``--probe``
+        probes, and the ``harness_train_step`` hook of every plugin."""
         from harness.training import Trainer, make_probes
 
-        prefix = "" if name == "train" else f"{name}/"
+        hooks = self.plugins.hook  # first: a worker process loads the -p modules, whose probes may be asked for
+        if prefix is None:
+            prefix = "" if name == "train" else f"{name}/"
 
         def log(step: int, values: dict) -> None:
             self.log(step, {prefix + k: v for k, v in values.items()})
 
         options.setdefault("probes", make_probes(self.probes))
         options.setdefault("probe_every", self.probe_every)
-        return Trainer(model, config, batches, run_dir=self.path(name), log=log, hooks=self.plugins.hook, **options)
+        return Trainer(model, config, batches, run_dir=self.path(name), log=log, hooks=hooks, **options)
 
     def map(self, function, items, workers: int) -> list:
         """``[function(self, item) for item in items]`` in up to ``workers`` processes that die with this one."""

@@ -340,8 +340,6 @@ class Trainer:
 
     def generator(self, step: int):
         """The generator that draws the batch of ``step`` (seeded from the run seed and the step)."""
-        import torch
-
         from harness.seeding import generator
 
         return generator(self.config.seed, "batch", step)

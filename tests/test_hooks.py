@@ -64,3 +64,19 @@ def test_hook_run_end(tmp_path):
 def test_hook_train_step():
     results = _plugins().hook.harness_train_step(step=3, model=None, batch=None, captures={})
     assert {"echo_step": 3} in results
+
+
+def test_hook_train_step_fires_in_a_real_run(tmp_path):
+    """Through `harness run`: graph_cot trains two strategies in worker processes, and the hook's values land in
+    the run's series for both (so the hook fires in every process that trains)."""
+    out = tmp_path / "runs"
+    result = run_harness(*ECHO, "run", "--task", "graph_cot", "--model", "scratch", "--task-args",
+                         "depth=1,cot=dfs,path,steps=12,examples=2,samples=1,budgets=4,workers=2",
+                         "--probe-every", "5", "--out", out, "--no-cache", "--json",
+                         env=harness_env(HOOK_LOG=str(tmp_path / "hooks.jsonl")), timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = json.loads(result.stdout)["dir"]
+    series = [json.loads(line) for line in open(f"{run_dir}/metrics.jsonl")]
+    for strategy in ("dfs", "path"):
+        steps = sorted(r["step"] for r in series if f"{strategy}/echo_step" in r)
+        assert steps == [1, 5, 10], (strategy, steps)

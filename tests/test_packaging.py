@@ -46,3 +46,13 @@ def test_installed_import_names():
 
     assert Path(harness.plugins.__file__).parent == ROOT / "plugins" or "site-packages" in harness.plugins.__file__
     assert Path(harness.tasks.__file__).parent.name in ("tasks",)
+
+
+def test_the_core_import_contract_covers_every_core_module():
+    """The import-linter contract (run by `tox -e lint`) lists its source modules by name: a new core module must
+    join the list, or the rule would silently not apply to it."""
+    contract = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]
+    core = {f"harness.{p.stem}" for p in (ROOT / "harness").iterdir()
+            if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
+    assert contract["forbidden_modules"] == ["harness.plugins"]
+    assert core == set(contract["source_modules"])

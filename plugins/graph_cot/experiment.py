@@ -35,6 +35,7 @@ Choices not fixed by the paper (the preset must finish in minutes on a shared 2-
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -45,6 +46,7 @@ from harness.plugins.graph_cot.scoring import evidence_ok, majority, parse_token
 from harness.plugins.graph_cot.strategies import chain_of_thought
 
 from harness.evaluation import mean_stderr
+from harness.store import write_json_atomic
 
 LADDER = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
@@ -121,7 +123,7 @@ def make_batches(task, tokenizer, strategy: str, seed: int):
 def trained_model(task, ctx, strategy: str):
     """The strategy's model: loaded from ``<run>/<strategy>`` if finished there, else trained."""
     from harness.models import ModelConfig, build_model, load_checkpoint_dir, save_checkpoint_dir
-    from harness.training import TrainConfig, Trainer, probes_from_context, seed_everything
+    from harness.training import TrainConfig, seed_everything
 
     final = ctx.path(strategy)
     if (final / "config.json").exists():
@@ -142,12 +144,9 @@ def trained_model(task, ctx, strategy: str):
     extra = {"task": "graph_cot", "strategy": strategy, "depth": task.depth, "pool": task.pool,
              "add_bos": True}
     began = time.perf_counter()
-    result = Trainer(model, config, make_batches(task, tokenizer, strategy, ctx.seed),
-                     run_dir=ctx.path(f"train-{strategy}"),
-                     log=lambda step, values: ctx.log(step, {f"{strategy}/{k}": v
-                                                             for k, v in values.items()}),
-                     probes=probes_from_context(ctx), probe_every=ctx.probe_every, tokenizer=tokenizer,
-                     model_extra=extra).fit()
+    trainer = ctx.trainer(model, config, make_batches(task, tokenizer, strategy, ctx.seed), name=f"train-{strategy}",
+                          prefix=f"{strategy}/", tokenizer=tokenizer, model_extra=extra)
+    result = trainer.fit()
     extra.update(train_loss=result["train_loss"], train_time_s=time.perf_counter() - began)
     save_checkpoint_dir(final, model, tokenizer, extra)
     return model.eval(), tokenizer, extra
@@ -165,83 +164,42 @@ def evaluated_model(task, ctx, strategy: str) -> tuple[dict, dict]:
     began = time.perf_counter()
     result = evaluate_strategy(task, ctx, model, tokenizer, budget_ladder(task))
     result["eval_time_s"] = time.perf_counter() - began
-    cache.write_text(json.dumps(result))
+    write_json_atomic(cache, result)
     return extra, result
 
 
-class WorkerContext:
-    """What :func:`trained_model` needs from a RunContext, picklable for a training process of its own:
-    the run folder, the seed, and a log written to ``train-<strategy>/log.jsonl`` (replayed by the parent)."""
-
-    probes: list = []
-    probe_every = 100
-
-    def __init__(self, run_dir: str, seed: int, strategy: str):
-        from pathlib import Path
-
-        self.dir, self.seed, self.strategy = Path(run_dir), seed, strategy
-
-    def path(self, name: str):
-        return self.dir / name
-
-    def log_file(self):
-        return self.path(f"train-{self.strategy}") / "log.jsonl"
-
-    def log(self, step: int, values: dict) -> None:
-        self.log_file().parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file(), "a") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
-
-
-def train_in_process(task, run_dir: str, seed: int, strategy: str) -> None:
+def train_in_process(task, ctx, strategy: str) -> None:
+    """One strategy in a worker process of its own (:meth:`RunContext.map`), on ``task.threads`` threads."""
     import torch
 
     torch.set_num_threads(max(1, task.threads))
-    evaluated_model(task, WorkerContext(run_dir, seed, strategy), strategy)
+    evaluated_model(task, ctx, strategy)
 
 
 def train_strategies(task, ctx) -> None:
     """Train and evaluate the unfinished strategies side by side, one process each (up to ``task.workers``).
 
     Each model is small enough that one core is all a step can use; two processes on two cores halve the
-    wall time. Probes (``--probe``) need the run's context, so they keep training in this process.
+    wall time. The processes share the run's context, so their series, probes and hooks land in this run.
     """
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
     todo = [s for s in task.strategies if not (ctx.path(s) / "evaluation.json").exists()]
-    if task.workers >= 2 and len(todo) >= 2 and not ctx.probes:
-        try:
-            with ProcessPoolExecutor(min(task.workers, len(todo)), mp_context=get_context("spawn")) as pool:
-                for done in [pool.submit(train_in_process, task, str(ctx.path(".")), ctx.seed, s) for s in todo]:
-                    done.result()
-        finally:
-            replay_worker_logs(task, ctx)
+    if task.workers >= 2 and len(todo) >= 2:
+        ctx.map(functools.partial(train_in_process, task), todo, task.workers)
 
 
-def replay_worker_logs(task, ctx) -> None:
-    """Copy each training process's log into the run's metrics once, also after an interrupted run."""
-    for strategy in task.strategies:
-        log = WorkerContext(str(ctx.path(".")), ctx.seed, strategy).log_file()
-        replayed = log.with_suffix(".replayed")
-        if not log.exists() or replayed.exists():
-            continue
-        for line in log.read_text().splitlines():
-            record = json.loads(line)  # names already carry the strategy prefix
-            ctx.log(record.pop("step"), record)
-        replayed.touch()
-
-
-def eval_problems(task, seed: int) -> list[Problem]:
+def eval_problems(task, seed: int, limit: int | None) -> list[Problem]:
     """The same problems as LLM mode's examples (same seed, same order)."""
     rng = random.Random(f"graph_cot-eval-{seed}-{task.depth}")
-    count = task.examples if task.limit is None else min(task.examples, task.limit)
+    count = task.examples if limit is None else min(task.examples, limit)
     return [make_problem(task.depth, rng, task.pool) for _ in range(count)]
 
 
 def generate(model, rows, max_new: int, stop_ids: set[int], decision_id: int, generator, batch: int):
-    """Sample (temperature 1) up to ``max_new`` tokens after each row (rows share one length: no padding)."""
+    """Sample (temperature 1, harness.sampling) up to ``max_new`` tokens after each row (rows share one length: no
+    padding); ``generator``: one stream for all rows, drawn in row order."""
     import torch
+
+    from harness.sampling import sample
 
     out = []
     for lo in range(0, len(rows), batch):
@@ -250,7 +208,7 @@ def generate(model, rows, max_new: int, stop_ids: set[int], decision_id: int, ge
         new = []
         for _ in range(max_new):
             logits = model(x)[:, -1].float()  # (R, V)
-            token = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)  # (R, 1)
+            token = sample(logits, generator)[:, None]  # (R, 1)
             previous = x[:, -1]
             x = torch.cat([x, token], dim=1)
             new.append(token[:, 0])
@@ -265,7 +223,7 @@ def evaluate_strategy(task, ctx, model, tokenizer, budgets: list[int]) -> dict:
     """Per budget: each problem's N decisions and evidence verdicts."""
     import torch
 
-    problems = eval_problems(task, ctx.seed)
+    problems = eval_problems(task, ctx.seed, ctx.limit)
     n = task.samples
     generator = torch.Generator().manual_seed(ctx.seed)
     prompts = [tokenizer.encode(" ".join(["<bos>", *p.prompt_tokens(), "work:"])) for p in problems]
@@ -293,8 +251,11 @@ def evaluate_strategy(task, ctx, model, tokenizer, budgets: list[int]) -> dict:
 
 
 def force_decisions(model, tokenizer, prefixes: list[list[int]], generator, task) -> list[str]:
-    """One sampled token after each ``... decision:`` prefix, grouped by length (no padding needed)."""
+    """One sampled token (temperature 1, harness.sampling) after each ``... decision:`` prefix, grouped by length
+    (no padding needed)."""
     import torch
+
+    from harness.sampling import sample
 
     by_length: dict[int, list[int]] = {}
     for i, ids in enumerate(prefixes):
@@ -304,7 +265,7 @@ def force_decisions(model, tokenizer, prefixes: list[list[int]], generator, task
         for lo in range(0, len(indices), task.eval_batch):
             chunk = indices[lo: lo + task.eval_batch]
             logits = model(torch.tensor([prefixes[i] for i in chunk]))[:, -1].float()
-            tokens = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0].tolist()
+            tokens = sample(logits, generator).tolist()
             for i, token in zip(chunk, tokens):
                 out[i] = tokenizer.tokens[token]
     return out
@@ -341,11 +302,9 @@ def run_experiment(task, ctx) -> dict[str, float]:
 
     if task.threads:
         torch.set_num_threads(task.threads)
-    task.limit = ctx.limit
     budgets, counts = budget_ladder(task), sample_counts(task.samples)
     metrics: dict[str, float] = {}
     train_strategies(task, ctx)
-    replay_worker_logs(task, ctx)  # those of processes an earlier, interrupted run finished
     for strategy in task.strategies:
         extra, result = evaluated_model(task, ctx, strategy)
         prefix = task.metric_prefix(strategy)
@@ -353,6 +312,9 @@ def run_experiment(task, ctx) -> dict[str, float]:
         metrics[f"{prefix}train_loss"] = float(extra.get("train_loss", float("nan")))
         ctx.record([{"id": strategy, "strategy": strategy, **result["example"],
                      "train_time_s": extra.get("train_time_s"), "eval_time_s": result.get("eval_time_s")}])
+    for name in ("evidence_accuracy", "decision_accuracy"):  # the headline: the first strategy's, unprefixed
+        for suffix in ("", "_stderr"):
+            metrics.setdefault(name + suffix, metrics[task.metric_prefix() + name + suffix])
     for policy in POLICIES:
         metrics[f"baseline/{policy}/evidence_accuracy"] = evidence_closed_form(policy, task.depth)
     write_plots(task, ctx, metrics, budgets, counts)

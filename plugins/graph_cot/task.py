@@ -24,6 +24,7 @@ class GraphCoT:
 
     name = "graph_cot"
     version = "1"
+    primary_metric = "evidence_accuracy"  # in experiment mode: the first strategy's
 
     def __init__(self, depth: int = 1, cot: str = "dfs,path", pool: int = 0, examples: int = 100,
                  samples: int = 16, budgets: str | int = "auto", budget: int = 0,
@@ -60,8 +61,7 @@ class GraphCoT:
         self.train = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
                       "d_model": d_model, "n_layer": n_layer, "n_head": n_head, "positions": positions,
                       "attention": attention, "curriculum": curriculum}
-        self.eval_batch, self.threads, self.workers, self.limit = eval_batch, threads, workers, None
-        self.primary_metric = self.metric_prefix() + "evidence_accuracy"
+        self.eval_batch, self.threads, self.workers = eval_batch, threads, workers
 
     def metric_prefix(self, strategy: str | None = None) -> str:
         if len(self.strategies) == 1:
@@ -78,7 +78,6 @@ class GraphCoT:
             return run_experiment(self, ctx)
         from harness.plugins.graph_cot.llm import LLMTask, prompt_style
 
-        self.primary_metric = "evidence_accuracy"
         task = LLMTask(self.depth, self.samples, self.budget, self.temperature,
                        prompt_style(ctx.model, self.prompt_style), self.examples, self.pool)
         return task.run(ctx)

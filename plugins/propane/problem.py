@@ -46,15 +46,15 @@ class Settings:
 
     def check(self) -> None:
         if not self.target_prompt and not self.documents:
-            raise UsageError("give --target-prompt TEXT (or --documents FILE.jsonl) to say which outputs to match")
+            raise UsageError("give --args target_prompt=TEXT (or documents=FILE.jsonl) to say which outputs to match")
         for name in ("steps", "topk", "n_docs", "doc_len", "batch_size", "eval_every",
                      "max_batch_tokens"):
             if getattr(self, name) < 1 and not (name == "steps" and self.steps == 0):
-                raise UsageError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be positive, got {getattr(self, name)} (--args {name}=...)")
         if self.prompt_len is not None and self.prompt_len < 1:
-            raise UsageError(f"--prompt-len must be positive, got {self.prompt_len}")
+            raise UsageError(f"prompt_len must be positive, got {self.prompt_len} (--args prompt_len=...)")
         if self.gamma < 0:
-            raise UsageError(f"--gamma {self.gamma}: the fluency weight must be >= 0")
+            raise UsageError(f"gamma={self.gamma}: the fluency weight must be >= 0 (--args gamma=...)")
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Problem:
         self.allowed = self.box.allowed_tokens()
         self.target_ids = self.box.encode(settings.target_prompt) if settings.target_prompt else None
         if self.target_ids == []:
-            raise UsageError("--target-prompt encodes to no tokens; give a non-empty prompt")
+            raise UsageError("target_prompt encodes to no tokens; give a non-empty prompt")
         self.init_ids = self._init_ids()
         self._check_length()
         train, heldout, target_logprobs = self._documents()
@@ -100,7 +100,7 @@ class Problem:
             return self.box.exclamations(length or 15)
         ids = self.box.encode(self.settings.init)
         if not ids:
-            raise UsageError("--init encodes to no tokens; give a non-empty initial prompt")
+            raise UsageError("init encodes to no tokens; give a non-empty initial prompt")
         if length is not None:
             ids = (ids + [self.box.filler_id()] * length)[:length]
         return ids
@@ -111,8 +111,8 @@ class Problem:
         prompt = max(len(self.init_ids), len(self.target_ids or []))
         needed = len(self.context([0] * prompt)) + self.settings.doc_len
         if limit is not None and needed > limit:
-            raise UsageError(f"prompt ({prompt} tokens) + template + --doc-len {self.settings.doc_len} = {needed} "
-                             f"tokens, over the model's {limit}; lower --doc-len or --prompt-len")
+            raise UsageError(f"prompt ({prompt} tokens) + template + doc_len {self.settings.doc_len} = {needed} "
+                             f"tokens, over the model's {limit}; lower doc_len or prompt_len (--args)")
 
     def context(self, prompt_ids: list[int]) -> list[int]:
         return self.template.prefix + list(prompt_ids) + self.template.suffix

@@ -16,8 +16,9 @@ def test_optimize_then_transfer_to_another_model(tiny_folder, tmp_path):
     other = save_tiny_llama(tmp_path / "other", seed=1)
     out, env = tmp_path / "runs", harness_env(HARNESS_CACHE=str(tmp_path / "cache"))
     result = run_harness("optimize", "--optimizer", "propane", "--model", f"hf:{tiny_folder}",
-                         "--target-prompt", "The cat sat", "--steps", "3", "--prompt-len", "3", "--n-docs", "4",
-                         "--doc-len", "4", "--topk", "16", "--batch-size", "6", "--out", out, "--json", env=env)
+                         "--args", "target_prompt=The cat sat,steps=3,prompt_len=3,n_docs=4,doc_len=4,topk=16,"
+                         "batch_size=6",
+                         "--out", out, "--json", env=env)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "cache" / "responses.db").exists()  # the run went through the response cache
     report = json.loads(result.stdout)
@@ -46,7 +47,10 @@ def test_usage_errors_exit_2(tiny_folder, tmp_path):
     env = harness_env(HARNESS_CACHE=str(tmp_path / "cache"))
     result = run_harness("optimize", "--optimizer", "propane", "--model", f"hf:{tiny_folder}", "--out", tmp_path,
                          env=env)
-    assert result.returncode == 2 and "--target-prompt" in result.stderr
+    assert result.returncode == 2 and "target_prompt=" in result.stderr
+    result = run_harness("optimize", "--optimizer", "propane", "--model", f"hf:{tiny_folder}", "--out", tmp_path,
+                         "--args", "target_prompt=x,step=3", env=env)
+    assert result.returncode == 2 and "did you mean 'steps'" in result.stderr
     result = run_harness("run", "--task", "propane_transfer", "--model", f"hf:{tiny_folder}",
                          "--task-args", "source=nope", "--out", tmp_path, env=env)
     assert result.returncode == 2 and "unknown run 'nope'" in result.stderr

@@ -20,15 +20,15 @@ def checkpoint(tmp_path_factory):
     return save_checkpoint_dir(tmp_path_factory.mktemp("scratch") / "model", model, tokenizer, {"add_bos": True})
 
 
-def optimize(checkpoint, tmp_path, *options):
+def optimize(checkpoint, tmp_path, options=""):
     return run_harness("optimize", "--optimizer", "propane", "--model", f"scratch:{checkpoint}",
-                       "--target-prompt", "w3 w7 w11 w5", "--out", tmp_path / "runs", "--json", *options,
+                       "--args", f"target_prompt=w3 w7 w11 w5,{options}".rstrip(","), "--out", tmp_path / "runs",
+                       "--json",
                        env=harness_env(HARNESS_CACHE=str(tmp_path / "cache")))
 
 
 def test_propane_on_a_scratch_checkpoint(checkpoint, tmp_path):
-    result = optimize(checkpoint, tmp_path, "--steps", "6", "--n-docs", "16", "--doc-len", "8", "--topk", "8",
-                      "--batch-size", "16", "--prompt-len", "4")
+    result = optimize(checkpoint, tmp_path, "steps=6,n_docs=16,doc_len=8,topk=8,batch_size=16,prompt_len=4")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     metrics = report["metrics"]
@@ -42,5 +42,5 @@ def test_propane_on_a_scratch_checkpoint(checkpoint, tmp_path):
 
 
 def test_prompt_and_documents_must_fit_the_model(checkpoint, tmp_path):
-    result = optimize(checkpoint, tmp_path, "--doc-len", "30")
-    assert result.returncode == 2 and "--doc-len" in result.stderr
+    result = optimize(checkpoint, tmp_path, "doc_len=30")
+    assert result.returncode == 2 and "doc_len" in result.stderr

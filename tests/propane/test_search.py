@@ -186,7 +186,7 @@ def test_documents_file_carries_the_target_logprobs(tiny_lm, tmp_path):
 
 
 def test_bad_options_are_usage_errors(tiny_lm, tmp_path):
-    with pytest.raises(UsageError, match="target-prompt"):
+    with pytest.raises(UsageError, match="target_prompt"):
         Problem(tiny_lm, Settings(), seed=0)
     with pytest.raises(UsageError, match="no such file"):
         Problem(tiny_lm, Settings(documents=str(tmp_path / "missing.jsonl")), seed=0)
