@@ -559,7 +559,12 @@ def run_on_ray(sweep: Sweep, todo: list[Point], done, logs: Path) -> None:
 
     logs.mkdir(exist_ok=True)
     address = sweep.options.ray_address
-    ray.init(**({"address": address} if address else {"include_dashboard": False}), log_to_driver=False)
+    try:
+        ray.init(**({"address": address} if address else {"include_dashboard": False}), log_to_driver=False)
+    except ConnectionError as exc:
+        reason = str(exc).splitlines()[0]
+        raise UsageError(f"--ray-address {address}: {reason}; start the cluster (ray start --head) or fix the "
+                         "address (with token authentication, export RAY_AUTH_MODE=token)") from None
     try:
         remote = ray.remote(num_cpus=sweep.threads, max_retries=3)(run_point_in_temp_dir)
         queue, futures = list(todo), {}

@@ -277,3 +277,104 @@ def test_graph_cot_random_path_depth_curve_matches_the_closed_form(tmp_path):
     assert len(rows) == 4 and {r["model"] for r in rows} == {"baseline:random-path"}
     assert sorted(r["metrics"]["evidence_accuracy"] for r in rows) == sorted(
         metrics[f"evidence_accuracy@depth={d}"] for d in (1, 2, 3, 4))
+
+
+# Ray (tox -e ray) --------------------------------------------------------------------------------------------------
+def ray_env(tmp_path: Path, **extra) -> dict:
+    """The harness env with Ray's files (~/.ray, its auth token) and the response cache under tmp_path."""
+    home = tmp_path / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    return harness_env(HOME=str(home), HARNESS_CACHE=str(tmp_path / "cache"), RAY_USAGE_STATS_ENABLED="0", **extra)
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A one-node Ray cluster started like a user's head node (``ray start --head``); yields its address."""
+    pytest.importorskip("ray")
+    import socket
+    import tempfile
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # Ray's socket paths must stay under 107 characters
+    ray = Path(sys.executable).parent / "ray"
+    (tmp_path / "tmp").mkdir()  # TMPDIR of the workers: the points' temporary run folders, a killed one's too
+    head = subprocess.Popen([str(ray), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+                             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+                            env=ray_env(tmp_path, TMPDIR=str(tmp_path / "tmp")), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        for line in head.stdout:
+            if "Ray runtime started" in line:
+                break
+        else:
+            raise AssertionError("ray start --head exited before the cluster came up")
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(head.pid, signal.SIGKILL)  # whatever of the cluster's process group is left
+        except ProcessLookupError:
+            pass
+        head.wait()
+        subprocess.run(["rm", "-rf", temp], check=False)
+
+
+@pytest.mark.ray
+def test_ray_sweep_on_a_local_cluster_gives_the_local_metrics(tmp_path):
+    """The done-when command with --executor ray (a local cluster, started by the sweep) and without: same runs,
+    same metrics; every point's folder came back from its worker into --out."""
+    pytest.importorskip("ray")
+    command = ["sweep", "--task", "graph_cot", "--model", "baseline:random-path", "--grid", "depth=1,2,3,4",
+               "--task-args", "examples=2000", "--json"]
+    local = run_harness(*command, "--out", tmp_path / "local", env=ray_env(tmp_path / "l"), timeout=900)
+    assert local.returncode == 0, local.stderr
+    result = run_harness(*command, "--out", tmp_path / "ray", "--executor", "ray", env=ray_env(tmp_path),
+                         timeout=900)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics == json.loads(local.stdout)["metrics"] and len(metrics) == 8
+    runs = {r["run_id"]: r for r in point_rows(tmp_path / "ray", "graph_cot")}
+    assert set(runs) == {r["run_id"] for r in point_rows(tmp_path / "local", "graph_cot")} and len(runs) == 4
+    for run_id, row in runs.items():
+        assert row["status"] == "finished" and Path(row["dir"]) == tmp_path / "ray" / run_id
+        assert (tmp_path / "ray" / run_id / "samples.jsonl").read_text() == (
+            tmp_path / "local" / run_id / "samples.jsonl").read_text()
+    assert (Path(sweep_run(tmp_path / "ray")["dir"]) / "evidence_accuracy_vs_depth.png").exists()
+    again = run_harness(*command, "--out", tmp_path / "ray", "--executor", "ray", env=ray_env(tmp_path))
+    assert again.returncode == 0 and "4 finished before, 0 to run" in again.stderr  # no cluster needed
+
+
+@pytest.mark.ray
+def test_ray_point_whose_worker_dies_is_retried_once_into_out(tmp_path, ray_head):
+    """On a cluster joined by address: kill -9 the Ray worker running a point; Ray retries it and the point
+    lands in --out exactly once."""
+    out = tmp_path / "runs"
+    command = [sys.executable, "-m", "harness.cli", *PLUGIN, "sweep", "--task", "line", "--grid", "a=1,2,3",
+               "--task-args", "n=8,delay=0.4", "--executor", "ray", "--ray-address", ray_head, "--out", str(out),
+               "--json"]
+    sweeper = subprocess.Popen(command, env=ray_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    point = wait_for(lambda: processes_mentioning("harness-point-"), timeout=300)[0]
+    worker = int(Path(f"/proc/{point}/stat").read_text().rsplit(")", 1)[1].split()[1])  # its parent
+    assert "harness.cli" not in Path(f"/proc/{worker}/cmdline").read_text()
+    os.kill(worker, signal.SIGKILL)
+    stdout, stderr = sweeper.communicate(timeout=600)
+    assert sweeper.returncode == 0, stderr
+    metrics = json.loads(stdout)["metrics"]
+    expected = {f"y@a={a}": pytest.approx(a * 4.5) for a in (1, 2, 3)}  # mean of a*(i+1) over i < 8
+    assert {m: metrics[m] for m in metrics if not m.endswith("_stderr")} == {**expected, "max_y": 3 * 4.5}
+    logs = [f.read_text() for f in (Path(sweep_run(out)["dir"]) / "logs").glob("*.log")]
+    assert len(logs) == 3 and not [log for log in logs if f", pid {worker})" in log]  # finished elsewhere
+    rows = point_rows(out, "line")
+    assert len(rows) == 3 and all(r["status"] == "finished" for r in rows)
+    records = samples(sweep_run(out))
+    assert sorted(r["point"]["a"] for r in records) == [1, 2, 3]
+    assert {r["run_id"] for r in records} == {r["run_id"] for r in rows}
+    assert all(len((out / r["run_id"] / "samples.jsonl").read_text().splitlines()) == 8 for r in rows)
