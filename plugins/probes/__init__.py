@@ -29,5 +29,8 @@ def harness_register_probes(register):
         description="per layer/head: spectrum and stable rank of change in W_Q W_K^T, W_V W_O",
     )
     register(
-        "fact", fact_probe, description="per linear layer: correlation of W^T W with the FACT right-hand side"
+        "fact",
+        fact_probe,
+        description="per linear layer: correlation of W^T W with the FACT right-hand side; the theorem needs "
+        "full-batch SGD with L2 decay, no momentum or clipping (logs fact/setting)",
     )

@@ -16,8 +16,16 @@ right-hand side, as in the paper; ``fact/<layer>/cos`` — their cosine similari
 decay).
 
 lambda is the probe's ``weight_decay`` when given, else the trainer's ``config.weight_decay`` (read in
-``start``). The theorem is about L2 regularisation, i.e. SGD's ``weight_decay``; AdamW's decoupled decay
-reaches a different stationary point, so expect a lower correlation there.
+``start``).
+
+The theorem's setting: a stationary point of the full-batch objective L + (lambda/2)||theta||^2, reached by
+plain gradient descent with L2 in the gradient (``optimizer=sgd``, ``momentum=0``, ``weight_decay>0``), no
+gradient clipping, the same full batch at every step, trained until the gradient is ~0. AdamW's decoupled decay
+reaches a different stationary point, clipping and momentum change the dynamics, and fresh minibatches leave
+a gradient that is zero only on average; the reading then means little. When the probe runs in a Trainer it
+logs ``fact/setting``: 1.0 when the optimizer settings fit (SGD, no momentum, no clipping, lambda > 0), 0.0
+otherwise. It cannot see whether every batch is the whole training set: that is the caller's part. The
+``fact_mlp`` task (plugins/fact) trains in exactly this setting to a gradient-norm threshold.
 """
 
 from __future__ import annotations
@@ -38,6 +46,12 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a @ b) / (a.norm() * b.norm()).clamp(min=1e-300))
 
 
+def in_theorem_setting(config) -> bool:
+    """Whether a TrainConfig runs plain GD with L2 weight decay (full batches are the caller's part)."""
+    return (config.optimizer == "sgd" and not config.momentum and not config.grad_clip
+            and config.weight_decay > 0)
+
+
 class FactProbe:
     """Per-layer agreement of W^T W with the FACT right-hand side (see module docstring)."""
 
@@ -46,10 +60,14 @@ class FactProbe:
     def __init__(self, weight_decay: float | None = None, layer_names: list[str] | None = None):
         self.weight_decay = weight_decay
         self.layer_names = layer_names
+        self.setting: bool | None = None  # in the theorem's setting? known once start() saw the trainer
 
     def start(self, model, trainer=None) -> None:
-        if self.weight_decay is None and trainer is not None:
-            self.weight_decay = trainer.config.weight_decay
+        self.setting = None
+        if trainer is not None:
+            if self.weight_decay is None:
+                self.weight_decay = trainer.config.weight_decay
+            self.setting = in_theorem_setting(trainer.config)
 
     def layers(self, model) -> list[str]:
         """Every ``nn.Linear`` (or the names given), except a head tied to the embedding matrix."""
@@ -82,6 +100,8 @@ class FactProbe:
             )
         modules = dict(model.named_modules())
         values = {}
+        if self.setting is not None:
+            values["fact/setting"] = float(self.setting)
         for name in self.layers(model):
             record = captures.get(name, {})
             if "inputs" not in record or "grad_outputs" not in record:

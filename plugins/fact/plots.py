@@ -1,0 +1,80 @@
+"""The FACT plugin's figures and its markdown table (line plots go through harness.report.plot_lines)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.report import plot_lines
+
+
+def plot_accuracy(path: Path, history: list[dict], title: str) -> Path:
+    """Train and test accuracy against the RFM iteration (grokking: train at 1 long before test rises)."""
+    steps = [h["iteration"] for h in history]
+    series = {name: (steps, [h[f"{name}_accuracy"] for h in history]) for name in ("train", "test")}
+    return plot_lines(path, series, xlabel="RFM iteration (M updates)", ylabel="accuracy", title=title)
+
+
+def plot_feature_matrix(path: Path, M, title: str) -> Path:
+    """M as an image (diverging colours centred on 0, the diagonal clipped so the off-diagonal structure shows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    M = M.double().cpu()
+    off = M - M.diagonal().diag()
+    scale = float(off.abs().max()) or 1.0
+    fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    image = ax.imshow(M.numpy(), cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
+    ax.set(title=title, xlabel="input coordinate", ylabel="input coordinate")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_table(path: Path, metrics: dict, datasets: list[str], methods: tuple[str, ...]) -> Path:
+    """Datasets x methods test accuracy (mean ± stderr over splits) as a markdown table."""
+    def cell(key: str) -> str:
+        return f"{metrics[key]:.3f} ± {metrics[key + '_stderr']:.3f}"
+
+    lines = ["| dataset | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for dataset in datasets:
+        lines.append(f"| {dataset} | " + " | ".join(cell(f"{dataset}/{m}/test_accuracy") for m in methods) + " |")
+    lines.append("| mean | " + " | ".join(cell(f"{m}/test_accuracy") for m in methods) + " |")
+    Path(path).write_text("\n".join(lines) + "\n")
+    return Path(path)
+
+
+CURVES = {"fact_correlation": "FACT", "fact_sym_correlation": "FACT (F F^T)^1/2", "nfa_correlation": "NFA (AGOP)",
+          "nfa_sqrt_correlation": "NFA (AGOP^1/2)"}
+
+
+def plot_layer_curves(path: Path, history: list[dict], n_layers: int) -> Path:
+    """One panel per layer: the correlation of W^T W with each candidate over training steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, axes = plt.subplots(1, n_layers, figsize=(4 * n_layers, 3.6), sharey=True, squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        for key, label in CURVES.items():
+            ax.plot(steps, [h[f"layer{i}/{key}"] for h in history], label=label)
+        ax.set(title=f"layer {i}", xlabel="GD step", ylim=(-0.2, 1.02))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("correlation with W^T W")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_training(path: Path, history: list[dict]) -> Path:
+    """Training loss and the gradient norm of the regularised objective (log scale)."""
+    steps = [h["step"] for h in history]
+    series = {name: (steps, [h[name] for h in history]) for name in ("train_loss", "grad_norm")}
+    return plot_lines(path, series, xlabel="GD step", ylabel="value", title="full-batch GD", logy=True)
