@@ -103,7 +103,7 @@ class LMEval:
 
 def measure(dtype: str, args, prompts, pairs) -> dict:
     """All three workloads at one dtype; lm-eval at each batch size, its best time kept."""
-    from harness.backends.hf import pull
+    from harness.backends.weights import pull
 
     folder = pull("smollm2")
     ours = Ours(folder, dtype)

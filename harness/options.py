@@ -62,20 +62,28 @@ def validate(target, options: dict, what: str, flag: str, skip: tuple[str, ...] 
     """
     names = accepted(target)
     if names is not None:
-        names = [n for n in names if n not in skip and n != "self"]
-        for key in options:
-            if key not in names:
-                hint = str(unknown("option", key, names)).split(": ", 1)[1]
-                raise UsageError(f"{what} has no option '{key}' ({flag}); {hint}")
+        check_names(options, [n for n in names if n not in skip and n != "self"], what, flag)
     _check_types(target, options, what, flag)
 
 
+def check_names(options: dict, names, what: str, flag: str) -> None:
+    """The name half of :func:`validate`, for options declared by a list (e.g. a dataclass's fields)."""
+    for key in options:
+        if key not in names:
+            hint = str(unknown("option", key, names)).split(": ", 1)[1]
+            raise UsageError(f"{what} has no option '{key}' ({flag}); {hint}")
+
+
 def _check_types(target, options: dict, what: str, flag: str) -> None:
-    """A value must match a plain int/float/bool/str annotation (an int is a fine float; None is always allowed)."""
     try:
         hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
     except Exception:
         return
+    check_types(options, hints, what, flag)
+
+
+def check_types(options: dict, hints: dict, what: str, flag: str) -> None:
+    """A value must match a plain int/float/bool/str annotation (an int is a fine float; None is always allowed)."""
     for key, value in options.items():
         expected = _plain(hints.get(key))
         if expected is None or value is None:

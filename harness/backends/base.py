@@ -1,8 +1,19 @@
-"""The request API every engine implements."""
+"""The request API every engine implements, and what every engine shares: how its ``--model-args`` are
+checked, the dtype policy and the fingerprint that keys the response cache."""
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.errors import UsageError
+
+# The dtype policy of the local engines (hf, vllm, scratch): these three, float32 on a CPU and bfloat16 on a GPU
+# unless --model-args dtype=... says otherwise. float16 is allowed but never a default (it overflows in some models).
+DTYPES = ("float32", "bfloat16", "float16")
+SAMPLER_VERSION = 2  # bumped when the same seed starts giving other samples (keys sampled requests in the cache)
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,8 @@ class SamplingParams:
         fields = asdict(self)
         if self.temperature == 0:
             fields.pop("seed")
+        else:
+            fields["sampler"] = SAMPLER_VERSION
         return fields
 
 
@@ -42,6 +55,22 @@ class LM:
     name: str = "lm"
     fingerprint: str = ""  # weights hash or revision + dtype + chat template hash; keys the response cache
 
+    @classmethod
+    def check_args(cls, model_args: dict) -> None:
+        """``--model-args`` against ``__init__``'s signature (its first parameter, the spec's target, is not the
+        user's to set): unknown names get "did you mean", wrong plain types exit 2. Call before loading anything."""
+        from harness.options import validate
+
+        target = list(inspect.signature(cls.__init__).parameters)[1:2]
+        validate(cls, model_args, f"backend '{cls.name}'", "--model-args", skip=tuple(target))
+        check_dtype(model_args)
+
+    @classmethod
+    def from_spec(cls, target: str, **model_args) -> LM:
+        """The engine for ``--model scheme:target --model-args ...``: args checked first, then built."""
+        cls.check_args(model_args)
+        return cls(target, **model_args)
+
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         """``params.n`` completions for each prompt, in prompt order."""
         raise NotImplementedError
@@ -56,3 +85,33 @@ class LM:
 
     def close(self) -> None:
         """Release engine resources (processes, servers); safe to call twice."""
+
+
+def default_device() -> str:
+    """The GPU when there is one, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str | None, device: str) -> str:
+    """The dtype policy (see DTYPES): the given one if allowed, else float32 on a CPU and bfloat16 on a GPU."""
+    if dtype is None:
+        return "float32" if str(device).startswith("cpu") else "bfloat16"
+    if dtype not in DTYPES:
+        raise UsageError(f"dtype={dtype}: choose one of {', '.join(DTYPES)} (--model-args dtype=...)")
+    return dtype
+
+
+def check_dtype(model_args: dict) -> None:
+    """A ``dtype`` model arg outside the policy is a usage error before anything loads."""
+    if model_args.get("dtype") is not None:
+        resolve_dtype(model_args["dtype"], "cpu")
+
+
+def fingerprint(engine: str, folder: Path, dtype: str, chat_template: str | None = None) -> str:
+    """What keys an engine's responses: its weights (sha256), dtype and chat template (None: chat off)."""
+    from harness.backends.weights import weights_digest
+
+    chat = "off" if chat_template is None else hashlib.sha256(chat_template.encode()).hexdigest()[:16]
+    return f"{engine}:{weights_digest(Path(folder))[:16]}:{dtype}:chat={chat}"

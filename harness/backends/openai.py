@@ -51,6 +51,7 @@ class OpenAILM(LM):
 
     @classmethod
     def from_spec(cls, target: str, **model_args) -> OpenAILM:
+        cls.check_args(model_args)  # before any connection
         return cls(target, **model_args)
 
     # transport ---------------------------------------------------------------------------------------------------

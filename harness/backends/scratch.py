@@ -2,22 +2,22 @@
 
 Generation recomputes the whole sequence each step (no KV cache: these models are small) but batches all rows
 of a request list: prompts are right-padded, each row reads the logits at its own last token, and causal
-attention means padding after a row's end never changes its logits. Sampling uses one generator per (prompt,
-sample index) seeded from ``params.seed``, so a prompt's samples do not depend on which other prompts share
-the batch. Sequences are cut to ``max_seq_len`` from the left; generation stops at ``max_seq_len`` total
-tokens.
+attention means padding after a row's end never changes its logits. Sampling is harness.sampling's: the k-th
+sample of a prompt draws from ``derive_seed(seed, prompt, k)``, so a prompt's samples do not depend on which
+other prompts share the batch. Sequences are cut to ``max_seq_len`` from the left; generation stops at
+``max_seq_len`` total tokens. Logprobs are the model's (before temperature and filtering), as on every engine.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from harness.backends.base import LM, Completion, SamplingParams
+from harness.backends.base import LM, Completion, SamplingParams, default_device, fingerprint, resolve_dtype
 from harness.errors import UsageError
+from harness.sampling import sample, sample_generator
 
 
 def find_checkpoint(target: str) -> Path:
@@ -37,47 +37,28 @@ class ScratchLM(LM):
 
     name = "scratch"
 
-    def __init__(
-        self,
-        module,
-        tokenizer,
-        extra: dict,
-        fingerprint: str,
-        device: str = "cpu",
-        batch_size: int = 64,
-        add_bos: bool | None = None,
-    ):
-        self.module = module.eval().to(device)
+    def __init__(self, target: str, device: str | None = None, batch_size: int = 64, add_bos: bool | None = None,
+                 dtype: str | None = None):
+        """target: a checkpoint folder or a run folder holding one; device: the GPU if any; dtype: the shared policy
+        (base.DTYPES); batch_size: rows per forward; add_bos: default from the checkpoint's extra.json."""
+        from harness.models.checkpoint import load_checkpoint_dir
+
+        if batch_size < 1:
+            raise UsageError(f"batch_size={batch_size}: give a positive number of rows (--model-args batch_size=...)")
+        device = device or default_device()
+        self.dtype = resolve_dtype(dtype, device)
+        folder = find_checkpoint(target)
+        module, tokenizer, extra = load_checkpoint_dir(folder, device=device)
+        if tokenizer is None or getattr(module, "config", None) is None or module.config.head != "lm":
+            raise UsageError(f"scratch:{target}: need a language model (head='lm') saved with its tokenizer")
+        self.module = module.eval().to(device=device, dtype=getattr(torch, self.dtype))
         self.tokenizer = tokenizer
         self.extra = extra
-        self.fingerprint = fingerprint
+        self.fingerprint = fingerprint("scratch", folder, self.dtype)
         self.device = device
         self.batch_size = batch_size
         self.add_bos = extra.get("add_bos", True) if add_bos is None else add_bos
         self.max_len = module.config.max_seq_len
-
-    @classmethod
-    def from_spec(cls, target: str, device: str = "cpu", batch_size: int = 64, add_bos=None, **unused):
-        from harness.models.checkpoint import load_checkpoint_dir
-
-        if unused:
-            raise UsageError(
-                f"scratch backend: unknown model args {sorted(unused)}; use device, batch_size, add_bos"
-            )
-        folder = find_checkpoint(target)
-        model, tokenizer, extra = load_checkpoint_dir(folder, device=device)
-        if tokenizer is None or getattr(model, "config", None) is None or model.config.head != "lm":
-            raise UsageError(f"scratch:{target}: need a language model (head='lm') saved with its tokenizer")
-        digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
-        return cls(
-            model,
-            tokenizer,
-            extra,
-            f"scratch:{digest}",
-            device,
-            int(batch_size),
-            None if add_bos is None else str(add_bos).lower() in ("1", "true", "yes"),
-        )
 
     # white-box surface --------------------------------------------------------------------------------------
     @property
@@ -165,33 +146,14 @@ class ScratchLM(LM):
                 done[key] = completion
         return [[done[(p, j)] for j in range(params.n)] for p in range(len(prompts))]
 
-    def _pick(self, logits: torch.Tensor, params: SamplingParams, generator) -> tuple[int, float]:
-        """Next token and its logprob under the sampling distribution (raw distribution when greedy)."""
-        if params.temperature == 0:
-            logprobs = F.log_softmax(logits, -1)
-            token = int(logprobs.argmax())
-            return token, float(logprobs[token])
-        logits = logits / params.temperature
-        if params.top_k:
-            kth = torch.topk(logits, min(params.top_k, logits.numel())).values[-1]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        if params.top_p < 1.0:
-            sorted_logits, order = logits.sort(descending=True)
-            cumulative = F.softmax(sorted_logits, -1).cumsum(-1)
-            drop = cumulative - F.softmax(sorted_logits, -1) >= params.top_p  # keep the first token always
-            logits = logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
-        logprobs = F.log_softmax(logits, -1)
-        token = int(torch.multinomial(logprobs.exp().cpu(), 1, generator=generator))
-        return token, float(logprobs[token])
-
     @torch.no_grad()
     def _generate_rows(self, prompts: list[str], sample_index: list[int], params: SamplingParams):
+        """One completion per row; row i is sample ``sample_index[i]`` of ``prompts[i]``."""
         seqs = [(self._prefix() + self.encode(p))[-(self.max_len - 1) :] for p in prompts]
         if not all(seqs):
             raise UsageError("generate: empty prompt and no <bos> to start from; pass add_bos=true")
-        generators = [
-            torch.Generator().manual_seed(((params.seed or 0) * 1_000_003 + j) % 2**63) for j in sample_index
-        ]
+        generators = [sample_generator(params.seed, p, j, self.device) for p, j in zip(prompts, sample_index)]
+        banned = self.eos_token_id if params.ignore_eos else None
         outs = [Completion(text="") for _ in prompts]
         active = list(range(len(prompts)))
         for _ in range(params.max_tokens):
@@ -199,10 +161,12 @@ class ScratchLM(LM):
             if not active:
                 break
             logprobs = self._logits([seqs[i] for i in active])
-            for row, i in enumerate(active):
-                token, logprob = self._pick(logprobs[row, len(seqs[i]) - 1], params, generators[i])
+            last = logprobs[torch.arange(len(active)), torch.tensor([len(seqs[i]) - 1 for i in active])]  # (R, V)
+            tokens = sample(last, [generators[i] for i in active], params.temperature, params.top_k, params.top_p,
+                            banned=banned)
+            for row, (i, token) in enumerate(zip(active, tokens.tolist())):
                 seqs[i].append(token)
-                self._extend(outs[i], token, logprob, params)
+                self._extend(outs[i], token, float(last[row, token]), params)
             active = [i for i in active if outs[i].finish_reason != "stop"]
         return outs
 

@@ -24,7 +24,6 @@ both geometric in d. Decision accuracy is (1 + p) / 2; with N independent sample
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from fractions import Fraction
@@ -33,6 +32,7 @@ from harness.plugins.graph_cot.graphs import Problem, parse_prompt, shortest_pat
 
 from harness.backends.base import LM, Completion, SamplingParams
 from harness.errors import UsageError
+from harness.seeding import rng
 
 POLICIES = ("random-path", "random-shortest-path")
 
@@ -91,7 +91,7 @@ class BaselineLM(LM):
                              "baseline:random-shortest-path")
         self.policy = policy
         self.name = f"baseline:{policy}"
-        self.fingerprint = f"baseline:{policy}:v1"
+        self.fingerprint = f"baseline:{policy}:v2"  # v2: per-sample streams (harness.seeding)
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         out = []
@@ -99,11 +99,9 @@ class BaselineLM(LM):
             problem = parse_prompt(prompt)
             if problem is None:
                 raise UsageError(f"{self.name} reads graph_cot prompts only (graph: ... task: s to t1 or t2)")
-            digest = hashlib.sha256(f"{params.seed}|{prompt}".encode()).hexdigest()
-            rng = random.Random(int(digest[:16], 16))
             completions = []
-            for _ in range(params.n):
-                cot, decision = policy_answer(self.policy, problem, rng)
+            for k in range(params.n):  # the k-th sample's stream: derive_seed(seed, prompt, k), as on every engine
+                cot, decision = policy_answer(self.policy, problem, rng(params.seed, prompt, k))
                 words = ["work:", *cot, "decision:", decision]
                 cut = words[: params.max_tokens]  # one word per token: the budget cuts the chain
                 finish = "stop" if cut == words else "length"

@@ -10,7 +10,7 @@ def tiny_folder(tmp_path_factory):
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from harness.backends.hf import pull
+    from harness.backends.weights import pull
 
     tokenizer = AutoTokenizer.from_pretrained(pull("smollm2"))
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,

@@ -132,14 +132,30 @@ def test_rolling_equals_loglikelihood_from_the_prefix_token(tiny):
     assert rolling == pytest.approx(tiny.loglikelihood([("", text)])[0][0], abs=1e-4)
 
 
-def test_sampling_is_seeded_and_independent_of_the_batch(tiny):
+def test_sampling_is_seeded_and_independent_of_the_batch(tiny, tiny_folder):
     params = SamplingParams(n=4, temperature=1.0, max_tokens=10, seed=7)
     alone = tiny.generate(["Tell me a joke"], params)[0]
-    batched = tiny.generate(["Some other, longer prompt here", "Tell me a joke"], params)[1]
-    assert [c.token_ids for c in alone] == [c.token_ids for c in batched]
+    batched = tiny.generate(["Some other, longer prompt here", "Tell me a joke", "1, 2, 3,"], params)
+    reordered = tiny.generate(["1, 2, 3,", "Tell me a joke", "Some other, longer prompt here"], params)
+    one_at_a_time = HFLM(tiny_folder, decode_tokens=1).generate(["Tell me a joke"], params)[0]  # n rows, one each
+    for other in (batched[1], reordered[1], one_at_a_time):
+        assert [c.token_ids for c in other] == [c.token_ids for c in alone]
+    assert [c.token_ids for c in batched[0]] == [c.token_ids for c in reordered[2]]
     assert len({tuple(c.token_ids) for c in alone}) > 1  # the n samples differ from each other
     other_seed = tiny.generate(["Tell me a joke"], SamplingParams(n=4, temperature=1.0, max_tokens=10, seed=8))
     assert [c.token_ids for c in other_seed[0]] != [c.token_ids for c in alone]
+
+
+def test_other_prompts_get_independent_streams(tiny):
+    """At temperature 1e6 every prompt's distribution is uniform to 1e-5, so a token is fixed by its uniform draw:
+    prompts seeded by the sample index alone would all write the same tokens; their own streams write others."""
+    prompts = MANY_PROMPTS[:6]
+    params = SamplingParams(n=2, temperature=1e6, max_tokens=4, seed=3)
+    outputs = tiny.generate(prompts, params)
+    firsts = {tuple(c[0].token_ids) for c in outputs} | {tuple(c[1].token_ids) for c in outputs}
+    assert len(firsts) == 2 * len(prompts)
+    twice = tiny.generate([prompts[0], prompts[0]], params)  # the same prompt is the same stream
+    assert [c.token_ids for c in twice[0]] == [c.token_ids for c in twice[1]] == [c.token_ids for c in outputs[0]]
 
 
 def test_top_k_1_and_tiny_top_p_are_greedy(tiny):
@@ -214,7 +230,8 @@ def test_fingerprint_names_the_weights(tiny, tiny_folder, tmp_path):
     ("hf:nonexistent", {}, "unknown model 'nonexistent'"),
     ("hf:smollm2", {"dtype": "float8"}, "dtype=float8"),
     ("hf:", {}, "needs a model"),
-    ("hf:smollm2", {"temprature": 1}, "unknown --model-args key 'temprature'"),
+    ("hf:smollm2", {"decod_tokens": 1}, "no option 'decod_tokens'.*did you mean 'decode_tokens'"),
+    ("hf:smollm2", {"batch_tokens": "many"}, "'batch_tokens' must be int"),
     ("hf:smollm2", {"decode_tokens": 0}, "decode_tokens=0: give a positive number"),
 ])
 def test_bad_specs_are_usage_errors(spec, args, message):
@@ -223,8 +240,8 @@ def test_bad_specs_are_usage_errors(spec, args, message):
 
 
 def test_pull_reuses_the_converted_folder(smollm2):
-    from harness.backends.hf import pull
-    from harness.evaluation import cache_dir
+    from harness.backends.weights import pull
+    from harness.paths import cache_dir
 
     folder = pull("smollm2")
     assert folder == cache_dir() / "models" / "smollm2"

