@@ -94,7 +94,8 @@ def harness_run_end(run, metrics):
 
 @hookspec
 def harness_train_step(step, model, batch, captures):
-    """Called by the trainer every ``probe_every`` steps; return a dict of metrics to log, or None.
+    """Called by every trainer built with ``ctx.trainer`` (all training in a run, worker processes included) at
+    step 1 and every ``--probe-every`` steps; return a dict of metrics to log (into the run's series), or None.
 
     :param step: the step (1-based) whose gradients were just computed; called after the backward pass and
         before that step's optimizer update, so weights, captures and gradients belong to the same point.

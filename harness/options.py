@@ -13,9 +13,15 @@ import typing
 
 from harness.errors import UsageError, unknown
 
+SECRET = re.compile(r"(^|_)(api_?key|token|password|passwd|secret|authorization|auth)$", re.I)
+
 
 def parse_kv(text: str | None, flag: str) -> dict:
-    """'a=1,b=x,c=true' -> {'a': 1, 'b': 'x', 'c': True}; a comma only splits where a new 'key=' follows."""
+    """'a=1,b=x,c=true' -> {'a': 1, 'b': 'x', 'c': True}; a comma only splits where a new 'key=' follows.
+
+    A secret-looking key (api_key, token, password, ...) is refused before anything is written: options are
+    recorded in the run's config and command line, so secrets come from the environment instead.
+    """
     if not text:
         return {}
     out = {}
@@ -24,6 +30,10 @@ def parse_kv(text: str | None, flag: str) -> dict:
         key = key.strip()
         if not sep or not re.fullmatch(r"[A-Za-z_][\w.-]*", key):
             raise UsageError(f"{flag} '{text}': expected key=value pairs separated by commas, e.g. {flag} a=1,b=x")
+        if SECRET.search(key):
+            raise UsageError(f"{flag} {key}=...: secrets are never taken as options (run records keep options); "
+                             "set it in the environment, e.g. OPENAI_API_KEY, or name the variable with "
+                             "--model-args api_key_env=NAME")
         out[key] = parse_scalar(value.strip())
     return out
 

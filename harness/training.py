@@ -157,6 +157,24 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, one_gib) and mallopt(M_TRIM_THRESHOLD, one_gib))
 
 
+def load_state(path: Path, device: str) -> dict:
+    """A training state written by :meth:`Trainer.save_checkpoint`: tensors and plain data only.
+
+    ``weights_only=True`` refuses any pickle that would construct other objects (run code), so a planted checkpoint
+    cannot execute anything on resume.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{path}: not a training state of tensors and plain data ({first[:160]}); delete the "
+                         "checkpoint folder to train from scratch") from None
+
+
 def default_loss(model, batch: dict):
     return model.loss(batch["input_ids"], batch["targets"], batch.get("loss_mask"))
 
@@ -398,7 +416,7 @@ class Trainer:
         folder = existing_dir(self.checkpoint_dir) if self.checkpoint_dir is not None else None
         if folder is None or not (folder / STATE_FILE).exists():
             return False
-        saved = torch.load(folder / STATE_FILE, map_location=self.device, weights_only=False)
+        saved = load_state(folder / STATE_FILE, self.device)
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])

@@ -6,15 +6,16 @@ import pytest
 from cli_helpers import harness_env, run_harness
 
 from harness.cli import main
-from harness.options import parse_kv
 from harness.errors import UsageError
+from harness.options import parse_kv
 
 COUNTING = ("-p", "harness_testplugin")
 
 
 def test_help_and_list_do_not_import_heavy_modules():
     code = ("import sys; from harness.cli import main\n"
-            "for argv in (['--help'], ['list'], ['list', 'backends'], ['plugins'], ['list', 'components']):\n"
+            "for argv in (['--help'], ['list'], ['list', 'backends'], ['plugins'], ['list', 'components'],\n"
+            "             ['describe', 'graph_cot'], ['sweep', '--help'], ['--version']):\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
             "heavy = [m for m in ('torch', 'transformers', 'vllm') if m in sys.modules]\n"
             "print('HEAVY', heavy)")
@@ -98,3 +99,14 @@ def test_parse_kv():
 def test_main_returns_2_on_usage_errors(capsys):
     assert main(["run"]) == 2
     assert "--task" in capsys.readouterr().err
+
+
+def test_secrets_are_refused_before_anything_is_written(tmp_path):
+    out = tmp_path / "runs"
+    for flag, key in (("--model-args", "api_key"), ("--model-args", "hf_token"), ("--task-args", "password")):
+        result = run_harness("run", "--task", "graph_cot_llm", "--model", "openai:http://127.0.0.1:9/v1",
+                             flag, f"{key}=sk-do-not-keep", "--out", out)
+        assert result.returncode == 2 and "environment" in result.stderr, result.stderr
+        assert "sk-do-not-keep" not in result.stderr
+    assert not out.exists()  # no run folder, config or index holds the secret
+    assert parse_kv("batch_tokens=4,max_tokens=8,api_key_env=MY_KEY", "--x")["api_key_env"] == "MY_KEY"

@@ -302,3 +302,21 @@ def test_keep_freed_memory_takes_on_glibc():
     from harness.training import keep_freed_memory
 
     assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
+
+
+class _Planted:
+    """Unpickling this object runs code: what a planted checkpoint would do."""
+
+    def __reduce__(self):
+        return (os.system, ("touch planted-code-ran",))
+
+
+def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, monkeypatch):
+    train(tmp_path, steps=4)
+    state = tmp_path / "checkpoint" / "train_state.pt"
+    assert state.exists()
+    torch.save({"model": _Planted()}, state)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="not a training state of tensors and plain data"):
+        train(tmp_path, steps=8)
+    assert not (tmp_path / "planted-code-ran").exists()

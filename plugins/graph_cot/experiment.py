@@ -45,6 +45,7 @@ from harness.plugins.graph_cot.graphs import KEYWORDS, Problem, completion_token
 from harness.plugins.graph_cot.scoring import evidence_ok, majority, parse_tokens
 from harness.plugins.graph_cot.strategies import chain_of_thought
 
+from harness import seeding
 from harness.evaluation import mean_stderr
 from harness.store import write_json_atomic
 
@@ -100,7 +101,7 @@ def make_batches(task, tokenizer, strategy: str, seed: int):
     t = task.train
 
     def batches(step: int, generator) -> dict:
-        rng = random.Random(f"graph_cot-train-{seed}-{strategy}-{step}")
+        rng = seeding.rng(seed, "graph_cot-train", strategy, step)
         rows = []
         for _ in range(t["batch_size"]):
             depth = rng.randint(1, task.depth) if t["curriculum"] else task.depth
@@ -189,7 +190,7 @@ def train_strategies(task, ctx) -> None:
 
 def eval_problems(task, seed: int, limit: int | None) -> list[Problem]:
     """The same problems as LLM mode's examples (same seed, same order)."""
-    rng = random.Random(f"graph_cot-eval-{seed}-{task.depth}")
+    rng = seeding.rng(seed, "graph_cot-eval", task.depth)
     count = task.examples if limit is None else min(task.examples, limit)
     return [make_problem(task.depth, rng, task.pool) for _ in range(count)]
 
@@ -225,7 +226,7 @@ def evaluate_strategy(task, ctx, model, tokenizer, budgets: list[int]) -> dict:
 
     problems = eval_problems(task, ctx.seed, ctx.limit)
     n = task.samples
-    generator = torch.Generator().manual_seed(ctx.seed)
+    generator = seeding.generator(ctx.seed, "graph_cot-sample")
     prompts = [tokenizer.encode(" ".join(["<bos>", *p.prompt_tokens(), "work:"])) for p in problems]
     rows = [ids for ids in prompts for _ in range(n)]
     decision_id = tokenizer.index["decision:"]
@@ -278,7 +279,7 @@ def grid_metrics(result: dict, prefix: str, budgets: list[int], counts: list[int
     for budget in budgets:
         cell = result["grid"][budget]
         for n in counts:
-            rng = random.Random(f"{seed}-{budget}-{n}")
+            rng = seeding.rng(seed, "graph_cot-vote", budget, n)
             votes = [float(majority(d[:n], rng) == t) for d, t in zip(cell["decisions"], targets)]
             best = [float(any(e[:n])) for e in cell["evidence"]]
             for name, values in (("evidence_accuracy", best), ("decision_accuracy", votes)):

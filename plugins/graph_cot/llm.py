@@ -11,16 +11,16 @@ plain-English instructions with one worked example, for pretrained LLMs. ``auto`
 ``samples=N`` draws N completions per problem (temperature 1 unless ``temperature`` is given; one greedy
 completion when N = 1), ``budget=B`` caps each at B new tokens. Metrics: ``decision_accuracy`` and
 ``evidence_accuracy`` from the first completion, and for N > 1 the majority vote and best-of-N as
-``decision_accuracy@B=..,N=..`` and ``evidence_accuracy@B=..,N=..``.
+``decision_accuracy@B=..,N=..`` and ``evidence_accuracy@B=..,N=..``. A completion that states no decision has
+none: it is scored wrong and counted in ``parse_failure_rate``. Each sample record holds the full prompt.
 """
 
 from __future__ import annotations
 
-import random
-
 from harness.plugins.graph_cot.graphs import Problem, make_problem, node_count
 from harness.plugins.graph_cot.scoring import decision_ok, evidence_ok, parse_answer, vote_and_best
 
+from harness import seeding
 from harness.evaluation import EvalTask
 
 INSTRUCTIONS = (
@@ -64,12 +64,12 @@ class LLMTask(EvalTask):
         self.temperature = temperature if temperature is not None else (1.0 if samples > 1 else 0.0)
         self.n_examples, self.pool = n_examples, pool
         self.grid = f"@B={self.budget},N={samples}"
-        self.metrics = ("evidence_accuracy", "decision_accuracy")
+        self.metrics = ("evidence_accuracy", "decision_accuracy", "parse_failure_rate")
         if samples > 1:
             self.metrics += (f"evidence_accuracy{self.grid}", f"decision_accuracy{self.grid}")
 
     def examples(self, ctx) -> list[dict]:
-        rng = random.Random(f"graph_cot-eval-{ctx.seed}-{self.depth}")
+        rng = seeding.rng(ctx.seed, "graph_cot-eval", self.depth)
         problems = [make_problem(self.depth, rng, self.pool or None) for _ in range(self.n_examples)]
         return [{"id": f"d{self.depth}-{i}", "problem": p.to_dict()} for i, p in enumerate(problems)]
 
@@ -87,14 +87,15 @@ class LLMTask(EvalTask):
                 for example, problem, completions in zip(examples, problems, outputs)]
 
     def score(self, sample_id: str, problem: Problem, completions, seed: int) -> dict:
-        answers = [parse_answer(c.text, problem) for c in completions]
+        answers = [parse_answer(c.text) for c in completions]
         first = answers[0]
         record = {"id": sample_id, "evidence_accuracy": float(evidence_ok(problem, first.cot)),
                   "decision_accuracy": float(decision_ok(problem, first.decision)),
+                  "parse_failure_rate": float(first.decision is None), "prompt": self.prompt(problem),
                   "completion": completions[0].text, "cot": first.cot, "decision": first.decision,
                   "target": problem.target}
         if self.samples > 1:
-            voted, best = vote_and_best(problem, answers, random.Random(f"{seed}-{sample_id}"))
+            voted, best = vote_and_best(problem, answers, seeding.rng(seed, "graph_cot-vote", sample_id))
             record[f"decision_accuracy{self.grid}"] = float(voted)
             record[f"evidence_accuracy{self.grid}"] = float(best)
         return record

@@ -44,20 +44,16 @@ _DECISION = re.compile(r"(decision|answer|reachable(?: node)?(?: is)?)\s*[:=]?\s
 _WORK = re.compile(r"work\s*:", re.I)
 
 
-def parse_answer(text: str, problem: Problem | None = None) -> Answer:
+def parse_answer(text: str) -> Answer:
     """Tolerant reading of a completion: the CoT is the numbers after ``work:`` (or from the start of the
-    text)
-    up to the decision; the decision is the number after ``decision``/``answer``, else the last candidate
-    named."""
+    text) up to the decision; the decision is the number right after ``decision``/``answer``/``reachable``.
+    A completion that states no decision has none (scored wrong, counted as a parse failure): a number is never
+    picked out of the text as its decision."""
     work = _WORK.search(text)
     body = text[work.end():] if work else text
     match = _DECISION.search(body)
     cot_text = body[: match.start()] if match else body
-    decision = match.group(2) if match else None
-    if decision is None and problem is not None:
-        named = [n for n in _NUMBER.findall(body) if n in problem.candidates]
-        decision = named[-1] if named else None
-    return Answer(_NUMBER.findall(cot_text), decision)
+    return Answer(_NUMBER.findall(cot_text), match.group(2) if match else None)
 
 
 def parse_tokens(tokens: list[str]) -> tuple[list[str], str | None, bool]:

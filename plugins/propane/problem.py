@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from harness.plugins.propane.objective import Objective
 from harness.plugins.propane.whitebox import Template, WhiteBox
 
+from harness import seeding
 from harness.errors import UsageError
 from harness.evaluation import mean_stderr
 
@@ -124,7 +124,7 @@ class Problem:
         if settings.documents:
             docs, mask, logprobs = read_documents(Path(settings.documents), self.box, settings.doc_len)
             order = list(range(len(docs)))
-            random.Random(self.seed).shuffle(order)
+            seeding.rng(self.seed, "propane-split").shuffle(order)
             if len(order) < 2:
                 raise UsageError(f"{settings.documents}: need at least 2 documents (train and held-out)")
             cut = min(settings.n_docs, len(order) - max(1, min(n_heldout, len(order) // 2)))
@@ -133,7 +133,7 @@ class Problem:
             known = logprobs if self.target_ids is None and logprobs is not None else None
             return pick(train), pick(heldout), (None if known is None else known[train],
                                                 None if known is None else known[heldout])
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = seeding.generator(self.seed, "propane-documents")
         docs = self.box.sample(self.context(self.target_ids), settings.n_docs + n_heldout, settings.doc_len,
                                generator)
         mask = torch.ones_like(docs, dtype=torch.bool)

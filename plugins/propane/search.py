@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from harness.plugins.propane.problem import Problem
 
+from harness import seeding
 from harness.evaluation import mean_stderr
 
 Logger = Callable[[int, dict], None]
@@ -110,7 +111,7 @@ def swap_search(problem: Problem, proposer, log: Logger) -> Trace:
     """Run single-token-swap search from the initial prompt; log train and held-out KL; keep the best prompt."""
     settings, train = problem.settings, problem.train
     trace = Trace(method=proposer.method)
-    generator = torch.Generator().manual_seed(problem.seed + 1)
+    generator = seeding.generator(problem.seed, "propane-proposals")
     current = torch.tensor(problem.init_ids)
     loss, nll = train.objective.search_loss(current[None], settings.gamma)
     current_loss, current_nll = float(loss[0]), nll[0]

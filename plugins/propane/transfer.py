@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness import seeding
 from harness.errors import UsageError
 
 
@@ -68,7 +69,7 @@ class TransferTask:
         target = box.encode(records[0]["target_prompt"])
         doc_len = self.doc_len or int(records[0].get("doc_len") or 32)
         docs = box.sample(template.prefix + target + template.suffix, self.n_docs, doc_len,
-                          torch.Generator().manual_seed(ctx.seed))
+                          seeding.generator(ctx.seed, "propane-transfer-documents"))
         objective = Objective(box, template, docs, torch.ones_like(docs, dtype=torch.bool), self.max_batch_tokens)
         target_nll, target_argmax = objective.doc_nll_and_argmax(torch.tensor(target))
         candidates = [(r["method"], r["text"], r.get("kl_heldout")) for r in records]

@@ -36,9 +36,13 @@ def test_broken_chains_are_not_evidence():
 def test_parse_answer_is_tolerant():
     assert parse_answer("work: 1 2 3 5 decision: 5") == Answer(["1", "2", "3", "5"], "5")
     assert parse_answer(" 1, 2, 3, 5\nDecision: 5") == Answer(["1", "2", "3", "5"], "5")
-    assert parse_answer("Work: 1 -> 2 -> 3 -> 5. The answer is 5", P).decision == "5"
-    assert parse_answer("I think 8 is reachable.", P).decision == "8"
-    assert parse_answer("no idea", P) == Answer([], None)
+    assert parse_answer("Work: 1 -> 2 -> 3 -> 5. The answer is 5").decision == "5"
+    assert parse_answer("no idea") == Answer([], None)
+
+
+def test_a_decision_is_never_guessed_from_the_text():
+    assert parse_answer("I think 8 is reachable.").decision is None  # names a candidate, states no decision
+    assert parse_answer("work: 1 2 3 5").decision is None
 
 
 def test_parse_tokens_is_strict():
