@@ -313,13 +313,13 @@ class Sweep:
         # the point's --task-args go through the command line: use the values its run will read back
         fixed = parse_kv(format_kv(options.task_args), "--task-args")
         base_args = {**preset.args, **fixed}
-        points, tasks = [], []
+        points, tasks, threads = [], [], 1
         for combo in itertools.product(*spec.grid.values()):
             values = parse_kv(format_kv(dict(zip(spec.grid, combo))), where)
             args = {**base_args, **values}
             tasks.append(build(entry.factory, args, f"task '{preset.task}' at {format_kv(values)}", where))
+            threads = max(threads, task_threads(tasks[-1], args))
             points += [Point(values, seed, args) for seed in spec.seeds]
-        threads = task_threads(tasks[0], base_args)
         if options.executor == "ray":
             check_ray()
         return cls(options=options, preset=preset, factory=entry.factory, spec=spec, base_args=base_args,

@@ -16,9 +16,9 @@ from cli_helpers import harness_env, run_harness
 from harness import registry
 from harness.cli import main
 from harness.errors import UsageError
-from harness.presets import parse_preset
+from harness.presets import load_presets, parse_preset
 from harness.store import Index
-from harness.sweep import format_kv, geometric, last_json, parse_grid
+from harness.sweep import check_grid_keys, format_kv, geometric, last_json, parse_grid
 
 PLUGIN = ("-p", "harness_sweepplugin")
 
@@ -208,6 +208,29 @@ def test_preset_with_a_sweep_block_runs_its_sweep(tmp_path):
     assert "(local, 1 at a time)" in result.stderr  # the preset's workers
 
 
+def test_a_failed_point_fails_the_sweep_and_reruns_alone(tmp_path):
+    out = tmp_path / "runs"
+    command = [*PLUGIN, "sweep", "--task", "line", "--grid", "crash=false,true", "--out", out, "--json"]
+    failed = run_harness(*command, env=harness_env(LINE_CRASH="1"))
+    assert failed.returncode == 1 and "1 of 2 points failed" in failed.stderr, failed.stderr
+    row = sweep_run(out)
+    assert row["status"] == "failed"
+    records = {r["point"]["crash"]: r for r in samples(row)}
+    assert records[True]["status"] == "failed" and records[True]["run_id"] is None
+    assert records[False]["status"] == "finished"
+    log = next((Path(row["dir"]) / "logs").glob("crash=true*.log")).read_text()
+    assert "crashed on purpose" in log and "harness.cli -p harness_sweepplugin run --task line" in log
+    good = Index(out).get(records[False]["run_id"])
+
+    fixed = run_harness(*command)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "1 finished before, 1 to run" in fixed.stderr
+    assert json.loads(fixed.stdout)["metrics"]["y@crash=true"] == pytest.approx(2.0)
+    assert Index(out).get(good["run_id"])["finished"] == good["finished"]
+    assert sorted(r["status"] for r in samples(sweep_run(out))) == ["finished", "finished"]
+    assert sweep_run(out)["status"] == "finished"
+
+
 def wait_for(condition, timeout: float = 120):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -378,3 +401,14 @@ def test_ray_point_whose_worker_dies_is_retried_once_into_out(tmp_path, ray_head
     assert sorted(r["point"]["a"] for r in records) == [1, 2, 3]
     assert {r["run_id"] for r in records} == {r["run_id"] for r in rows}
     assert all(len((out / r["run_id"] / "samples.jsonl").read_text().splitlines()) == 8 for r in rows)
+
+
+def test_example_plugin_sweep_preset_is_valid(monkeypatch):
+    """examples/harness-example-plugin ships a sweep preset; its grid names an arg of its task."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "harness-example-plugin"
+    preset = load_presets([str(example / "presets")])["capitals_shots"]
+    assert preset.task == "capitals" and preset.sweep.grid == {"shots": [0, 1, 2, 4]}
+    monkeypatch.syspath_prepend(str(example))
+    from harness_example import Capitals
+
+    check_grid_keys(Capitals, preset.sweep.grid, {}, "capitals", preset.source)

@@ -7,6 +7,7 @@ Sample i of a run scores ``y = a * (i + 1) * (2 if shape == "steep" else 1) + se
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from harness import hookimpl
@@ -21,16 +22,20 @@ class Line(EvalTask):
     chunk_size = 1
     needs_model = False
 
-    def __init__(self, a: float = 1.0, shape: str = "flat", n: int = 3, delay: float = 0.0, threads: int = 1):
+    def __init__(self, a: float = 1.0, shape: str = "flat", n: int = 3, delay: float = 0.0, threads: int = 1,
+                 crash: bool = False):
         if shape not in ("flat", "steep"):
             raise UsageError(f"shape={shape}: choose flat or steep")
         self.a, self.shape, self.n, self.delay, self.threads = a, shape, n, delay, threads
+        self.crash = crash  # with LINE_CRASH=1 in the environment: fail mid-run (a point that fails, then is fixed)
 
     def examples(self, ctx):
         return [{"id": f"ex{i}", "i": i} for i in range(self.n)]
 
     def evaluate(self, lm, examples, ctx):
         time.sleep(self.delay)
+        if self.crash and os.environ.get("LINE_CRASH"):
+            raise RuntimeError("crashed on purpose (LINE_CRASH=1)")
         k = 2 if self.shape == "steep" else 1
         return [{"id": e["id"], "y": self.a * (e["i"] + 1) * k + ctx.seed, "z": float(e["i"])} for e in examples]
 
