@@ -35,13 +35,18 @@ if __name__ == "__main__":
     params = SamplingParams(n=8, temperature=1.0, max_tokens=8, seed=3)
     sampled = lm.generate(prompts[:1], params)
     again = lm.generate(prompts[::-1], params)  # the same prompt last, in a batch with the others
-    wide = lm.generate(prompts, SamplingParams(n=2, temperature=1e6, max_tokens=4, seed=3))
+    import vllm
+    from harness.seeding import derive_seed
+    per_sample = lm.generate(prompts[:2], SamplingParams(n=2, temperature=1.0, max_tokens=8, seed=3))[1]
+    direct = [lm.engine.generate([prompts[1]], vllm.SamplingParams(temperature=1.0, max_tokens=8,
+                                                                    seed=derive_seed(3, prompts[1], k)),
+                                 use_tqdm=False)[0].outputs[0].text for k in range(2)]
     print("RESULT" + json.dumps({
         "loglikelihood": lm.loglikelihood([tuple(p) for p in pairs]),
         "rolling": lm.loglikelihood_rolling(["The quick brown fox jumps over the lazy dog."]),
         "greedy": [c[0].token_ids for c in greedy],
         "sampled": [c.text for c in sampled[0]], "again": [c.text for c in again[-1]],
-        "wide": [c.token_ids for cs in wide for c in cs],
+        "per_sample": [c.text for c in per_sample], "direct": direct,
     }))
 """
 
@@ -79,11 +84,11 @@ def test_sampling_is_seeded_whatever_the_batch(vllm_results):
     assert vllm_results["sampled"] == vllm_results["again"]
 
 
-def test_other_prompts_get_independent_streams(vllm_results):
-    """At temperature 1e6 every distribution is uniform to 1e-5, so the stream alone picks the token: vLLM's native
-    n (seed + k for sample k of every prompt) would give all prompts the same tokens."""
-    wide = [tuple(ids) for ids in vllm_results["wide"]]
-    assert len(wide) == 2 * len(PROMPTS) and len(set(wide)) == len(wide)
+def test_each_sample_is_a_request_seeded_by_prompt_and_index(vllm_results):
+    """vLLM's native n would seed sample k of every prompt with seed + k (the same stream for every prompt); here
+    sample k of a prompt is exactly what vLLM samples with the seed derive_seed(seed, prompt, k)."""
+    assert vllm_results["per_sample"] == vllm_results["direct"]
+    assert vllm_results["direct"][0] != vllm_results["direct"][1]
 
 
 def test_engine_args_are_checked_against_vllms_fields():
