@@ -1,0 +1,118 @@
+"""The ``leap`` task: online SGD steps to learn a target of low-dimensional support, against the dimension d.
+
+arXiv 2302.11055 conjectures that a two-layer network trained by online SGD on isotropic data needs
+~ d^max(Leap - 1, 1) steps (one fresh sample each; d^max(Leap, 2) total work) to learn a target of leap Leap, and
+that it learns the support coordinates one leap at a time (saddle-to-saddle). One run trains ``runs`` independent
+networks on one target at one d (see :mod:`sgd`) and reports the steps until the held-out loss falls below
+``threshold`` times the target's variance. The d grid is a sweep (tasks/leap.yaml); ``sweep_summary`` fits
+log steps against log d per target: ``exponent@target=...`` beside ``conjecture@target=...``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from harness.errors import UsageError
+
+
+class Leap:
+    """Online SGD steps to learn a low-dimensional target on isotropic data, at one dimension d."""
+
+    name = "leap"
+    version = "1"
+    primary_metric = "log10_steps"
+
+    def __init__(self, target: str = "staircase", d: int = 32, data: str = "boolean", width: int = 64,
+                 lr: float = 0.1, runs: int = 6, max_steps: int = 400_000, threshold: float = 0.1,
+                 n_test: int = 512):
+        """
+        Args:
+            target: staircase, leap2, leap3, or a sum of monomials such as x1+x1*x2 (x1^2: Hermite, gaussian only)
+            d: input dimension (at least the largest coordinate of the target)
+            data: boolean (uniform signs) or gaussian (standard normal)
+            width: hidden units of the two-layer network
+            lr: SGD step on the second layer; the first layer takes lr / d
+            runs: independent networks (seeds) trained side by side
+            max_steps: samples per run before giving up
+            threshold: learned = held-out MSE <= threshold * E[f*^2]
+            n_test: held-out samples
+        """
+        from harness.plugins.leap.targets import DATA, leap, parse_target, support
+
+        if data not in DATA:
+            raise UsageError(f"data={data}: choose one of {', '.join(DATA)}")
+        self.terms = parse_target(target, data)
+        if d <= support(self.terms)[-1]:
+            raise UsageError(f"d={d}: target {target} uses x{support(self.terms)[-1] + 1}; give d >= "
+                             f"{support(self.terms)[-1] + 1}")
+        for label, value in (("width", width), ("runs", runs), ("max_steps", max_steps), ("n_test", n_test)):
+            if value < 1:
+                raise UsageError(f"{label}={value}: give a positive integer")
+        if not lr > 0:
+            raise UsageError(f"lr={lr}: give a positive learning rate")
+        if not 0 < threshold < 1:
+            raise UsageError(f"threshold={threshold}: give a fraction of the target's variance in (0, 1)")
+        from harness.plugins.leap.sgd import OnlineConfig
+
+        self.target, self.leap = target, leap(self.terms)
+        self.config = OnlineConfig(d=d, width=width, lr=lr, runs=runs, max_steps=max_steps, threshold=threshold,
+                                   n_test=n_test, data=data)
+
+    def run(self, ctx) -> dict[str, float]:
+        import torch
+        from harness.plugins.leap.plots import plot_loss_curve
+        from harness.plugins.leap.sgd import train_online
+
+        from harness.evaluation import mean_stderr
+
+        torch.set_num_threads(1)
+        generator = torch.Generator().manual_seed(ctx.seed_for("leap", self.target, self.config.data,
+                                                               self.config.d))
+        result = train_online(self.terms, self.config, generator)
+        steps_list, losses = result["curve"]
+        for step, row in zip(steps_list, losses):
+            ctx.log(step, {"test_loss": sum(row) / len(row)})
+        reached = [s for s in result["steps"] if s > 0]
+        metrics = {"leap": self.leap, "conjecture": max(self.leap - 1, 1), "reached": len(reached) / len(
+            result["steps"])}
+        # censored runs count as max_steps, so an unfinished point is visible as a lower bound, not dropped
+        logs = [math.log10(s if s > 0 else self.config.max_steps) for s in result["steps"]]
+        metrics["log10_steps"], metrics["log10_steps_stderr"] = mean_stderr(logs)
+        metrics["steps"] = 10 ** metrics["log10_steps"]
+        metrics.update({f"log10_steps@run={k}": value for k, value in enumerate(logs)})
+        for coordinate, picked in result["pickups"].items():
+            found = [math.log10(s) for s in picked if s > 0]
+            metrics[f"pickup_log10_step@x{coordinate + 1}"] = sum(found) / len(found) if found else math.nan
+        plot_loss_curve(ctx.path("loss_curve.png"), steps_list, losses, result["pickups"], self.config.threshold,
+                        f"{self.target} ({self.config.data}, d={self.config.d}, leap {self.leap})")
+        return metrics
+
+    @staticmethod
+    def sweep_summary(points: list[dict], ctx) -> dict:
+        """Per target: the slope of log10 steps against log10 d, mean and stderr over the runs (run k of every d is
+        one curve; several sweep seeds add curves), beside the conjecture max(Leap - 1, 1); one plot."""
+        from harness.plugins.leap.fit import loglog_slope
+        from harness.plugins.leap.plots import plot_steps_vs_d
+
+        from harness.evaluation import mean_stderr
+
+        groups: dict[str, dict] = {}
+        for point in points:
+            metrics = point["metrics"]
+            group = groups.setdefault(point["args"].get("target", "staircase"), {"leap": metrics["leap"], "d": {}})
+            runs = sorted((k for k in metrics if k.startswith("log10_steps@run=")), key=lambda k: int(k[16:]))
+            group["d"].setdefault(point["args"]["d"], []).extend(metrics[k] for k in runs)
+        out, lines = {}, {}
+        for target, group in groups.items():
+            ds = sorted(group["d"])
+            count = min(len(group["d"][d]) for d in ds)
+            # run k at every d makes one curve (independent networks); its slope is one sample of the exponent
+            slopes = [loglog_slope(ds, [10 ** group["d"][d][k] for d in ds])[0] for k in range(count)]
+            slope, stderr = mean_stderr(slopes)
+            mean_steps = [10 ** (sum(group["d"][d]) / len(group["d"][d])) for d in ds]
+            conjecture = max(group["leap"] - 1, 1)
+            out.update({f"exponent@target={target}": slope, f"exponent@target={target}_stderr": stderr,
+                        f"conjecture@target={target}": conjecture, f"leap@target={target}": group["leap"]})
+            lines[target] = (ds, mean_steps, slope, conjecture)
+        plot_steps_vs_d(ctx.path("steps_vs_d.png"), lines)
+        return out

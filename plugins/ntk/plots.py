@@ -1,0 +1,57 @@
+"""The two figures: the sup gap against T for every alpha, and the alpha needed against T with its fit."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+
+def plot_deviations(path: Path, times: list[float], alphas: list[float], result: dict, epsilon: float,
+                    target: str) -> Path:
+    """Left: sup_{t<=T} held-out prediction gap; right: sup_{t<=T} alpha ||w - w_lin||; one line per alpha."""
+    from harness.report import _figure
+
+    plt = _figure()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, kind, label in ((axes[0], "pred", "sup$_{t\\leq T}$ RMS gap of predictions (held out)"),
+                            (axes[1], "param", "sup$_{t\\leq T}$ $\\alpha\\,\\|w - w_{lin}\\|$")):
+        for alpha, row in zip(alphas, result[kind]):
+            ax.plot(times, row, marker="o", markersize=3, label=f"alpha={alpha:g}")
+        if kind == "pred":
+            ax.axhline(epsilon, color="black", linestyle="--", linewidth=1, label=f"epsilon={epsilon:g}")
+        ax.set(xscale="log", yscale="log", xlabel="T (kernel time, 1/lambda_max)", ylabel=label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"ntk: model vs its linearisation, target={target}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_alpha_needed(path: Path, series: dict, slopes: dict, epsilon: float) -> Path:
+    """alpha needed against T on log-log axes, one line per label, with slope-1 (this paper) and slope-2
+    (Chizat et al.) references through each line's first point."""
+    from harness.report import _figure
+
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for label, (times, needed) in series.items():
+        line = ax.plot(times, needed, marker="o", markersize=4, label=f"{label}: fitted slope {slopes[label]:.2f}")
+        finite = [(t, a) for t, a in zip(times, needed) if math.isfinite(a)]
+        if finite:
+            t0, a0 = finite[0]
+            ends = [t0, finite[-1][0]]
+            color = line[0].get_color()
+            ax.plot(ends, [a0 * (t / t0) for t in ends], color=color, linestyle="--", linewidth=1, alpha=0.6)
+            ax.plot(ends, [a0 * (t / t0) ** 2 for t in ends], color=color, linestyle=":", linewidth=1, alpha=0.6)
+    ax.plot([], [], color="gray", linestyle="--", label="slope 1: alpha = O(T) (this paper)")
+    ax.plot([], [], color="gray", linestyle=":", label="slope 2: alpha = O(T^2) (Chizat et al.)")
+    ax.set(xscale="log", yscale="log", xlabel="T (kernel time, 1/lambda_max)",
+           ylabel=f"alpha needed for sup gap <= {epsilon:g}", title="ntk: alpha needed to stay linear until T")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

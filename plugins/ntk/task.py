@@ -1,0 +1,137 @@
+"""The ``ntk`` task: how large must alpha be for the linearised model to track the real one until time T?
+
+arXiv 2305.13141 proves that alpha = O(T) suffices (the gap between the scaled model and its linearisation is
+O(T / alpha)), where Chizat et al. 2019 needed alpha = O(T^2). One run trains a two-layer tanh network and its
+linearisation side by side for every alpha of a grid (see :mod:`lazy`), records the sup over t <= T of the
+held-out prediction gap for each T of a geometric grid, interpolates the alpha needed to keep that gap below
+``epsilon`` up to T, and fits its log-log slope against T: ``fitted_exponent``.
+
+The alpha grid lives inside one run, not in a sweep: the alpha needed at each T is read off all alphas together,
+and the alphas train as one batch of parameter vectors (one step costs little more than one alpha's). Targets and
+seeds are what the preset sweeps. The slope is fitted over ``t_min <= T <= horizon`` only: before T ~ 1 (kernel
+time) the gap grows like T^2 by Taylor's theorem (the parameters move at constant speed) for any model, which
+says nothing about the bound, and after the training has converged the gap stops growing. ``late_exponent`` is
+the slope over the last decade of T alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+from harness.errors import UsageError
+
+TARGETS = ("teacher", "random")
+
+
+class NTKValidity:
+    """Lazy training vs its linearisation: the alpha needed to keep them epsilon-close until time T."""
+
+    name = "ntk"
+    version = "1"
+    primary_metric = "fitted_exponent"
+
+    def __init__(self, target: str = "teacher", d: int = 8, width: int = 128, n_train: int = 64,
+                 n_test: int = 256, alphas: str = "0.316,1,3.16,10,31.6,100,316,1000,3160", epsilon: float = 1e-3,
+                 param_epsilon: float = 0.03,
+                 t_min: float = 1.0, horizon: float = 1000.0, times_per_decade: int = 4, dt: float = 0.25):
+        """
+        Args:
+            target: teacher (a random width-4 tanh network) or random (i.i.d. N(0, 1) labels)
+            d, width, n_train, n_test: input dimension, hidden units, training inputs, held-out inputs
+            alphas: the scales trained, comma-separated, increasing
+            epsilon: the held-out RMS gap allowed (labels have unit variance)
+            param_epsilon: the parameter gap alpha ||w - w_lin|| allowed (for param_fitted_exponent)
+            t_min, horizon: the first and last T of the fit, in kernel time (units of 1 / lambda_max of the NTK)
+            times_per_decade: points of the geometric T grid per factor 10
+            dt: GD step in kernel time (gradient flow is the limit dt -> 0; stable below 2)
+        """
+        if target not in TARGETS:
+            raise UsageError(f"target={target}: choose one of {', '.join(TARGETS)}")
+        for label, value in (("d", d), ("width", width), ("n_train", n_train), ("n_test", n_test),
+                             ("times_per_decade", times_per_decade)):
+            if value < 1:
+                raise UsageError(f"{label}={value}: give a positive integer")
+        try:
+            self.alphas = [float(a) for a in str(alphas).split(",") if a.strip()]
+        except ValueError:
+            raise UsageError(f"alphas={alphas}: give positive numbers separated by commas, e.g. 1,10,100") from None
+        if len(self.alphas) < 2 or any(a <= 0 for a in self.alphas) or self.alphas != sorted(set(self.alphas)):
+            raise UsageError(f"alphas={alphas}: give at least two positive, increasing numbers, e.g. 1,10,100")
+        if not (epsilon > 0 and param_epsilon > 0):
+            raise UsageError(f"epsilon={epsilon}, param_epsilon={param_epsilon}: give positive gaps")
+        if not 0 < t_min < horizon:
+            raise UsageError(f"t_min={t_min}, horizon={horizon}: need 0 < t_min < horizon")
+        if not 0 < dt < 2 or dt > t_min:
+            raise UsageError(f"dt={dt}: give a step in (0, 2) no larger than t_min (e.g. 0.25)")
+        from harness.plugins.ntk.lazy import LazyConfig
+
+        self.config = LazyConfig(d=d, width=width, n_train=n_train, n_test=n_test, target=target, dt=dt,
+                                 horizon=horizon)
+        self.epsilon, self.param_epsilon = epsilon, param_epsilon
+        decades = math.log10(horizon / t_min)
+        count = max(2, round(decades * times_per_decade) + 1)
+        self.times = [t_min * (horizon / t_min) ** (k / (count - 1)) for k in range(count)]
+
+    def run(self, ctx) -> dict[str, float]:
+        import torch
+        from harness.plugins.ntk.fit import alpha_needed, loglog_slope
+        from harness.plugins.ntk.lazy import make_problem, train_side_by_side
+        from harness.plugins.ntk.plots import plot_alpha_needed, plot_deviations
+
+        torch.set_num_threads(1)
+        problem = make_problem(self.config, torch.Generator().manual_seed(ctx.seed_for("ntk", "problem")))
+
+        def log(t: float, values: dict) -> None:
+            ctx.log(round(t / self.config.dt), {"time": t, **{f"gap@alpha={a:g}": g for a, g in
+                                                              zip(self.alphas, values["gap"])},
+                                               **{f"loss@alpha={a:g}": v for a, v in zip(self.alphas, values["loss"])}})
+
+        result = train_side_by_side(problem, self.alphas, self.config, self.times, on_record=log)
+        metrics = {"lambda_max": problem["lambda_max"], "epsilon": self.epsilon}
+        for kind, prefix, epsilon in (("pred", "", self.epsilon), ("param", "param_", self.param_epsilon)):
+            needed = [alpha_needed(self.alphas, [row[j] for row in result[kind]], epsilon)
+                      for j in range(len(self.times))]
+            slope, stderr = loglog_slope(self.times, needed)
+            metrics[f"{prefix}fitted_exponent"], metrics[f"{prefix}fitted_exponent_stderr"] = slope, stderr
+            metrics.update({f"{prefix}alpha_needed@T={t:.3g}": a for t, a in zip(self.times, needed)})
+            metrics[f"{prefix}fit_points"] = sum(math.isfinite(a) for a in needed)
+            last_decade = [k for k, t in enumerate(self.times) if t >= self.times[-1] / 10 - 1e-9]
+            metrics[f"{prefix}late_exponent"] = loglog_slope([self.times[k] for k in last_decade],
+                                                             [needed[k] for k in last_decade])[0]
+        # the gap times alpha at the largest alpha: the constant c(T) of gap = c(T) / alpha
+        metrics.update({f"scaled_gap@T={t:.3g}": self.alphas[-1] * g for t, g in zip(self.times, result["pred"][-1])})
+        metrics["final_loss"] = result["loss"][-1][-1]
+        plot_deviations(ctx.path("deviation_curves.png"), self.times, self.alphas, result, self.epsilon,
+                        self.config.target)
+        plot_alpha_needed(ctx.path("alpha_needed.png"), {self.config.target: (self.times, [
+            metrics[f"alpha_needed@T={t:.3g}"] for t in self.times])}, {self.config.target: metrics["fitted_exponent"]},
+            self.epsilon)
+        return metrics
+
+    @staticmethod
+    def sweep_summary(points: list[dict], ctx) -> dict:
+        """Across targets and seeds: the alpha needed (geometric mean over seeds) against T, one line per target,
+        and ``fitted_exponent`` = the largest per-target mean, the worst case the theorem bounds."""
+        from harness.plugins.ntk.plots import plot_alpha_needed
+
+        from harness.evaluation import mean_stderr
+
+        by_target: dict[str, list[dict]] = {}
+        for point in points:
+            by_target.setdefault(point["args"].get("target", "teacher"), []).append(point["metrics"])
+        series, slopes, stderrs = {}, {}, {}
+        for target, runs in by_target.items():
+            keys = sorted((k for k in runs[0] if k.startswith("alpha_needed@T=")), key=lambda k: float(k[15:]))
+            times = [float(k[15:]) for k in keys]
+            means = []
+            for key in keys:
+                values = [r[key] for r in runs if math.isfinite(r.get(key, math.nan))]
+                means.append(math.exp(sum(map(math.log, values)) / len(values)) if len(values) == len(runs)
+                             else math.nan)
+            series[target] = (times, means)
+            slopes[target], stderrs[target] = mean_stderr([r["fitted_exponent"] for r in runs])
+        worst = max(slopes, key=slopes.get)
+        out = {"fitted_exponent": slopes[worst], "fitted_exponent_stderr": stderrs[worst]}
+        epsilon = points[0]["metrics"].get("epsilon", math.nan)
+        plot_alpha_needed(ctx.path("alpha_needed_vs_T.png"), series, slopes, epsilon)
+        return out
