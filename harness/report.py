@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 FORMATS = ("table", "csv", "json", "markdown")
@@ -46,23 +48,102 @@ def metric_rows(metrics: dict) -> list[dict]:
     return rows
 
 
-def leaderboard(runs: list[dict]) -> tuple[list[dict], list[str]]:
-    """Models x tasks: the primary metric of each model's latest finished run of each task.
+@dataclass
+class Cell:
+    """One leaderboard entry: a model's headline number on a task, from one run."""
+
+    row: str  # the model (with its model args), or a model the run trained or scored itself
+    column: str  # task family [variant] / headline metric
+    value: float
+    stderr: float | None
+    run_id: str
+    limit: int | None  # the run's --limit (a partial evaluation), None for a full one
+    finished: float
+
+
+def variant_of(task, task_args: dict) -> str:
+    """The part of a task's identity that gets its own leaderboard column: the values of its ``variant_args``
+    (defaults filled in from its signature, so a preset that leaves one at its default lands in the same column as
+    one that names it), or a ``variant`` string the task sets itself (a dataset task: its YAML's task name)."""
+    if getattr(task, "variant", ""):
+        return str(task.variant)
+    names = getattr(task, "variant_args", ())
+    if not names:
+        return ""
+    try:
+        defaults = {n: p.default for n, p in inspect.signature(type(task)).parameters.items()}
+    except (TypeError, ValueError):
+        defaults = {}
+    values = {n: task_args.get(n, defaults.get(n, inspect.Parameter.empty)) for n in names}
+    return ",".join(f"{n}={v}" for n, v in values.items() if v is not inspect.Parameter.empty)
+
+
+def model_label(run: dict) -> str:
+    args = run.get("model_args") or {}
+    extra = f" [{','.join(f'{k}={v}' for k, v in sorted(args.items()))}]" if args else ""
+    return (run["model"] or "(no model)") + extra
+
+
+def run_cells(run: dict) -> list[Cell]:
+    """The cells one finished run contributes. A run that trains or scores several models itself reports each as
+    ``<name>/<metric>`` (graph_cot: ``dfs/evidence_accuracy``, ``baseline/random-path/evidence_accuracy``); each
+    becomes its own row, ``<model>/<name>``, or ``scheme:rest`` for a name with a slash (a backend spec), so trained
+    models, baselines and LLMs of one task share its column."""
+    metric, metrics = run["primary_metric"], run["metrics"]
+    if run["status"] != "finished" or not metric:
+        return []
+    column = f"{run.get('family') or run['task']}{f'[{v}]' if (v := run.get('variant')) else ''}/{metric}"
+    limit = int(run["run_limit"]) if run.get("run_limit") not in (None, "") else None
+    suffix = "/" + metric
+    subs = [k[: -len(suffix)] for k in metrics if k.endswith(suffix) and "@" not in k]
+    entries = [(model_label(run), metric)] if not subs else [
+        (sub.replace("/", ":", 1) if "/" in sub else f"{model_label(run)}/{sub}", f"{sub}{suffix}") for sub in subs]
+    cells = []
+    for row, key in entries:
+        value = metrics.get(key)
+        if isinstance(value, int | float):
+            stderr = metrics.get(f"{key}_stderr")
+            cells.append(Cell(row, column, float(value), stderr if isinstance(stderr, int | float) else None,
+                              run["run_id"], limit, run.get("finished") or 0))
+    return cells
+
+
+def leaderboard_cells(runs: list[dict], include_limited: bool = True) -> list[Cell]:
+    """The cell of each (model, column): a full run beats one with --limit, then the latest wins."""
+    best: dict[tuple[str, str], Cell] = {}
+    for run in sorted(runs, key=lambda r: r.get("finished") or 0):
+        for cell in run_cells(run):
+            if cell.limit is not None and not include_limited:
+                continue
+            key = (cell.row, cell.column)
+            old = best.get(key)
+            if old is None or (cell.limit is None, cell.finished) >= (old.limit is None, old.finished):
+                best[key] = cell
+    first_seen = {}  # rows and columns keep the order in which runs first filled them
+    for run in sorted(runs, key=lambda r: r.get("finished") or 0):
+        for cell in run_cells(run):
+            first_seen.setdefault(cell.column, len(first_seen))
+    return sorted(best.values(), key=lambda c: (first_seen[c.column], c.finished))
+
+
+def leaderboard(runs: list[dict], include_limited: bool = True,
+                with_stderr: bool = False) -> tuple[list[dict], list[str]]:
+    """Models x tasks: each task's headline metric, one column per task (family and variant) and metric.
 
     Runs of a task whose ``variant_args`` differ (propane_transfer's ``source``) get a column each, ``task[k=v]``.
+    With ``with_stderr`` a cell is text, ``value ± stderr``, and ``*`` marks a run with --limit.
     """
     table: dict[str, dict] = {}
-    tasks: list[str] = []
-    for run in sorted(runs, key=lambda r: r["finished"] or 0):
-        metric = run["primary_metric"]
-        if run["status"] != "finished" or not metric or metric not in run["metrics"]:
-            continue
-        variant = f"[{run['variant']}]" if run.get("variant") else ""
-        column = f"{run['task']}{variant}/{metric}"
-        if column not in tasks:
-            tasks.append(column)
-        table.setdefault(run["model"], {"model": run["model"] or "(no model)"})[column] = run["metrics"][metric]
-    return list(table.values()), ["model"] + tasks
+    columns: list[str] = []
+    for cell in leaderboard_cells(runs, include_limited):
+        if cell.column not in columns:
+            columns.append(cell.column)
+        value = cell.value
+        if with_stderr:
+            value = fmt_value(cell.value) + (f" ± {fmt_value(cell.stderr)}" if cell.stderr is not None else "")
+            value += "*" if cell.limit is not None else ""
+        table.setdefault(cell.row, {"model": cell.row})[cell.column] = value
+    return list(table.values()), ["model"] + columns
 
 
 def _figure():

@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS runs (
     variant TEXT
 )
 """
+# columns added after the first schema: the task family, the run's --limit, its model args (JSON), the error line
+# of a failed run
+LATER_COLUMNS = ("variant", "family", "run_limit", "model_args", "error")
 
 
 def config_hash(config: dict) -> str:
@@ -93,8 +96,10 @@ class Index:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA busy_timeout=60000")
             con.execute(SCHEMA)
-            if "variant" not in {column[1] for column in con.execute("PRAGMA table_info(runs)")}:
-                con.execute("ALTER TABLE runs ADD COLUMN variant TEXT")  # an index written before variants
+            have = {column[1] for column in con.execute("PRAGMA table_info(runs)")}
+            for column in LATER_COLUMNS:  # an index written before these columns existed gains them
+                if column not in have:
+                    con.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
             con.row_factory = sqlite3.Row
             yield con
         finally:
@@ -115,6 +120,11 @@ class Index:
             query = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY created"
             return [_row(r) for r in con.execute(query, (status,) if status else ())]
 
+    def remove(self, run_id: str) -> None:
+        """Forget a run (its folder is the caller's to delete)."""
+        with self.connect() as con:
+            con.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
+
     def get(self, run_id: str) -> dict:
         """The run whose id is ``run_id`` or starts with it (unique prefix)."""
         with self.connect() as con:
@@ -132,6 +142,7 @@ class Index:
 def _row(row: sqlite3.Row) -> dict:
     data = dict(row)
     data["metrics"] = json.loads(data["metrics"]) if data["metrics"] else {}
+    data["model_args"] = json.loads(data["model_args"]) if data.get("model_args") else {}
     return data
 
 
@@ -223,15 +234,21 @@ class Run:
         self._index("finished", primary_metric=primary_metric, metrics=json.dumps(metrics, default=float),
                     finished=time.time())
 
-    def fail(self, status: str = "failed") -> None:
-        self._index(status)
+    def fail(self, status: str = "failed", reason: str = "") -> None:
+        """Mark the run failed (or interrupted) and keep the error line that says why."""
+        self._index(status, error=reason.strip().splitlines()[-1][:500] if reason.strip() else "",
+                    finished=time.time())
 
     def _index(self, status: str, **fields) -> None:
         """Write this run's row; ``created`` is kept from the first write."""
         self.index.upsert(run_id=self.id, task=self.config.get("task") or "", model=self.config.get("model") or "",
                           task_version=str(self.config.get("task_version", "")),
                           fingerprint=self.config.get("fingerprint") or "", status=status, created=time.time(),
-                          dir=str(self.dir), variant=self.config.get("variant") or "", **fields)
+                          dir=str(self.dir), variant=self.config.get("variant") or "",
+                          family=self.config.get("task_family") or "",
+                          run_limit="" if self.config.get("limit") is None else str(self.config["limit"]),
+                          model_args=json.dumps(self.config.get("model_args") or {}, sort_keys=True, default=str),
+                          **{"error": "", **fields})
 
     def path(self, name: str) -> Path:
         """Where to write an artifact (a plot, a checkpoint) of this run."""

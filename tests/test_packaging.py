@@ -30,12 +30,15 @@ def test_every_package_is_declared():
 def test_wheel_contents(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
                    check=True, capture_output=True)
-    wheel = next(tmp_path.glob("harness-*.whl"))
+    wheel = next(tmp_path.glob("harness_lm-*.whl"))  # the distribution harness-lm; the import package harness
     names = zipfile.ZipFile(wheel).namelist()
-    tops = {n.split("/")[0] for n in names if not n.startswith("harness-")}
+    tops = {n.split("/")[0] for n in names if not n.startswith("harness_lm-")}
     assert tops == {"harness"}
     assert "harness/tasks/graph_cot.yaml" in names
     assert "harness/plugins/graph_cot/__init__.py" in names
+    assert {"harness/plugins/dataset_tasks/capitals.yaml", "harness/plugins/dataset_tasks/capitals.jsonl"} <= set(names)
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "\nName: harness-lm\n" in metadata  # free on PyPI, unlike "harness"
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "[harness]" in entry_points and "harness.plugins.graph_cot" in entry_points
 

@@ -12,7 +12,7 @@ from harness.registry import Plugins
 def test_builtin_plugins_load_through_entry_points():
     plugins = Plugins()
     assert "builtin_backends" in plugins.dists
-    assert plugins.dists["builtin_backends"][0] == "harness"
+    assert plugins.dists["builtin_backends"][0] == "harness-lm"
     assert "hf" in plugins.registry("backends")
 
 

@@ -25,6 +25,7 @@ class GraphCoT:
     name = "graph_cot"
     version = "1"
     primary_metric = "evidence_accuracy"  # in experiment mode: the first strategy's
+    variant_args = ("depth",)  # one leaderboard column per depth, for trained models, baselines and LLMs alike
 
     def __init__(self, depth: int = 1, cot: str = "dfs,path", pool: int = 0, examples: int = 100,
                  samples: int = 16, budgets: str | int = "auto", budget: int = 0,

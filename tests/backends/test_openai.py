@@ -164,13 +164,15 @@ def test_api_key_never_reaches_run_records(server, tmp_path):
     assert secret not in result.stdout + result.stderr
 
 
-def test_unreachable_server_is_a_usage_error():
-    result = run_harness("run", "--task", "graph_cot_llm", "--model", "openai:http://127.0.0.1:9/v1", "--limit", "1")
+def test_unreachable_server_is_a_usage_error(tmp_path):
+    result = run_harness("run", "--task", "graph_cot_llm", "--model", "openai:http://127.0.0.1:9/v1", "--limit", "1",
+                         "--out", tmp_path)
     assert result.returncode == 2 and "is the server running" in result.stderr
 
 
-def test_bad_url_is_a_usage_error():
-    result = run_harness("run", "--task", "graph_cot_llm", "--model", "openai:localhost", "--limit", "1")
+def test_bad_url_is_a_usage_error(tmp_path):
+    result = run_harness("run", "--task", "graph_cot_llm", "--model", "openai:localhost", "--limit", "1",
+                         "--out", tmp_path)
     assert result.returncode == 2 and "give the server's URL" in result.stderr
 
 

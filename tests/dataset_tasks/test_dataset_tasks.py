@@ -1,0 +1,153 @@
+"""The dataset task family on the tiny Llama: a YAML over local JSONL gives metrics with stderr and readable
+samples; generation, perplexity, few-shot and the one-line errors."""
+
+import json
+import math
+
+import pytest
+
+from harness.cli import main
+
+CAPITALS = """task: my_capitals
+dataset_path: capitals.jsonl
+test_split: test
+output_type: multiple_choice
+doc_to_text: "The capital of {{country}} is"
+doc_to_choice: choices
+doc_to_target: answer
+metric_list: [{metric: acc}, {metric: acc_norm}]
+"""
+ROWS = [{"country": "France", "answer": "Paris", "choices": ["Rome", "Paris", "Oslo"]},
+        {"country": "Spain", "answer": "Madrid", "choices": ["Madrid", "Lima", "Bern"]},
+        {"country": "Japan", "answer": "Tokyo", "choices": ["Cairo", "Quito", "Tokyo"]}]
+
+
+def write(folder, name: str, text: str, rows: list[dict] | None = None, data: str = "capitals.jsonl"):
+    (folder / name).write_text(text)
+    if rows is not None:
+        (folder / data).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder / name
+
+
+def run_json(capsys, *args) -> dict:
+    assert main(["run", *map(str, args), "--json", "--no-cache"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_yaml_over_local_jsonl_gives_accuracy_stderr_and_readable_samples(tiny_folder, tmp_path, capsys,
+                                                                            one_thread):
+    from harness.backends.hf import HFLM
+
+    path = write(tmp_path, "capitals.yaml", CAPITALS, ROWS)
+    out = run_json(capsys, "--task", path, "--model", f"hf:{tiny_folder}", "--out", tmp_path / "runs")
+    samples = [json.loads(line) for line in open(f"{out['dir']}/samples.jsonl")]
+    assert [s["prompt"] for s in samples] == [f"The capital of {r['country']} is" for r in ROWS]
+    assert [s["target"] for s in samples] == [r["answer"] for r in ROWS]
+    lm = HFLM(tiny_folder)  # the scores are the engine's loglikelihoods of " " + choice
+    for sample, row in zip(samples, ROWS):
+        expected = [ll for ll, _ in lm.loglikelihood([(sample["prompt"], " " + c) for c in row["choices"]])]
+        assert sample["loglikelihoods"] == pytest.approx(expected, abs=1e-5)
+        assert sample["pred"] == row["choices"][expected.index(max(expected))]
+    accs = [s["acc"] for s in samples]
+    mean = sum(accs) / 3
+    assert out["metrics"]["acc"] == pytest.approx(mean)
+    assert out["metrics"]["acc_stderr"] == pytest.approx(math.sqrt(sum((a - mean) ** 2 for a in accs) / 2 / 3))
+    assert out["run_id"].startswith("my_capitals-")
+
+
+def test_generation_exact_match_with_normalisation_and_few_shot(tiny_folder, tmp_path, capsys, one_thread):
+    from harness.backends import SamplingParams
+    from harness.backends.hf import HFLM
+
+    rows = [{"q": f"{a} plus {b}", "a": str(a + b)} for a, b in ((1, 2), (3, 4), (5, 6), (7, 1))]
+    yaml = write(tmp_path, "sums.yaml", """task: sums
+dataset_path: sums.jsonl
+test_split: test
+num_fewshot: 2
+fewshot_split: test
+output_type: generate_until
+doc_to_text: "Q: {{q}}\\nA:"
+doc_to_target: a
+generation_kwargs: {until: ["\\n"], max_gen_toks: 5}
+metric_list: [{metric: exact_match, ignore_case: true, regexes_to_ignore: ["\\\\s"]}]
+""", rows, "sums.jsonl")
+    out = run_json(capsys, "--task", yaml, "--model", f"hf:{tiny_folder}", "--out", tmp_path / "runs")
+    samples = [json.loads(line) for line in open(f"{out['dir']}/samples.jsonl")]
+    lm = HFLM(tiny_folder)
+    for sample, row in zip(samples, rows):
+        shots = sample["prompt"].split("\n\n")
+        assert len(shots) == 3 and shots[-1] == f"Q: {row['q']}\nA:"  # two solved examples, never itself
+        assert f"Q: {row['q']}\nA: {row['a']}" not in shots[:2]
+        (completion,), = lm.generate([sample["prompt"]], SamplingParams(max_tokens=5, stop=("\n",)))
+        assert sample["completion"] == completion.text
+        assert sample["exact_match"] == float("".join(completion.text.split()).lower() == row["a"])
+    again = run_json(capsys, "--task", yaml, "--model", f"hf:{tiny_folder}", "--out", tmp_path / "again")
+    assert [json.loads(line)["prompt"] for line in open(f"{again['dir']}/samples.jsonl")] == [
+        s["prompt"] for s in samples]  # the same seed draws the same shots
+
+
+def test_rolling_perplexity_is_corpus_level(tiny_folder, tmp_path, capsys, one_thread):
+    from harness.backends.hf import HFLM
+
+    texts = ["The sun rose over the quiet hills.", "A river runs to the sea and never fills it.",
+             "Ünïcödé bytes count too."]
+    yaml = write(tmp_path, "ppl.yaml", "task: ppl\ndataset_path: ppl.jsonl\ntest_split: test\n"
+                 "output_type: loglikelihood_rolling\ndoc_to_target: text\n", [{"text": t} for t in texts],
+                 "ppl.jsonl")
+    out = run_json(capsys, "--task", yaml, "--model", f"hf:{tiny_folder}", "--out", tmp_path / "runs")
+    lls = HFLM(tiny_folder).loglikelihood_rolling(texts)
+    words = sum(len(t.split()) for t in texts)
+    size = sum(len(t.encode()) for t in texts)
+    assert out["metrics"]["word_perplexity"] == pytest.approx(math.exp(-sum(lls) / words), rel=1e-5)
+    assert out["metrics"]["byte_perplexity"] == pytest.approx(math.exp(-sum(lls) / size), rel=1e-5)
+    assert out["metrics"]["bits_per_byte"] == pytest.approx(-sum(lls) / size / math.log(2), rel=1e-5)
+    assert out["metrics"]["word_perplexity_stderr"] > 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("process_docs: !function utils.process_docs\n", "!function"),
+    ("unsafe_code: true\n", "unsupported key(s) unsafe_code"),
+    ("filter_list: [{name: x}]\n", "filter_list is not supported"),
+    ("output_type: loglikelihood_sideways\n", "output_type 'loglikelihood_sideways' is not supported"),
+])
+def test_unsupported_yaml_is_one_line(tmp_path, extra, message, capsys):
+    yaml = write(tmp_path, "bad.yaml", CAPITALS.replace("output_type: multiple_choice\n", "") + extra
+                 if "output_type" in extra else CAPITALS + extra, ROWS)
+    assert main(["run", "--task", str(yaml), "--model", "hf:x", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_a_template_naming_a_missing_field_is_one_line(tmp_path, capsys):
+    yaml = write(tmp_path, "bad.yaml", CAPITALS.replace("{{country}}", "{{nation}}"), ROWS)
+    assert main(["run", "--task", str(yaml), "--model", "hf:x", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'nation' is undefined" in err and "country" in err and "\n" not in err
+
+
+def test_hub_dataset_offline_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache, and nothing written to the user's
+    assert main(["run", "--task", "openbookqa", "--model", "hf:x", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "allenai/openbookqa" in err and "offline" in err and "\n" not in err
+
+
+def test_shipped_tasks_parse_and_have_their_data():
+    from harness.plugins.dataset_tasks.data import load_split
+    from harness.plugins.dataset_tasks.task import DatasetTask, shipped_configs
+
+    for name in sorted(set(shipped_configs()) - {"openbookqa"}):
+        task = DatasetTask(config=name)
+        docs = load_split(task.config, task.config.eval_split)
+        assert len(docs) >= 20, name
+        example = task.request(docs[0], [])
+        assert example.get("prompt") or example.get("text")
+
+
+def test_sandboxed_templates_evaluate_nothing(tmp_path, capsys):
+    yaml = write(tmp_path, "bad.yaml", CAPITALS.replace("{{country}}", "{{country.__class__.__mro__}}"), ROWS)
+    assert main(["run", "--task", str(yaml), "--model", "hf:x", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "__class__" in err and "\n" not in err  # the sandbox refuses the attribute: one line, no traceback
