@@ -113,8 +113,13 @@ class RunContext:
         if prefix is None:
             prefix = "" if name == "train" else f"{name}/"
 
+        logged = {(r["step"], k) for r in self.run.series() for k in r}  # before an interruption
+
         def log(step: int, values: dict) -> None:
-            self.log(step, {prefix + k: v for k, v in values.items()})
+            # a resumed trainer repeats the steps after its last checkpoint: each (step, series) is kept once
+            fresh = {prefix + k: v for k, v in values.items() if (step, prefix + k) not in logged}
+            if fresh:
+                self.log(step, fresh)
 
         options.setdefault("probes", make_probes(self.probes))
         options.setdefault("probe_every", self.probe_every)

@@ -80,3 +80,35 @@ def test_hook_train_step_fires_in_a_real_run(tmp_path):
     for strategy in ("dfs", "path"):
         steps = sorted(r["step"] for r in series if f"{strategy}/echo_step" in r)
         assert steps == [1, 5, 10], (strategy, steps)
+
+
+def test_an_interrupted_training_run_resumes_with_each_step_once(tmp_path):
+    """kill -9 of a training run, then the same command: the workers died with the run (nothing else writes into
+    the folder), and the resumed series holds every logged step once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "runs"
+    args = [sys.executable, "-m", "harness.cli", "run", "--task", "graph_cot", "--model", "scratch", "--task-args",
+            "depth=1,cot=dfs,path,steps=300,examples=2,samples=1,budgets=4,workers=2", "--out", str(out),
+            "--no-cache", "--json"]
+    first = subprocess.Popen(args, env=harness_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and not list(out.glob("*/train-*/checkpoint/train_state.pt")):
+        time.sleep(1)
+    time.sleep(3)
+    os.kill(first.pid, signal.SIGKILL)  # the run alone, not its process group: workers must die by themselves
+    first.wait()
+    time.sleep(3)
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    assert str(out) not in ps, "training workers outlived the run"
+    again = run_harness(*args[3:], timeout=900)
+    assert again.returncode == 0, again.stderr[-2000:]
+    series = [json.loads(line) for line in open(f"{json.loads(again.stdout)['dir']}/metrics.jsonl")]
+    for key in ("dfs/train_loss", "path/train_loss"):
+        steps = [r["step"] for r in series if key in r]
+        assert steps == sorted(set(steps)) and steps[-1] == 300, (key, steps)
