@@ -1,1 +1,16 @@
-"""incremental_rank: (being built) a paper experiment plugin; see ../shared/papers/README.md."""
+"""incremental_rank: transformers learn through gradual rank increase (arXiv 2306.07042).
+
+Registers the task ``incremental_rank``. Nothing heavy is imported here: torch loads when the task runs.
+"""
+
+from __future__ import annotations
+
+from harness import hookimpl
+
+
+@hookimpl
+def harness_register_tasks(register):
+    from harness.plugins.incremental_rank.task import IncrementalRank
+
+    register("incremental_rank", IncrementalRank,
+             description="small-init attention (diagonal toy, 1-layer transformer): loss plateaus vs rank jumps")

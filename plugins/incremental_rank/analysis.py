@@ -1,0 +1,59 @@
+"""From a training's loss curve and spectra to metrics, the staircase record and the run's plots."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+from harness.plugins.incremental_rank.experiment import spectra
+from harness.plugins.incremental_rank.staircase import (
+    SIGNIFICANT,
+    alignment,
+    drops,
+    plateaus,
+    rank_jumps,
+    transition_width,
+)
+
+
+def analyse(ctx, name: str, result: dict, args: dict) -> dict[str, float]:
+    """Metrics ``<name>_...``; writes ``<name>_staircase.json`` and the two plots."""
+    lr = args["lr"] if name == "toy" else args["transformer_lr"]  # tau is lr x step / log(1/alpha) for both
+    clock = lr / math.log(1 / args["alpha"])  # tau per step
+    tau_loss, loss = result["loss_steps"] * clock, result["loss"]
+    tau_probe = result["probe_steps"] * clock
+    maps = spectra(result["readings"], args["dim"])
+    floor = SIGNIFICANT * max(float(s[-1, 0]) for s in maps.values())
+    jumps = sorted((t, key) for key, s in maps.items() for t in rank_jumps(tau_probe, s, floor))
+    found, flats = drops(tau_loss, loss), plateaus(tau_loss, loss)
+    rows = alignment([t for t, _ in jumps], found, flats)
+    widths = [transition_width(tau_probe, s[:, k]) for s in maps.values() for k in range(s.shape[1])
+              if s[-1, k] >= max(floor, SIGNIFICANT * s[-1, 0])]
+    metrics = {
+        "final_loss": float(loss[-1]),
+        "n_plateaus": float(len(flats)),
+        "n_drops": float(len(found)),
+        "n_rank_jumps": float(len(jumps)),
+        "aligned_fraction": float(np.mean([r["aligned"] for r in rows])) if rows else 0.0,
+        "mean_gap_tau": float(np.nanmean([r["gap"] for r in rows])) if any(r["aligned"] for r in rows) else math.nan,
+        "transition_width": float(np.mean(widths)) if widths else math.nan,
+    }
+    for kind in ("qk", "vo"):
+        finals = [s[-1] for key, s in maps.items() if key.endswith(kind)]
+        metrics[f"{kind}_rank"] = float(sum(int((f >= max(floor, SIGNIFICANT * f[0])).sum()) for f in finals))
+        metrics[f"{kind}_stable_rank"] = float(np.mean([(f**2).sum() / max(f[0] ** 2, 1e-30) for f in finals]))
+    for k, row in enumerate(rows):
+        metrics[f"jump{k}_step"] = float(round(row["jump"] / clock))
+        end = row["plateau_end"]
+        metrics[f"jump{k}_plateau_end_step"] = float(round(end / clock)) if math.isfinite(end) else math.nan
+    record = {"alpha": args["alpha"], "tau": tau_loss.tolist(), "loss": loss.tolist(), "plateaus": flats,
+              "jumps": [{"tau": t, "map": key} for t, key in jumps], "tau_probe": tau_probe.tolist(),
+              "spectra": {key: s.tolist() for key, s in maps.items()}}
+    ctx.path(f"{name}_staircase.json").write_text(json.dumps(record))
+    from harness.plugins.incremental_rank.plots import plot_loss, plot_spectra
+
+    title = f"{name}, alpha={args['alpha']:g}"
+    plot_loss(ctx.path(f"{name}_loss.png"), record, title)
+    plot_spectra(ctx.path(f"{name}_singular_values.png"), record, floor, title)
+    return {f"{name}_{k}": v for k, v in metrics.items()}

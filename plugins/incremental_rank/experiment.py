@@ -1,0 +1,90 @@
+"""The two trainings: the diagonal toy and a small standard transformer, both from scale alpha, both by plain GD.
+
+Both go through the shared Trainer (sgd, momentum 0, constant lr, no clipping, one fixed full batch: gradient
+descent on the empirical loss, a discretised gradient flow) with the ``rank`` probe attached, which reads the toy's
+diagonal maps through ``effective_maps`` and the transformer's per-head W_Q W_K^T / sqrt(d_head) and W_V W_O.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from harness.plugins.incremental_rank.toy import ToyModel, diagonal_attention, teacher_diagonals
+from harness.plugins.probes.rank import RankProbe
+
+from harness.models import ModelConfig, build_model
+from harness.training import TrainConfig, make_probes
+
+RECORDS = 400  # loss and spectrum snapshots per training
+
+
+def make_data(args: dict, seed: int) -> dict[str, torch.Tensor]:
+    """Gaussian sequences (n, N, d) and the teacher's outputs on them."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(args["samples"], args["tokens"], args["dim"], generator=g)
+    qk, vo = teacher_diagonals(args["dim"], args["teacher_qk"], args["teacher_vo"])
+    return {"x": x, "y": diagonal_attention(x, qk, vo)}
+
+
+def steps_for(alpha: float, lr: float, horizon: float) -> int:
+    """GD steps that cover ``horizon`` units of rescaled time tau = lr x step / log(1/alpha)."""
+    return max(1, math.ceil(horizon * math.log(1 / alpha) / lr))
+
+
+def train(ctx, model: torch.nn.Module, data: dict, lr: float, steps: int, name: str, top: int) -> dict:
+    """Full-batch GD on 1/2 mean ||f(X) - Y||^2; returns the logged loss and rank-probe series.
+
+    The series are read back from the run's metrics.jsonl, so a resumed training still has its whole history.
+    """
+    every = max(1, steps // RECORDS)
+
+    def loss_fn(model, batch):
+        out = model(batch["x"]) if isinstance(model, ToyModel) else model(inputs_embeds=batch["x"])
+        return 0.5 * (out - batch["y"]).square().sum(-1).mean()
+
+    config = TrainConfig(steps=steps, batch_size=len(data["x"]), lr=lr, optimizer="sgd", momentum=0.0,
+                         schedule="constant", grad_clip=0.0, log_every=every, seed=ctx.seed_for(name, "batches"))
+    probes = [RankProbe(top=top), *(p for p in make_probes(ctx.probes) if p.name != "rank")]  # --probe extras
+    trainer = ctx.trainer(model, config, lambda step, g: data, name=name, loss_fn=loss_fn, progress=False,
+                          probes=probes, probe_every=every)
+    trainer.fit()
+    rows: dict[int, dict] = {}
+    for row in ctx.run.series():
+        values = {k.removeprefix(f"{name}/"): v for k, v in row.items() if k.startswith(f"{name}/")}
+        rows.setdefault(row["step"], {}).update(values)
+    losses = sorted((s, r["train_loss"]) for s, r in rows.items() if "train_loss" in r)
+    probed = sorted((s, r) for s, r in rows.items() if any(k.startswith("rank/") for k in r))
+    return {"loss_steps": np.array([s for s, _ in losses]), "loss": np.array([v for _, v in losses]),
+            "probe_steps": np.array([s for s, _ in probed]), "readings": [r for _, r in probed]}
+
+
+def spectra(readings: list[dict], top: int) -> dict[str, np.ndarray]:
+    """``{"L0.H1/qk": (time, top)}`` singular values of Delta per map, from the probe's readings."""
+    keys = sorted({k.rsplit("/", 1)[0] for k in readings[0] if k.endswith("/sv0")})
+    return {key.removeprefix("rank/"): np.array([[r.get(f"{key}/sv{i}", 0.0) for i in range(top)] for r in readings])
+            for key in keys}
+
+
+def run_toy(ctx, args: dict) -> dict:
+    torch.manual_seed(ctx.seed_for("toy", "init"))
+    model = ToyModel(args["dim"], args["alpha"], torch.Generator().manual_seed(ctx.seed_for("toy", "init")))
+    data = make_data(args, ctx.seed_for("data"))
+    steps = steps_for(args["alpha"], args["lr"], args["horizon"])
+    return train(ctx, model, data, args["lr"], steps, "toy", top=args["dim"])
+
+
+def run_transformer(ctx, args: dict) -> dict:
+    """A 1-layer pre-LN transformer (LayerNorm, GELU FFN, learned positions, heads of the harness) on the same data.
+
+    Its input is the token vectors themselves (``inputs_embeds``), its LM head reads out d values per position;
+    every weight matrix starts at init_scale = alpha times the GPT-2 init.
+    """
+    torch.manual_seed(ctx.seed_for("transformer", "init"))
+    config = ModelConfig(vocab_size=args["dim"], n_layer=1, n_head=args["heads"], d_model=args["dim"],
+                         max_seq_len=args["tokens"], causal=False, bias=False, init_scale=args["alpha"])
+    model = build_model(config)
+    data = make_data(args, ctx.seed_for("data"))
+    steps = steps_for(args["alpha"], args["transformer_lr"], args["transformer_horizon"])
+    return train(ctx, model, data, args["transformer_lr"], steps, "transformer", top=args["dim"])

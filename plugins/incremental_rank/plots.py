@@ -1,0 +1,72 @@
+"""Plots: the loss staircase with plateaus shaded and rank jumps marked; singular values of Delta over time."""
+
+from __future__ import annotations
+
+import json
+
+from harness.report import _figure
+
+
+def plot_loss(path, record: dict, title: str) -> None:
+    """Loss (log) against rescaled time; grey bands are plateaus, dashed lines rank jumps (coloured by map)."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(record["tau"], record["loss"], color="black", lw=1.3, label="training loss")
+    for start, end in record["plateaus"]:
+        ax.axvspan(start, end, color="gray", alpha=0.15)
+    colors = {}
+    for jump in record["jumps"]:
+        color = colors.setdefault(jump["map"], f"C{len(colors)}")
+        ax.axvline(jump["tau"], color=color, ls="--", lw=1, label=f"rank jump {jump['map']}")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=7)
+    ax.set(yscale="log", xlabel="rescaled time  lr x step / log(1/alpha)", ylabel="loss",
+           title=f"{title} (grey: plateaus)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_spectra(path, record: dict, floor: float, title: str) -> None:
+    """Every significant singular value of Delta(W_Q W_K^T) (solid) and Delta(W_V W_O) (dashed), per head."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, (key, values) in enumerate(record["spectra"].items()):
+        style = "-" if key.endswith("qk") else "--"
+        for k in range(len(values[0])):
+            series = [row[k] for row in values]
+            if series[-1] >= floor:
+                ax.plot(record["tau_probe"], series, style, color=f"C{i}", lw=1.2, label=key if k == 0 else None)
+    ax.set(xlabel="rescaled time  lr x step / log(1/alpha)", ylabel="singular value of Delta",
+           title=f"{title}: QK solid, VO dashed")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
+    """Loss against rescaled time, one line per alpha, for the toy and the transformer."""
+    plt = _figure()
+    for name in ("toy", "transformer"):
+        records = []
+        for point in points:
+            path = point["dir"] / f"{name}_staircase.json"
+            if point["seed"] == points[0]["seed"] and path.exists():
+                records.append(json.loads(path.read_text()))
+        if not records:
+            continue
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for record in sorted(records, key=lambda r: -r["alpha"]):
+            ax.plot(record["tau"], record["loss"], lw=1.2, label=f"alpha={record['alpha']:g}")
+        ax.set(yscale="log", xlabel="rescaled time  lr x step / log(1/alpha)", ylabel="loss",
+               title=f"{name}: the staircase sharpens as alpha shrinks")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(ctx.path(f"{name}_loss_by_alpha.png"), dpi=110)
+        plt.close(fig)
+    return {}

@@ -1,0 +1,101 @@
+"""incremental_rank: the staircase finder on planted curves, the toy's maps, a short real run, bad args."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from harness.plugins.incremental_rank.staircase import alignment, drops, plateaus, rank_jumps, transition_width
+from harness.plugins.incremental_rank.task import IncrementalRank
+from harness.plugins.incremental_rank.toy import ToyModel, diagonal_attention
+from harness.plugins.probes.rank import RankProbe, effective_maps
+
+from harness.errors import UsageError
+from harness.evaluation import RunContext
+from harness.store import Run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TAU = np.linspace(0, 30, 601)
+
+
+def sigmoid(t: np.ndarray, center: float, width: float) -> np.ndarray:
+    return 1 / (1 + np.exp(-(t - center) / width))
+
+
+def test_planted_staircase_is_found():
+    """Loss drops of very different sizes at tau = 5, 12, 20; values that grow fastest there: every jump aligned."""
+    loss = 1.0 - 0.9 * sigmoid(TAU, 5, 0.2) - 0.09 * sigmoid(TAU, 12, 0.2) - 0.009 * sigmoid(TAU, 20, 0.2)
+    found, flats = drops(TAU, loss), plateaus(TAU, loss)
+    assert len(found) == 3 and all(s < c < e for (s, e), c in zip(found, [5, 12, 20]))
+    assert len(flats) == 4
+    ends = [end for _, end in flats[:3]]
+    assert np.allclose(ends, [5, 12, 20], atol=0.8) and all(end < c for end, c in zip(ends, [5, 12, 20]))
+    values = np.stack([2 * sigmoid(TAU, 5, 0.2), 0.6 * sigmoid(TAU, 12, 0.2), 0.002 * sigmoid(TAU, 20, 0.2)], 1)
+    jumps = rank_jumps(TAU, values, floor=0.05)  # the third value stays below the floor: not a rank jump
+    assert np.allclose(jumps, [5, 12], atol=0.06)
+    rows = alignment(jumps, found, flats)
+    assert all(r["aligned"] for r in rows) and all(0 < r["gap"] < 0.8 for r in rows)
+    assert transition_width(TAU, values[:, 0]) == pytest.approx(4 * 0.2 / 5, rel=0.05)
+
+
+def test_jump_outside_the_drops_is_not_aligned():
+    loss = 1.0 - 0.9 * sigmoid(TAU, 5, 0.2)
+    rows = alignment([15.0, 5.0], drops(TAU, loss), plateaus(TAU, loss))
+    assert [r["aligned"] for r in rows] == [True, False]
+
+
+def test_a_smooth_decay_has_no_staircase():
+    loss = np.exp(-0.3 * TAU)  # a constant fall rate: one long drop, no plateau
+    assert plateaus(TAU, loss) == []
+
+
+def test_toy_maps_are_what_the_rank_probe_reads():
+    model = ToyModel(4, alpha=0.5, generator=torch.Generator().manual_seed(0))
+    attn = model.attn
+    maps = effective_maps(attn)
+    assert torch.allclose(maps["qk"][0], torch.diag(attn.w_q * attn.w_k).detach())
+    x = torch.randn(2, 3, 4)
+    logits = torch.einsum("btc,cd,bsd->bts", x, maps["qk"][0], x)
+    expected = logits.softmax(-1) @ x @ maps["vo"][0]
+    assert torch.allclose(model(x), expected, atol=1e-6)
+    assert torch.allclose(diagonal_attention(x, torch.zeros(4), torch.ones(4)), x.mean(1, keepdim=True).expand_as(x))
+    probe = RankProbe(top=4)
+    probe.start(model)
+    with torch.no_grad():
+        attn.w_v[2] += 1.0
+    values = probe(1, model, {}, {})
+    assert values["rank/attn.H0/vo/stable_rank"] == pytest.approx(1.0)
+    assert values["rank/attn.H0/vo/sv0"] == pytest.approx(abs(float(attn.w_o[2].detach())), rel=1e-5)
+
+
+def test_toy_run_learns_the_teacher_one_rank_at_a_time(tmp_path):
+    """A real (small) run: the toy ends at the teacher's ranks and every rank jump ends a plateau."""
+    ctx = RunContext(run=Run.open(tmp_path, {}, {"task": "incremental_rank"}), model=None, seed=0)
+    task = IncrementalRank(alpha=1e-3, dim=4, tokens=4, samples=32, teacher_qk="1", teacher_vo="2,0.5",
+                           horizon=24, transformer=False, lr=0.1)
+    metrics = task.run(ctx)
+    assert metrics["toy_qk_rank"] == 1 and metrics["toy_vo_rank"] == 2
+    assert metrics["toy_n_rank_jumps"] == 3 and metrics["toy_aligned_fraction"] == 1.0
+    assert metrics["toy_final_loss"] < 1e-3
+    record = json.loads(ctx.path("toy_staircase.json").read_text())
+    assert len(record["plateaus"]) >= 2
+    assert ctx.path("toy_loss.png").exists() and ctx.path("toy_singular_values.png").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"alpha": 1.5}, "alpha=1.5"),
+    ({"teacher_vo": "2,x"}, "teacher_vo=2,x"),
+    ({"dim": 6, "heads": 4}, "not divisible"),
+    ({"dim": 2, "teacher_vo": "1,1,1"}, "more non-zero values than dim"),
+])
+def test_bad_args_name_the_fix(args, message):
+    with pytest.raises(UsageError, match=message):
+        IncrementalRank(**args)
+
+
+def test_bad_args_exit_2(cli, tmp_path):
+    result = cli("run", "--task", "incremental_rank", "--task-args", "teacher_qk=-1", "--out", tmp_path)
+    assert result.returncode == 2 and "teacher_qk=-1" in result.stderr
