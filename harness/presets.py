@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     from harness.sweep import SweepSpec
 
 FIELDS = {"task": str, "version": (str, int, float), "description": str, "model": str, "model_args": dict,
-          "args": dict, "sweep": dict}
-REQUIRED = ("task",)
+          "args": dict, "sweep": dict, "tasks": list}
+REQUIRED = ("task",)  # or, for a suite, "tasks": a list of presets run against one loaded model
+SUITE = "(suite)"  # the task field of a suite preset
 
 
 @dataclass
@@ -45,6 +46,37 @@ class Preset:
     args: dict = field(default_factory=dict)
     source: str = ""
     sweep: SweepSpec | None = None  # the preset's sweep: block, validated
+    tasks: list[str] = field(default_factory=list)  # a suite: these presets (or task files), one model for all
+
+
+MAX_YAML_BYTES = 1 << 20  # a task YAML is a page of settings; anything larger is a mistake or an attack
+
+
+def read_yaml_file(path) -> str:
+    """A YAML file's text: UTF-8 and at most MAX_YAML_BYTES, else a one-line UsageError naming the file."""
+    data = path.read_bytes()
+    if len(data) > MAX_YAML_BYTES:
+        raise UsageError(f"{path}: {len(data)} bytes, over the {MAX_YAML_BYTES} a task YAML may have; fix the file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 YAML") from None
+
+
+def load_yaml(text: str, source: str):
+    """``yaml.safe_load`` without anchors and aliases: a few hundred bytes of nested aliases expand to gigabytes
+    (a "billion laughs" file), and task YAMLs have no need for them."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise UsageError(f"{source}: line {mark.line + 1}: YAML aliases (*name) are not allowed in task "
+                                 "files; write the value out")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def parse_preset(name: str, text: str, source: str) -> Preset:
@@ -52,7 +84,7 @@ def parse_preset(name: str, text: str, source: str) -> Preset:
     import yaml
 
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text, source)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where else ""
@@ -62,6 +94,10 @@ def parse_preset(name: str, text: str, source: str) -> Preset:
     for key in data:
         if key not in FIELDS:
             raise UsageError(f"{source}: unknown key '{key}'; allowed keys: {', '.join(FIELDS)}")
+    if "tasks" in data:  # a suite
+        if not data["tasks"] or not all(isinstance(t, str) for t in data["tasks"]) or "task" in data:
+            raise UsageError(f"{source}: a suite's 'tasks' is a list of preset names (and no 'task' key)")
+        data["task"] = SUITE
     for key in REQUIRED:
         if key not in data:
             raise UsageError(f"{source}: missing key '{key}' (the task family, e.g. 'task: graph_cot')")
@@ -85,13 +121,13 @@ def load_presets(include_paths: list[str] = ()) -> dict[str, Preset]:
     for entry in resources.files("harness.tasks").iterdir():
         if entry.name.endswith(".yaml"):
             name = entry.name[: -len(".yaml")]
-            presets[name] = parse_preset(name, entry.read_text(), f"harness.tasks/{entry.name}")
+            presets[name] = parse_preset(name, read_yaml_file(entry), f"harness.tasks/{entry.name}")
     for directory in include_paths:
         path = Path(directory)
         if not path.is_dir():
             raise UsageError(f"--include-path {directory}: not a directory; give a folder of *.yaml presets")
         for file in sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml")):
-            presets[file.stem] = parse_preset(file.stem, file.read_text(), str(file))
+            presets[file.stem] = parse_preset(file.stem, read_yaml_file(file), str(file))
     return presets
 
 
@@ -108,12 +144,15 @@ def task_file(text: str) -> Preset | None:
         return None
     if not path.is_file():
         raise UsageError(f"--task {text}: no such file; give a preset name (harness list tasks) or a YAML's path")
-    source = path.read_text()
+    source = read_yaml_file(path)
     try:
-        data = yaml.safe_load(source)
+        data = load_yaml(source, str(path))
     except yaml.YAMLError:
         data = None  # the dataset family reports it (an lm-eval !function tag, a syntax error) with its key
-    if isinstance(data, dict) and "task" in data and set(data) <= set(FIELDS) and "args" in data:
+    if isinstance(data, dict) and ("task" in data or "tasks" in data) and set(data) <= set(FIELDS) and (
+            "args" in data or "tasks" in data):
         return parse_preset(path.stem, source, str(path))
     name = str(data.get("task") or path.stem) if isinstance(data, dict) else path.stem
-    return Preset(name=name, task=DATASET_FAMILY, args={"config": str(path.resolve())}, source=str(path))
+    chat = data.get("chat") if isinstance(data, dict) and isinstance(data.get("chat"), bool) else None
+    return Preset(name=name, task=DATASET_FAMILY, args={"config": str(path.resolve())}, source=str(path),
+                  model_args={} if chat is None else {"chat": chat})  # the YAML's chat: on or off

@@ -40,3 +40,18 @@ def test_preset_through_the_cli(tmp_path):
     result = run_harness("-p", "harness_testplugin", "list", "tasks", "--include-path", tmp_path)
     assert result.returncode == 2
     assert "broken.yaml: key 'args' must be dict" in result.stderr
+
+
+def test_alias_bombs_binary_and_huge_files_are_refused(tmp_path):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+    (tmp_path / "bomb.yaml").write_text("task: counting\nargs: {}\n" + bomb)
+    with pytest.raises(UsageError, match="aliases"):
+        load_presets([str(tmp_path)])
+    (tmp_path / "bomb.yaml").unlink()
+    (tmp_path / "binary.yaml").write_bytes(b"task: counting\n\xff\xfe\x00\x01")
+    result = run_harness("list", "tasks", "--include-path", tmp_path)
+    assert result.returncode == 2 and "binary.yaml: not UTF-8" in result.stderr
+    (tmp_path / "binary.yaml").write_text("task: counting\n" + "#" * (2 << 20))
+    with pytest.raises(UsageError, match="over the"):
+        load_presets([str(tmp_path)])
