@@ -73,6 +73,10 @@ def run_command(args) -> int:
     presets = load_presets(args.include_path)
     tasks = plugins.registry("tasks")
     from harness.presets import task_file
+    from harness.suite import is_suite, run_suite
+
+    if is_suite(args.task, presets):  # --task a,b,c or a suite preset: one run each, one model for all
+        return run_suite(args, presets, run_command)
 
     if (file_preset := task_file(args.task)) is not None:  # --task path/to/task.yaml
         preset = file_preset
@@ -141,6 +145,11 @@ def execute(args, task, identity: dict, probes: list[str]) -> int:
                      task_args=identity["task_args"], seed=identity["seed"], limit=identity["limit"],
                      use_cache=not args.no_cache, probes=probes, probe_every=identity.get("probe_every") or 100,
                      plugin_modules=list(plugins.extra_modules))
+    shared = getattr(args, "shared_models", None)  # a suite's engines, by model spec and args
+    engine = (identity["model"], json.dumps(identity["model_args"], sort_keys=True, default=str))
+    if shared and engine in shared:
+        ctx._lm = shared[engine]
+        run.update_config(fingerprint=ctx._lm.fingerprint)
     if run.resumed:
         print(f"resuming run {run.id}", file=sys.stderr)
     plugins.hook.harness_run_start(run=run)
@@ -156,7 +165,9 @@ def execute(args, task, identity: dict, probes: list[str]) -> int:
         run.fail("failed", str(exc) if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        if ctx._lm is not None:
+        if ctx._lm is not None and shared is not None:
+            shared[engine] = ctx._lm  # the suite closes it after its last task
+        elif ctx._lm is not None:
             ctx._lm.close()
     primary = getattr(task, "primary_metric", None)
     run.finish(metrics, primary)

@@ -122,9 +122,10 @@ class DatasetTask(EvalTask):
 
     # scoring ---------------------------------------------------------------------------------------------------------
     def run(self, ctx) -> dict[str, float]:
-        if self.config.chat is not None and ctx.model_args.get("chat") != self.config.chat:
-            ctx.model_args = {**ctx.model_args, "chat": self.config.chat}  # the YAML's chat: on this run's engine
-            ctx.run.update_config(model_args=ctx.model_args)
+        chat = self.config.chat
+        if chat is not None and bool(ctx.model_args.get("chat", False)) != chat:
+            raise UsageError(f"{self.config.source} says chat: {str(chat).lower()}; run it as --task FILE.yaml "
+                             f"(which applies it) or add --model-args chat={str(chat).lower()}")
         return super().run(ctx)
 
     def evaluate(self, lm, examples: list[dict], ctx) -> list[dict]:

@@ -151,3 +151,28 @@ def test_sandboxed_templates_evaluate_nothing(tmp_path, capsys):
     assert main(["run", "--task", str(yaml), "--model", "hf:x", "--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip()
     assert "__class__" in err and "\n" not in err  # the sandbox refuses the attribute: one line, no traceback
+
+
+def test_a_suite_runs_each_task_against_one_loaded_model(tiny_folder, tmp_path, capsys, monkeypatch, one_thread):
+    import harness.backends
+
+    loads = []
+    real_load = harness.backends.load
+    monkeypatch.setattr(harness.backends, "load", lambda *a, **k: loads.append(a) or real_load(*a, **k))  # a spy
+    first = write(tmp_path, "capitals.yaml", CAPITALS, ROWS)
+    second = write(tmp_path, "reverse.yaml", CAPITALS.replace("my_capitals", "reverse").replace(
+        "The capital of {{country}} is", "{{country}}'s capital city:"))
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "both.yaml").write_text(f"tasks: [{first}, {second}]\ndescription: two tasks\n")
+    assert main(["run", "--task", "both", "--include-path", str(tmp_path / "presets"), "--model",
+                 f"hf:{tiny_folder}", "--out", str(tmp_path / "runs"), "--json", "--no-cache"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["task"] for r in results] == [str(first), str(second)] and len(loads) == 1
+    assert {r["run_id"].split("-")[0] for r in results} == {"my_capitals", "reverse"}
+    prompts = [json.loads(open(f"{r['dir']}/samples.jsonl").readline())["prompt"] for r in results]
+    assert prompts == ["The capital of France is", "France's capital city:"]
+    assert main(["run", "--task", f"{first},{second}", "--model", f"hf:{tiny_folder}", "--out",
+                 str(tmp_path / "runs"), "--no-cache"]) == 0  # the same runs again: resumed, nothing recomputed
+    table = capsys.readouterr().out
+    assert str(first) in table and str(second) in table and "acc_norm" in table
+    assert len(loads) == 1  # every sample was on disk, so no engine loaded
