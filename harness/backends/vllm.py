@@ -51,9 +51,9 @@ def engine_fields() -> dict[str, type | None]:
 
     try:
         hints = typing.get_type_hints(EngineArgs)
-    except Exception:
+    except Exception:  # a forward reference vLLM does not import at run time: read each field's own annotation
         hints = {}
-    return {f.name: hints.get(f.name) for f in dataclasses.fields(EngineArgs) if not f.name.startswith("_")}
+    return {f.name: hints.get(f.name, f.type) for f in dataclasses.fields(EngineArgs) if not f.name.startswith("_")}
 
 
 def _import_vllm():
