@@ -1,0 +1,32 @@
+"""The moe_granularity task end to end through the CLI (in process): a student started at the teacher stays at ~0
+normalized MSE while a fresh one does not; bad arguments exit with status 2."""
+
+import json
+
+from harness.cli import main
+
+SMALL = "d=8,teacher_k=2,active_hidden=8,steps=30,batch_size=64,test_size=512,eval_every=10"
+
+
+def metrics(capsys, out, task_args):
+    code = main(["run", "--task", "moe_granularity", "--task-args", task_args, "--out", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    return json.loads(captured.out)["metrics"]
+
+
+def test_student_at_the_teacher_has_zero_error_and_a_fresh_one_does_not(tmp_path, capsys, one_thread):
+    at_teacher = metrics(capsys, tmp_path, f"{SMALL},k=2,experts=4,init_at_teacher=true")
+    fresh = metrics(capsys, tmp_path, f"{SMALL},k=2,experts=4")
+    assert at_teacher["normalized_mse"] < 1e-8 and at_teacher["final_normalized_mse"] < 1e-8
+    assert fresh["normalized_mse"] > 0.05
+    assert at_teacher["active_expert_parameters"] == 8 * (8 + 1 + 1)
+
+
+def test_bad_args_exit_2(tmp_path, capsys):
+    for args, message in [("k=8,experts=4", "top_k=8 is larger"), ("k=3", "divisible"),
+                          ("k=1,init_at_teacher=true", "init_at_teacher"), ("expert=4", "experts"),
+                          ("steps=0", "steps=0")]:
+        code = main(["run", "--task", "moe_granularity", "--task-args", args, "--out", str(tmp_path)])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, (args, err[-500:])
