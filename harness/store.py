@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -90,6 +91,30 @@ class Index:
 
     @contextlib.contextmanager
     def connect(self):
+        """A connection; a read-only results folder is opened read-only, a damaged index is rebuilt first."""
+        if self.path.exists() and not os.access(self.path.parent, os.W_OK):
+            con = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True)
+            con.row_factory = sqlite3.Row
+            try:
+                yield con
+            finally:
+                con.close()
+            return
+        try:
+            con = self._open()
+        except sqlite3.DatabaseError as exc:  # not a database, malformed: the run folders hold everything
+            broken = self.path.with_name(f"runs.db.broken-{int(time.time())}")
+            os.replace(self.path, broken)
+            print(f"harness: {self.path} was damaged ({exc}); moved it to {broken.name} and rebuilt the index "
+                  "from the run folders", file=sys.stderr)
+            self.rebuild()
+            con = self._open()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
@@ -100,10 +125,29 @@ class Index:
             for column in LATER_COLUMNS:  # an index written before these columns existed gains them
                 if column not in have:
                     con.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
-            con.row_factory = sqlite3.Row
-            yield con
-        finally:
+            con.execute("SELECT count(*) FROM runs").fetchone()  # reads the table: a damaged file fails here
+        except sqlite3.DatabaseError:
             con.close()
+            raise
+        con.row_factory = sqlite3.Row
+        return con
+
+    def rebuild(self) -> int:
+        """Index every run folder under the results folder (config.yaml, metrics.json); returns how many."""
+        import yaml
+
+        count = 0
+        for config_file in sorted(self.path.parent.glob("*/config.yaml")):
+            config = yaml.safe_load(config_file.read_text()) or {}
+            run = Run(self.path.parent, config_file.parent.name, config)
+            metrics_file = run.dir / "metrics.json"
+            if metrics_file.exists():
+                run._index("finished", primary_metric=config.get("primary_metric"),
+                           metrics=metrics_file.read_text(), finished=metrics_file.stat().st_mtime)
+            else:
+                run._index("interrupted", error=config.get("error") or "")
+            count += 1
+        return count
 
     def upsert(self, **row) -> None:
         cols = ", ".join(row)
@@ -127,8 +171,9 @@ class Index:
 
     def get(self, run_id: str) -> dict:
         """The run whose id is ``run_id`` or starts with it (unique prefix)."""
-        with self.connect() as con:
-            rows = [_row(r) for r in con.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",))]
+        with self.connect() as con:  # a literal prefix: no LIKE wildcards, case counts
+            rows = [_row(r) for r in con.execute("SELECT * FROM runs WHERE substr(run_id, 1, ?) = ?",
+                                                 (len(run_id), run_id))]
         exact = [r for r in rows if r["run_id"] == run_id]
         if exact or len(rows) == 1:
             return (exact or rows)[0]
@@ -141,16 +186,30 @@ class Index:
 
 def _row(row: sqlite3.Row) -> dict:
     data = dict(row)
+    if data["status"] == "running" and not _locked(Path(data["dir"])):
+        data["status"] = "interrupted"  # killed: no process holds its lock any more
     data["metrics"] = json.loads(data["metrics"]) if data["metrics"] else {}
     data["model_args"] = json.loads(data["model_args"]) if data.get("model_args") else {}
     return data
+
+
+def _locked(folder: Path) -> bool:
+    """Whether a live process holds the run's lock (a killed process's lock is released by the kernel)."""
+    try:
+        with open(folder / ".lock") as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 class Run:
     """One run's folder: config, samples, metrics, time series and plots."""
 
     def __init__(self, out: Path, run_id: str, config: dict):
-        self.out = Path(out)
+        self.out = Path(out).absolute()
         self.id = run_id
         self.config = config
         self.dir = self.out / run_id
@@ -230,6 +289,7 @@ class Run:
         return read_jsonl(self.dir / "metrics.jsonl")
 
     def finish(self, metrics: dict, primary_metric: str | None = None) -> None:
+        self.update_config(primary_metric=primary_metric)  # the folder alone can rebuild the index
         write_json_atomic(self.dir / "metrics.json", metrics)
         self._index("finished", primary_metric=primary_metric, metrics=json.dumps(metrics, default=float),
                     finished=time.time())

@@ -101,3 +101,62 @@ def test_an_index_from_before_variants_gains_the_column(tmp_path):
         con.execute("INSERT INTO runs VALUES ('old', 't', '1', 'm', '', 'finished', 'x', '{\"x\": 1}', 0, 1, 'd')")
     runs = Index(tmp_path).runs()
     assert runs[0]["run_id"] == "old" and runs[0]["variant"] is None
+
+
+def _finished_runs(out, n=2):
+    for seed in range(n):
+        result = run_harness(*COUNTING, "--task-args", "n=3", "--seed", seed, "--out", out, "--json")
+        assert result.returncode == 0, result.stderr
+
+
+def test_a_damaged_index_is_rebuilt_from_the_run_folders(tmp_path):
+    out = tmp_path / "runs"
+    _finished_runs(out)
+    before = {r["run_id"]: r["metrics"] for r in Index(out).runs()}
+    (out / "runs.db").write_bytes(b"this is not an SQLite database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (out / f"runs.db{suffix}").unlink(missing_ok=True)
+    board = run_harness("leaderboard", "--out", out, "--format", "json")
+    assert board.returncode == 0 and "rebuilt the index" in board.stderr, board.stderr
+    after = {r["run_id"]: r for r in Index(out).runs()}
+    assert {k: r["metrics"] for k, r in after.items()} == before
+    assert all(r["status"] == "finished" and r["primary_metric"] == "hit" for r in after.values())
+    assert list(out.glob("runs.db.broken-*"))  # the damaged file is kept aside, not deleted
+
+
+def test_run_ids_match_literally_and_folders_are_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = Run.open("runs", {"task": "t", "model": "m"}, {"task": "t"})
+    run.finish({"x": 1.0}, "x")
+    run.close()
+    index = Index(tmp_path / "runs")
+    assert index.get(run.id[:3])["dir"] == str(tmp_path / "runs" / run.id)
+    for pattern in ("%", "_", run.id[:3].upper()):
+        with pytest.raises(UsageError, match="unknown run"):
+            index.get(pattern)
+
+
+def test_a_killed_run_shows_as_interrupted(tmp_path):
+    out = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *COUNTING, "--task-args", "n=100,delay=0.5",
+                             "--out", str(out)], env=harness_env(), stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(r["status"] == "running" for r in Index(out).runs()):
+        time.sleep(0.2)
+    assert [r["status"] for r in Index(out).runs()] == ["running"]  # alive: its lock is held
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert [r["status"] for r in Index(out).runs()] == ["interrupted"]
+
+
+def test_show_and_leaderboard_read_a_read_only_results_folder(tmp_path, monkeypatch):
+    """Fault injected: the folder reads as unwritable (chmod does not bind the root user these tests may run as)."""
+    out = tmp_path / "runs"
+    _finished_runs(out, n=1)
+    real_access = __import__("os").access
+    monkeypatch.setattr("harness.store.os.access", lambda path, mode: False if mode == 2 else real_access(path, mode))
+    rows = Index(out).runs("finished")
+    assert len(rows) == 1 and rows[0]["metrics"]["hit"] >= 0
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        with Index(out).connect() as con:
+            con.execute("DELETE FROM runs")
