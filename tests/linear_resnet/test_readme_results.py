@@ -1,0 +1,33 @@
+"""The README's linear_resnet table quotes docs/results/linear_resnet/metrics.json."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def table_rows(section: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| lambda")]
+
+
+def test_readme_table_matches_committed_metrics():
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"### linear_resnet:.*?(?=\n### |\n## )", readme, re.S)
+    assert match, "README has no linear_resnet section"
+    metrics = json.loads((ROOT / "docs/results/linear_resnet/metrics.json").read_text())
+    rows = [r for r in table_rows(match.group(0)) if re.fullmatch(r"[\d.]+", r[0])]
+    assert len(rows) == 6
+    for lam, rank, nuclear, shrinkage, error in rows:
+        key = f"@lam={float(lam)},depth=8"
+        for cell, name in ((rank, "effective_rank"), (nuclear, "nuclear_norm"), (shrinkage, "shrinkage")):
+            trained, closed = re.fullmatch(r"([\d.]+) \(([\d.]+)\)", cell).groups()
+            digits = len(trained.split(".")[1]) if "." in trained else 0
+            assert float(trained) == pytest.approx(metrics[name + key], abs=0.6 * 10**-digits)
+            assert float(closed) == pytest.approx(metrics[f"resnet_{name}" + key], abs=0.6 * 10**-digits)
+        assert float(error) == pytest.approx(metrics["error" + key], abs=6e-4)
