@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import inspect
 import json
@@ -98,6 +99,8 @@ def run_command(args) -> int:
     if args.probe_every < 1:
         raise UsageError(f"--probe-every {args.probe_every}: give a positive number of steps")
     task_args = {**preset.args, **parse_kv(args.task_args, "--task-args")}
+    if args.model is not None and not args.model.strip():
+        raise UsageError("--model '': give a model spec, e.g. --model hf:smollm2 (or leave --model out)")
     model = args.model or preset.model
     model_args = {**preset.model_args, **parse_kv(args.model_args, "--model-args")}
     probes = [p.strip() for p in (args.probe or "").split(",") if p.strip()]
@@ -316,7 +319,14 @@ def configure_serve(parser) -> None:
     parser.add_argument("--model-args", help="engine options k=v,...")
     parser.add_argument("--name", help="the model name clients send (default: the spec's target)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=port_number, default=8000, help="TCP port, 1-65535 (default 8000)")
+
+
+def port_number(text: str) -> int:
+    """argparse type for a TCP port: an integer in 1..65535."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number: give 1-65535")
+    return int(text)
 
 
 def serve_command(args) -> int:

@@ -224,7 +224,12 @@ class Run:
         """Create or reopen the run defined by ``identity`` (the result-defining part of ``config``)."""
         run_id = f"{_slug(identity.get('task', 'run'))}-{config_hash(identity)}"
         run = cls(out, run_id, config)
-        run.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run.dir.mkdir(parents=True, exist_ok=True)
+            (run.dir / ".write-check").touch()
+        except OSError as exc:
+            raise UsageError(f"--out {out}: cannot write a run folder there ({exc.strerror}); give a writable "
+                             "folder") from None
         run._acquire()
         resumed = (run.dir / "config.yaml").exists()
         run.write_config()

@@ -110,3 +110,16 @@ def test_secrets_are_refused_before_anything_is_written(tmp_path):
         assert "sk-do-not-keep" not in result.stderr
     assert not out.exists()  # no run folder, config or index holds the secret
     assert parse_kv("batch_tokens=4,max_tokens=8,api_key_env=MY_KEY", "--x")["api_key_env"] == "MY_KEY"
+
+
+def test_bad_out_port_and_empty_model_are_one_line_usage_errors(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    cases = [((*COUNTING, "run", "--task", "counting", "--out", afile), "cannot write a run folder there"),
+             (("serve", "--model", "hf:smollm2", "--port", "99999"), "not a port number"),
+             (("run", "--task", "graph_cot", "--model", "", "--out", tmp_path / "runs"), "--model ''")]
+    for args, message in cases:
+        result = run_harness(*args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
