@@ -7,17 +7,18 @@ scored (in float32, whatever the model's dtype).
 
 Sampled generation is reproducible per request: harness.sampling draws the k-th sample of a prompt from the stream
 ``derive_seed(seed, prompt, k)``, so results do not depend on how requests were batched (and the response cache stays
-valid). Fetching and converting pretrained weights lives in harness/backends/weights.py; this module is the engine.
+valid). Fetching and converting pretrained weights live in harness/backends/weights.py, the decode cache in
+kv_cache.py; this module is the engine.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 import os
 from pathlib import Path
 
 from harness.backends.base import LM, Completion, SamplingParams, default_device, fingerprint, resolve_dtype
+from harness.backends.kv_cache import make_room
 from harness.backends.weights import pull
 from harness.errors import UsageError
 
@@ -44,66 +45,6 @@ def encode_pair(tokenizer, prefix_token_id: int, context: str, continuation: str
     if whole[: len(ctx)] != ctx and whole[: len(ctx) - 1] == ctx[:-1]:
         ctx = ctx[:-1]  # the context's last token merged with the continuation's first
     return (lead_tokens(tokenizer) + ctx) or [prefix_token_id], whole[len(ctx):]
-
-
-def make_room(past, tokens: int) -> None:
-    """Give every plain layer of a transformers DynamicCache room for ``tokens`` more positions.
-
-    DynamicLayer appends a decode step's keys and values with torch.cat, which copies the whole cache at every step
-    of every layer: a quarter of decoding 64 rows of SmolLM2. A RoomyLayer writes the new positions into spare room
-    instead. Sliding-window layers (Gemma 3's) keep their own update.
-    """
-    from transformers.cache_utils import DynamicLayer
-
-    roomy = _roomy_layer_class()
-    for index, layer in enumerate(past.layers):
-        if type(layer) is DynamicLayer and layer.is_initialized:
-            past.layers[index] = roomy.around(layer, tokens)
-
-
-@functools.cache
-def _roomy_layer_class():
-    from transformers.cache_utils import DynamicLayer
-
-    class RoomyLayer(DynamicLayer):
-        """A DynamicLayer whose keys and values are views on the front of buffers with spare positions."""
-
-        @classmethod
-        def around(cls, layer, room: int):
-            roomy = cls()
-            roomy.device, roomy.is_initialized = layer.device, True
-            roomy._allocate(layer.keys, layer.values, room)
-            return roomy
-
-        def _allocate(self, keys, values, room: int) -> None:
-            used = keys.shape[-2]
-            self._buffers = [tensor.new_empty((*tensor.shape[:-2], used + room, tensor.shape[-1]))
-                             for tensor in (keys, values)]
-            for buffer, tensor in zip(self._buffers, (keys, values)):
-                buffer[..., :used, :] = tensor
-            self._show(used)
-
-        def _show(self, used: int) -> None:
-            self.keys, self.values = (buffer[..., :used, :] for buffer in self._buffers)
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            used, new = self.keys.shape[-2], key_states.shape[-2]
-            if used + new > self._buffers[0].shape[-2]:
-                self._allocate(self.keys, self.values, room=max(new, used))
-            for buffer, states in zip(self._buffers, (key_states, value_states)):
-                buffer[..., used: used + new, :] = states
-            self._show(used + new)
-            return self.keys, self.values
-
-        def batch_select_indices(self, indices) -> None:
-            self._buffers = [buffer[indices] for buffer in self._buffers]
-            self._show(self.keys.shape[-2])
-
-        def batch_repeat_interleave(self, repeats: int) -> None:
-            self._buffers = [buffer.repeat_interleave(repeats, dim=0) for buffer in self._buffers]
-            self._show(self.keys.shape[-2])
-
-    return RoomyLayer
 
 
 class HFLM(LM):

@@ -93,7 +93,7 @@ def test_runs_cut_consecutive_rows_by_padded_size():
 def test_a_roomy_cache_layer_holds_what_concatenation_would():
     from transformers import DynamicCache
 
-    from harness.backends.hf import make_room
+    from harness.backends.kv_cache import make_room
 
     torch.manual_seed(0)
     past, steps = DynamicCache(), [torch.randn(4, 2, n, 8) for n in (5, 1, 1, 3)]  # the last step outgrows the room
