@@ -588,7 +588,7 @@ def run_on_ray(sweep: Sweep, todo: list[Point], done, logs: Path) -> None:
 
 
 def run_point_in_temp_dir(argv: list[str]) -> dict:
-    """On a Ray worker: run the point in a temporary ``--out``; return its files (path -> bytes) and index row."""
+    """On a Ray worker: run the point in a temporary ``--out``; return its files (path -> bytes) and primary metric."""
     from harness.store import Index
     from harness.workers import die_with_parent
 
@@ -603,23 +603,30 @@ def run_point_in_temp_dir(argv: list[str]) -> dict:
         folder = Path(tmp) / data["run_id"]
         files = {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*"))
                  if f.is_file() and f.name != ".lock" and not f.name.endswith(".tmp")}
-        return {"returncode": 0, "log": log, "row": Index(Path(tmp)).get(data["run_id"]), "files": files}
+        return {"returncode": 0, "log": log, "run_id": data["run_id"], "files": files,
+                "primary_metric": Index(Path(tmp)).get(data["run_id"])["primary_metric"]}
 
 
 def store_returned_run(out: Path, returned: dict) -> dict:
-    """Write a run folder that came back from a worker into ``out`` and index it as finished there."""
-    from harness.store import Index
+    """Write a run folder that came back from a worker into ``out`` and index it there, finished, with this
+    process's store code (the worker's harness may be another version)."""
+    import yaml
 
-    row, files = returned["row"], returned["files"]
-    folder = out / row["run_id"]
-    for name in sorted(files, key=lambda n: n == "metrics.json"):  # metrics.json last: it marks the run finished
+    from harness.store import Run
+
+    files = returned["files"]
+    folder = out / returned["run_id"]
+    for name, data in files.items():
+        if name == "metrics.json":
+            continue  # written last, by Run.finish: it marks the run finished
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(files[name])
+        tmp.write_bytes(data)
         os.replace(tmp, path)
-    Index(out).upsert(**{**row, "dir": str(folder), "metrics": json.dumps(row["metrics"], default=float)})
-    return result_of(out, {**row, "status": "finished"})
+    run = Run(out, returned["run_id"], yaml.safe_load(files["config.yaml"]) or {})
+    run.finish(json.loads(files["metrics.json"]), returned["primary_metric"])
+    return result_of(out, {"run_id": run.id, "primary_metric": returned["primary_metric"]})
 
 
 # the sweep's metrics and plots -----------------------------------------------------------------------------------
