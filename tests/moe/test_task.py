@@ -30,3 +30,20 @@ def test_bad_args_exit_2(tmp_path, capsys):
         code = main(["run", "--task", "moe_granularity", "--task-args", args, "--out", str(tmp_path)])
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err, (args, err[-500:])
+
+
+def test_sweep_summary_pairs_each_student_with_the_teacher_granularity_one(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.plugins.moe.task import MoEGranularity
+
+    def error(k, m, seed):
+        return 0.1 / k + 0.001 * m + 0.01 * seed
+
+    points = [{"args": {"k": k, "experts": m, "teacher_k": 4}, "seed": seed, "metrics": {"normalized_mse":
+               error(k, m, seed)}} for k in (1, 2, 4, 8) for m in (8, 16) for seed in (0, 1)]
+    out = MoEGranularity.sweep_summary(points, SimpleNamespace(path=lambda name: tmp_path / name))
+    assert abs(out["excess_over_teacher_k@k=1"] - (0.1 - 0.025)) < 1e-12  # paired: the m and seed terms cancel
+    assert out["excess_over_teacher_k@k=1_stderr"] < 1e-12 and "excess_over_teacher_k@k=4" not in out
+    assert abs(out["best_normalized_mse@k=2"] - (error(2, 8, 0) + error(2, 8, 1)) / 2) < 1e-12  # seed mean, best m
+    assert (tmp_path / "granularity.png").stat().st_size > 1000
