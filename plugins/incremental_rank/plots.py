@@ -49,9 +49,16 @@ def plot_spectra(path, record: dict, floor: float, title: str) -> None:
 
 
 def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
-    """Loss against rescaled time, one line per alpha, for the toy and the transformer."""
+    """Loss against rescaled time, one line per alpha, for the toy and the transformer; the fitted sharpening."""
+    from harness.plugins.incremental_rank.staircase import width_exponent
+
     plt = _figure()
+    fitted = {}
     for name in ("toy", "transformer"):
+        key = f"{name}_transition_width"
+        pairs = [(float(p["args"]["alpha"]), float(p["metrics"][key])) for p in points if key in p["metrics"]]
+        if len({a for a, _ in pairs}) >= 2:
+            fitted[f"{name}_width_exponent"] = width_exponent(*zip(*pairs))
         records = []
         for point in points:
             path = point["dir"] / f"{name}_staircase.json"
@@ -69,4 +76,4 @@ def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
         fig.tight_layout()
         fig.savefig(ctx.path(f"{name}_loss_by_alpha.png"), dpi=110)
         plt.close(fig)
-    return {}
+    return fitted

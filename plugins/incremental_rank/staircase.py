@@ -92,3 +92,13 @@ def alignment(jumps: list[float], found_drops: list[tuple[float, float]],
         end = ended[0] if ended else float("nan")
         rows.append({"jump": jump, "plateau_end": end, "gap": jump - end, "aligned": bool(ended)})
     return rows
+
+
+def width_exponent(alphas: list[float], widths: list[float]) -> float:
+    """Slope of log(transition width) against log(log(1/alpha)).
+
+    A transition takes O(1) time on the step clock, and tau divides that clock by log(1/alpha), so the theorem's
+    sharpening predicts widths ~ 1/log(1/alpha): slope -1.
+    """
+    x = np.log(np.log(1 / np.asarray(alphas, dtype=float)))
+    return float(np.polyfit(x, np.log(np.asarray(widths, dtype=float)), 1)[0])

@@ -7,7 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from harness.plugins.incremental_rank.staircase import alignment, drops, plateaus, rank_jumps, transition_width
+from harness.plugins.incremental_rank.staircase import (
+    alignment,
+    drops,
+    plateaus,
+    rank_jumps,
+    transition_width,
+    width_exponent,
+)
 from harness.plugins.incremental_rank.task import IncrementalRank
 from harness.plugins.incremental_rank.toy import ToyModel, diagonal_attention
 from harness.plugins.probes.rank import RankProbe, effective_maps
@@ -39,6 +46,13 @@ def test_planted_staircase_is_found():
     rows = alignment(jumps, found, flats)
     assert all(r["aligned"] for r in rows) and all(0 < r["gap"] < 0.8 for r in rows)
     assert transition_width(TAU, values[:, 0]) == pytest.approx(4 * 0.2 / 5, rel=0.05)
+
+
+def test_width_exponent_recovers_a_planted_slope():
+    alphas = [1e-1, 1e-2, 1e-3, 1e-4]
+    widths = [0.7 * np.log(1 / a) ** -1.0 for a in alphas]
+    assert width_exponent(alphas, widths) == pytest.approx(-1.0, abs=1e-9)
+    assert width_exponent(alphas, [2 * np.log(1 / a) ** -0.5 for a in alphas]) == pytest.approx(-0.5, abs=1e-9)
 
 
 def test_jump_outside_the_drops_is_not_aligned():
