@@ -6,7 +6,8 @@ variant without touching the model. The contract for each kind:
 
 - ``attention``: ``forward(x: (B, T, C)) -> (B, T, C)``, causal when ``config.causal``; rotary positions, when
   ``config.positions == "rotary"``, are the attention's job (use :class:`Rotary`). The rank probe reads
-  ``q_proj``, ``k_proj``, ``v_proj``, ``o_proj`` (``nn.Linear``) and ``n_head`` when an attention has them.
+  an attention's ``effective_maps()`` when it defines one (the per-head QK logit and VO maps it applies), else
+  ``q_proj``, ``k_proj``, ``v_proj``, ``o_proj`` (``nn.Linear``) and ``n_head``.
 - ``ffn``: ``forward(x: (B, T, C)) -> (B, T, C)``.
 - ``norm``: ``forward(x: (B, T, C)) -> (B, T, C)``.
 """

@@ -26,7 +26,7 @@ def harness_register_probes(register):
     register(
         "rank",
         rank_probe,
-        description="per layer/head: spectrum and stable rank of change in W_Q W_K^T, W_V W_O",
+        description="per layer/head: spectrum and stable rank of the change in the effective QK and VO maps",
     )
     register(
         "fact",
