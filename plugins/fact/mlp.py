@@ -6,7 +6,8 @@ objective falls below ``grad_tol`` (or ``max_steps``). At such a stationary poin
 
     W^T W = -(1/(n lambda)) sum_i (W^T g_i) h_i^T,   g_i = d loss_i / d(W h_i).
 
-Every ``log_every`` steps, per layer i (``layer<i>/...`` in metrics.jsonl and the final metrics):
+Every ``log_every`` steps and at every power of 2, per layer i (``layer<i>/...`` in metrics.jsonl and the final
+metrics):
 - ``fact_correlation``: Pearson correlation of W^T W with the right-hand side F (as the ``fact`` probe computes it);
 - ``fact_sym_correlation``: with (F F^T)^{1/2}, since F is PSD only at convergence;
 - ``fact_residual``: ||W^T W - F||_F / ||W^T W||_F (checks the scale, i.e. the 1/(n lambda));
@@ -146,8 +147,8 @@ class FactMLP:
             grads = torch.autograd.grad(objective, list(model.parameters()))
             grad_norm = float(torch.sqrt(sum(g.pow(2).sum() for g in grads)))
             done = grad_norm < c["grad_tol"] or step >= c["max_steps"]
-            if step % c["log_every"] == 0 or done:
-                values = {"train_loss": float(loss), "objective": float(objective), "grad_norm": grad_norm,
+            if step % c["log_every"] == 0 or step & (step - 1) == 0 or done:  # and at powers of 2 (log axis)
+                values = {"train_loss": loss.item(), "objective": objective.item(), "grad_norm": grad_norm,
                           **layer_statistics(model, X, targets, c["weight_decay"])}
                 history.append({"step": step, **values})
                 ctx.log(step, values)

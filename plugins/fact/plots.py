@@ -8,10 +8,14 @@ from harness.report import plot_lines
 
 
 def plot_accuracy(path: Path, history: list[dict], title: str) -> Path:
-    """Train and test accuracy against the RFM iteration (grokking: train at 1 long before test rises)."""
+    """Train and test accuracy against the RFM iteration (grokking: train at 1 long before test rises), with the
+    structure summary of M (circulant fraction or support mass), also in [0, 1]."""
     steps = [h["iteration"] for h in history]
-    series = {name: (steps, [h[f"{name}_accuracy"] for h in history]) for name in ("train", "test")}
-    return plot_lines(path, series, xlabel="RFM iteration (M updates)", ylabel="accuracy", title=title)
+    series = {f"{name} accuracy": (steps, [h[f"{name}_accuracy"] for h in history]) for name in ("train", "test")}
+    for key in ("circulant_fraction", "support_mass"):
+        if key in history[0]:
+            series[f"{key} of M"] = (steps, [h[key] for h in history])
+    return plot_lines(path, series, xlabel="RFM iteration (M updates)", ylabel="accuracy / fraction", title=title)
 
 
 def plot_feature_matrix(path: Path, M, title: str) -> Path:
@@ -58,12 +62,12 @@ def plot_layer_curves(path: Path, history: list[dict], n_layers: int) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [h["step"] for h in history]
+    steps = [h["step"] + 1 for h in history]  # log axis: the agreement forms in the first thousand steps
     fig, axes = plt.subplots(1, n_layers, figsize=(4 * n_layers, 3.6), sharey=True, squeeze=False)
     for i, ax in enumerate(axes[0]):
         for key, label in CURVES.items():
             ax.plot(steps, [h[f"layer{i}/{key}"] for h in history], label=label)
-        ax.set(title=f"layer {i}", xlabel="GD step", ylim=(-0.2, 1.02))
+        ax.set(title=f"layer {i}", xlabel="GD step + 1", xscale="log", ylim=(-1.02, 1.02))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("correlation with W^T W")
     axes[0][-1].legend(fontsize=7, loc="lower right")
@@ -75,6 +79,6 @@ def plot_layer_curves(path: Path, history: list[dict], n_layers: int) -> Path:
 
 def plot_training(path: Path, history: list[dict]) -> Path:
     """Training loss and the gradient norm of the regularised objective (log scale)."""
-    steps = [h["step"] for h in history]
+    steps = [h["step"] + 1 for h in history]
     series = {name: (steps, [h[name] for h in history]) for name in ("train_loss", "grad_norm")}
-    return plot_lines(path, series, xlabel="GD step", ylabel="value", title="full-batch GD", logy=True)
+    return plot_lines(path, series, xlabel="GD step + 1", ylabel="value", title="full-batch GD", logx=True, logy=True)
