@@ -148,18 +148,19 @@ def test_unknown_grid_key_in_a_preset_names_the_file(in_process, tmp_path):
 
 
 # the sweep run -----------------------------------------------------------------------------------------------------
-def test_sweep_means_over_seeds_plots_summary_and_resume(tmp_path):
+def test_sweep_metrics_plots_summary_records_and_resume(tmp_path):
+    """Two swept args, one seed: the sweep's stderr is the run's own (the preset test below covers seeds)."""
     out = tmp_path / "runs"
-    command = [*PLUGIN, "sweep", "--task", "line", "--grid", "a=1,4;shape=flat,steep", "--seeds", "0,1",
+    command = [*PLUGIN, "sweep", "--task", "line", "--grid", "a=1,4;shape=flat,steep", "--seeds", "1",
                "--task-args", "n=3", "--metrics", "y,z", "--out", out, "--json"]
     result = run_harness(*command, timeout=600)
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)["metrics"]
     for a in (1, 4):
         for shape, k in (("flat", 1), ("steep", 2)):
-            # per run: mean of a*k*(i+1) + seed over i < 3 is 2*a*k + seed; over seeds 0, 1: 2*a*k + 0.5 +- 0.5
-            assert metrics[f"y@a={a},shape={shape}"] == pytest.approx(2 * a * k + 0.5)
-            assert metrics[f"y@a={a},shape={shape}_stderr"] == pytest.approx(0.5)
+            # y = a*k*(i+1) + seed for i < 3: mean 2*a*k + 1, sample std a*k, stderr a*k/sqrt(3)
+            assert metrics[f"y@a={a},shape={shape}"] == pytest.approx(2 * a * k + 1)
+            assert metrics[f"y@a={a},shape={shape}_stderr"] == pytest.approx(a * k / 3 ** 0.5)
             assert metrics[f"z@a={a},shape={shape}"] == pytest.approx(1.0)
     assert metrics["max_y"] == pytest.approx(2 * 4 * 2 + 1)  # the task's sweep_summary, merged
     assert len([m for m in metrics if "@" in m]) == 16
@@ -170,8 +171,8 @@ def test_sweep_means_over_seeds_plots_summary_and_resume(tmp_path):
     assert (folder / "y_vs_a.png").stat().st_size > 5000 and (folder / "z_vs_a.png").exists()
     records = samples(row)
     points = point_rows(out, "line")
-    assert len(records) == 8 and len({r["id"] for r in records}) == 8
-    assert {r["run_id"] for r in records} == {p["run_id"] for p in points} and len(points) == 8
+    assert len(records) == 4 and len({r["id"] for r in records}) == 4
+    assert {r["run_id"] for r in records} == {p["run_id"] for p in points} and len(points) == 4
     assert all(p["status"] == "finished" for p in points)
     for r in records:  # each point is an ordinary run with its own config
         config = yaml.safe_load((out / r["run_id"] / "config.yaml").read_text())
@@ -186,9 +187,9 @@ def test_sweep_means_over_seeds_plots_summary_and_resume(tmp_path):
     again = run_harness(*command, timeout=600)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["metrics"] == metrics
-    assert "8 finished before, 0 to run" in again.stderr
+    assert "4 finished before, 0 to run" in again.stderr
     assert {p["run_id"]: p["finished"] for p in point_rows(out, "line")} == finished  # nothing ran again
-    assert len(samples(sweep_run(out))) == 8
+    assert len(samples(sweep_run(out))) == 4
 
 
 def test_preset_with_a_sweep_block_runs_its_sweep(tmp_path):
