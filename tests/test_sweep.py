@@ -71,6 +71,12 @@ def test_last_json_skips_what_a_task_printed_before():
     assert last_json("Traceback ...\n") is None
 
 
+def test_importing_sweep_imports_neither_ray_nor_torch():
+    code = "import sys, harness.sweep, harness.commands; print(sorted({'ray', 'torch'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=harness_env())
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
 SWEEP_PRESET = ("task: line\nargs: {n: 2}\nsweep:\n  grid: {a: [1, 2], shape: [flat, steep]}\n  seeds: [0, 1]\n"
                 "  plots: [{metric: y, x: a}]\n  workers: 1\n")
 
@@ -258,7 +264,7 @@ def test_kill_9_mid_sweep_loses_no_point_and_leaves_no_orphan(tmp_path):
     command = [sys.executable, "-m", "harness.cli", "-p", "harness_testplugin", "sweep", "--task", "counting",
                "--grid", "n=1,2,12,14", "--task-args", "delay=0.3", "--workers", "2", "--out", str(out), "--json"]
     sweeper = subprocess.Popen(command, env=harness_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    finished = wait_for(lambda: [r for r in Index(out).runs("finished") if r["task"] == "counting"])
+    finished = wait_for(lambda: [r for r in Index(out).runs("finished") if r["task"] == "counting"], timeout=600)
     os.kill(sweeper.pid, signal.SIGKILL)  # the sweep only: its point processes must die with it
     sweeper.wait()
     assert len(finished) < 4, "the sweep finished before it could be killed; make its points slower"
