@@ -150,7 +150,7 @@ def task_file(text: str) -> Preset | None:
     except yaml.YAMLError:
         data = None  # the dataset family reports it (an lm-eval !function tag, a syntax error) with its key
     if isinstance(data, dict) and ("task" in data or "tasks" in data) and set(data) <= set(FIELDS) and (
-            "args" in data or "tasks" in data):
+            "args" in data or "tasks" in data or "sweep" in data):
         return parse_preset(path.stem, source, str(path))
     name = str(data.get("task") or path.stem) if isinstance(data, dict) else path.stem
     chat = data.get("chat") if isinstance(data, dict) and isinstance(data.get("chat"), bool) else None

@@ -234,7 +234,7 @@ def run_preset_sweep(args, preset) -> int:
     if args.probe_every < 1:
         raise UsageError(f"--probe-every {args.probe_every}: give a positive number of steps")
     return run_sweep(SweepOptions(
-        task=preset.name, seeds=None if preset.sweep.seeds != [0] else [args.seed],
+        task=args.task, seeds=None if preset.sweep.seeds != [0] else [args.seed],
         task_args=parse_kv(args.task_args, "--task-args"), model=args.model,
         model_args=parse_kv(args.model_args, "--model-args"), limit=args.limit,
         probes=[p.strip() for p in (args.probe or "").split(",") if p.strip()], probe_every=args.probe_every,
@@ -329,6 +329,12 @@ class Sweep:
                    out=out_dir(options.out).resolve(), plugin_modules=list(get_plugins().extra_modules))
 
     @property
+    def task_ref(self) -> str:
+        """What a point passes to ``harness run --task``: the preset's name, or its file's absolute path."""
+        task = self.options.task
+        return str(Path(task).expanduser().resolve()) if Path(task).suffix in (".yaml", ".yml") else task
+
+    @property
     def workers(self) -> int:
         return self.spec.workers or max(1, (os.cpu_count() or 1) // self.threads)
 
@@ -342,7 +348,7 @@ class Sweep:
         """The point's ``harness`` command line, without ``--out``."""
         o = self.options
         argv = [a for m in self.plugin_modules for a in ("-p", m)]
-        argv += ["run", "--task", self.preset.name, "--seed", str(point.seed), "--json"]
+        argv += ["run", "--task", self.task_ref, "--seed", str(point.seed), "--json"]
         overrides = {**o.task_args, **point.values}
         argv += ["--task-args", format_kv(overrides)] if overrides else []
         argv += ["--model", o.model] if o.model else []
@@ -354,13 +360,17 @@ class Sweep:
 
 
 def resolve_task(name: str, include_paths: list[str]):
-    """(preset, task entry) for a preset or a task family, as ``harness run`` finds them."""
+    """(preset, task entry) for a preset file's path, a preset or a task family, as ``harness run`` finds them."""
+    from harness import presets as preset_module
     from harness.presets import Preset, load_presets
     from harness.registry import get_plugins
 
     presets = load_presets(include_paths)
     tasks = get_plugins().registry("tasks")
-    if name in presets:
+    task_file = getattr(preset_module, "task_file", lambda text: None)  # --task path/to/preset.yaml
+    if (file_preset := task_file(name)) is not None:
+        preset = file_preset
+    elif name in presets:
         preset = presets[name]
     elif name in tasks:
         preset = Preset(name=name, task=name, source="(task family)")

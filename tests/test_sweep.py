@@ -215,6 +215,17 @@ def test_preset_with_a_sweep_block_runs_its_sweep(tmp_path):
     assert "(local, 1 at a time)" in result.stderr  # the preset's workers
 
 
+def test_preset_file_with_a_sweep_block_runs_its_sweep(tmp_path):
+    """``harness run --task path/to/file.yaml``: the points run the same file, so they are runs of that preset."""
+    (tmp_path / "two.yaml").write_text("task: line\nsweep: {grid: {a: [1, 3]}}\n")  # no args: still a preset
+    out = tmp_path / "runs"
+    result = run_harness(*PLUGIN, "run", "--task", tmp_path / "two.yaml", "--out", out, "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics["y@a=1"] == pytest.approx(2.0) and metrics["y@a=3"] == pytest.approx(6.0)
+    assert len(point_rows(out, "two")) == 2 and sweep_run(out)["task"] == "sweep:two"
+
+
 def test_a_failed_point_fails_the_sweep_and_reruns_alone(tmp_path):
     out = tmp_path / "runs"
     command = [*PLUGIN, "sweep", "--task", "line", "--grid", "crash=false,true", "--out", out, "--json"]
