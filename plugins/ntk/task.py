@@ -11,7 +11,8 @@ and the alphas train as one batch of parameter vectors (one step costs little mo
 seeds are what the preset sweeps. The slope is fitted over ``t_min <= T <= horizon`` only: before T ~ 1 (kernel
 time) the gap grows like T^2 by Taylor's theorem (the parameters move at constant speed) for any model, which
 says nothing about the bound, and after the training has converged the gap stops growing. ``late_exponent`` is
-the slope over the last decade of T alone.
+the slope over the last decade of T alone; ``alpha_over_T_spread`` (and ``_T2_``) is max / min over the grid of
+(alpha needed) / T (/ T^2): 1 for an exact power law with that exponent.
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ class NTKValidity:
             metrics[f"{prefix}fitted_exponent"], metrics[f"{prefix}fitted_exponent_stderr"] = slope, stderr
             metrics.update({f"{prefix}alpha_needed@T={t:.3g}": a for t, a in zip(self.times, needed)})
             metrics[f"{prefix}fit_points"] = sum(math.isfinite(a) for a in needed)
+            for power, name in ((1, "T"), (2, "T2")):  # how far alpha needed is from c T^power over the grid
+                ratios = [a / t ** power for t, a in zip(self.times, needed) if math.isfinite(a)]
+                metrics[f"{prefix}alpha_over_{name}_spread"] = max(ratios) / min(ratios) if ratios else math.nan
             last_decade = [k for k, t in enumerate(self.times) if t >= self.times[-1] / 10 - 1e-9]
             metrics[f"{prefix}late_exponent"] = loglog_slope([self.times[k] for k in last_decade],
                                                              [needed[k] for k in last_decade])[0]
