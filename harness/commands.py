@@ -319,23 +319,32 @@ def configure_serve(parser) -> None:
     parser.add_argument("--model-args", help="engine options k=v,...")
     parser.add_argument("--name", help="the model name clients send (default: the spec's target)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=port_number, default=8000, help="TCP port, 1-65535 (default 8000)")
+    parser.add_argument("--port", type=port_number, default=8000, help="TCP port, 0-65535 (default 8000; 0: a free one)")
+    parser.add_argument("--api-key", help="the Bearer token clients must send (default: $HARNESS_API_KEY; none: open)")
+    parser.add_argument("--max-n", type=int, default=16, help="most completions per prompt (default 16)")
+    parser.add_argument("--max-tokens", type=int, default=2048, help="most tokens per completion (default 2048)")
+    parser.add_argument("--max-body", type=int, default=4 * 1024 * 1024, metavar="BYTES",
+                        help="largest request body (default 4 MiB)")
 
 
 def port_number(text: str) -> int:
-    """argparse type for a TCP port: an integer in 1..65535."""
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a port number: give 1-65535")
+    """argparse type for a TCP port: an integer in 0..65535 (0: the system picks a free port, as the tests do)."""
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number: give 0-65535 (0: any free port)")
     return int(text)
 
 
 def serve_command(args) -> int:
     from harness import backends
-    from harness.serve import serve
+    from harness.serve import Limits, serve
 
+    if min(args.max_n, args.max_tokens, args.max_body) < 1:
+        raise UsageError("--max-n, --max-tokens and --max-body must be positive")
+    limits = Limits(max_body_bytes=args.max_body, max_n=args.max_n, max_tokens=args.max_tokens)
     lm = backends.load(args.model, **parse_kv(args.model_args, "--model-args"))
     try:
-        serve(lm, args.name or backends.split_spec(args.model)[1] or args.model, args.host, args.port)
+        serve(lm, args.name or backends.split_spec(args.model)[1] or args.model, args.host, args.port,
+              api_key=args.api_key, limits=limits)
     finally:
         lm.close()
     return 0

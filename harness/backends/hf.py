@@ -313,13 +313,18 @@ class HFLM(LM):
             totals[owner] += logprob
         return totals
 
-    def prompt_logprobs(self, text: str) -> list[tuple[str, int, float | None, dict]]:
+    def prompt_logprobs(self, text: str | list[int]) -> list[tuple[str, int, float | None, dict]]:
         """(token text, character offset, logprob, {top token: logprob}) per token of ``text``, tokenized as a
-        server tokenizes a prompt (special tokens included); like vLLM's echo, the first token has no logprob."""
+        server tokenizes a prompt (special tokens included); like vLLM's echo, the first token has no logprob.
+        Token ids (what lm-eval's local-completions sends) are scored as given, offsets into their decoded text."""
         torch = self.torch
-        encoded = self.tokenizer(text, return_offsets_mapping=True)
-        ids = encoded["input_ids"][-self.max_length:]
-        offsets = [start for start, _ in encoded["offset_mapping"]][-len(ids):]
+        if isinstance(text, str):
+            encoded = self.tokenizer(text, return_offsets_mapping=True)
+            ids = encoded["input_ids"][-self.max_length:]
+            offsets = [start for start, _ in encoded["offset_mapping"]][-len(ids):]
+        else:
+            ids = list(text)[-self.max_length:]
+            offsets = [len(self.tokenizer.decode(ids[:j], skip_special_tokens=True)) for j in range(len(ids))]
         with torch.inference_mode():
             tensor = torch.tensor([ids], device=self.device)
             hidden, _ = self._hidden(tensor, torch.ones_like(tensor))
