@@ -21,8 +21,11 @@ def lmeval_samples(yaml_path, folder) -> tuple[dict, list[dict]]:
     return results["results"][name], sorted(results["samples"][name], key=lambda s: s["doc_id"])
 
 
-def test_multiple_choice_scores_equal_lmeval(tiny_folder, mc_task, tmp_path, one_thread):
+def test_multiple_choice_scores_equal_lmeval(tiny_folder, mc_task, tmp_path, one_thread, monkeypatch):
     pytest.importorskip("lm_eval")
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets")  # lm-eval's loads land here
     yaml_path = mc_task
     theirs, their_samples = lmeval_samples(yaml_path, tiny_folder)
 
