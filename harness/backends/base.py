@@ -49,6 +49,16 @@ class Completion:
     finish_reason: str = "length"  # "stop" (EOS or stop string) or "length"
 
 
+class PartialResults(RuntimeError):
+    """Some requests of a call failed for good: ``results`` holds the finished ones (None where ``failed``), so
+    the response cache keeps them and a re-run asks only for the rest."""
+
+    def __init__(self, message: str, results: list, failed: list[int]):
+        super().__init__(message)
+        self.results = results
+        self.failed = failed
+
+
 class LM:
     """An engine behind the one request API. Subclasses implement the three request methods."""
 

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.backends.base import LM, Completion, SamplingParams
+from harness.backends.base import LM, Completion, PartialResults, SamplingParams
 
 
 class CachedLM(LM):
@@ -67,13 +67,20 @@ class CachedLM(LM):
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
         if missing:  # all misses in one engine call, so the engine can batch them
-            results = compute([requests[i] for i in missing])
+            try:
+                results = compute([requests[i] for i in missing])
+            except PartialResults as exc:  # keep what finished, so a re-run asks only for the failed ones
+                self._store([(keys[i], json.dumps(encode(v))) for i, v in zip(missing, exc.results) if v is not None])
+                raise
             rows = [(keys[i], json.dumps(encode(v))) for i, v in zip(missing, results)]
-            self._con.execute("BEGIN IMMEDIATE")  # one transaction: one fsync, and concurrent writers queue
-            self._con.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?)", rows)
-            self._con.execute("COMMIT")
+            self._store(rows)
             found.update(rows)
         return [decode(json.loads(found[k])) for k in keys]
+
+    def _store(self, rows: list[tuple[str, str]]) -> None:
+        self._con.execute("BEGIN IMMEDIATE")  # one transaction: one fsync, and concurrent writers queue
+        self._con.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?)", rows)
+        self._con.execute("COMMIT")
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         return self._cached("generate", list(prompts), lambda ps: self.lm.generate(ps, params), params.key(),
