@@ -20,9 +20,12 @@ network's Jacobian with respect to every layer's input, which this loop computes
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from harness.errors import UsageError, unknown
+
+if TYPE_CHECKING:
+    import torch
 
 DATASETS = ("lowrank", "iris", "wine", "breast_cancer", "digits")
 
@@ -40,6 +43,7 @@ def forward_with_inputs(model, X: torch.Tensor) -> tuple[torch.Tensor, list[torc
 
 def layer_statistics(model, X: torch.Tensor, targets: torch.Tensor, weight_decay: float) -> dict[str, float]:
     """FACT and NFA agreement of every layer at the current weights (the loss is the model's mean loss)."""
+    import torch
     from harness.plugins.fact.rfm import psd_power
     from harness.plugins.probes.fact import FactProbe, correlation
 
@@ -129,6 +133,7 @@ class FactMLP:
                    task="classification" if classification else "regression").double()
 
     def run(self, ctx) -> dict[str, float]:
+        import torch  # here, not at import: registering the task must not load torch (harness --help stays fast)
         from harness.plugins.fact.data import accuracy
         from harness.plugins.fact.plots import plot_layer_curves, plot_training
 
