@@ -250,6 +250,9 @@ def describe_command(args) -> int:
 
     plugins, presets = get_plugins(), load_presets(args.include_path)
     preset = presets.get(args.name)
+    if preset and preset.tasks:  # a suite: its tasks, each described by its own name
+        print(f"{args.name}  (suite, {preset.source}): {preset.description}\n  tasks: {', '.join(preset.tasks)}")
+        return 0
     family = preset.task if preset else args.name
     for kind in ("tasks", "optimizers", "probes"):
         registry = plugins.registry(kind)
