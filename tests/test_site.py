@@ -49,6 +49,25 @@ def chromium(tmp_path, *args) -> str:
     return result.stdout
 
 
+def click_page(site):
+    """A page that opens index.html in a frame, clicks the graph/acc header twice and writes the first two models
+    after each click (ascending, then descending; the models without a graph run stay last)."""
+    page = site / "click-test.html"
+    page.write_text("""<!doctype html><html><body><pre id="out"></pre><iframe id="f" src="index.html"></iframe>
+<script>
+document.getElementById("f").onload = function () {
+  var doc = this.contentDocument, header = doc.querySelectorAll("#leaderboard th")[3], seen = [];
+  for (var i = 0; i < 2; i++) {
+    header.click();
+    seen.push(Array.from(doc.querySelectorAll("#leaderboard tbody tr")).slice(0, 2).map(function (row) {
+      return row.cells[0].textContent.trim(); }));
+  }
+  document.getElementById("out").textContent = JSON.stringify(seen);
+};
+</script></body></html>""")
+    return page
+
+
 def table_rows(dom: str, table_id: str) -> list[list[str]]:
     table = re.search(rf'<table[^>]*id="{table_id}".*?</table>', dom, re.S).group(0)
     body = table[table.index("<tbody>"):]
@@ -80,6 +99,10 @@ def test_the_leaderboard_site_in_headless_chromium(tmp_path, capsys):
     assert [r[0] for r in table_rows(descending, "leaderboard")][:2] == ["hf:beta", "hf:alpha"]
     by_graph = chromium(tmp_path, "--dump-dom", index + "#sort=leaderboard:3:desc")
     assert [r[3] for r in table_rows(by_graph, "leaderboard")][:3] == ["0.9", "0.6", "0.5"]
+
+    clicked = json.loads(unescape(re.search(r'<pre id="out">(.*?)</pre>', chromium(
+        tmp_path, "--allow-file-access-from-files", "--dump-dom", click_page(site).as_uri()), re.S).group(1)))
+    assert clicked == [["baseline:random-path", "scratch/path"], ["scratch/dfs", "scratch/path"]]  # click, again
 
     run_id = next(r["run_id"] for r in Index(out).runs() if r["model"] == "hf:alpha" and r["task"] == "qa")
     page = chromium(tmp_path, "--dump-dom", (site / "runs" / f"{run_id}.html").as_uri())
