@@ -176,3 +176,20 @@ def test_a_suite_runs_each_task_against_one_loaded_model(tiny_folder, tmp_path, 
     table = capsys.readouterr().out
     assert str(first) in table and str(second) in table and "acc_norm" in table
     assert len(loads) == 1  # every sample was on disk, so no engine loaded
+
+
+def test_loglikelihood_targets_and_include(tiny_folder, tmp_path, capsys, one_thread):
+    from harness.backends.hf import HFLM
+
+    write(tmp_path, "base.yaml", "dataset_path: capitals.jsonl\ntest_split: test\noutput_type: loglikelihood\n"
+          "doc_to_target: answer\n", ROWS)
+    yaml = write(tmp_path, "ll.yaml", "include: base.yaml\ntask: ll\ndescription: \"Capitals.\\n\"\n"
+                 "doc_to_text: \"The capital of {{country}} is\"\n")
+    out = run_json(capsys, "--task", yaml, "--model", f"hf:{tiny_folder}", "--out", tmp_path / "runs")
+    samples = [json.loads(line) for line in open(f"{out['dir']}/samples.jsonl")]
+    pairs = [(f"Capitals.\nThe capital of {r['country']} is", " " + r["answer"]) for r in ROWS]
+    assert [s["prompt"] for s in samples] == [p for p, _ in pairs]
+    expected = HFLM(tiny_folder).loglikelihood(pairs)
+    assert [s["loglikelihood"] for s in samples] == pytest.approx([ll for ll, _ in expected], abs=1e-5)
+    assert out["metrics"]["acc"] == pytest.approx(sum(greedy for _, greedy in expected) / 3)
+    assert out["metrics"]["perplexity"] == pytest.approx(math.exp(-sum(ll for ll, _ in expected) / 3), rel=1e-5)
