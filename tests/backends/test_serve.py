@@ -1,0 +1,239 @@
+"""`harness serve` with real clients: the official `openai` package against the CLI server over the tiny Llama,
+malformed requests (each a 4xx JSON error in OpenAI's shape), a hypothesis fuzz over random JSON bodies, the API
+key, batching of concurrent requests and a client that leaves while queued (in-process uvicorn)."""
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from cli_helpers import harness_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.backends import SamplingParams
+
+openai = pytest.importorskip("openai")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_folder):
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--model", f"hf:{tiny_folder}",
+                             "--name", "tiny", "--port", "0", "--max-n", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=harness_env())
+    line = proc.stdout.readline()
+    assert line.startswith("serving"), line
+    yield line.split(" at ")[1].split()[0]
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server, api_key="unused", max_retries=0, timeout=60)
+
+
+def test_completions_n_logprobs_and_usage(client, tiny):
+    reply = client.completions.create(model="tiny", prompt="The capital of France is", max_tokens=5, temperature=0,
+                                      logprobs=1)
+    ((local,),) = tiny.generate(["The capital of France is"], SamplingParams(max_tokens=5))
+    assert reply.choices[0].text == local.text
+    assert reply.choices[0].logprobs.token_logprobs == pytest.approx(local.logprobs, abs=1e-4)
+    assert reply.usage.completion_tokens == 5
+    assert reply.usage.prompt_tokens == len(tiny.encode("The capital of France is"))
+    several = client.completions.create(model="tiny", prompt=["Hello", "Goodbye"], n=3, max_tokens=4, temperature=1,
+                                        seed=1)
+    assert sorted(c.index for c in several.choices) == list(range(6))
+    assert 0 < several.usage.completion_tokens <= 2 * 3 * 4
+
+
+def test_echo_logprobs_score_token_id_prompts(client, tiny):
+    ids = tiny.encode("Hello world, how are you")
+    reply = client.completions.create(model="tiny", prompt=[ids], max_tokens=1, temperature=0, logprobs=1, echo=True)
+    rows = tiny.prompt_logprobs(ids)
+    got = reply.choices[0].logprobs.token_logprobs
+    assert got[0] is None and got[1:-1] == pytest.approx([r[2] for r in rows[1:]], abs=1e-4)
+    assert len(got) == len(ids) + 1  # the prompt's tokens, then the generated one
+
+
+def test_chat_streaming_and_max_completion_tokens(client):
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    whole = client.chat.completions.create(model="tiny", messages=messages, max_completion_tokens=6, temperature=0,
+                                           logprobs=True)
+    assert whole.usage.completion_tokens == 6 and len(whole.choices[0].logprobs.content) == 6
+    stream = client.chat.completions.create(model="tiny", messages=messages, max_tokens=6, temperature=0, stream=True,
+                                            stream_options={"include_usage": True})
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content and len(chunks) > 3
+    assert chunks[-1].usage.completion_tokens == 6
+    pieces = [c.choices[0].text for c in client.completions.create(model="tiny", prompt="Hello", max_tokens=5,
+                                                                   temperature=0, stream=True)]
+    assert "".join(pieces) == client.completions.create(model="tiny", prompt="Hello", max_tokens=5,
+                                                        temperature=0).choices[0].text
+
+
+def test_unknown_model_is_404(client):
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
+        client.completions.create(model="gpt-4", prompt="hi", max_tokens=1)
+
+
+BAD = [
+    {"model": "tiny", "prompt": "hi", "max_tokens": -1},
+    {"model": "tiny", "prompt": "hi", "max_tokens": 1e9},
+    {"model": "tiny", "prompt": "hi", "n": 0},
+    {"model": "tiny", "prompt": "hi", "n": 1e6},
+    {"model": "tiny", "prompt": "hi", "temperature": -1},
+    {"model": "tiny", "prompt": []},
+    {"model": "tiny", "prompt": [[5, -3]]},
+    {"model": "tiny", "prompt": [[10 ** 9]]},
+    {"model": "tiny", "prompt": "word " * 600, "max_tokens": 1},
+    {"model": "tiny"},
+    ["not", "an", "object"],
+]
+
+
+@pytest.mark.parametrize("body", BAD, ids=range(len(BAD)))
+def test_malformed_requests_get_a_4xx_in_openai_shape(server, body):
+    reply = httpx.post(f"{server}/completions", json=body, timeout=60)
+    assert 400 <= reply.status_code < 500
+    error = reply.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+
+
+def test_chat_without_role_and_a_huge_content_length(server):
+    reply = httpx.post(f"{server}/chat/completions", json={"model": "tiny", "messages": [{"content": "hi"}]})
+    assert reply.status_code == 400 and "role" in reply.json()["error"]["message"]
+    host, port = server.removeprefix("http://").split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:  # 1e11 bytes announced, none sent
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000000000\r\n\r\n")
+        head = sock.recv(4096).decode()
+    assert head.startswith("HTTP/1.1 413")
+
+
+def test_a_too_long_prompt_is_truncated_only_when_asked(server):
+    body = {"model": "tiny", "prompt": "word " * 600, "max_tokens": 2, "temperature": 0}
+    assert httpx.post(f"{server}/completions", json=body, timeout=60).status_code == 400
+    reply = httpx.post(f"{server}/completions", json={**body, "truncate_prompt_tokens": 100}, timeout=60)
+    assert reply.status_code == 200 and reply.json()["usage"]["prompt_tokens"] == 100
+
+
+FIELDS = ["model", "prompt", "messages", "max_tokens", "max_completion_tokens", "n", "temperature", "top_p", "top_k",
+          "stop", "seed", "logprobs", "echo", "stream", "top_logprobs", "truncate_prompt_tokens", "ignore_eos"]
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 70, 2 ** 70), st.floats(allow_nan=False),
+                    st.text(max_size=20), st.sampled_from(["tiny", "user", "assistant"]))
+
+
+def nested(inner):
+    keys = st.sampled_from(["role", "content", "type", "text", "include_usage"]) | st.text(max_size=5)
+    return st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=3)
+
+
+values = st.recursive(scalars, nested, max_leaves=12)
+bodies = st.dictionaries(st.sampled_from(FIELDS), values, max_size=8).map(
+    lambda body: {**body, "max_tokens": 2} if isinstance(body.get("max_tokens"), int) else body)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=st.one_of(bodies, values), route=st.sampled_from(["/completions", "/chat/completions"]))
+def test_fuzz_every_reply_is_well_formed_json(server, body, route):
+    reply = httpx.post(server + route, content=json.dumps(body), timeout=120,
+                       headers={"Content-Type": "application/json"})
+    assert reply.status_code == 200 or 400 <= reply.status_code < 500, reply.text
+    if reply.headers["content-type"].startswith("text/event-stream"):
+        assert reply.text.rstrip().endswith("data: [DONE]")
+    else:
+        payload = reply.json()
+        assert "choices" in payload if reply.status_code == 200 else set(payload["error"]) >= {"message", "type"}
+
+
+# in-process: the app on a uvicorn thread ----------------------------------------------------------------------------
+class Live:
+    """``create_app(lm, ...)`` served by uvicorn on a thread (port 0) for as long as the with-block runs."""
+
+    def __init__(self, lm, **kwargs):
+        import uvicorn
+
+        from harness.serve import create_app
+
+        self.app = create_app(lm, "tiny", **kwargs)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class SlowLM:
+    """Wraps an engine: records each generate call's prompts and takes ``delay`` seconds more per call."""
+
+    def __init__(self, lm, delay: float):
+        self.lm, self.delay, self.calls = lm, delay, []
+        self.tokenizer, self.max_length = lm.tokenizer, lm.max_length
+
+    def encode(self, text):
+        return self.lm.encode(text)
+
+    def decode(self, ids):
+        return self.lm.decode(ids)
+
+    def generate(self, prompts, params):
+        self.calls.append(list(prompts))
+        time.sleep(self.delay)
+        return self.lm.generate(prompts, params)
+
+
+def test_api_key_is_required_when_set(tiny):
+    with Live(tiny, api_key="s3cret") as live:
+        assert httpx.get(f"{live.url}/models").status_code == 401
+        assert httpx.get(f"{live.url}/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(f"{live.url}/models", headers={"Authorization": "Bearer s3cret"}).json()["data"][0]["id"] \
+            == "tiny"
+
+
+def test_concurrent_requests_share_engine_calls(tiny):
+    lm = SlowLM(tiny, delay=0.3)
+    with Live(lm, batch_window=0.05) as live:
+        body = {"model": "tiny", "max_tokens": 3, "temperature": 0}
+        threads = [threading.Thread(target=httpx.post, args=(f"{live.url}/completions",),
+                                    kwargs={"json": {**body, "prompt": f"Count to {i}"}, "timeout": 60})
+                   for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        several = httpx.post(f"{live.url}/completions", json={**body, "prompt": ["a", "b", "c"]}, timeout=60)
+    assert len(several.json()["choices"]) == 3 and lm.calls[-1] == ["a", "b", "c"]
+    assert sum(map(len, lm.calls[:-1])) == 8 and len(lm.calls) - 1 <= 3  # 8 requests, at most 3 engine calls
+
+
+def test_a_client_that_left_while_queued_never_reaches_the_engine(tiny):
+    lm = SlowLM(tiny, delay=1.5)
+    with Live(lm) as live:
+        body = {"model": "tiny", "max_tokens": 2, "temperature": 0.5}  # other params: not batched with the first
+        busy = threading.Thread(target=httpx.post, args=(f"{live.url}/completions",),
+                                kwargs={"json": {**body, "prompt": "first", "temperature": 0}, "timeout": 60})
+        busy.start()
+        time.sleep(0.5)
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{live.url}/completions", json={**body, "prompt": "left"}, timeout=0.5)
+        busy.join()
+        time.sleep(0.5)
+        after = httpx.post(f"{live.url}/completions", json={**body, "prompt": "later"}, timeout=60)
+    assert after.status_code == 200
+    assert ["left"] not in lm.calls and lm.calls[0] == ["first"] and lm.calls[-1] == ["later"]
