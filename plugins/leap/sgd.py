@@ -68,17 +68,20 @@ def train_online(terms: list, config: OnlineConfig, generator: torch.Generator) 
     """Run until every run's test loss is below the threshold (or max_steps).
 
     Returns ``steps`` (R: first evaluated step below threshold, -1 if never), ``curve`` (evaluated steps and the
-    (R,) relative test losses there) and ``pickups`` ({coordinate: (R,) first evaluated step at which its first-layer
-    weights reached ``pickup`` times their initial mean square, -1 if never}).
+    (R,) relative test losses there), ``coefficients`` (at the same steps, the network's held-out coefficient on
+    each target term, E[f(x) term(x)], mean over runs; the target's are 1) and ``pickups`` ({coordinate: (R,)
+    first evaluated step at which its first-layer weights reached ``pickup`` times their initial mean square, -1 if
+    never}).
     """
     params = init_params(config, generator)
     x_test = sample(config.data, config.n_test, config.d, generator).expand(config.runs, -1, -1)  # (R, N, d)
     y_test = evaluate(terms, x_test)  # (R, N)
+    basis = torch.stack([evaluate([term], x_test[0]) for term in terms])  # (terms, N): each term's values
     scale = y_test.pow(2).mean()
     coordinates = support(terms)
     steps = torch.full((config.runs,), -1)
     pickups = {c: torch.full((config.runs,), -1) for c in coordinates}
-    curve_steps, curve_losses = [], []
+    curve_steps, curve_losses, curve_coefficients = [], [], []
     next_eval, step = 1, 0
     while step < config.max_steps:
         x = sample(config.data, config.runs, config.d, generator)  # (R, d): one fresh sample per run
@@ -88,14 +91,16 @@ def train_online(terms: list, config: OnlineConfig, generator: torch.Generator) 
             continue
         next_eval = max(step + 1, math.ceil(step * config.eval_growth))
         with torch.no_grad():
-            loss = (forward(params, x_test) - y_test).pow(2).mean(1) / scale  # (R,)
+            prediction = forward(params, x_test)  # (R, N)
+            loss = (prediction - y_test).pow(2).mean(1) / scale  # (R,)
         curve_steps.append(step)
         curve_losses.append(loss.tolist())
+        curve_coefficients.append((prediction @ basis.T / config.n_test).mean(0).tolist())  # (terms,) run mean
         steps[(loss <= config.threshold) & (steps < 0)] = step
         mass = params["W"].pow(2).mean(1) * config.d  # (R, d): 1 at init
         for c in coordinates:
             pickups[c][(mass[:, c] >= config.pickup) & (pickups[c] < 0)] = step
         if (steps >= 0).all():
             break
-    return {"steps": steps.tolist(), "curve": (curve_steps, curve_losses),
+    return {"steps": steps.tolist(), "curve": (curve_steps, curve_losses), "coefficients": curve_coefficients,
             "pickups": {c: p.tolist() for c, p in pickups.items()}}

@@ -83,8 +83,10 @@ class Leap:
         for coordinate, picked in result["pickups"].items():
             found = [math.log10(s) for s in picked if s > 0]
             metrics[f"pickup_log10_step@x{coordinate + 1}"] = sum(found) / len(found) if found else math.nan
+        names = ["*".join(f"x{c + 1}" + (f"^{k}" if k > 1 else "") for c, k in term) for term in self.terms]
         plot_loss_curve(ctx.path("loss_curve.png"), steps_list, losses, result["pickups"], self.config.threshold,
-                        f"{self.target} ({self.config.data}, d={self.config.d}, leap {self.leap})")
+                        f"{self.target} ({self.config.data}, d={self.config.d}, leap {self.leap})",
+                        result["coefficients"], names)
         return metrics
 
     @staticmethod
