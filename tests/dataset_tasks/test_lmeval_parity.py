@@ -47,3 +47,38 @@ def test_multiple_choice_scores_equal_lmeval(tiny_folder, mc_task, tmp_path, one
     assert out["metrics"]["acc"] == pytest.approx(theirs["acc,none"], abs=1e-12)
     assert out["metrics"]["acc_norm"] == pytest.approx(theirs["acc_norm,none"], abs=1e-12)
     assert out["metrics"]["acc_stderr"] == pytest.approx(theirs["acc_stderr,none"], abs=1e-9)
+
+
+def test_generation_and_exact_match_equal_lmeval(tiny_folder, tmp_path, one_thread, monkeypatch):
+    pytest.importorskip("lm_eval")
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets")
+    folder = tmp_path / "gen"
+    folder.mkdir()
+    rows = [{"q": f"{a} plus {b}", "a": str(a + b)} for a, b in ((1, 2), (3, 4), (5, 6), (7, 1), (2, 2), (9, 9))]
+    (folder / "sums.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    yaml_path = folder / "harness_parity_gen.yaml"
+    yaml_path.write_text(f"""task: harness_parity_gen
+dataset_path: json
+dataset_kwargs:
+  data_files: {{test: {folder / 'sums.jsonl'}}}
+test_split: test
+output_type: generate_until
+doc_to_text: "Q: {{{{q}}}}\\nA:"
+doc_to_target: " {{{{a}}}}"
+generation_kwargs: {{until: ["\\n", "Q:"], max_gen_toks: 12}}
+metric_list:
+  - metric: exact_match
+    ignore_case: true
+    ignore_punctuation: true
+""")
+    theirs, their_samples = lmeval_samples(yaml_path, tiny_folder)
+    result = run_harness("run", "--task", yaml_path, "--model", f"hf:{tiny_folder}", "--out", tmp_path / "runs",
+                         "--no-cache", "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    ours = sorted((json.loads(line) for line in open(f"{out['dir']}/samples.jsonl")), key=lambda s: int(s["id"]))
+    assert [s["completion"] for s in ours] == [s["filtered_resps"][0] for s in their_samples]
+    assert [s["exact_match"] for s in ours] == [s["exact_match"] for s in their_samples]
+    assert out["metrics"]["exact_match"] == pytest.approx(theirs["exact_match,none"], abs=1e-12)
