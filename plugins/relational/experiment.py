@@ -10,6 +10,13 @@ CPU thread):
   embeddings keep their random initial values (regression) or are only pushed down as wrong answers through the
   tied unembedding (next_token), as in the reference.
 - AdamW without weight decay: decay would shrink the unseen symbols' embeddings to zero, which no test can recover.
+- Token and position embeddings start at N(0, 1), the reference code's defaults (models.py).
+- Next-token setting: the token embeddings (tied, so the unembeddings too) stay frozen at that init unless
+  ``freeze_embeddings=false``. Trained with Adam, every unseen symbol's unembedding is pushed down as a wrong answer
+  by about lr per step, all in the same direction, so the unseen symbols collapse onto one vector and no model can
+  name them (in our trial runs both attentions then stayed near zero test accuracy). Frozen random embeddings keep
+  unseen symbols statistically like seen ones; a model that copies must then learn W_V W_O ~ I on the span of the
+  training symbols, which takes more examples as the dimension grows, unless the b_h I term gives it for free.
 - Regression accuracy is agreement with the nearest template label (for labels +-1: the sign).
 """
 
@@ -40,8 +47,8 @@ class DataConfig:
 @dataclass
 class TrainSpec:
     steps: int = 1000  # optimizer updates
-    batch_size: int = 128  # examples per update, drawn with replacement from the n training examples
-    lr: float = 1e-3  # AdamW peak learning rate (10% warmup, cosine to 0)
+    batch_size: int = 64  # examples per update, drawn with replacement from the n training examples
+    lr: float = 3e-3  # AdamW peak learning rate (10% warmup, cosine to 0)
     eval_every: int = 100  # steps between evaluations of all three splits (the learning curves)
 
 

@@ -14,6 +14,10 @@ so the model can only answer by the pattern. Templates with number labels (aba:+
 by one of the query's own symbols. Scored by the loglikelihood of each candidate answer (``mode=loglikelihood``,
 the default) or by the first word of a greedy completion (``mode=generate``). Labels are balanced over the shots
 and over the queries, so chance is 1 / (number of candidates).
+
+``margin`` (loglikelihood mode) is the loglikelihood of the right answer minus that of the best wrong one. A model
+that always prefers one label is at chance accuracy whatever it knows; since the labels are balanced, such a
+constant preference cancels in the mean margin, which is above 0 only when the answer follows the pattern.
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ class RelationalLLM(EvalTask):
             raise UsageError("templates with this many wildcards need symbols=words or symbols=tokens")
         self.n_examples, self.shots, self.symbols, self.mode, self.max_tokens = (examples, shots, symbols, mode,
                                                                                  max_tokens)
+        self.metrics = ("accuracy", "margin") if mode == "loglikelihood" else ("accuracy",)
 
     # examples ------------------------------------------------------------------------------------------------------
     def pool(self, ctx) -> list[str]:
@@ -144,8 +149,10 @@ class RelationalLLM(EvalTask):
         for e in examples:
             logliks = [next(scores)[0] for _ in e["candidates"]]
             choice = e["candidates"][max(range(len(logliks)), key=logliks.__getitem__)]
+            right = logliks[e["candidates"].index(e["target"])]
+            wrong = max(ll for c, ll in zip(e["candidates"], logliks) if c != e["target"])
             records.append({**e, "loglikelihoods": logliks, "answer": choice,
-                            "accuracy": float(choice == e["target"])})
+                            "accuracy": float(choice == e["target"]), "margin": right - wrong})
         return records
 
     def evaluate_generate(self, lm, examples: list[dict], ctx) -> list[dict]:

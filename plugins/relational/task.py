@@ -27,8 +27,8 @@ class Relational:
     def __init__(self, setting: str = "regression", templates: str = "auto", n: int = 256, alphabet: int = 0,
                  val_alphabet: int = 256, test_alphabet: int = 256, val_examples: int = 512,
                  test_examples: int = 1024, attention: str = "sdpa", d_model: int = 64, n_layer: int = 2,
-                 n_head: int = 4, freeze_embeddings: bool | None = None, steps: int = 1000, batch_size: int = 128,
-                 lr: float = 1e-3, threads: int = 1):
+                 n_head: int = 4, freeze_embeddings: bool | None = None, steps: int = 1000, batch_size: int = 64,
+                 lr: float = 3e-3, threads: int = 1):
         """
         Args:
             setting: regression (CLS token + regression head, MSE) or next_token (tied embeddings, cross-entropy).

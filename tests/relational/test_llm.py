@@ -93,8 +93,11 @@ def test_tiny_model_through_the_cli_both_modes_and_vocabulary_tokens(tmp_path, t
     samples = [json.loads(line) for line in (out / result["run_id"] / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 24 and all(s["prompt"].startswith("Each line is") for s in samples)
     assert sum(s["accuracy"] for s in samples) / 24 == pytest.approx(metrics["accuracy"])
-    for s in samples:  # the answer is the candidate with the larger loglikelihood
+    for s in samples:  # the answer is the candidate with the larger loglikelihood; margin: right minus wrong
         assert s["answer"] == s["candidates"][s["loglikelihoods"].index(max(s["loglikelihoods"]))]
+        right, wrong = (s["loglikelihoods"][s["candidates"].index(s["target"])], min(s["loglikelihoods"]))
+        assert s["margin"] == pytest.approx(right - wrong if s["accuracy"] else right - max(s["loglikelihoods"]))
+    assert "margin_stderr" in metrics
 
     generated = run_harness("run", "--task", "relational_llm", "--model", f"hf:{tiny_folder}", "--task-args",
                             "examples=6,shots=2,mode=generate", "--out", out, "--json", env=env, timeout=300)

@@ -6,7 +6,7 @@ import json
 import pytest
 from cli_helpers import run_harness
 
-TINY = "n=64,d_model=32,n_head=4,steps=400,batch_size=32,lr=0.003,val_examples=64,test_examples=512"
+TINY = "n=128,steps=400,val_examples=64,test_examples=512"  # d_model 64: 0.90 test accuracy, 5 CPU-seconds
 
 
 def run(out, task_args, *extra):
@@ -21,7 +21,7 @@ def test_identity_attention_learns_aba_vs_abb_on_unseen_symbols(tmp_path):
     metrics, folder, _ = run(tmp_path, f"{TINY},attention=identity")
     assert metrics["train_accuracy"] == 1.0
     # 512 test examples: chance is 0.5 with a standard error of 0.022
-    assert metrics["test_accuracy"] > 0.65, metrics
+    assert metrics["test_accuracy"] > 0.7, metrics
     assert metrics["test_error"] == pytest.approx(1 - metrics["test_accuracy"])
     assert metrics["a_h_abs_mean"] > 0 and metrics["b_h_abs_mean"] > 0  # the identity terms left 0
     assert (folder / "learning_curves.png").stat().st_size > 1000
