@@ -58,6 +58,15 @@ def normalized_mse(model: MoE, test: dict) -> float:
     return float(error / test["targets"].pow(2).mean())
 
 
+def freeze_at_teacher(student: MoE, teacher: MoE, part: str) -> None:
+    """Copy the gate or the experts of the teacher into the student and stop them from training."""
+    names = {"gate": ["gate.weight"], "experts": ["w_in", "b_in", "w_out"], "": []}[part]
+    params, source = dict(student.named_parameters()), dict(teacher.named_parameters())
+    with torch.no_grad():
+        for name in names:
+            params[name].copy_(source[name]).requires_grad_(False)
+
+
 def train_student(task, ctx) -> dict[str, float]:
     torch.set_num_threads(task.threads)
     teacher = make_teacher(task.teacher, ctx.seed)
@@ -65,6 +74,7 @@ def train_student(task, ctx) -> dict[str, float]:
     student = MoE(task.student, generator=generator(ctx.seed, "student", task.student.n_experts, task.student.top_k))
     if task.init_at_teacher:
         student.load_state_dict(teacher.state_dict())
+    freeze_at_teacher(student, teacher, task.freeze)
     t = task.training
     config = TrainConfig(steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], warmup=0.05, schedule="cosine",
                          eval_every=t["eval_every"], log_every=t["eval_every"], seed=ctx.seed_for("batches"))

@@ -25,6 +25,8 @@ class MoEGranularity:
         test_size: held-out inputs for the normalized MSE.
         eval_every: steps between test evaluations (the metric is the best one).
         init_at_teacher: start the student at the teacher's weights (needs k, experts equal to the teacher's).
+        freeze: "gate" or "experts": start that part at the teacher's and keep it fixed, so only the other part is
+            learnt (needs the teacher's shape; tells optimisation from expressivity); "" trains everything.
         threads: torch threads.
     """
 
@@ -34,7 +36,8 @@ class MoEGranularity:
 
     def __init__(self, d: int = 16, teacher_k: int = 8, teacher_experts: int = 0, k: int = 8, experts: int = 16,
                  active_hidden: int = 64, steps: int = 3000, batch_size: int = 256, lr: float = 0.01,
-                 test_size: int = 4096, eval_every: int = 100, init_at_teacher: bool = False, threads: int = 1):
+                 test_size: int = 4096, eval_every: int = 100, init_at_teacher: bool = False, freeze: str = "",
+                 threads: int = 1):
         from harness.plugins.moe.layer import MoEConfig
 
         for name, value in (("d", d), ("teacher_k", teacher_k), ("k", k), ("experts", experts),
@@ -48,9 +51,12 @@ class MoEGranularity:
             raise UsageError(f"lr={lr}: give a positive learning rate")
         self.teacher = MoEConfig(d, 1, teacher_experts or 2 * teacher_k, teacher_k, active_hidden)
         self.student = MoEConfig(d, 1, experts, k, active_hidden)
-        if init_at_teacher and self.student != self.teacher:
-            raise UsageError("init_at_teacher needs the teacher's shape: set k=teacher_k and experts=teacher_experts")
-        self.init_at_teacher = init_at_teacher
+        if freeze not in ("", "gate", "experts"):
+            raise UsageError(f"freeze={freeze}: choose gate, experts or leave it empty")
+        if (init_at_teacher or freeze) and self.student != self.teacher:
+            raise UsageError("init_at_teacher and freeze need the teacher's shape: set k=teacher_k and "
+                             "experts=teacher_experts")
+        self.init_at_teacher, self.freeze = init_at_teacher, freeze
         self.training = {"steps": steps, "batch_size": batch_size, "lr": lr, "eval_every": eval_every}
         self.test_size, self.threads = test_size, threads
 

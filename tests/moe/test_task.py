@@ -26,7 +26,7 @@ def test_student_at_the_teacher_has_zero_error_and_a_fresh_one_does_not(tmp_path
 def test_bad_args_exit_2(tmp_path, capsys):
     for args, message in [("k=8,experts=4", "top_k=8 is larger"), ("k=3", "divisible"),
                           ("k=1,init_at_teacher=true", "init_at_teacher"), ("expert=4", "experts"),
-                          ("steps=0", "steps=0")]:
+                          ("steps=0", "steps=0"), ("freeze=all", "choose gate, experts")]:
         code = main(["run", "--task", "moe_granularity", "--task-args", args, "--out", str(tmp_path)])
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err, (args, err[-500:])
@@ -47,3 +47,18 @@ def test_sweep_summary_pairs_each_student_with_the_teacher_granularity_one(tmp_p
     assert out["excess_over_teacher_k@k=1_stderr"] < 1e-12 and "excess_over_teacher_k@k=4" not in out
     assert abs(out["best_normalized_mse@k=2"] - (error(2, 8, 0) + error(2, 8, 1)) / 2) < 1e-12  # seed mean, best m
     assert (tmp_path / "granularity.png").stat().st_size > 1000
+
+
+def test_freeze_copies_the_teacher_part_and_stops_its_training():
+    import torch
+    from harness.plugins.moe.experiment import freeze_at_teacher, make_teacher
+    from harness.plugins.moe.layer import MoE, MoEConfig
+
+    config = MoEConfig(6, 1, n_experts=4, top_k=2, active_hidden=8)
+    teacher = make_teacher(config, seed=0)
+    for part, frozen in (("gate", {"gate.weight"}), ("experts", {"w_in", "b_in", "w_out"})):
+        student = MoE(config)
+        freeze_at_teacher(student, teacher, part)
+        for name, param in student.named_parameters():
+            assert param.requires_grad == (name not in frozen)
+            assert torch.equal(param, dict(teacher.named_parameters())[name]) == (name in frozen)
