@@ -84,21 +84,21 @@ class DatasetTask(EvalTask):
         same_split = config.shot_split == config.eval_split
         out = []
         for i, doc in enumerate(docs):
-            shots = self.shots(pool, i if same_split else None, ctx)
+            shots = self.shots(pool, i, same_split, ctx)
             out.append({"id": str(i), **self.request(doc, shots)})
         return out
 
-    def shots(self, pool: list[dict], own: int | None, ctx) -> list[dict]:
-        """The document's few-shot examples (never the document itself)."""
+    def shots(self, pool: list[dict], index: int, same_split: bool, ctx) -> list[dict]:
+        """Document ``index``'s few-shot examples (never the document itself)."""
         k = self.config.num_fewshot
-        candidates = [d for j, d in enumerate(pool) if j != own]
+        candidates = [d for j, d in enumerate(pool) if not (same_split and j == index)]
         if k > len(candidates):
             raise UsageError(f"num_fewshot={k}, but the few-shot split has only {len(candidates)} other documents")
         if self.config.fewshot_sampler == "first_n" or not k:
             return candidates[:k]
         from harness.seeding import rng
 
-        return rng(ctx.seed, "fewshot", own if own is not None else -1, len(pool)).sample(candidates, k)
+        return rng(ctx.seed, "fewshot", index).sample(candidates, k)
 
     def context(self, doc: dict, shots: list[dict]) -> str:
         config = self.config

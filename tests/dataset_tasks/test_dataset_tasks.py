@@ -193,3 +193,30 @@ def test_loglikelihood_targets_and_include(tiny_folder, tmp_path, capsys, one_th
     assert [s["loglikelihood"] for s in samples] == pytest.approx([ll for ll, _ in expected], abs=1e-5)
     assert out["metrics"]["acc"] == pytest.approx(sum(greedy for _, greedy in expected) / 3)
     assert out["metrics"]["perplexity"] == pytest.approx(math.exp(-sum(ll for ll, _ in expected) / 3), rel=1e-5)
+
+
+def test_each_document_draws_its_own_shots_from_the_seed(tmp_path):
+    from harness.plugins.dataset_tasks.task import DatasetTask
+
+    from harness.evaluation import RunContext
+    from harness.store import Run
+
+    rows = [{"q": f"question {i}", "a": str(i)} for i in range(33)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[3:]))
+    write(tmp_path, "shots.yaml", "task: shots\ndataset_path: json\ndataset_kwargs:\n  data_files: {train: "
+          "train.jsonl, test: test.jsonl}\ntraining_split: train\ntest_split: test\nnum_fewshot: 3\n"
+          "doc_to_text: q\ndoc_to_target: a\n", rows[:3], "test.jsonl")
+
+    def prompts(seed: int) -> list[str]:
+        run = Run.open(tmp_path / "runs", {"task": "shots", "model": ""}, {"seed": seed})
+        ctx = RunContext(run=run, model=None, seed=seed)
+        out = [e["prompt"] for e in DatasetTask(config=str(tmp_path / "shots.yaml")).examples(ctx)]
+        run.close()
+        return out
+
+    first = prompts(0)
+    shots = [p.split("\n\n")[:3] for p in first]
+    assert all(len(set(s)) == 3 and all(x.startswith("question ") and int(x.split()[1]) >= 3 for x in s)
+               for s in shots)  # three distinct solved examples from the training split
+    assert len({tuple(s) for s in shots}) == 3  # each document its own examples
+    assert prompts(0) == first and prompts(1) != first  # the seed decides them
