@@ -127,6 +127,8 @@ class Engine:
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
         self.queue: asyncio.Queue[Job] | None = None
         self.calls = 0  # lm.generate calls (the benchmark and the tests read it)
+        tokenizer = getattr(lm, "tokenizer", None)
+        self.vocab_size = len(tokenizer) if tokenizer is not None else None  # token ids a prompt may hold
 
     async def call(self, function, *args):
         """Run ``function(*args)`` on the engine thread (scoring, tokenizing with the engine's state)."""
@@ -150,7 +152,12 @@ class Engine:
             for job in jobs:
                 groups.setdefault(job.params, []).append(job)
             for params, group in groups.items():
-                await self._run_group(params, group)
+                try:
+                    await self._run_group(params, group)
+                except Exception as exc:  # noqa: BLE001 - never leave a request waiting on a dead queue
+                    for job in group:
+                        if not job.future.done():
+                            job.future.set_exception(exc)
 
     async def _run_group(self, params: SamplingParams, group: list[Job]) -> None:
         live = [job for job in group if not job.future.done() and not await _left(job.request)]
@@ -245,6 +252,7 @@ def create_app(lm, name: str, api_key: str | None = None, limits: Limits | None 
             raise APIError(400, "this engine cannot score prompt tokens (echo + logprobs)", "echo")
         prompts = [await _prepare(engine, p, body, params.max_tokens) for p in raw]
         results = await _generate(engine, [p.text for p in prompts], params, request)
+        pieces = await engine.call(_all_pieces, lm, [c for completions_ in results for c in completions_])
         choices = []
         for p, (prompt, completions_) in enumerate(zip(prompts, results)):
             prompt_rows = None
@@ -254,12 +262,12 @@ def create_app(lm, name: str, api_key: str | None = None, limits: Limits | None 
                 choice = {"index": p * params.n + k, "text": (prompt.text if body.echo else "") + completion.text,
                           "logprobs": None, "finish_reason": completion.finish_reason}
                 if body.logprobs is not None:
-                    choice["logprobs"] = _completion_logprobs(lm, completion, prompt_rows,
+                    choice["logprobs"] = _completion_logprobs(completion, pieces[len(choices)], prompt_rows,
                                                               prompt.text if body.echo else "")
                 choices.append(choice)
         usage = _usage([p.ids for p in prompts], results)
         if body.stream:
-            return _stream_completions(lm, name, choices, results, usage, body)
+            return _stream_completions(name, choices, results, pieces, usage, body)
         return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
                 "model": name, "choices": choices, "usage": usage}
 
@@ -275,12 +283,13 @@ def create_app(lm, name: str, api_key: str | None = None, limits: Limits | None 
             room = getattr(lm, "max_length", limits.max_tokens) - len(prompt.ids)
             params = replace(params, max_tokens=max(0, min(limits.max_tokens, room)))
         (completions_,) = await _generate(engine, [prompt.text], params, request)
+        pieces = await engine.call(_all_pieces, lm, completions_)
         choices = [{"index": k, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason,
-                    "logprobs": {"content": _chat_logprobs(lm, c)} if body.logprobs else None}
+                    "logprobs": {"content": _chat_logprobs(c, pieces[k])} if body.logprobs else None}
                    for k, c in enumerate(completions_)]
         usage = _usage([prompt.ids], [completions_])
         if body.stream:
-            return _stream_chat(lm, name, choices, completions_, usage, body)
+            return _stream_chat(name, choices, pieces, usage, body)
         return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
                 "model": name, "choices": choices, "usage": usage}
 
@@ -420,7 +429,7 @@ async def _prepare(engine: Engine, prompt: str | list[int], body: Sampling, max_
     client asked for truncation (truncate_prompt_tokens: keep the last K tokens)."""
     lm = engine.lm
     if isinstance(prompt, list):
-        vocab = _vocab_size(lm)
+        vocab = engine.vocab_size
         if not prompt or any(t < 0 or (vocab is not None and t >= vocab) for t in prompt):
             raise APIError(400, f"token ids must be in [0, {vocab}) and a prompt must have at least one", "prompt")
         if not hasattr(lm, "decode"):
@@ -443,11 +452,6 @@ async def _prepare(engine: Engine, prompt: str | list[int], body: Sampling, max_
     tokenizer = getattr(lm, "tokenizer", None)  # special tokens kept: the engine re-encodes this text
     text = await engine.call(tokenizer.decode if tokenizer is not None else lm.decode, ids)
     return Prompt(text, ids, ids if isinstance(prompt, list) else text)
-
-
-def _vocab_size(lm) -> int | None:
-    tokenizer = getattr(lm, "tokenizer", None)
-    return len(tokenizer) if tokenizer is not None else None
 
 
 async def _generate(engine: Engine, texts: list[str], params: SamplingParams, request: Request):
@@ -492,12 +496,16 @@ def _pieces(lm, completion: Completion) -> list[str]:
     return pieces
 
 
-def _completion_logprobs(lm, completion: Completion, prompt_rows, echoed: str) -> dict:
+def _all_pieces(lm, completions: list[Completion]) -> list[list[str]]:
+    """Each completion's pieces; run on the engine thread (a fast tokenizer must not be shared across threads)."""
+    return [_pieces(lm, c) for c in completions]
+
+
+def _completion_logprobs(completion: Completion, pieces: list[str], prompt_rows, echoed: str) -> dict:
     """OpenAI's completions logprobs: the prompt's rows when echoed (first token: None), then the generated
     tokens'. top_logprobs holds the chosen token (the engines return no alternatives for generated tokens)."""
     rows = list(prompt_rows or [])
     offset = len(echoed)
-    pieces = _pieces(lm, completion)
     for j, logprob in enumerate(completion.logprobs):
         piece = pieces[j] if j < len(pieces) else ""
         rows.append((piece, offset, logprob, {piece: logprob}))
@@ -506,8 +514,7 @@ def _completion_logprobs(lm, completion: Completion, prompt_rows, echoed: str) -
             "token_logprobs": [r[2] for r in rows], "top_logprobs": [r[3] or None for r in rows]}
 
 
-def _chat_logprobs(lm, completion: Completion) -> list[dict]:
-    pieces = _pieces(lm, completion)
+def _chat_logprobs(completion: Completion, pieces: list[str]) -> list[dict]:
     return [{"token": piece, "logprob": logprob, "bytes": list(piece.encode()),
              "top_logprobs": [{"token": piece, "logprob": logprob, "bytes": list(piece.encode())}]}
             for piece, logprob in zip(pieces + [""] * len(completion.logprobs), completion.logprobs)]
@@ -523,14 +530,15 @@ def _sse(payload: Any) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
 
-def _stream_completions(lm, name: str, choices: list[dict], results, usage: dict, body: CompletionRequest):
+def _stream_completions(name: str, choices: list[dict], results, pieces: list[list[str]], usage: dict,
+                        body: CompletionRequest):
     ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     flat = [c for completions in results for c in completions]
 
     def events():
-        for choice, completion in zip(choices, flat):
+        for choice, completion, parts in zip(choices, flat, pieces):
             prefix = choice["text"][: len(choice["text"]) - len(completion.text)]
-            for piece in ([prefix] if prefix else []) + _pieces(lm, completion):
+            for piece in ([prefix] if prefix else []) + parts:
                 chunk = {"index": choice["index"], "text": piece, "logprobs": None, "finish_reason": None}
                 yield _sse({"id": ident, "object": "text_completion", "created": created, "model": name,
                             "choices": [chunk]})
@@ -545,7 +553,7 @@ def _stream_completions(lm, name: str, choices: list[dict], results, usage: dict
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
-def _stream_chat(lm, name: str, choices: list[dict], completions: list[Completion], usage: dict, body: ChatRequest):
+def _stream_chat(name: str, choices: list[dict], pieces: list[list[str]], usage: dict, body: ChatRequest):
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def chunk(choices_: list[dict], **extra) -> str:
@@ -553,10 +561,10 @@ def _stream_chat(lm, name: str, choices: list[dict], completions: list[Completio
                      "choices": choices_, **extra})
 
     def events():
-        for choice, completion in zip(choices, completions):
+        for choice, parts in zip(choices, pieces):
             k = choice["index"]
             yield chunk([{"index": k, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-            for piece in _pieces(lm, completion):
+            for piece in parts:
                 yield chunk([{"index": k, "delta": {"content": piece}, "finish_reason": None}])
             yield chunk([{"index": k, "delta": {}, "finish_reason": choice["finish_reason"]}])
         if body.stream_options and body.stream_options.include_usage:
