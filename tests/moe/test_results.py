@@ -24,3 +24,13 @@ def test_readme_table_matches_committed_metrics():
             value, stderr = (float(v) for v in cells[5].split(" ± "))
             key = f"excess_over_teacher_k@k={k}"
             assert abs(value - metrics[key]) <= 0.0005 and abs(stderr - metrics[f"{key}_stderr"]) <= 0.0005, key
+
+
+def test_readme_frozen_numbers_match_committed_metrics():
+    metrics = json.loads((ROOT / "docs/results/moe/frozen/metrics.json").read_text())
+    section = (ROOT / "README.md").read_text().split("### moe:", 1)[1].split("\n### ", 1)[0]
+    for part, text in (("gate", r"([\d.]+) ± ([\d.]+) with the gate frozen"),
+                       ("experts", r"([\d.]+) ± ([\d.]+) with the experts frozen")):
+        for written, key in zip(re.search(text, section).groups(), (f"normalized_mse@freeze={part}",
+                                                                     f"normalized_mse@freeze={part}_stderr")):
+            assert abs(float(written) - metrics[key]) <= 0.5 * 10 ** -len(written.split(".")[1]) + 1e-12, key

@@ -47,6 +47,8 @@ def test_sweep_summary_pairs_each_student_with_the_teacher_granularity_one(tmp_p
     assert out["excess_over_teacher_k@k=1_stderr"] < 1e-12 and "excess_over_teacher_k@k=4" not in out
     assert abs(out["best_normalized_mse@k=2"] - (error(2, 8, 0) + error(2, 8, 1)) / 2) < 1e-12  # seed mean, best m
     assert (tmp_path / "granularity.png").stat().st_size > 1000
+    other = [{**p, "args": {**p["args"], "freeze": "gate" if p["seed"] else ""}} for p in points]
+    assert MoEGranularity.sweep_summary(other, SimpleNamespace(path=lambda name: tmp_path / name)) == {}
 
 
 def test_freeze_copies_the_teacher_part_and_stops_its_training():
