@@ -71,8 +71,10 @@ def main() -> None:
     server.should_exit = True
     calls = server.config.app.state.engine.calls
     print(f"{args.clients} requests x {args.max_tokens} tokens on {args.model} ({args.threads} torch thread(s))")
-    print(f"one by one: {one_by_one:.2f}s   concurrent: {concurrent:.2f}s   ratio: {one_by_one / concurrent:.1f}x   "
-          f"engine calls in all: {calls}   same answers: {answers == serial}")
+    print(
+        f"one by one: {one_by_one:.2f}s   concurrent: {concurrent:.2f}s   ratio: {one_by_one / concurrent:.1f}x   "
+        f"engine calls in all: {calls}   same answers: {answers == serial}"
+    )
 
 
 if __name__ == "__main__":

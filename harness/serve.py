@@ -50,8 +50,14 @@ class Limits:
 class APIError(Exception):
     """A request the client must change; rendered as OpenAI's {"error": {...}} with ``status``."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, kind: str = "invalid_request_error",
-                 code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.param, self.kind, self.code = status, message, param, kind, code
 
@@ -134,8 +140,9 @@ class Engine:
         """Run ``function(*args)`` on the engine thread (scoring, tokenizing with the engine's state)."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
-    async def generate(self, prompts: list[str], params: SamplingParams, request: Request | None) \
-            -> list[list[Completion]]:
+    async def generate(
+        self, prompts: list[str], params: SamplingParams, request: Request | None
+    ) -> list[list[Completion]]:
         job = Job(prompts, params, request, asyncio.get_running_loop().create_future())
         await self.queue.put(job)
         return await job.future
@@ -178,7 +185,7 @@ class Engine:
         start = 0
         for job in live:
             if not job.future.done():
-                job.future.set_result(results[start: start + len(job.prompts)])
+                job.future.set_result(results[start : start + len(job.prompts)])
             start += len(job.prompts)
 
     def close(self) -> None:
@@ -190,8 +197,9 @@ async def _left(request: Request | None) -> bool:
 
 
 # the app -----------------------------------------------------------------------------------------------------------
-def create_app(lm, name: str, api_key: str | None = None, limits: Limits | None = None,
-               batch_window: float = 0.01) -> FastAPI:
+def create_app(
+    lm, name: str, api_key: str | None = None, limits: Limits | None = None, batch_window: float = 0.01
+) -> FastAPI:
     """The ASGI app serving ``lm`` as model ``name``; ``api_key``: the Bearer token clients must send."""
     limits = limits or Limits()
     engine = Engine(lm, batch_window)
@@ -232,8 +240,12 @@ def create_app(lm, name: str, api_key: str | None = None, limits: Limits | None 
             return
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-            raise APIError(401, "missing or wrong API key: send it as 'Authorization: Bearer KEY'",
-                           kind="authentication_error", code="invalid_api_key")
+            raise APIError(
+                401,
+                "missing or wrong API key: send it as 'Authorization: Bearer KEY'",
+                kind="authentication_error",
+                code="invalid_api_key",
+            )
 
     guard = [Depends(authorized)]
 
@@ -259,17 +271,28 @@ def create_app(lm, name: str, api_key: str | None = None, limits: Limits | None 
             if body.echo and body.logprobs is not None:
                 prompt_rows = await engine.call(lm.prompt_logprobs, prompt.scored)
             for k, completion in enumerate(completions_):
-                choice = {"index": p * params.n + k, "text": (prompt.text if body.echo else "") + completion.text,
-                          "logprobs": None, "finish_reason": completion.finish_reason}
+                choice = {
+                    "index": p * params.n + k,
+                    "text": (prompt.text if body.echo else "") + completion.text,
+                    "logprobs": None,
+                    "finish_reason": completion.finish_reason,
+                }
                 if body.logprobs is not None:
-                    choice["logprobs"] = _completion_logprobs(completion, pieces[len(choices)], prompt_rows,
-                                                              prompt.text if body.echo else "")
+                    choice["logprobs"] = _completion_logprobs(
+                        completion, pieces[len(choices)], prompt_rows, prompt.text if body.echo else ""
+                    )
                 choices.append(choice)
         usage = _usage([p.ids for p in prompts], results)
         if body.stream:
             return _stream_completions(name, choices, results, pieces, usage, body)
-        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-                "model": name, "choices": choices, "usage": usage}
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": name,
+            "choices": choices,
+            "usage": usage,
+        }
 
     @app.post("/v1/chat/completions", dependencies=guard)
     async def chat(request: Request):
@@ -284,14 +307,26 @@ def create_app(lm, name: str, api_key: str | None = None, limits: Limits | None 
             params = replace(params, max_tokens=max(0, min(limits.max_tokens, room)))
         (completions_,) = await _generate(engine, [prompt.text], params, request)
         pieces = await engine.call(_all_pieces, lm, completions_)
-        choices = [{"index": k, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason,
-                    "logprobs": {"content": _chat_logprobs(c, pieces[k])} if body.logprobs else None}
-                   for k, c in enumerate(completions_)]
+        choices = [
+            {
+                "index": k,
+                "message": {"role": "assistant", "content": c.text},
+                "finish_reason": c.finish_reason,
+                "logprobs": {"content": _chat_logprobs(c, pieces[k])} if body.logprobs else None,
+            }
+            for k, c in enumerate(completions_)
+        ]
         usage = _usage([prompt.ids], [completions_])
         if body.stream:
             return _stream_chat(name, choices, pieces, usage, body)
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                "model": name, "choices": choices, "usage": usage}
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": name,
+            "choices": choices,
+            "usage": usage,
+        }
 
     return app
 
@@ -309,8 +344,9 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return await self._refuse(send, "body larger than the server's limit" if length.isdigit()
-                                      else "Content-Length is not a number")
+            return await self._refuse(
+                send, "body larger than the server's limit" if length.isdigit() else "Content-Length is not a number"
+            )
         seen = 0
         started = False
 
@@ -336,9 +372,17 @@ class BodyLimit:
     async def _refuse(self, send, message: str) -> None:
         status = 413 if "larger" in message else 400
         body = json.dumps(error_body(f"{message} ({self.max_bytes} bytes)", "invalid_request_error")).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -368,8 +412,13 @@ async def _parse(request: Request, model: type[BaseModel]):
 
 def _check_model(asked: str, name: str) -> None:
     if asked != name:
-        raise APIError(404, f"model '{asked}' does not exist; this server serves '{name}'", "model",
-                       kind="not_found_error", code="model_not_found")
+        raise APIError(
+            404,
+            f"model '{asked}' does not exist; this server serves '{name}'",
+            "model",
+            kind="not_found_error",
+            code="model_not_found",
+        )
 
 
 def _asked_tokens(body: Sampling) -> bool:
@@ -382,16 +431,22 @@ def _params(body: Sampling, limits: Limits, chat: bool = False) -> SamplingParam
     if max_tokens is None:
         max_tokens = limits.max_tokens if chat else 16  # OpenAI's completions default
     if max_tokens > limits.max_tokens:
-        raise APIError(400, f"max_tokens={max_tokens} is over this server's limit of {limits.max_tokens}",
-                       "max_tokens")
+        raise APIError(400, f"max_tokens={max_tokens} is over this server's limit of {limits.max_tokens}", "max_tokens")
     if body.n > limits.max_n:
         raise APIError(400, f"n={body.n} is over this server's limit of {limits.max_n}", "n")
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     if len(stop) > limits.max_stop:
         raise APIError(400, f"{len(stop)} stop strings; at most {limits.max_stop}", "stop")
-    return SamplingParams(n=body.n, temperature=body.temperature, top_p=body.top_p, top_k=max(0, body.top_k),
-                          max_tokens=max_tokens, stop=tuple(s for s in stop if s), seed=body.seed,
-                          ignore_eos=body.ignore_eos)
+    return SamplingParams(
+        n=body.n,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        top_k=max(0, body.top_k),
+        max_tokens=max_tokens,
+        stop=tuple(s for s in stop if s),
+        seed=body.seed,
+        ignore_eos=body.ignore_eos,
+    )
 
 
 def _check_count(prompts: int, n: int, limits: Limits) -> None:
@@ -441,12 +496,16 @@ async def _prepare(engine: Engine, prompt: str | list[int], body: Sampling, max_
         return Prompt(prompt, None, prompt)
     cut = body.truncate_prompt_tokens is not None and len(ids) > body.truncate_prompt_tokens
     if cut:
-        ids = ids[-body.truncate_prompt_tokens:]
+        ids = ids[-body.truncate_prompt_tokens :]
     context = getattr(lm, "max_length", None)
     if context is not None and len(ids) + max_tokens > context:
-        raise APIError(400, f"the prompt has {len(ids)} tokens and max_tokens is {max_tokens}, over the model's "
-                            f"context of {context}; shorten it, lower max_tokens, or send truncate_prompt_tokens",
-                       "prompt", code="context_length_exceeded")
+        raise APIError(
+            400,
+            f"the prompt has {len(ids)} tokens and max_tokens is {max_tokens}, over the model's "
+            f"context of {context}; shorten it, lower max_tokens, or send truncate_prompt_tokens",
+            "prompt",
+            code="context_length_exceeded",
+        )
     if isinstance(prompt, str) and not cut:
         return Prompt(prompt, ids, prompt)
     tokenizer = getattr(lm, "tokenizer", None)  # special tokens kept: the engine re-encodes this text
@@ -465,8 +524,15 @@ async def _generate(engine: Engine, texts: list[str], params: SamplingParams, re
 
 def _chat_prompt(lm, messages: list[Message]) -> str:
     """The conversation through the model's chat template (or a plain 'role: content' transcript without one)."""
-    turns = [{"role": m.role, "content": m.content if isinstance(m.content, str) or m.content is None
-              else "".join(part.text for part in m.content)} for m in messages]
+    turns = [
+        {
+            "role": m.role,
+            "content": m.content
+            if isinstance(m.content, str) or m.content is None
+            else "".join(part.text for part in m.content),
+        }
+        for m in messages
+    ]
     for turn in turns:
         turn["content"] = turn["content"] or ""
     tokenizer = getattr(lm, "tokenizer", None)
@@ -489,10 +555,10 @@ def _pieces(lm, completion: Completion) -> list[str]:
         current = lm.decode(completion.token_ids[: k + 1])[: len(text)]
         if not current.startswith(previous):
             return [text]
-        pieces.append(current[len(previous):])
+        pieces.append(current[len(previous) :])
         previous = current
     if previous != text:
-        pieces.append(text[len(previous):])
+        pieces.append(text[len(previous) :])
     return pieces
 
 
@@ -510,14 +576,24 @@ def _completion_logprobs(completion: Completion, pieces: list[str], prompt_rows,
         piece = pieces[j] if j < len(pieces) else ""
         rows.append((piece, offset, logprob, {piece: logprob}))
         offset += len(piece)
-    return {"tokens": [r[0] for r in rows], "text_offset": [r[1] for r in rows],
-            "token_logprobs": [r[2] for r in rows], "top_logprobs": [r[3] or None for r in rows]}
+    return {
+        "tokens": [r[0] for r in rows],
+        "text_offset": [r[1] for r in rows],
+        "token_logprobs": [r[2] for r in rows],
+        "top_logprobs": [r[3] or None for r in rows],
+    }
 
 
 def _chat_logprobs(completion: Completion, pieces: list[str]) -> list[dict]:
-    return [{"token": piece, "logprob": logprob, "bytes": list(piece.encode()),
-             "top_logprobs": [{"token": piece, "logprob": logprob, "bytes": list(piece.encode())}]}
-            for piece, logprob in zip(pieces + [""] * len(completion.logprobs), completion.logprobs)]
+    return [
+        {
+            "token": piece,
+            "logprob": logprob,
+            "bytes": list(piece.encode()),
+            "top_logprobs": [{"token": piece, "logprob": logprob, "bytes": list(piece.encode())}],
+        }
+        for piece, logprob in zip(pieces + [""] * len(completion.logprobs), completion.logprobs)
+    ]
 
 
 def _usage(encoded: list[list[int] | None], results: list[list[Completion]]) -> dict:
@@ -530,8 +606,9 @@ def _sse(payload: Any) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
 
-def _stream_completions(name: str, choices: list[dict], results, pieces: list[list[str]], usage: dict,
-                        body: CompletionRequest):
+def _stream_completions(
+    name: str, choices: list[dict], results, pieces: list[list[str]], usage: dict, body: CompletionRequest
+):
     ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     flat = [c for completions in results for c in completions]
 
@@ -540,14 +617,36 @@ def _stream_completions(name: str, choices: list[dict], results, pieces: list[li
             prefix = choice["text"][: len(choice["text"]) - len(completion.text)]
             for piece in ([prefix] if prefix else []) + parts:
                 chunk = {"index": choice["index"], "text": piece, "logprobs": None, "finish_reason": None}
-                yield _sse({"id": ident, "object": "text_completion", "created": created, "model": name,
-                            "choices": [chunk]})
-            yield _sse({"id": ident, "object": "text_completion", "created": created, "model": name,
-                        "choices": [{"index": choice["index"], "text": "", "logprobs": None,
-                                     "finish_reason": choice["finish_reason"]}]})
+                yield _sse(
+                    {"id": ident, "object": "text_completion", "created": created, "model": name, "choices": [chunk]}
+                )
+            yield _sse(
+                {
+                    "id": ident,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": name,
+                    "choices": [
+                        {
+                            "index": choice["index"],
+                            "text": "",
+                            "logprobs": None,
+                            "finish_reason": choice["finish_reason"],
+                        }
+                    ],
+                }
+            )
         if body.stream_options and body.stream_options.include_usage:
-            yield _sse({"id": ident, "object": "text_completion", "created": created, "model": name, "choices": [],
-                        "usage": usage})
+            yield _sse(
+                {
+                    "id": ident,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": name,
+                    "choices": [],
+                    "usage": usage,
+                }
+            )
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")
@@ -557,8 +656,16 @@ def _stream_chat(name: str, choices: list[dict], pieces: list[list[str]], usage:
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def chunk(choices_: list[dict], **extra) -> str:
-        return _sse({"id": ident, "object": "chat.completion.chunk", "created": created, "model": name,
-                     "choices": choices_, **extra})
+        return _sse(
+            {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": name,
+                "choices": choices_,
+                **extra,
+            }
+        )
 
     def events():
         for choice, parts in zip(choices, pieces):
@@ -589,7 +696,10 @@ def serve(lm, name: str, host: str, port: int, api_key: str | None = None, limit
         raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
     sock.listen(128)
     shown = f"[{host}]" if ":" in host else host
-    print(f"serving {name} at http://{shown}:{sock.getsockname()[1]}/v1"
-          f"{' (API key required)' if api_key else ''} (Ctrl-C to stop)", flush=True)
+    print(
+        f"serving {name} at http://{shown}:{sock.getsockname()[1]}/v1"
+        f"{' (API key required)' if api_key else ''} (Ctrl-C to stop)",
+        flush=True,
+    )
     config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])

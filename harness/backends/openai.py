@@ -50,9 +50,17 @@ class OpenAILM(LM):
 
     name = "openai"
 
-    def __init__(self, base_url: str, model: str = "", chat: bool = False, concurrency: int = 8,
-                 max_retries: int = 6, timeout: float = 120.0, backoff: float = 0.5,
-                 api_key_env: str = "OPENAI_API_KEY"):
+    def __init__(
+        self,
+        base_url: str,
+        model: str = "",
+        chat: bool = False,
+        concurrency: int = 8,
+        max_retries: int = 6,
+        timeout: float = 120.0,
+        backoff: float = 0.5,
+        api_key_env: str = "OPENAI_API_KEY",
+    ):
         if not base_url.startswith(("http://", "https://")):
             raise UsageError(f"openai:{base_url}: give the server's URL, e.g. --model openai:http://127.0.0.1:8000/v1")
         self.base_url = base_url.rstrip("/")
@@ -63,9 +71,11 @@ class OpenAILM(LM):
         self.backoff = backoff
         self.deadline = 2 * timeout  # total seconds per request, retries included
         api_key = os.environ.get(api_key_env, "")
-        self._client = httpx.Client(headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
-                                    timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
-                                    limits=httpx.Limits(max_connections=self.concurrency))
+        self._client = httpx.Client(
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+            limits=httpx.Limits(max_connections=self.concurrency),
+        )
         self.model = model or self._only_model()
         identity = f"{self.base_url}|{self.model}|chat={chat}"
         self.fingerprint = "openai:" + hashlib.sha256(identity.encode()).hexdigest()[:16]
@@ -85,16 +95,21 @@ class OpenAILM(LM):
             retry_after = getattr(state.outcome.exception(), "retry_after", None)
             return min(retry_after, MAX_RETRY_AFTER) if retry_after is not None else backoff(state)
 
-        retrying = Retrying(stop=stop_after_attempt(self.max_retries + 1) | stop_before_delay(self.deadline),
-                            wait=wait, retry=retry_if_exception_type(RetryableError), reraise=True)
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1) | stop_before_delay(self.deadline),
+            wait=wait,
+            retry=retry_if_exception_type(RetryableError),
+            reraise=True,
+        )
         try:
             for attempt in retrying:
                 with attempt:
                     return self._send(path, body, self.deadline - (time.monotonic() - start))
         except RetryableError as exc:
             tries = retrying.statistics.get("attempt_number", 1)
-            raise ServerGaveUp(f"{self.base_url}{path}: gave up after {tries} tries in "
-                               f"{time.monotonic() - start:.0f}s: {exc}") from None
+            raise ServerGaveUp(
+                f"{self.base_url}{path}: gave up after {tries} tries in {time.monotonic() - start:.0f}s: {exc}"
+            ) from None
         raise AssertionError("unreachable")
 
     def _send(self, path: str, body: dict | None, remaining: float) -> dict:
@@ -102,12 +117,14 @@ class OpenAILM(LM):
         limit = max(0.1, min(self.timeout, remaining))
         timeout = httpx.Timeout(limit, connect=min(limit, CONNECT_TIMEOUT))
         try:
-            response = self._client.request("POST" if body is not None else "GET", self.base_url + path,
-                                            json=body, timeout=timeout)
+            response = self._client.request(
+                "POST" if body is not None else "GET", self.base_url + path, json=body, timeout=timeout
+            )
         except httpx.ConnectError as exc:
             if "refused" in str(exc).lower() or isinstance(exc.__context__, ConnectionRefusedError):
-                raise UsageError(f"{self.base_url}: connection refused; is the server running at "
-                                 f"{self.base_url}?") from None
+                raise UsageError(
+                    f"{self.base_url}: connection refused; is the server running at {self.base_url}?"
+                ) from None
             raise RetryableError(f"cannot connect: {exc}") from None
         except httpx.TimeoutException:
             raise RetryableError(f"no answer within {limit:.0f}s (--model-args timeout=... to wait longer)") from None
@@ -117,8 +134,10 @@ class OpenAILM(LM):
         if response.status_code in RETRY_STATUS:
             raise RetryableError(f"HTTP {response.status_code}: {detail}", _retry_after(response))
         if response.status_code in (401, 403):
-            raise UsageError(f"{self.base_url}: HTTP {response.status_code}; set the API key in $OPENAI_API_KEY "
-                             "(or name another variable with --model-args api_key_env=NAME)")
+            raise UsageError(
+                f"{self.base_url}: HTTP {response.status_code}; set the API key in $OPENAI_API_KEY "
+                "(or name another variable with --model-args api_key_env=NAME)"
+            )
         if response.status_code >= 400:
             raise RequestRejected(f"HTTP {response.status_code}: {detail}")
         try:
@@ -129,8 +148,10 @@ class OpenAILM(LM):
     def _only_model(self) -> str:
         models = [m["id"] for m in self._request("/models").get("data", [])]
         if len(models) != 1:
-            raise UsageError(f"{self.base_url} serves {len(models)} models ({', '.join(models)}); "
-                             "choose one with --model-args model=NAME")
+            raise UsageError(
+                f"{self.base_url} serves {len(models)} models ({', '.join(models)}); "
+                "choose one with --model-args model=NAME"
+            )
         return models[0]
 
     def _map(self, function, items: list) -> list:
@@ -157,8 +178,12 @@ class OpenAILM(LM):
         if finished == 0 and not isinstance(errors[first], RequestRejected):
             raise errors[first]  # nothing to keep: the one clear line (refused, hung, bad key)
         failed = sorted(errors)
-        raise PartialResults(f"request {first} of {len(items)} failed: {errors[first]} ({len(failed)} failed: "
-                             f"{_indices(failed)}; {finished} finished and kept)", results, failed)
+        raise PartialResults(
+            f"request {first} of {len(items)} failed: {errors[first]} ({len(failed)} failed: "
+            f"{_indices(failed)}; {finished} finished and kept)",
+            results,
+            failed,
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -168,8 +193,14 @@ class OpenAILM(LM):
         return self._map(lambda prompt: self._generate_one(prompt, params), list(prompts))
 
     def _generate_one(self, prompt: str, params: SamplingParams) -> list[Completion]:
-        body = {"model": self.model, "n": params.n, "temperature": params.temperature, "top_p": params.top_p,
-                "max_tokens": params.max_tokens, "logprobs": 1 if not self.chat else None}
+        body = {
+            "model": self.model,
+            "n": params.n,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+            "logprobs": 1 if not self.chat else None,
+        }
         if params.stop:
             body["stop"] = list(params.stop)
         if params.seed is not None:
@@ -183,21 +214,29 @@ class OpenAILM(LM):
             body["messages"] = [{"role": "user", "content": prompt}]
             body["logprobs"] = True
             choices = self._request("/chat/completions", body)["choices"]
-            return [Completion(text=c["message"]["content"] or "", logprobs=_chat_logprobs(c),
-                               finish_reason=_finish(c)) for c in sorted(choices, key=lambda c: c["index"])]
+            return [
+                Completion(text=c["message"]["content"] or "", logprobs=_chat_logprobs(c), finish_reason=_finish(c))
+                for c in sorted(choices, key=lambda c: c["index"])
+            ]
         body["prompt"] = prompt
         choices = self._request("/completions", body)["choices"]
-        return [Completion(text=c["text"], logprobs=[x for x in (c.get("logprobs") or {}).get("token_logprobs") or []
-                                                     if x is not None],
-                           finish_reason=_finish(c)) for c in sorted(choices, key=lambda c: c["index"])]
+        return [
+            Completion(
+                text=c["text"],
+                logprobs=[x for x in (c.get("logprobs") or {}).get("token_logprobs") or [] if x is not None],
+                finish_reason=_finish(c),
+            )
+            for c in sorted(choices, key=lambda c: c["index"])
+        ]
 
     def _echo(self, text: str) -> dict:
-        body = {"model": self.model, "prompt": text, "echo": True, "logprobs": 1, "max_tokens": 1,
-                "temperature": 0.0}
+        body = {"model": self.model, "prompt": text, "echo": True, "logprobs": 1, "max_tokens": 1, "temperature": 0.0}
         logprobs = self._request("/completions", body)["choices"][0].get("logprobs")
         if not logprobs or not logprobs.get("token_logprobs"):
-            raise UsageError(f"{self.base_url} does not return prompt logprobs (echo + logprobs); loglikelihood "
-                             "tasks need a server that does, e.g. vLLM")
+            raise UsageError(
+                f"{self.base_url} does not return prompt logprobs (echo + logprobs); loglikelihood "
+                "tasks need a server that does, e.g. vLLM"
+            )
         return logprobs
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
@@ -217,8 +256,9 @@ class OpenAILM(LM):
 
     def loglikelihood_rolling(self, texts: list[str]) -> list[float]:
         """Sum of echoed token logprobs; the server cannot score the very first token, so it is left out."""
-        return self._map(lambda text: sum(v for v in self._echo(text)["token_logprobs"][:-1] if v is not None),
-                         list(texts))
+        return self._map(
+            lambda text: sum(v for v in self._echo(text)["token_logprobs"][:-1] if v is not None), list(texts)
+        )
 
 
 def _indices(failed: list[int]) -> str:

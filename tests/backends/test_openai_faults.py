@@ -60,8 +60,19 @@ class FakeHandler(BaseHTTPRequestHandler):
         if fault and fault[0] == "status":
             _, code, headers, message = fault
             return self._send(code, {"error": {"message": message, "type": "x", "param": None, "code": None}}, headers)
-        self._send(200, {"choices": [{"index": 0, "text": body["prompt"][::-1], "finish_reason": "length",
-                                      "logprobs": {"token_logprobs": [-1.0]}}]})
+        self._send(
+            200,
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "text": body["prompt"][::-1],
+                        "finish_reason": "length",
+                        "logprobs": {"token_logprobs": [-1.0]},
+                    }
+                ]
+            },
+        )
 
 
 def free_port() -> int:

@@ -22,9 +22,26 @@ openai = pytest.importorskip("openai")
 
 @pytest.fixture(scope="module")
 def server(tiny_folder):
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--model", f"hf:{tiny_folder}",
-                             "--name", "tiny", "--port", "0", "--max-n", "4"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=harness_env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "serve",
+            "--model",
+            f"hf:{tiny_folder}",
+            "--name",
+            "tiny",
+            "--port",
+            "0",
+            "--max-n",
+            "4",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=harness_env(),
+    )
     line = proc.stdout.readline()
     assert line.startswith("serving"), line
     yield line.split(" at ")[1].split()[0]
@@ -38,15 +55,17 @@ def client(server):
 
 
 def test_completions_n_logprobs_and_usage(client, tiny):
-    reply = client.completions.create(model="tiny", prompt="The capital of France is", max_tokens=5, temperature=0,
-                                      logprobs=1)
+    reply = client.completions.create(
+        model="tiny", prompt="The capital of France is", max_tokens=5, temperature=0, logprobs=1
+    )
     ((local,),) = tiny.generate(["The capital of France is"], SamplingParams(max_tokens=5))
     assert reply.choices[0].text == local.text
     assert reply.choices[0].logprobs.token_logprobs == pytest.approx(local.logprobs, abs=1e-4)
     assert reply.usage.completion_tokens == 5
     assert reply.usage.prompt_tokens == len(tiny.encode("The capital of France is"))
-    several = client.completions.create(model="tiny", prompt=["Hello", "Goodbye"], n=3, max_tokens=4, temperature=1,
-                                        seed=1)
+    several = client.completions.create(
+        model="tiny", prompt=["Hello", "Goodbye"], n=3, max_tokens=4, temperature=1, seed=1
+    )
     assert sorted(c.index for c in several.choices) == list(range(6))
     assert 0 < several.usage.completion_tokens <= 2 * 3 * 4
 
@@ -62,19 +81,30 @@ def test_echo_logprobs_score_token_id_prompts(client, tiny):
 
 def test_chat_streaming_and_max_completion_tokens(client):
     messages = [{"role": "user", "content": "What is the capital of France?"}]
-    whole = client.chat.completions.create(model="tiny", messages=messages, max_completion_tokens=6, temperature=0,
-                                           logprobs=True)
+    whole = client.chat.completions.create(
+        model="tiny", messages=messages, max_completion_tokens=6, temperature=0, logprobs=True
+    )
     assert whole.usage.completion_tokens == 6 and len(whole.choices[0].logprobs.content) == 6
-    stream = client.chat.completions.create(model="tiny", messages=messages, max_tokens=6, temperature=0, stream=True,
-                                            stream_options={"include_usage": True})
+    stream = client.chat.completions.create(
+        model="tiny",
+        messages=messages,
+        max_tokens=6,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content and len(chunks) > 3
     assert chunks[-1].usage.completion_tokens == 6
-    pieces = [c.choices[0].text for c in client.completions.create(model="tiny", prompt="Hello", max_tokens=5,
-                                                                   temperature=0, stream=True)]
-    assert "".join(pieces) == client.completions.create(model="tiny", prompt="Hello", max_tokens=5,
-                                                        temperature=0).choices[0].text
+    pieces = [
+        c.choices[0].text
+        for c in client.completions.create(model="tiny", prompt="Hello", max_tokens=5, temperature=0, stream=True)
+    ]
+    assert (
+        "".join(pieces)
+        == client.completions.create(model="tiny", prompt="Hello", max_tokens=5, temperature=0).choices[0].text
+    )
 
 
 def test_unknown_model_is_404(client):
@@ -90,7 +120,7 @@ BAD = [
     {"model": "tiny", "prompt": "hi", "temperature": -1},
     {"model": "tiny", "prompt": []},
     {"model": "tiny", "prompt": [[5, -3]]},
-    {"model": "tiny", "prompt": [[10 ** 9]]},
+    {"model": "tiny", "prompt": [[10**9]]},
     {"model": "tiny", "prompt": "word " * 600, "max_tokens": 1},
     {"model": "tiny"},
     ["not", "an", "object"],
@@ -110,8 +140,10 @@ def test_chat_without_role_and_a_huge_content_length(server):
     assert reply.status_code == 400 and "role" in reply.json()["error"]["message"]
     host, port = server.removeprefix("http://").split("/")[0].split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:  # 1e11 bytes announced, none sent
-        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100000000000\r\n\r\n")
+        sock.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000000000\r\n\r\n"
+        )
         head = sock.recv(4096).decode()
     assert head.startswith("HTTP/1.1 413")
 
@@ -123,10 +155,33 @@ def test_a_too_long_prompt_is_truncated_only_when_asked(server):
     assert reply.status_code == 200 and reply.json()["usage"]["prompt_tokens"] == 100
 
 
-FIELDS = ["model", "prompt", "messages", "max_tokens", "max_completion_tokens", "n", "temperature", "top_p", "top_k",
-          "stop", "seed", "logprobs", "echo", "stream", "top_logprobs", "truncate_prompt_tokens", "ignore_eos"]
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 70, 2 ** 70), st.floats(allow_nan=False),
-                    st.text(max_size=20), st.sampled_from(["tiny", "user", "assistant"]))
+FIELDS = [
+    "model",
+    "prompt",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop",
+    "seed",
+    "logprobs",
+    "echo",
+    "stream",
+    "top_logprobs",
+    "truncate_prompt_tokens",
+    "ignore_eos",
+]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
+    st.sampled_from(["tiny", "user", "assistant"]),
+)
 
 
 def nested(inner):
@@ -136,14 +191,16 @@ def nested(inner):
 
 values = st.recursive(scalars, nested, max_leaves=12)
 bodies = st.dictionaries(st.sampled_from(FIELDS), values, max_size=8).map(
-    lambda body: {**body, "max_tokens": 2} if isinstance(body.get("max_tokens"), int) else body)
+    lambda body: {**body, "max_tokens": 2} if isinstance(body.get("max_tokens"), int) else body
+)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=st.one_of(bodies, values), route=st.sampled_from(["/completions", "/chat/completions"]))
 def test_fuzz_every_reply_is_well_formed_json(server, body, route):
-    reply = httpx.post(server + route, content=json.dumps(body), timeout=120,
-                       headers={"Content-Type": "application/json"})
+    reply = httpx.post(
+        server + route, content=json.dumps(body), timeout=120, headers={"Content-Type": "application/json"}
+    )
     assert reply.status_code == 200 or 400 <= reply.status_code < 500, reply.text
     if reply.headers["content-type"].startswith("text/event-stream"):
         assert reply.text.rstrip().endswith("data: [DONE]")
@@ -202,17 +259,24 @@ def test_api_key_is_required_when_set(tiny):
     with Live(tiny, api_key="s3cret") as live:
         assert httpx.get(f"{live.url}/models").status_code == 401
         assert httpx.get(f"{live.url}/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert httpx.get(f"{live.url}/models", headers={"Authorization": "Bearer s3cret"}).json()["data"][0]["id"] \
+        assert (
+            httpx.get(f"{live.url}/models", headers={"Authorization": "Bearer s3cret"}).json()["data"][0]["id"]
             == "tiny"
+        )
 
 
 def test_concurrent_requests_share_engine_calls(tiny):
     lm = SlowLM(tiny, delay=0.3)
     with Live(lm, batch_window=0.05) as live:
         body = {"model": "tiny", "max_tokens": 3, "temperature": 0}
-        threads = [threading.Thread(target=httpx.post, args=(f"{live.url}/completions",),
-                                    kwargs={"json": {**body, "prompt": f"Count to {i}"}, "timeout": 60})
-                   for i in range(8)]
+        threads = [
+            threading.Thread(
+                target=httpx.post,
+                args=(f"{live.url}/completions",),
+                kwargs={"json": {**body, "prompt": f"Count to {i}"}, "timeout": 60},
+            )
+            for i in range(8)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -226,8 +290,11 @@ def test_a_client_that_left_while_queued_never_reaches_the_engine(tiny):
     lm = SlowLM(tiny, delay=1.5)
     with Live(lm) as live:
         body = {"model": "tiny", "max_tokens": 2, "temperature": 0.5}  # other params: not batched with the first
-        busy = threading.Thread(target=httpx.post, args=(f"{live.url}/completions",),
-                                kwargs={"json": {**body, "prompt": "first", "temperature": 0}, "timeout": 60})
+        busy = threading.Thread(
+            target=httpx.post,
+            args=(f"{live.url}/completions",),
+            kwargs={"json": {**body, "prompt": "first", "temperature": 0}, "timeout": 60},
+        )
         busy.start()
         time.sleep(0.5)
         with pytest.raises(httpx.ReadTimeout):

@@ -12,15 +12,24 @@ from cli_helpers import harness_env
 from harness.backends import SamplingParams
 
 pytestmark = pytest.mark.lmeval
-PAIRS = [("The capital of France is", " Paris"), ("The capital of France is", " London"),
-         ("Hello", " world, how are you"), ("2 + 2 =", " 4")]
+PAIRS = [
+    ("The capital of France is", " Paris"),
+    ("The capital of France is", " London"),
+    ("Hello", " world, how are you"),
+    ("2 + 2 =", " 4"),
+]
 
 
 @pytest.fixture(scope="module")
 def url(tiny_folder):
     """The server under its default name, the model's folder: lm-eval loads its tokenizer from the model name."""
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--model", f"hf:{tiny_folder}", "--port",
-                             "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=harness_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "serve", "--model", f"hf:{tiny_folder}", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=harness_env(),
+    )
     line = proc.stdout.readline()
     assert line.startswith("serving"), line
     yield line.split(" at ")[1].split()[0]
@@ -38,11 +47,15 @@ def test_local_completions_loglikelihood_and_generate_until(url, tiny_folder, ti
     local = tiny.loglikelihood(PAIRS)
     assert [s[0] for s in scored] == pytest.approx([x[0] for x in local], abs=1e-3)
     assert [s[1] for s in scored] == [x[1] for x in local]
-    asks = [("Once upon a time", {"until": ["\n\n"], "max_gen_toks": 8}), ("2 + 2 =", {"until": ["."],
-                                                                                       "max_gen_toks": 6})]
+    asks = [
+        ("Once upon a time", {"until": ["\n\n"], "max_gen_toks": 8}),
+        ("2 + 2 =", {"until": ["."], "max_gen_toks": 6}),
+    ]
     generated = lm.generate_until([Instance("generate_until", {}, ask, i) for i, ask in enumerate(asks)])
-    expected = [tiny.generate([text], SamplingParams(max_tokens=kw["max_gen_toks"], stop=tuple(kw["until"])))[0][0]
-                .text for text, kw in asks]
+    expected = [
+        tiny.generate([text], SamplingParams(max_tokens=kw["max_gen_toks"], stop=tuple(kw["until"])))[0][0].text
+        for text, kw in asks
+    ]
     assert generated == expected and all(generated)
 
 
