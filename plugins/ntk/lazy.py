@@ -38,7 +38,7 @@ class LazyConfig:
     n_train: int = 64  # training inputs (full-batch GD)
     n_test: int = 256  # held-out inputs on which the deviation is measured
     target: str = "teacher"  # teacher: a random width-4 tanh network; random: i.i.d. N(0, 1) labels
-    dt: float = 0.1  # GD step in kernel time (units of 1 / lambda_max)
+    dt: float = 0.5  # GD step in kernel time (units of 1 / lambda_max)
     horizon: float = 1000.0  # last time T, in kernel time
 
 

@@ -34,7 +34,7 @@ class NTKValidity:
     def __init__(self, target: str = "teacher", d: int = 8, width: int = 128, n_train: int = 64,
                  n_test: int = 256, alphas: str = "0.316,1,3.16,10,31.6,100,316,1000,3160", epsilon: float = 1e-3,
                  param_epsilon: float = 0.03,
-                 t_min: float = 1.0, horizon: float = 1000.0, times_per_decade: int = 4, dt: float = 0.25):
+                 t_min: float = 1.0, horizon: float = 1000.0, times_per_decade: int = 4, dt: float = 0.5):
         """
         Args:
             target: teacher (a random width-4 tanh network) or random (i.i.d. N(0, 1) labels)

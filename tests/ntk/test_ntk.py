@@ -16,7 +16,7 @@ def problem(one_thread):
     import torch
     from harness.plugins.ntk.lazy import LazyConfig, make_problem
 
-    config = LazyConfig(d=4, width=32, n_train=16, n_test=32, target="teacher")
+    config = LazyConfig(d=4, width=32, n_train=16, n_test=32, target="teacher", dt=0.05)
     return config, make_problem(config, torch.Generator().manual_seed(0))
 
 
@@ -53,7 +53,7 @@ def test_gap_shrinks_as_one_over_alpha_and_small_steps_agree(problem):
     from harness.plugins.ntk.lazy import train_side_by_side
 
     config, p = problem
-    result = train_side_by_side(p, [10.0, 100.0, 1000.0], config, [0.25, 5.0])
+    result = train_side_by_side(p, [10.0, 100.0, 1000.0], config, [0.05, 5.0])
     early, late = zip(*result["pred"])
     assert all(g > 0 for g in late)
     scaled = [alpha * gap for alpha, gap in zip((10, 100, 1000), late)]
