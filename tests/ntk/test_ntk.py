@@ -106,3 +106,19 @@ def test_tiny_run_end_to_end_and_bad_args_exit_2(tmp_path):
     bad = run_harness("run", "--task", "ntk_tiny", "--include-path", tmp_path, "--task-args", "alphas=10,1",
                       "--out", out)
     assert bad.returncode == 2 and "increasing" in bad.stderr
+
+
+def test_one_step_gap_is_second_order_in_the_step(problem):
+    """After one GD step both models sit at the same parameters (same gradient at w0); their predictions then differ
+    by the second-order remainder of h, so halving the step quarters the gap."""
+    from dataclasses import replace
+
+    from harness.plugins.ntk.lazy import train_side_by_side
+
+    config, p = problem
+    gaps = []
+    for dt in (0.02, 0.01):
+        result = train_side_by_side(p, [10.0], replace(config, dt=dt), [dt])
+        assert result["param"][0][0] < 1e-12  # identical parameters after the first step
+        gaps.append(result["pred"][0][0])
+    assert 3.6 < gaps[0] / gaps[1] < 4.4
