@@ -15,6 +15,7 @@ Importing this module stays cheap: no torch, no ray.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -305,13 +306,18 @@ class Sweep:
         preset, entry = resolve_task(options.task, options.include_paths)
         spec = sweep_spec(options, preset)
         where = "--grid" if options.grid is not None or preset.sweep is None else f"{preset.source} sweep.grid"
-        check_grid_keys(entry.factory, spec.grid, options.task_args, preset.task, where)
+        task_args = options.task_args
+        if where != "--grid":  # a preset's swept arg given in --task-args narrows its grid to that value
+            narrowed = {k: [v] for k, v in task_args.items() if k in spec.grid}
+            spec = dataclasses.replace(spec, grid={**spec.grid, **narrowed})
+            task_args = {k: v for k, v in task_args.items() if k not in narrowed}
+        check_grid_keys(entry.factory, spec.grid, task_args, preset.task, where)
         if options.limit is not None and options.limit < 1:
             raise UsageError(f"--limit {options.limit}: give a positive number of examples")
         for probe in options.probes:
             get_plugins().registry("probes").get(probe)
         # the point's --task-args go through the command line: use the values its run will read back
-        fixed = parse_kv(format_kv(options.task_args), "--task-args")
+        fixed = parse_kv(format_kv(task_args), "--task-args")
         base_args = {**preset.args, **fixed}
         points, tasks, threads = [], [], 1
         for combo in itertools.product(*spec.grid.values()):

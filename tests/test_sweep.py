@@ -224,6 +224,11 @@ def test_preset_file_with_a_sweep_block_runs_its_sweep(tmp_path):
     metrics = json.loads(result.stdout)["metrics"]
     assert metrics["y@a=1"] == pytest.approx(2.0) and metrics["y@a=3"] == pytest.approx(6.0)
     assert len(point_rows(out, "two")) == 2 and sweep_run(out)["task"] == "sweep:two"
+    # a swept arg given in --task-args narrows the preset's grid to that value: one point, a one-point sweep
+    one = run_harness(*PLUGIN, "run", "--task", tmp_path / "two.yaml", "--task-args", "a=3", "--out", out, "--json")
+    assert one.returncode == 0, one.stderr
+    assert {k for k in json.loads(one.stdout)["metrics"] if "@" in k} == {"y@a=3", "y@a=3_stderr"}
+    assert len(point_rows(out, "two")) == 2  # the point a=3 had run: reused, not run again
 
 
 def test_a_failed_point_fails_the_sweep_and_reruns_alone(tmp_path):
