@@ -48,12 +48,20 @@ def summary(run: dict) -> dict:
     if isinstance(value, int | float):
         stderr = run["metrics"].get(f"{metric}_stderr")
         headline = f"{metric}={report.fmt_value(value)}" + (
-            f" ± {report.fmt_value(stderr)}" if isinstance(stderr, int | float) else "")
+            f" ± {report.fmt_value(stderr)}" if isinstance(stderr, int | float) else ""
+        )
     ended = run.get("finished") if run["status"] != "running" else None
-    return {"run": run["run_id"], "task": run["task"], "model": report.model_label(run), "status": run["status"],
-            "headline": headline, "limit": run.get("run_limit") or "",
-            "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run["created"])),
-            "duration": _duration(ended - run["created"]) if ended else "", "error": run.get("error") or ""}
+    return {
+        "run": run["run_id"],
+        "task": run["task"],
+        "model": report.model_label(run),
+        "status": run["status"],
+        "headline": headline,
+        "limit": run.get("run_limit") or "",
+        "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run["created"])),
+        "duration": _duration(ended - run["created"]) if ended else "",
+        "error": run.get("error") or "",
+    }
 
 
 def _duration(seconds: float) -> str:

@@ -173,9 +173,17 @@ def write_site(runs: list[dict], out: Path, site: Path, include_limited: bool = 
     columns = list(dict.fromkeys(c.column for c in cells))
     run_columns = ["run", "task", "model", "status", "headline", "limit", "started", "duration", "error"]
     listed = [{"run_id": r["run_id"], "status": r["status"], "row": _run_row(r)} for r in runs]
-    (site / "index.html").write_text(env.from_string(INDEX).render(
-        out=str(out), models=models, columns=columns, cells={(c.row, c.column): c for c in cells},
-        limited_shown=any(c.limit is not None for c in cells), runs=listed, run_columns=run_columns))
+    (site / "index.html").write_text(
+        env.from_string(INDEX).render(
+            out=str(out),
+            models=models,
+            columns=columns,
+            cells={(c.row, c.column): c for c in cells},
+            limited_shown=any(c.limit is not None for c in cells),
+            runs=listed,
+            run_columns=run_columns,
+        )
+    )
     page = env.from_string(RUN)
     for run in runs:
         _write_run_page(page, run, site / "runs")
@@ -203,6 +211,14 @@ def _write_run_page(page, run: dict, folder: Path) -> None:
     except Exception:  # a damaged file should not take the site down; the page says so
         samples = [{"error": "samples.jsonl could not be read"}]
     columns = list(dict.fromkeys(k for s in samples[:MAX_SAMPLES] for k in s))
-    (folder / f"{run['run_id']}.html").write_text(page.render(
-        run=run, metrics=report.metric_rows(run["metrics"]), plots=plots, config=config,
-        samples=samples[:MAX_SAMPLES], total=len(samples), sample_columns=columns))
+    (folder / f"{run['run_id']}.html").write_text(
+        page.render(
+            run=run,
+            metrics=report.metric_rows(run["metrics"]),
+            plots=plots,
+            config=config,
+            samples=samples[:MAX_SAMPLES],
+            total=len(samples),
+            sample_columns=columns,
+        )
+    )

@@ -44,8 +44,16 @@ def run_suite(args, presets: dict, run_one) -> int:
     fmt = "json" if args.json or getattr(args, "format", "table") == "json" else getattr(args, "format", "table")
     try:
         for name in names:
-            sub = argparse.Namespace(**{**vars(args), "task": name, "model": args.model or model,
-                                        "shared_models": shared, "json": True, "format": "json"})
+            sub = argparse.Namespace(
+                **{
+                    **vars(args),
+                    "task": name,
+                    "model": args.model or model,
+                    "shared_models": shared,
+                    "json": True,
+                    "format": "json",
+                }
+            )
             with contextlib.redirect_stdout(io.StringIO()) as printed:
                 run_one(sub)
             results.append({"task": name, **json.loads(printed.getvalue())})

@@ -18,14 +18,41 @@ def test_trained_models_baselines_and_llms_share_a_column(tmp_path):
     # (depth 2 too) are different presets of one task: the variant, not the preset name, picks the column
     assert variant_of(GraphCoT(depth=2), {"depth": 2}) == variant_of(GraphCoT(), {"depth": 2}) == "depth=2"
     assert variant_of(GraphCoT(), {}) == "depth=1"  # the default counts, so graph_cot and graph_cot_d1 agree
-    record(tmp_path, "graph_cot_d2", "graph_cot", "depth=2", "scratch",
-           {"dfs/evidence_accuracy": 0.92, "dfs/evidence_accuracy_stderr": 0.03, "path/evidence_accuracy": 0.38,
-            "evidence_accuracy": 0.92, "dfs/evidence_accuracy@B=8,N=1": 0.13,
-            "baseline/random-path/evidence_accuracy": 1 / 3}, "evidence_accuracy")
-    record(tmp_path, "graph_cot_llm", "graph_cot", "depth=2", "hf:smollm2",
-           {"evidence_accuracy": 0.05, "evidence_accuracy_stderr": 0.02}, "evidence_accuracy", limit=20)
-    record(tmp_path, "graph_cot_llm", "graph_cot", "depth=2", "baseline:random-path",
-           {"evidence_accuracy": 0.31}, "evidence_accuracy")
+    record(
+        tmp_path,
+        "graph_cot_d2",
+        "graph_cot",
+        "depth=2",
+        "scratch",
+        {
+            "dfs/evidence_accuracy": 0.92,
+            "dfs/evidence_accuracy_stderr": 0.03,
+            "path/evidence_accuracy": 0.38,
+            "evidence_accuracy": 0.92,
+            "dfs/evidence_accuracy@B=8,N=1": 0.13,
+            "baseline/random-path/evidence_accuracy": 1 / 3,
+        },
+        "evidence_accuracy",
+    )
+    record(
+        tmp_path,
+        "graph_cot_llm",
+        "graph_cot",
+        "depth=2",
+        "hf:smollm2",
+        {"evidence_accuracy": 0.05, "evidence_accuracy_stderr": 0.02},
+        "evidence_accuracy",
+        limit=20,
+    )
+    record(
+        tmp_path,
+        "graph_cot_llm",
+        "graph_cot",
+        "depth=2",
+        "baseline:random-path",
+        {"evidence_accuracy": 0.31},
+        "evidence_accuracy",
+    )
     rows, columns = leaderboard(Index(tmp_path).runs("finished"))
     assert columns == ["model", "graph_cot[depth=2]/evidence_accuracy"]
     cells = {r["model"]: r[columns[1]] for r in rows}

@@ -17,8 +17,10 @@ def runs_json(capsys, out) -> dict:
 
 def test_runs_lists_and_removes(tmp_path, capsys):
     out = tmp_path / "runs"
-    assert main([*COUNTING, "run", "--task", "counting", "--task-args", "n=14", "--out", str(out),
-                 "--format", "markdown"]) == 0
+    assert (
+        main([*COUNTING, "run", "--task", "counting", "--task-args", "n=14", "--out", str(out), "--format", "markdown"])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "| metric | value | stderr |" in printed and "| hit | 0.1429 |" in printed
     assert main([*COUNTING, "run", "--task", "counting", "--limit", "5", "--out", str(out)]) == 0

@@ -18,6 +18,7 @@ PAYLOAD = '<script>document.title="pwned"</script><b>bold?</b>'
 
 def make_runs(out):
     """Two models x two tasks, one run with --limit, one failed run, and a run scoring two models of its own."""
+
     def record(task, model, metrics, primary, limit=None, samples=(), family=None, fail=None):
         config = {"task": task, "task_family": family or task, "model": model, "limit": limit, "model_args": {}}
         run = Run.open(out, config, {**config, "metrics": metrics})
@@ -29,22 +30,39 @@ def make_runs(out):
         run.close()
         return run.id
 
-    record("qa", "hf:alpha", {"acc": 0.25, "acc_stderr": 0.05}, "acc",
-           samples=[{"id": "0", "prompt": "Say hi", "completion": PAYLOAD, "acc": 0.0}])
+    record(
+        "qa",
+        "hf:alpha",
+        {"acc": 0.25, "acc_stderr": 0.05},
+        "acc",
+        samples=[{"id": "0", "prompt": "Say hi", "completion": PAYLOAD, "acc": 0.0}],
+    )
     record("qa", "hf:beta", {"acc": 0.75, "acc_stderr": 0.04}, "acc")
     record("sums", "hf:alpha", {"exact_match": 0.5, "exact_match_stderr": 0.1}, "exact_match", limit=10)
     record("sums", "hf:beta", {"exact_match": 0.9, "exact_match_stderr": 0.03}, "exact_match")
     record("qa", "hf:gamma", {}, "acc", fail="ValueError: the disk is full")
-    record("graph", "scratch", {"dfs/acc": 0.9, "path/acc": 0.6, "acc": 0.9,
-                                "baseline/random-path/acc": 0.5}, "acc")
+    record("graph", "scratch", {"dfs/acc": 0.9, "path/acc": 0.6, "acc": 0.9, "baseline/random-path/acc": 0.5}, "acc")
 
 
 def chromium(tmp_path, *args) -> str:
     """Headless Chromium with no network and its profile under tmp_path; returns stdout."""
-    result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             f"--user-data-dir={tmp_path / 'profile'}", "--proxy-server=127.0.0.1:9",
-                             "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=2000", *args],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--proxy-server=127.0.0.1:9",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--virtual-time-budget=2000",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -70,10 +88,12 @@ document.getElementById("f").onload = function () {
 
 def table_rows(dom: str, table_id: str) -> list[list[str]]:
     table = re.search(rf'<table[^>]*id="{table_id}".*?</table>', dom, re.S).group(0)
-    body = table[table.index("<tbody>"):]
+    body = table[table.index("<tbody>") :]
     rows = re.findall(r"<tr>(.*?)</tr>", body, re.S)
-    return [[unescape(re.sub(r"<[^>]+>", "", c)).split("±")[0].strip() for c in re.findall(r"<td.*?</td>", r, re.S)]
-            for r in rows]
+    return [
+        [unescape(re.sub(r"<[^>]+>", "", c)).split("±")[0].strip() for c in re.findall(r"<td.*?</td>", r, re.S)]
+        for r in rows
+    ]
 
 
 def test_the_leaderboard_site_in_headless_chromium(tmp_path, capsys):
@@ -100,8 +120,15 @@ def test_the_leaderboard_site_in_headless_chromium(tmp_path, capsys):
     by_graph = chromium(tmp_path, "--dump-dom", index + "#sort=leaderboard:3:desc")
     assert [r[3] for r in table_rows(by_graph, "leaderboard")][:3] == ["0.9", "0.6", "0.5"]
 
-    clicked = json.loads(unescape(re.search(r'<pre id="out">(.*?)</pre>', chromium(
-        tmp_path, "--allow-file-access-from-files", "--dump-dom", click_page(site).as_uri()), re.S).group(1)))
+    clicked = json.loads(
+        unescape(
+            re.search(
+                r'<pre id="out">(.*?)</pre>',
+                chromium(tmp_path, "--allow-file-access-from-files", "--dump-dom", click_page(site).as_uri()),
+                re.S,
+            ).group(1)
+        )
+    )
     assert clicked == [["baseline:random-path", "scratch/path"], ["scratch/dfs", "scratch/path"]]  # click, again
 
     run_id = next(r["run_id"] for r in Index(out).runs() if r["model"] == "hf:alpha" and r["task"] == "qa")

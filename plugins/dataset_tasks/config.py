@@ -24,12 +24,42 @@ METRICS = {  # the metrics each request type can report
 EXACT_MATCH_OPTIONS = ("ignore_case", "ignore_punctuation", "ignore_numbers", "regexes_to_ignore")
 METRIC_KEYS = ("metric", "aggregation", "higher_is_better", *EXACT_MATCH_OPTIONS)
 # keys that name, group or document a task and never change a score
-NAMING_KEYS = ("tag", "group", "group_alias", "task_alias", "metadata", "should_decontaminate",
-               "doc_to_decontamination_query", "dataset_config_name")
-KEYS = ("task", "include", "dataset_path", "dataset_name", "dataset_kwargs", "training_split", "validation_split",
-        "test_split", "fewshot_split", "num_fewshot", "fewshot_config", "output_type", "doc_to_text",
-        "doc_to_target", "doc_to_choice", "target_delimiter", "fewshot_delimiter", "description",
-        "generation_kwargs", "metric_list", "repeats", "filter_list", "chat", *NAMING_KEYS)
+NAMING_KEYS = (
+    "tag",
+    "group",
+    "group_alias",
+    "task_alias",
+    "metadata",
+    "should_decontaminate",
+    "doc_to_decontamination_query",
+    "dataset_config_name",
+)
+KEYS = (
+    "task",
+    "include",
+    "dataset_path",
+    "dataset_name",
+    "dataset_kwargs",
+    "training_split",
+    "validation_split",
+    "test_split",
+    "fewshot_split",
+    "num_fewshot",
+    "fewshot_config",
+    "output_type",
+    "doc_to_text",
+    "doc_to_target",
+    "doc_to_choice",
+    "target_delimiter",
+    "fewshot_delimiter",
+    "description",
+    "generation_kwargs",
+    "metric_list",
+    "repeats",
+    "filter_list",
+    "chat",
+    *NAMING_KEYS,
+)
 GENERATION_KEYS = ("until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k")
 SAMPLERS = ("default", "first_n")
 
@@ -88,8 +118,10 @@ def read_yaml(path: Path, seen: tuple = ()) -> dict:
         raise UsageError(f"{path}: no such task file; check the path") from None
     except yaml.constructor.ConstructorError as exc:
         tag = getattr(exc, "problem", "")
-        raise UsageError(f"{path}: {tag}: python functions (!function) are not supported; write the field as a "
-                         "Jinja2 template or prepare the data file") from None
+        raise UsageError(
+            f"{path}: {tag}: python functions (!function) are not supported; write the field as a "
+            "Jinja2 template or prepare the data file"
+        ) from None
     except yaml.YAMLError as exc:
         raise UsageError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the file") from None
     if not isinstance(data, dict):
@@ -115,12 +147,15 @@ def load_config(path: Path) -> TaskConfig:
     if data.get("filter_list"):
         raise UsageError(f"{path}: filter_list is not supported; score the raw completion (remove filter_list)")
     if "dataset_path" not in data:
-        raise UsageError(f"{path}: missing dataset_path (a hub dataset, or json/csv/parquet with "
-                         "dataset_kwargs: {data_files: ...}, or a local .jsonl file)")
+        raise UsageError(
+            f"{path}: missing dataset_path (a hub dataset, or json/csv/parquet with "
+            "dataset_kwargs: {data_files: ...}, or a local .jsonl file)"
+        )
     output_type = data.get("output_type", "generate_until")
     if output_type not in OUTPUT_TYPES:
-        raise UsageError(f"{path}: output_type '{output_type}' is not supported; choose one of "
-                         f"{', '.join(OUTPUT_TYPES)}")
+        raise UsageError(
+            f"{path}: output_type '{output_type}' is not supported; choose one of {', '.join(OUTPUT_TYPES)}"
+        )
     if output_type == "multiple_choice" and data.get("doc_to_choice") is None:
         raise UsageError(f"{path}: multiple_choice needs doc_to_choice (a list field or a Jinja2 list)")
     generation = _generation(path, data.get("generation_kwargs") or {})
@@ -128,15 +163,28 @@ def load_config(path: Path) -> TaskConfig:
     if not isinstance(fewshot, dict) or set(fewshot) - {"sampler"} or fewshot.get("sampler", "default") not in SAMPLERS:
         raise UsageError(f"{path}: fewshot_config supports only sampler: {' or '.join(SAMPLERS)}")
     config = TaskConfig(
-        task=str(data.get("task") or path.stem), source=path, dataset_path=str(data["dataset_path"]),
-        dataset_name=data.get("dataset_name"), dataset_kwargs=dict(data.get("dataset_kwargs") or {}),
-        training_split=data.get("training_split"), validation_split=data.get("validation_split"),
-        test_split=data.get("test_split"), fewshot_split=data.get("fewshot_split"),
-        num_fewshot=int(data.get("num_fewshot") or 0), fewshot_sampler=fewshot.get("sampler", "default"),
-        output_type=output_type, doc_to_text=data.get("doc_to_text"), doc_to_target=data.get("doc_to_target"),
-        doc_to_choice=data.get("doc_to_choice"), target_delimiter=str(data.get("target_delimiter", " ")),
-        fewshot_delimiter=str(data.get("fewshot_delimiter", "\n\n")), description=str(data.get("description") or ""),
-        metrics=_metrics(path, output_type, data.get("metric_list")), chat=data.get("chat"), **generation)
+        task=str(data.get("task") or path.stem),
+        source=path,
+        dataset_path=str(data["dataset_path"]),
+        dataset_name=data.get("dataset_name"),
+        dataset_kwargs=dict(data.get("dataset_kwargs") or {}),
+        training_split=data.get("training_split"),
+        validation_split=data.get("validation_split"),
+        test_split=data.get("test_split"),
+        fewshot_split=data.get("fewshot_split"),
+        num_fewshot=int(data.get("num_fewshot") or 0),
+        fewshot_sampler=fewshot.get("sampler", "default"),
+        output_type=output_type,
+        doc_to_text=data.get("doc_to_text"),
+        doc_to_target=data.get("doc_to_target"),
+        doc_to_choice=data.get("doc_to_choice"),
+        target_delimiter=str(data.get("target_delimiter", " ")),
+        fewshot_delimiter=str(data.get("fewshot_delimiter", "\n\n")),
+        description=str(data.get("description") or ""),
+        metrics=_metrics(path, output_type, data.get("metric_list")),
+        chat=data.get("chat"),
+        **generation,
+    )
     if not config.eval_split:
         raise UsageError(f"{path}: name the split to score: test_split (or validation_split / training_split)")
     config.digest = digest(path, data, config)
@@ -146,8 +194,9 @@ def load_config(path: Path) -> TaskConfig:
 def _generation(path: Path, kwargs: dict) -> dict:
     unknown = [k for k in kwargs if k not in GENERATION_KEYS]
     if unknown:
-        raise UsageError(f"{path}: generation_kwargs {', '.join(unknown)} not supported; use "
-                         f"{', '.join(GENERATION_KEYS)}")
+        raise UsageError(
+            f"{path}: generation_kwargs {', '.join(unknown)} not supported; use {', '.join(GENERATION_KEYS)}"
+        )
     until = kwargs.get("until")
     if isinstance(until, str):
         until = [until]
@@ -170,12 +219,16 @@ def _metrics(path: Path, output_type: str, metric_list) -> list[dict]:
         if not isinstance(item, dict) or "metric" not in item:
             raise UsageError(f"{path}: each metric_list entry needs 'metric:' (one of {', '.join(allowed)})")
         if item["metric"] not in allowed:
-            raise UsageError(f"{path}: metric '{item['metric']}' is not available for {output_type}; "
-                             f"choose from {', '.join(allowed)}")
+            raise UsageError(
+                f"{path}: metric '{item['metric']}' is not available for {output_type}; "
+                f"choose from {', '.join(allowed)}"
+            )
         extra = [k for k in item if k not in METRIC_KEYS]
         if extra:
-            raise UsageError(f"{path}: metric '{item['metric']}' option(s) {', '.join(extra)} not supported; "
-                             f"options: {', '.join(EXACT_MATCH_OPTIONS)}")
+            raise UsageError(
+                f"{path}: metric '{item['metric']}' option(s) {', '.join(extra)} not supported; "
+                f"options: {', '.join(EXACT_MATCH_OPTIONS)}"
+            )
         if item["metric"] != "exact_match" and set(item) & set(EXACT_MATCH_OPTIONS):
             raise UsageError(f"{path}: {', '.join(set(item) & set(EXACT_MATCH_OPTIONS))} only apply to exact_match")
         if item.get("aggregation", "mean") != "mean" and item["metric"] in ("acc", "acc_norm", "exact_match"):

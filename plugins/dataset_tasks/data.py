@@ -30,8 +30,9 @@ def local_files(config) -> list[Path]:
         return []
     files = config.dataset_kwargs.get("data_files")
     if files is None:
-        raise UsageError(f"{config.source}: dataset_path {config.dataset_path} needs dataset_kwargs: "
-                         "{data_files: {test: FILE}}")
+        raise UsageError(
+            f"{config.source}: dataset_path {config.dataset_path} needs dataset_kwargs: {{data_files: {{test: FILE}}}}"
+        )
     values = files.values() if isinstance(files, dict) else [files]
     paths = []
     for value in values:
@@ -81,13 +82,15 @@ def _load_uncached(config):
         if suffix in LOCAL_BUILDERS:  # a bare file: its rows are the split the YAML scores
             file = str(config.source.parent / config.dataset_path)
             with tempfile.TemporaryDirectory(prefix="harness-datasets-") as cache:
-                return datasets.load_dataset(LOCAL_BUILDERS[suffix], data_files={config.eval_split: file},
-                                             cache_dir=cache, keep_in_memory=True)
+                return datasets.load_dataset(
+                    LOCAL_BUILDERS[suffix], data_files={config.eval_split: file}, cache_dir=cache, keep_in_memory=True
+                )
         if config.dataset_path in set(LOCAL_BUILDERS.values()):
             kwargs = {**config.dataset_kwargs, "data_files": _absolute_data_files(config)}
             with tempfile.TemporaryDirectory(prefix="harness-datasets-") as cache:
-                return datasets.load_dataset(config.dataset_path, config.dataset_name, cache_dir=cache,
-                                             keep_in_memory=True, **kwargs)
+                return datasets.load_dataset(
+                    config.dataset_path, config.dataset_name, cache_dir=cache, keep_in_memory=True, **kwargs
+                )
         return datasets.load_dataset(config.dataset_path, config.dataset_name, **config.dataset_kwargs)
     except UsageError:
         raise
@@ -98,11 +101,15 @@ def _load_uncached(config):
 def _load_error(config, exc: Exception) -> str:
     name = config.dataset_path + (f" ({config.dataset_name})" if config.dataset_name else "")
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-    offline = any(s in text.lower() for s in ("offline", "connection", "resolve", "network", "couldn't reach",
-                                              "max retries", "name or service"))
+    offline = any(
+        s in text.lower()
+        for s in ("offline", "connection", "resolve", "network", "couldn't reach", "max retries", "name or service")
+    )
     if offline or _hub_offline():
-        return (f"dataset '{name}' is not in the local cache and the hub cannot be reached (offline); run once "
-                f"online to cache it, or point dataset_path at local files ({config.source})")
+        return (
+            f"dataset '{name}' is not in the local cache and the hub cannot be reached (offline); run once "
+            f"online to cache it, or point dataset_path at local files ({config.source})"
+        )
     return f"dataset '{name}' could not be loaded: {text[:300]} ({config.source})"
 
 

@@ -40,8 +40,13 @@ def relational(count: int, shots: int, seed: int) -> list[dict]:
         rng.shuffle(lines)
         label = "A" if i % 2 == 0 else "B"
         x, y = query
-        rows.append({"examples": "\n".join(f"{t}: {lab}" for t, lab in lines),
-                     "query": f"{x} {y} {x}" if label == "A" else f"{x} {y} {y}", "label": label})
+        rows.append(
+            {
+                "examples": "\n".join(f"{t}: {lab}" for t, lab in lines),
+                "query": f"{x} {y} {x}" if label == "A" else f"{x} {y} {y}",
+                "label": label,
+            }
+        )
     return rows
 
 
@@ -57,8 +62,9 @@ def graph(count: int, seed: int) -> list[dict]:
         source = first[0]
         reachable = i % 2 == 0
         target = rng.choice(first[1:]) if reachable else rng.choice(second)
-        rows.append({"edges": ", ".join(edges), "source": source, "target": target,
-                     "answer": "yes" if reachable else "no"})
+        rows.append(
+            {"edges": ", ".join(edges), "source": source, "target": target, "answer": "yes" if reachable else "no"}
+        )
     return rows
 
 

@@ -62,8 +62,7 @@ def ratio_stderr(numerators: list[float], denominators: list[float]) -> tuple[fl
 def aggregate(metric: str, samples: list[dict]) -> tuple[float, float]:
     """A metric's value and stderr over the samples."""
     if metric in RATIO_METRICS:
-        rate, se = ratio_stderr([s["loglikelihood"] for s in samples],
-                                [s[RATIO_METRICS[metric]] for s in samples])
+        rate, se = ratio_stderr([s["loglikelihood"] for s in samples], [s[RATIO_METRICS[metric]] for s in samples])
         if metric == "bits_per_byte":
             return -rate / math.log(2), se / math.log(2)
         return math.exp(-rate), math.exp(-rate) * se

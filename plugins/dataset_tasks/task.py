@@ -27,15 +27,15 @@ from harness.evaluation import EvalTask
 def shipped_configs() -> dict[str, Path]:
     """The task YAMLs this plugin ships (``config=NAME``)."""
     folder = resources.files("harness.plugins.dataset_tasks")
-    return {entry.name[: -len(".yaml")]: Path(str(entry)) for entry in folder.iterdir()
-            if entry.name.endswith(".yaml")}
+    return {entry.name[: -len(".yaml")]: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".yaml")}
 
 
 def resolve_config(config: str) -> Path:
     """A path to a task YAML, or the name of a shipped one."""
     if not config:
-        raise UsageError("the dataset task needs config=PATH.yaml (or a shipped name: "
-                         f"{', '.join(sorted(shipped_configs()))})")
+        raise UsageError(
+            f"the dataset task needs config=PATH.yaml (or a shipped name: {', '.join(sorted(shipped_configs()))})"
+        )
     path = Path(config).expanduser()
     if path.is_file():
         return path
@@ -70,8 +70,10 @@ class DatasetTask(EvalTask):
         if split:
             self.config.test_split = split
         if self.config.num_fewshot and not self.config.shot_split:
-            raise UsageError(f"{self.config.source}: num_fewshot={self.config.num_fewshot} needs fewshot_split "
-                             "(or training_split / validation_split) to draw examples from")
+            raise UsageError(
+                f"{self.config.source}: num_fewshot={self.config.num_fewshot} needs fewshot_split "
+                "(or training_split / validation_split) to draw examples from"
+            )
         self.metrics = tuple(self.config.metric_names)
         self.version = f"1-{self.config.digest}"  # the YAML and its data define the task: edits are a new version
         self.variant = self.config.task  # its leaderboard column: dataset[<the YAML's task name>]
@@ -124,8 +126,10 @@ class DatasetTask(EvalTask):
     def run(self, ctx) -> dict[str, float]:
         chat = self.config.chat
         if chat is not None and bool(ctx.model_args.get("chat", False)) != chat:
-            raise UsageError(f"{self.config.source} says chat: {str(chat).lower()}; run it as --task FILE.yaml "
-                             f"(which applies it) or add --model-args chat={str(chat).lower()}")
+            raise UsageError(
+                f"{self.config.source} says chat: {str(chat).lower()}; run it as --task FILE.yaml "
+                f"(which applies it) or add --model-args chat={str(chat).lower()}"
+            )
         return super().run(ctx)
 
     def evaluate(self, lm, examples: list[dict], ctx) -> list[dict]:
@@ -149,8 +153,15 @@ class DatasetTask(EvalTask):
             normed = [ll / len(c) if c else ll for ll, c in zip(lls, e["choices"])]
             pred = metrics.argmax(lls)
             values = {"acc": float(pred == e["gold"]), "acc_norm": float(metrics.argmax(normed) == e["gold"])}
-            records.append({**e, "pred": e["choices"][pred], "loglikelihoods": lls,
-                            "is_greedy": [greedy for _, greedy in scored], **self.pick(values)})
+            records.append(
+                {
+                    **e,
+                    "pred": e["choices"][pred],
+                    "loglikelihoods": lls,
+                    "is_greedy": [greedy for _, greedy in scored],
+                    **self.pick(values),
+                }
+            )
         return records
 
     def score_generations(self, lm, examples: list[dict], ctx) -> list[dict]:
@@ -158,15 +169,22 @@ class DatasetTask(EvalTask):
 
         config = self.config
         stop = tuple(config.until if config.until is not None else [config.fewshot_delimiter])
-        params = SamplingParams(max_tokens=config.max_gen_toks, stop=stop, temperature=config.temperature,
-                                seed=ctx.seed_for("generate"))
+        params = SamplingParams(
+            max_tokens=config.max_gen_toks, stop=stop, temperature=config.temperature, seed=ctx.seed_for("generate")
+        )
         outputs = lm.generate([e["prompt"] for e in examples], params)
         options = next(m for m in config.metrics if m["metric"] == "exact_match")
         records = []
         for e, (completion, *_) in zip(examples, outputs):
             targets = e["target"] if isinstance(e["target"], list) else [e["target"]]
-            records.append({**e, "completion": completion.text, "finish_reason": completion.finish_reason,
-                            "exact_match": metrics.exact_match(completion.text, targets, options)})
+            records.append(
+                {
+                    **e,
+                    "completion": completion.text,
+                    "finish_reason": completion.finish_reason,
+                    "exact_match": metrics.exact_match(completion.text, targets, options),
+                }
+            )
         return records
 
     def score_targets(self, lm, examples: list[dict]) -> list[dict]:
@@ -174,9 +192,15 @@ class DatasetTask(EvalTask):
 
         delimiter = self.config.target_delimiter
         results = lm.loglikelihood([(e["prompt"], delimiter + str(e["target"])) for e in examples])
-        return [{**e, "loglikelihood": ll, "is_greedy": greedy,
-                 **self.pick({"acc": float(greedy), "perplexity": math.exp(-ll)})}
-                for e, (ll, greedy) in zip(examples, results)]
+        return [
+            {
+                **e,
+                "loglikelihood": ll,
+                "is_greedy": greedy,
+                **self.pick({"acc": float(greedy), "perplexity": math.exp(-ll)}),
+            }
+            for e, (ll, greedy) in zip(examples, results)
+        ]
 
     def score_texts(self, lm, examples: list[dict]) -> list[dict]:
         import math
@@ -185,8 +209,11 @@ class DatasetTask(EvalTask):
         records = []
         for e, ll in zip(examples, results):
             words, size = metrics.count_words(e["text"]), len(e["text"].encode("utf-8"))
-            values = {"word_perplexity": math.exp(-ll / words), "byte_perplexity": math.exp(-ll / size),
-                      "bits_per_byte": -ll / size / math.log(2)}
+            values = {
+                "word_perplexity": math.exp(-ll / words),
+                "byte_perplexity": math.exp(-ll / size),
+                "bits_per_byte": -ll / size / math.log(2),
+            }
             records.append({**e, "loglikelihood": ll, "words": words, "bytes": size, **self.pick(values)})
         return records
 

@@ -12,10 +12,18 @@ def tiny_folder(tmp_path_factory):
     from harness.backends.weights import pull
 
     tokenizer = AutoTokenizer.from_pretrained(pull("smollm2"))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -29,13 +37,20 @@ def tiny_folder(tmp_path_factory):
     return folder
 
 
-QUESTIONS = [("Which animal barks?", ["cat", "dog", "fish"], 1), ("Which is a colour?", ["blue", "seven", "run"], 0),
-             ("What is 2 + 2?", ["three", "five", "four"], 2), ("Which is a fruit?", ["apple", "chair", "cloud"], 0),
-             ("Where do fish live?", ["desert", "water", "sky"], 1), ("What melts?", ["ice", "stone", "iron"], 0),
-             ("What do bees make?", ["milk", "silk", "honey"], 2), ("Which one flies?", ["bird", "rock", "tree"], 0),
-             ("What is cold?", ["fire", "snow", "sun"], 1), ("Which is a day?", ["June", "Monday", "noon"], 1),
-             ("What do we read?", ["books", "shoes", "cups"], 0), ("Which is loud?", ["whisper", "feather",
-                                                                                     "thunder"], 2)]
+QUESTIONS = [
+    ("Which animal barks?", ["cat", "dog", "fish"], 1),
+    ("Which is a colour?", ["blue", "seven", "run"], 0),
+    ("What is 2 + 2?", ["three", "five", "four"], 2),
+    ("Which is a fruit?", ["apple", "chair", "cloud"], 0),
+    ("Where do fish live?", ["desert", "water", "sky"], 1),
+    ("What melts?", ["ice", "stone", "iron"], 0),
+    ("What do bees make?", ["milk", "silk", "honey"], 2),
+    ("Which one flies?", ["bird", "rock", "tree"], 0),
+    ("What is cold?", ["fire", "snow", "sun"], 1),
+    ("Which is a day?", ["June", "Monday", "noon"], 1),
+    ("What do we read?", ["books", "shoes", "cups"], 0),
+    ("Which is loud?", ["whisper", "feather", "thunder"], 2),
+]
 
 
 @pytest.fixture
@@ -56,7 +71,7 @@ def write_mc_task(folder, name: str = "harness_parity_mc", num_fewshot: int = 2)
     path.write_text(f"""task: {name}
 dataset_path: json
 dataset_kwargs:
-  data_files: {{train: {folder / 'train.jsonl'}, test: {folder / 'test.jsonl'}}}
+  data_files: {{train: {folder / "train.jsonl"}, test: {folder / "test.jsonl"}}}
 training_split: train
 test_split: test
 num_fewshot: {num_fewshot}

@@ -15,9 +15,14 @@ def lmeval_samples(yaml_path, folder) -> tuple[dict, list[dict]]:
     from lm_eval.tasks import TaskManager
 
     name = yaml_path.stem
-    results = simple_evaluate(model="hf", model_args=f"pretrained={folder},dtype=float32,device=cpu", tasks=[name],
-                              task_manager=TaskManager(include_path=str(yaml_path.parent)), log_samples=True,
-                              batch_size=4)
+    results = simple_evaluate(
+        model="hf",
+        model_args=f"pretrained={folder},dtype=float32,device=cpu",
+        tasks=[name],
+        task_manager=TaskManager(include_path=str(yaml_path.parent)),
+        log_samples=True,
+        batch_size=4,
+    )
     return results["results"][name], sorted(results["samples"][name], key=lambda s: s["doc_id"])
 
 
@@ -29,8 +34,9 @@ def test_multiple_choice_scores_equal_lmeval(tiny_folder, mc_task, tmp_path, one
     yaml_path = mc_task
     theirs, their_samples = lmeval_samples(yaml_path, tiny_folder)
 
-    result = run_harness("run", "--task", yaml_path, "--model", f"hf:{tiny_folder}", "--out", tmp_path / "runs",
-                         "--no-cache", "--json")
+    result = run_harness(
+        "run", "--task", yaml_path, "--model", f"hf:{tiny_folder}", "--out", tmp_path / "runs", "--no-cache", "--json"
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     ours = [json.loads(line) for line in open(f"{out['dir']}/samples.jsonl")]
@@ -62,7 +68,7 @@ def test_generation_and_exact_match_equal_lmeval(tiny_folder, tmp_path, one_thre
     yaml_path.write_text(f"""task: harness_parity_gen
 dataset_path: json
 dataset_kwargs:
-  data_files: {{test: {folder / 'sums.jsonl'}}}
+  data_files: {{test: {folder / "sums.jsonl"}}}
 test_split: test
 output_type: generate_until
 doc_to_text: "Q: {{{{q}}}}\\nA:"
@@ -74,8 +80,9 @@ metric_list:
     ignore_punctuation: true
 """)
     theirs, their_samples = lmeval_samples(yaml_path, tiny_folder)
-    result = run_harness("run", "--task", yaml_path, "--model", f"hf:{tiny_folder}", "--out", tmp_path / "runs",
-                         "--no-cache", "--json")
+    result = run_harness(
+        "run", "--task", yaml_path, "--model", f"hf:{tiny_folder}", "--out", tmp_path / "runs", "--no-cache", "--json"
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     ours = sorted((json.loads(line) for line in open(f"{out['dir']}/samples.jsonl")), key=lambda s: int(s["id"]))
