@@ -25,8 +25,10 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-WORDS = ("the model reads a long document about rivers mountains cities and people then answers questions on "
-         "history science music and sport with care while the reader waits for a short clear reply").split()
+WORDS = (
+    "the model reads a long document about rivers mountains cities and people then answers questions on "
+    "history science music and sport with care while the reader waits for a short clear reply"
+).split()
 
 
 def make_prompts(count: int, rng: random.Random) -> list[str]:
@@ -37,8 +39,11 @@ def make_prompts(count: int, rng: random.Random) -> list[str]:
 def make_pairs(rng: random.Random) -> list[tuple[str, str]]:
     """64 contexts x 4 continuations of 1 to 8 words."""
     contexts = make_prompts(64, rng)
-    return [(c + " Answer:", " " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 8))))
-            for c in contexts for _ in range(4)]
+    return [
+        (c + " Answer:", " " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 8))))
+        for c in contexts
+        for _ in range(4)
+    ]
 
 
 def best_of(repeats: int, work, label: str) -> tuple[float, object]:
@@ -75,8 +80,10 @@ class Ours:
     def separate_calls(self, prompt: str, n: int, max_tokens: int):
         from harness.backends import SamplingParams
 
-        return [self.lm.generate([prompt], SamplingParams(temperature=1.0, max_tokens=max_tokens, seed=k,
-                                                          ignore_eos=True)) for k in range(n)]
+        return [
+            self.lm.generate([prompt], SamplingParams(temperature=1.0, max_tokens=max_tokens, seed=k, ignore_eos=True))
+            for k in range(n)
+        ]
 
 
 class LMEval:
@@ -89,8 +96,10 @@ class LMEval:
     def generate(self, prompts: list[str], max_tokens: int) -> list[list[int]]:
         from lm_eval.api.instance import Instance
 
-        requests = [Instance("generate_until", {}, (p, {"until": [], "max_gen_toks": max_tokens, "do_sample": False}),
-                             i) for i, p in enumerate(prompts)]
+        requests = [
+            Instance("generate_until", {}, (p, {"until": [], "max_gen_toks": max_tokens, "do_sample": False}), i)
+            for i, p in enumerate(prompts)
+        ]
         texts = self.lm.generate_until(requests, disable_tqdm=True)
         return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
@@ -114,21 +123,26 @@ def measure(dtype: str, args, prompts, pairs) -> dict:
     row = {"dtype": dtype}
     if "a" in args.workloads:
         row["a_ours"], mine = best_of(args.repeats, lambda: ours.generate(prompts, 32), f"{dtype} (a) ours")
-        timed = {b: best_of(args.repeats, lambda lm=lm: lm.generate(prompts, 32), f"{dtype} (a) lm-eval bs={b}")
-                 for b, lm in theirs.items()}
+        timed = {
+            b: best_of(args.repeats, lambda lm=lm: lm.generate(prompts, 32), f"{dtype} (a) lm-eval bs={b}")
+            for b, lm in theirs.items()
+        }
         row["a_lmeval"] = min(t for t, _ in timed.values())
         row["a_same_tokens"] = _share_equal(mine, next(iter(timed.values()))[1])
         row["a_floor"] = generation_floor(ours.lm, prompts, 32, dtype)
     if "b" in args.workloads:
         row["b_ours"], mine = best_of(args.repeats, lambda: ours.loglikelihood(pairs), f"{dtype} (b) ours")
-        timed = {b: best_of(args.repeats, lambda lm=lm: lm.loglikelihood(pairs), f"{dtype} (b) lm-eval bs={b}")
-                 for b, lm in theirs.items()}
+        timed = {
+            b: best_of(args.repeats, lambda lm=lm: lm.loglikelihood(pairs), f"{dtype} (b) lm-eval bs={b}")
+            for b, lm in theirs.items()
+        }
         row["b_lmeval"] = min(t for t, _ in timed.values())
         row["b_max_abs_diff"] = max(abs(a[0] - b[0]) for a, b in zip(mine, next(iter(timed.values()))[1]))
     if "c" in args.workloads:
         row["c_n32"], _ = best_of(args.repeats, lambda: ours.n_samples(prompts[0], 32, 64), f"{dtype} (c) n=32")
-        row["c_separate"], _ = best_of(args.repeats, lambda: ours.separate_calls(prompts[0], 32, 64),
-                                       f"{dtype} (c) 32 calls")
+        row["c_separate"], _ = best_of(
+            args.repeats, lambda: ours.separate_calls(prompts[0], 32, 64), f"{dtype} (c) 32 calls"
+        )
     return row
 
 
@@ -163,21 +177,32 @@ def _share_equal(a: list[list[int]], b: list[list[int]]) -> float:
 
 
 def report(rows: list[dict]) -> None:
-    print(f"{'dtype':9} {'(a) ours':>9} {'lm-eval':>8} {'ratio':>6} | {'(b) ours':>9} {'lm-eval':>8} {'ratio':>6} "
-          f"{'max|dlogp|':>10} | {'(c) n=32':>9} {'32 calls':>9} {'share':>6}")
+    print(
+        f"{'dtype':9} {'(a) ours':>9} {'lm-eval':>8} {'ratio':>6} | {'(b) ours':>9} {'lm-eval':>8} {'ratio':>6} "
+        f"{'max|dlogp|':>10} | {'(c) n=32':>9} {'32 calls':>9} {'share':>6}"
+    )
     for r in rows:
-        r = {**dict.fromkeys(["a_ours", "a_lmeval", "b_ours", "b_lmeval", "c_n32", "c_separate"], float("nan")),
-             "b_max_abs_diff": float("nan"), **r}
-        print(f"{r['dtype']:9} {r['a_ours']:9.2f} {r['a_lmeval']:8.2f} {r['a_lmeval'] / r['a_ours']:5.2f}x | "
-              f"{r['b_ours']:9.2f} {r['b_lmeval']:8.2f} {r['b_lmeval'] / r['b_ours']:5.2f}x "
-              f"{r['b_max_abs_diff']:10.1e} | "
-              f"{r['c_n32']:9.2f} {r['c_separate']:9.2f} {r['c_n32'] / r['c_separate']:6.3f}")
-    print("times in seconds (best of repeats); ratio = lm-eval time / ours (target a >= 2, b >= 1.5); "
-          "share = n=32 time / 32 separate calls (target <= 0.25)")
+        r = {
+            **dict.fromkeys(["a_ours", "a_lmeval", "b_ours", "b_lmeval", "c_n32", "c_separate"], float("nan")),
+            "b_max_abs_diff": float("nan"),
+            **r,
+        }
+        print(
+            f"{r['dtype']:9} {r['a_ours']:9.2f} {r['a_lmeval']:8.2f} {r['a_lmeval'] / r['a_ours']:5.2f}x | "
+            f"{r['b_ours']:9.2f} {r['b_lmeval']:8.2f} {r['b_lmeval'] / r['b_ours']:5.2f}x "
+            f"{r['b_max_abs_diff']:10.1e} | "
+            f"{r['c_n32']:9.2f} {r['c_separate']:9.2f} {r['c_n32'] / r['c_separate']:6.3f}"
+        )
+    print(
+        "times in seconds (best of repeats); ratio = lm-eval time / ours (target a >= 2, b >= 1.5); "
+        "share = n=32 time / 32 separate calls (target <= 0.25)"
+    )
     for r in rows:
         if "a_floor" in r:
-            print(f"{r['dtype']}: (a)'s matmuls need {r['a_floor']:.2f} s at the measured matmul peak; lm-eval takes "
-                  f"{r['a_lmeval'] / r['a_floor']:.2f}x that, ours {r['a_ours'] / r['a_floor']:.2f}x")
+            print(
+                f"{r['dtype']}: (a)'s matmuls need {r['a_floor']:.2f} s at the measured matmul peak; lm-eval takes "
+                f"{r['a_lmeval'] / r['a_floor']:.2f}x that, ours {r['a_ours'] / r['a_floor']:.2f}x"
+            )
 
 
 def main() -> None:

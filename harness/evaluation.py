@@ -177,7 +177,7 @@ class EvalTask:
             lm = ctx.load_model() if self.needs_model else None
             with tqdm(total=len(examples), initial=len(examples) - len(todo), desc=self.name, unit="sample") as bar:
                 for start in range(0, len(todo), self.chunk_size):
-                    records = self.evaluate(lm, todo[start: start + self.chunk_size], ctx)
+                    records = self.evaluate(lm, todo[start : start + self.chunk_size], ctx)
                     ctx.record(records)
                     done.update((r["id"], r) for r in records)
                     bar.update(len(records))

@@ -31,9 +31,11 @@ def parse_kv(text: str | None, flag: str) -> dict:
         if not sep or not re.fullmatch(r"[A-Za-z_][\w.-]*", key):
             raise UsageError(f"{flag} '{text}': expected key=value pairs separated by commas, e.g. {flag} a=1,b=x")
         if SECRET.search(key):
-            raise UsageError(f"{flag} {key}=...: secrets are never taken as options (run records keep options); "
-                             "set it in the environment, e.g. OPENAI_API_KEY, or name the variable with "
-                             "--model-args api_key_env=NAME")
+            raise UsageError(
+                f"{flag} {key}=...: secrets are never taken as options (run records keep options); "
+                "set it in the environment, e.g. OPENAI_API_KEY, or name the variable with "
+                "--model-args api_key_env=NAME"
+            )
         out[key] = parse_scalar(value.strip())
     return out
 

@@ -29,8 +29,16 @@ from harness.errors import UsageError
 if TYPE_CHECKING:
     from harness.sweep import SweepSpec
 
-FIELDS = {"task": str, "version": (str, int, float), "description": str, "model": str, "model_args": dict,
-          "args": dict, "sweep": dict, "tasks": list}
+FIELDS = {
+    "task": str,
+    "version": (str, int, float),
+    "description": str,
+    "model": str,
+    "model_args": dict,
+    "args": dict,
+    "sweep": dict,
+    "tasks": list,
+}
 REQUIRED = ("task",)  # or, for a suite, "tasks": a list of presets run against one loaded model
 SUITE = "(suite)"  # the task field of a suite preset
 
@@ -72,8 +80,10 @@ def load_yaml(text: str, source: str):
         def compose_node(self, parent, index):
             if self.check_event(yaml.AliasEvent):
                 mark = self.peek_event().start_mark
-                raise UsageError(f"{source}: line {mark.line + 1}: YAML aliases (*name) are not allowed in task "
-                                 "files; write the value out")
+                raise UsageError(
+                    f"{source}: line {mark.line + 1}: YAML aliases (*name) are not allowed in task "
+                    "files; write the value out"
+                )
             return super().compose_node(parent, index)
 
     return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
@@ -102,8 +112,9 @@ def parse_preset(name: str, text: str, source: str) -> Preset:
         if key not in data:
             raise UsageError(f"{source}: missing key '{key}' (the task family, e.g. 'task: graph_cot')")
     for key, value in data.items():
-        if not isinstance(value, FIELDS[key]) or (key in ("args", "model_args") and not all(
-                isinstance(k, str) for k in value)):
+        if not isinstance(value, FIELDS[key]) or (
+            key in ("args", "model_args") and not all(isinstance(k, str) for k in value)
+        ):
             expected = FIELDS[key].__name__ if isinstance(FIELDS[key], type) else "a string or number"
             raise UsageError(f"{source}: key '{key}' must be {expected}, got {type(value).__name__}")
     data["version"] = str(data.get("version", "1"))
@@ -149,10 +160,19 @@ def task_file(text: str) -> Preset | None:
         data = load_yaml(source, str(path))
     except yaml.YAMLError:
         data = None  # the dataset family reports it (an lm-eval !function tag, a syntax error) with its key
-    if isinstance(data, dict) and ("task" in data or "tasks" in data) and set(data) <= set(FIELDS) and (
-            "args" in data or "tasks" in data or "sweep" in data):
+    if (
+        isinstance(data, dict)
+        and ("task" in data or "tasks" in data)
+        and set(data) <= set(FIELDS)
+        and ("args" in data or "tasks" in data or "sweep" in data)
+    ):
         return parse_preset(path.stem, source, str(path))
     name = str(data.get("task") or path.stem) if isinstance(data, dict) else path.stem
     chat = data.get("chat") if isinstance(data, dict) and isinstance(data.get("chat"), bool) else None
-    return Preset(name=name, task=DATASET_FAMILY, args={"config": str(path.resolve())}, source=str(path),
-                  model_args={} if chat is None else {"chat": chat})  # the YAML's chat: on or off
+    return Preset(
+        name=name,
+        task=DATASET_FAMILY,
+        args={"config": str(path.resolve())},
+        source=str(path),
+        model_args={} if chat is None else {"chat": chat},
+    )  # the YAML's chat: on or off

@@ -123,8 +123,9 @@ class Plugins:
             hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
             dist, version = self.dists.get(name, ("", ""))
             rows.append({"name": name, "distribution": dist, "version": version, "hooks": hooks})
-        rows += [{"name": n, "distribution": "", "version": "", "hooks": [], "error": e}
-                 for n, e in self.failures.items()]
+        rows += [
+            {"name": n, "distribution": "", "version": "", "hooks": [], "error": e} for n, e in self.failures.items()
+        ]
         return sorted(rows, key=lambda r: r["name"])
 
 

@@ -96,15 +96,29 @@ def run_cells(run: dict) -> list[Cell]:
     limit = int(run["run_limit"]) if run.get("run_limit") not in (None, "") else None
     suffix = "/" + metric
     subs = [k[: -len(suffix)] for k in metrics if k.endswith(suffix) and "@" not in k]
-    entries = [(model_label(run), metric)] if not subs else [
-        (sub.replace("/", ":", 1) if "/" in sub else f"{model_label(run)}/{sub}", f"{sub}{suffix}") for sub in subs]
+    entries = (
+        [(model_label(run), metric)]
+        if not subs
+        else [
+            (sub.replace("/", ":", 1) if "/" in sub else f"{model_label(run)}/{sub}", f"{sub}{suffix}") for sub in subs
+        ]
+    )
     cells = []
     for row, key in entries:
         value = metrics.get(key)
         if isinstance(value, int | float):
             stderr = metrics.get(f"{key}_stderr")
-            cells.append(Cell(row, column, float(value), stderr if isinstance(stderr, int | float) else None,
-                              run["run_id"], limit, run.get("finished") or 0))
+            cells.append(
+                Cell(
+                    row,
+                    column,
+                    float(value),
+                    stderr if isinstance(stderr, int | float) else None,
+                    run["run_id"],
+                    limit,
+                    run.get("finished") or 0,
+                )
+            )
     return cells
 
 
@@ -126,8 +140,9 @@ def leaderboard_cells(runs: list[dict], include_limited: bool = True) -> list[Ce
     return sorted(best.values(), key=lambda c: (first_seen[c.column], c.finished))
 
 
-def leaderboard(runs: list[dict], include_limited: bool = True,
-                with_stderr: bool = False) -> tuple[list[dict], list[str]]:
+def leaderboard(
+    runs: list[dict], include_limited: bool = True, with_stderr: bool = False
+) -> tuple[list[dict], list[str]]:
     """Models x tasks: each task's headline metric, one column per task (family and variant) and metric.
 
     Runs of a task whose ``variant_args`` differ (propane_transfer's ``source``) get a column each, ``task[k=v]``.
@@ -155,8 +170,16 @@ def _figure():
     return plt
 
 
-def plot_lines(path: Path, series: dict, xlabel: str, ylabel: str, title: str = "", logx=False, logy=False,
-               errors: dict | None = None) -> Path:
+def plot_lines(
+    path: Path,
+    series: dict,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx=False,
+    logy=False,
+    errors: dict | None = None,
+) -> Path:
     """One line per label: ``series = {label: (xs, ys)}``, optional ``errors = {label: stderrs}`` as bands."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -189,8 +212,9 @@ def plot_heatmap(path: Path, matrix, row_labels, col_labels, xlabel: str, ylabel
     ax.set_yticks(range(len(row_labels)), [str(r) for r in row_labels])
     for i, row in enumerate(matrix):
         for j, value in enumerate(row):
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if value < 0.5 else "black")
+            ax.text(
+                j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value < 0.5 else "black"
+            )
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     fig.colorbar(image, ax=ax)
     fig.tight_layout()

@@ -53,8 +53,14 @@ def draw(probs: torch.Tensor, generators: torch.Generator | Sequence[torch.Gener
     return torch.searchsorted(cdf, target, right=True)[:, 0]  # right: a zero-probability token is never hit
 
 
-def sample(logits: torch.Tensor, generators, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-           banned: int | None = None) -> torch.Tensor:
+def sample(
+    logits: torch.Tensor,
+    generators,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    banned: int | None = None,
+) -> torch.Tensor:
     """Next token per row of ``logits`` (R, V): argmax when ``temperature`` is 0, else a draw from the tempered,
     filtered distribution. ``banned``: a token never chosen (EOS when sampling past it)."""
     if banned is not None:
@@ -70,7 +76,8 @@ def sample_generator(seed: int | None, prompt: str, k: int, device: str | torch.
     return torch.Generator(device=device).manual_seed(derive_seed(seed, prompt, k))
 
 
-def sample_generators(seed: int | None, prompts: Sequence[str], n: int, device: str | torch.device = "cpu"
-                      ) -> list[torch.Generator]:
+def sample_generators(
+    seed: int | None, prompts: Sequence[str], n: int, device: str | torch.device = "cpu"
+) -> list[torch.Generator]:
     """One generator per (prompt, sample index), prompt-major (row ``p * n + k``)."""
     return [sample_generator(seed, prompt, k, device) for prompt in prompts for k in range(n)]

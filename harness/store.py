@@ -105,8 +105,11 @@ class Index:
         except sqlite3.DatabaseError as exc:  # not a database, malformed: the run folders hold everything
             broken = self.path.with_name(f"runs.db.broken-{int(time.time())}")
             os.replace(self.path, broken)
-            print(f"harness: {self.path} was damaged ({exc}); moved it to {broken.name} and rebuilt the index "
-                  "from the run folders", file=sys.stderr)
+            print(
+                f"harness: {self.path} was damaged ({exc}); moved it to {broken.name} and rebuilt the index "
+                "from the run folders",
+                file=sys.stderr,
+            )
             self.rebuild()
             con = self._open()
         try:
@@ -142,8 +145,12 @@ class Index:
             run = Run(self.path.parent, config_file.parent.name, config)
             metrics_file = run.dir / "metrics.json"
             if metrics_file.exists():
-                run._index("finished", primary_metric=config.get("primary_metric"),
-                           metrics=metrics_file.read_text(), finished=metrics_file.stat().st_mtime)
+                run._index(
+                    "finished",
+                    primary_metric=config.get("primary_metric"),
+                    metrics=metrics_file.read_text(),
+                    finished=metrics_file.stat().st_mtime,
+                )
             else:
                 run._index("interrupted", error=config.get("error") or "")
             count += 1
@@ -154,8 +161,10 @@ class Index:
         marks = ", ".join("?" for _ in row)
         updates = ", ".join(f"{c}=excluded.{c}" for c in row if c not in ("run_id", "created"))
         with self.connect() as con:
-            con.execute(f"INSERT INTO runs ({cols}) VALUES ({marks}) ON CONFLICT(run_id) DO UPDATE SET {updates}",
-                        list(row.values()))
+            con.execute(
+                f"INSERT INTO runs ({cols}) VALUES ({marks}) ON CONFLICT(run_id) DO UPDATE SET {updates}",
+                list(row.values()),
+            )
 
     def runs(self, status: str | None = None) -> list[dict]:
         if not self.path.exists():
@@ -172,8 +181,9 @@ class Index:
     def get(self, run_id: str) -> dict:
         """The run whose id is ``run_id`` or starts with it (unique prefix)."""
         with self.connect() as con:  # a literal prefix: no LIKE wildcards, case counts
-            rows = [_row(r) for r in con.execute("SELECT * FROM runs WHERE substr(run_id, 1, ?) = ?",
-                                                 (len(run_id), run_id))]
+            rows = [
+                _row(r) for r in con.execute("SELECT * FROM runs WHERE substr(run_id, 1, ?) = ?", (len(run_id), run_id))
+            ]
         exact = [r for r in rows if r["run_id"] == run_id]
         if exact or len(rows) == 1:
             return (exact or rows)[0]
@@ -228,8 +238,9 @@ class Run:
             run.dir.mkdir(parents=True, exist_ok=True)
             (run.dir / ".write-check").touch()
         except OSError as exc:
-            raise UsageError(f"--out {out}: cannot write a run folder there ({exc.strerror}); give a writable "
-                             "folder") from None
+            raise UsageError(
+                f"--out {out}: cannot write a run folder there ({exc.strerror}); give a writable folder"
+            ) from None
         run._acquire()
         resumed = (run.dir / "config.yaml").exists()
         run.write_config()
@@ -242,8 +253,9 @@ class Run:
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UsageError(f"run {self.id} is already running in another process; wait for it or "
-                             "change --seed/--out") from None
+            raise UsageError(
+                f"run {self.id} is already running in another process; wait for it or change --seed/--out"
+            ) from None
 
     def write_config(self) -> None:
         import yaml
@@ -296,24 +308,31 @@ class Run:
     def finish(self, metrics: dict, primary_metric: str | None = None) -> None:
         self.update_config(primary_metric=primary_metric)  # the folder alone can rebuild the index
         write_json_atomic(self.dir / "metrics.json", metrics)
-        self._index("finished", primary_metric=primary_metric, metrics=json.dumps(metrics, default=float),
-                    finished=time.time())
+        self._index(
+            "finished", primary_metric=primary_metric, metrics=json.dumps(metrics, default=float), finished=time.time()
+        )
 
     def fail(self, status: str = "failed", reason: str = "") -> None:
         """Mark the run failed (or interrupted) and keep the error line that says why."""
-        self._index(status, error=reason.strip().splitlines()[-1][:500] if reason.strip() else "",
-                    finished=time.time())
+        self._index(status, error=reason.strip().splitlines()[-1][:500] if reason.strip() else "", finished=time.time())
 
     def _index(self, status: str, **fields) -> None:
         """Write this run's row; ``created`` is kept from the first write."""
-        self.index.upsert(run_id=self.id, task=self.config.get("task") or "", model=self.config.get("model") or "",
-                          task_version=str(self.config.get("task_version", "")),
-                          fingerprint=self.config.get("fingerprint") or "", status=status, created=time.time(),
-                          dir=str(self.dir), variant=self.config.get("variant") or "",
-                          family=self.config.get("task_family") or "",
-                          run_limit="" if self.config.get("limit") is None else str(self.config["limit"]),
-                          model_args=json.dumps(self.config.get("model_args") or {}, sort_keys=True, default=str),
-                          **{"error": "", **fields})
+        self.index.upsert(
+            run_id=self.id,
+            task=self.config.get("task") or "",
+            model=self.config.get("model") or "",
+            task_version=str(self.config.get("task_version", "")),
+            fingerprint=self.config.get("fingerprint") or "",
+            status=status,
+            created=time.time(),
+            dir=str(self.dir),
+            variant=self.config.get("variant") or "",
+            family=self.config.get("task_family") or "",
+            run_limit="" if self.config.get("limit") is None else str(self.config["limit"]),
+            model_args=json.dumps(self.config.get("model_args") or {}, sort_keys=True, default=str),
+            **{"error": "", **fields},
+        )
 
     def path(self, name: str) -> Path:
         """Where to write an artifact (a plot, a checkpoint) of this run."""

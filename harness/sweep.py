@@ -171,8 +171,11 @@ def parse_sweep_block(data, source: str) -> SweepSpec:
     if not isinstance(plots, list):
         raise UsageError(f"{where}.plots' must be a list of {{metric: M, x: ARG}}")
     for plot in plots:
-        if not isinstance(plot, dict) or set(plot) != {"metric", "x"} or not all(isinstance(v, str) for v in
-                                                                               plot.values()):
+        if (
+            not isinstance(plot, dict)
+            or set(plot) != {"metric", "x"}
+            or not all(isinstance(v, str) for v in plot.values())
+        ):
             raise UsageError(f"{where}.plots' entries must be {{metric: M, x: ARG}}, got {plot!r}")
         if plot["x"] not in grid:
             raise UsageError(f"{where}.plots': x '{plot['x']}' is not swept; choose one of {', '.join(grid)}")
@@ -189,24 +192,43 @@ def configure_sweep(parser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.add_argument("--task", required=True, help="task preset or task family (see harness list tasks)")
-    parser.add_argument("--grid", metavar="'A=1,2;B=x,y'",
-                        help="args to sweep, every combination is one run (default: the preset's sweep grid)")
+    parser.add_argument(
+        "--grid",
+        metavar="'A=1,2;B=x,y'",
+        help="args to sweep, every combination is one run (default: the preset's sweep grid)",
+    )
     parser.add_argument("--task-args", help="fixed task options k=v,... for every point")
     parser.add_argument("--model", help="model spec for every point, e.g. hf:smollm2, baseline:random-path")
     parser.add_argument("--model-args", help="engine options k=v,...")
-    parser.add_argument("--seeds", help="run each point once per seed, e.g. 0,1,2; sweep metrics are means with "
-                                        "stderr across seeds (default: the preset's, else 0)")
+    parser.add_argument(
+        "--seeds",
+        help="run each point once per seed, e.g. 0,1,2; sweep metrics are means with "
+        "stderr across seeds (default: the preset's, else 0)",
+    )
     parser.add_argument("--metrics", help="point metrics to collect, e.g. accuracy,loss (default: the primary)")
-    parser.add_argument("--plot", action="append", default=[], metavar="METRIC:ARG",
-                        help="plot METRIC against swept ARG (repeatable; default: each metric against the first arg)")
+    parser.add_argument(
+        "--plot",
+        action="append",
+        default=[],
+        metavar="METRIC:ARG",
+        help="plot METRIC against swept ARG (repeatable; default: each metric against the first arg)",
+    )
     parser.add_argument("--workers", type=int, help="points run at once (default: CPU cores // the task's threads)")
-    parser.add_argument("--executor", choices=("local", "ray"), default="local",
-                        help="local processes, or Ray tasks (pip install -e '.[ray]')")
-    parser.add_argument("--ray-address", metavar="ADDR",
-                        help="Ray cluster to join, e.g. ray://head:10001 or auto (default: start a local one)")
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local processes, or Ray tasks (pip install -e '.[ray]')",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to join, e.g. ray://head:10001 or auto (default: start a local one)",
+    )
     parser.add_argument("--limit", type=int, help="evaluate at most N examples per point")
-    parser.add_argument("--include-path", action="append", default=[], metavar="DIR",
-                        help="a folder of extra task presets (repeatable)")
+    parser.add_argument(
+        "--include-path", action="append", default=[], metavar="DIR", help="a folder of extra task presets (repeatable)"
+    )
     parser.add_argument("--out", help="results folder (default ./runs or $HARNESS_OUT)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the response cache")
     parser.add_argument("--json", action="store_true", help="print the sweep's metrics as JSON")
@@ -215,14 +237,26 @@ def configure_sweep(parser) -> None:
 def sweep_command(args) -> int:
     if args.ray_address and args.executor != "ray":
         raise UsageError("--ray-address needs --executor ray")
-    return run_sweep(SweepOptions(
-        task=args.task, grid=parse_grid(args.grid) if args.grid is not None else None,
-        seeds=parse_seeds(args.seeds) if args.seeds else None,
-        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None,
-        plots=[parse_plot(p) for p in args.plot] or None, workers=args.workers,
-        task_args=parse_kv(args.task_args, "--task-args"), model=args.model,
-        model_args=parse_kv(args.model_args, "--model-args"), limit=args.limit, include_paths=args.include_path,
-        out=args.out, no_cache=args.no_cache, json=args.json, executor=args.executor, ray_address=args.ray_address))
+    return run_sweep(
+        SweepOptions(
+            task=args.task,
+            grid=parse_grid(args.grid) if args.grid is not None else None,
+            seeds=parse_seeds(args.seeds) if args.seeds else None,
+            metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None,
+            plots=[parse_plot(p) for p in args.plot] or None,
+            workers=args.workers,
+            task_args=parse_kv(args.task_args, "--task-args"),
+            model=args.model,
+            model_args=parse_kv(args.model_args, "--model-args"),
+            limit=args.limit,
+            include_paths=args.include_path,
+            out=args.out,
+            no_cache=args.no_cache,
+            json=args.json,
+            executor=args.executor,
+            ray_address=args.ray_address,
+        )
+    )
 
 
 def is_sweep(preset) -> bool:
@@ -234,12 +268,22 @@ def run_preset_sweep(args, preset) -> int:
     """``harness run --task P`` on a preset with a ``sweep:`` block: its sweep, with run's flags for every point."""
     if args.probe_every < 1:
         raise UsageError(f"--probe-every {args.probe_every}: give a positive number of steps")
-    return run_sweep(SweepOptions(
-        task=args.task, seeds=None if preset.sweep.seeds != [0] else [args.seed],
-        task_args=parse_kv(args.task_args, "--task-args"), model=args.model,
-        model_args=parse_kv(args.model_args, "--model-args"), limit=args.limit,
-        probes=[p.strip() for p in (args.probe or "").split(",") if p.strip()], probe_every=args.probe_every,
-        include_paths=args.include_path, out=args.out, no_cache=args.no_cache, json=args.json))
+    return run_sweep(
+        SweepOptions(
+            task=args.task,
+            seeds=None if preset.sweep.seeds != [0] else [args.seed],
+            task_args=parse_kv(args.task_args, "--task-args"),
+            model=args.model,
+            model_args=parse_kv(args.model_args, "--model-args"),
+            limit=args.limit,
+            probes=[p.strip() for p in (args.probe or "").split(",") if p.strip()],
+            probe_every=args.probe_every,
+            include_paths=args.include_path,
+            out=args.out,
+            no_cache=args.no_cache,
+            json=args.json,
+        )
+    )
 
 
 @dataclass
@@ -271,12 +315,21 @@ def run_sweep(options: SweepOptions) -> int:
     from harness.commands import execute
 
     sweep = Sweep.resolve(options)
-    identity = {"task": f"sweep:{sweep.preset.name}", "task_family": sweep.preset.task,
-                "task_version": sweep.version, "grid": sweep.spec.grid,
-                "task_args": {k: v for k, v in sweep.base_args.items() if k not in sweep.spec.grid},
-                "seeds": sweep.spec.seeds, "metrics": sweep.spec.metrics, "plots": sweep.spec.plots,
-                "model": sweep.model, "model_args": sweep.model_args, "seed": sweep.spec.seeds[0],
-                "limit": options.limit, "probes": options.probes}
+    identity = {
+        "task": f"sweep:{sweep.preset.name}",
+        "task_family": sweep.preset.task,
+        "task_version": sweep.version,
+        "grid": sweep.spec.grid,
+        "task_args": {k: v for k, v in sweep.base_args.items() if k not in sweep.spec.grid},
+        "seeds": sweep.spec.seeds,
+        "metrics": sweep.spec.metrics,
+        "plots": sweep.spec.plots,
+        "model": sweep.model,
+        "model_args": sweep.model_args,
+        "seed": sweep.spec.seeds[0],
+        "limit": options.limit,
+        "probes": options.probes,
+    }
     run_args = SimpleNamespace(out=str(sweep.out), no_cache=options.no_cache, json=options.json)
     return execute(run_args, SweepRun(sweep), identity, [])
 
@@ -328,11 +381,20 @@ class Sweep:
             points += [Point(values, seed, args) for seed in spec.seeds]
         if options.executor == "ray":
             check_ray()
-        return cls(options=options, preset=preset, factory=entry.factory, spec=spec, base_args=base_args,
-                   points=points, model=options.model or preset.model,
-                   model_args={**preset.model_args, **options.model_args},
-                   version=str(getattr(tasks[0], "version", preset.version)), threads=threads,
-                   out=out_dir(options.out).resolve(), plugin_modules=list(get_plugins().extra_modules))
+        return cls(
+            options=options,
+            preset=preset,
+            factory=entry.factory,
+            spec=spec,
+            base_args=base_args,
+            points=points,
+            model=options.model or preset.model,
+            model_args={**preset.model_args, **options.model_args},
+            version=str(getattr(tasks[0], "version", preset.version)),
+            threads=threads,
+            out=out_dir(options.out).resolve(),
+            plugin_modules=list(get_plugins().extra_modules),
+        )
 
     @property
     def task_ref(self) -> str:
@@ -346,9 +408,16 @@ class Sweep:
 
     def identity(self, point: Point) -> dict:
         """The parts of the config ``harness run`` records that say which point a run is."""
-        return {"task": self.preset.name, "task_version": self.version, "task_args": point.args, "model": self.model,
-                "model_args": self.model_args, "seed": point.seed, "limit": self.options.limit,
-                "probes": self.options.probes}
+        return {
+            "task": self.preset.name,
+            "task_version": self.version,
+            "task_args": point.args,
+            "model": self.model,
+            "model_args": self.model_args,
+            "seed": point.seed,
+            "limit": self.options.limit,
+            "probes": self.options.probes,
+        }
 
     def argv(self, point: Point) -> list[str]:
         """The point's ``harness`` command line, without ``--out``."""
@@ -394,13 +463,19 @@ def sweep_spec(options: SweepOptions, preset) -> SweepSpec:
     plots = options.plots if options.plots is not None else [p for p in base.plots if p["x"] in grid]
     for plot in plots:
         if plot["x"] not in grid:
-            raise UsageError(f"--plot {plot['metric']}:{plot['x']}: '{plot['x']}' is not swept; choose one of "
-                             f"{', '.join(grid)}")
+            raise UsageError(
+                f"--plot {plot['metric']}:{plot['x']}: '{plot['x']}' is not swept; choose one of {', '.join(grid)}"
+            )
     workers = options.workers if options.workers is not None else base.workers
     if workers is not None and workers < 1:
         raise UsageError(f"--workers {workers}: give at least 1")
-    return SweepSpec(grid=grid, seeds=options.seeds or base.seeds, metrics=options.metrics or base.metrics,
-                     plots=plots, workers=workers)
+    return SweepSpec(
+        grid=grid,
+        seeds=options.seeds or base.seeds,
+        metrics=options.metrics or base.metrics,
+        plots=plots,
+        workers=workers,
+    )
 
 
 def check_grid_keys(factory, grid: dict, task_args: dict, family: str, where: str) -> None:
@@ -438,9 +513,11 @@ class SweepRun:
         ctx.record([record(p, results[p.id]) for p in sweep.points if p.id in results and p.id not in records])
         todo = [p for p in sweep.points if p.id not in results]
         skipped = len(sweep.points) - len(todo)
-        print(f"sweep: {len(sweep.points)} points, {skipped} finished before, {len(todo)} to run"
-              f"{f' ({sweep.options.executor}, {min(sweep.workers, len(todo))} at a time)' if todo else ''}",
-              file=sys.stderr)
+        print(
+            f"sweep: {len(sweep.points)} points, {skipped} finished before, {len(todo)} to run"
+            f"{f' ({sweep.options.executor}, {min(sweep.workers, len(todo))} at a time)' if todo else ''}",
+            file=sys.stderr,
+        )
         failures: dict[str, str] = {}
 
         def done(point: Point, result: dict | None, log: str) -> None:
@@ -450,8 +527,7 @@ class SweepRun:
                 results[point.id] = result
                 ctx.record([record(point, result)])
             status = f"finished {result['run_id']}" if result else f"FAILED (log: {log})"
-            print(f"sweep: [{len(results) + len(failures)}/{len(sweep.points)}] {point.id}: {status}",
-                  file=sys.stderr)
+            print(f"sweep: [{len(results) + len(failures)}/{len(sweep.points)}] {point.id}: {status}", file=sys.stderr)
 
         if todo and sweep.options.executor == "ray":
             run_on_ray(sweep, todo, done, ctx.path("logs"))
@@ -461,8 +537,10 @@ class SweepRun:
         metrics = collect(sweep, results, ctx, complete=not failures)
         if failures:
             logs = ", ".join(failures.values())
-            raise RuntimeError(f"{len(failures)} of {len(sweep.points)} points failed (logs: {logs}); "
-                               "fix and re-run the same command: finished points are kept")
+            raise RuntimeError(
+                f"{len(failures)} of {len(sweep.points)} points failed (logs: {logs}); "
+                "fix and re-run the same command: finished points are kept"
+            )
         return metrics
 
 
@@ -473,15 +551,15 @@ def finished_points(sweep: Sweep, records: dict) -> dict[str, dict]:
 
     from harness.store import Index
 
-    rows = {r["run_id"]: r for r in Index(sweep.out).runs("finished")
-            if (sweep.out / r["run_id"] / "metrics.json").exists()}
+    rows = {
+        r["run_id"]: r for r in Index(sweep.out).runs("finished") if (sweep.out / r["run_id"] / "metrics.json").exists()
+    }
     results = {}
     for point in sweep.points:
         run_id = records.get(point.id, {}).get("run_id")
         if run_id in rows:
             results[point.id] = result_of(sweep.out, rows[run_id])
-    todo = {json.dumps(sweep.identity(p), sort_keys=True, default=str): p for p in sweep.points
-            if p.id not in results}
+    todo = {json.dumps(sweep.identity(p), sort_keys=True, default=str): p for p in sweep.points if p.id not in results}
     for row in rows.values() if todo else ():
         if row["task"] != sweep.preset.name or not (sweep.out / row["run_id"] / "config.yaml").exists():
             continue
@@ -495,15 +573,25 @@ def finished_points(sweep: Sweep, records: dict) -> dict[str, dict]:
 def result_of(out: Path, row: dict) -> dict:
     """A finished point: its run id, folder, metrics (from metrics.json) and primary metric (from the index)."""
     folder = out / row["run_id"]
-    return {"run_id": row["run_id"], "dir": folder, "metrics": json.loads((folder / "metrics.json").read_text()),
-            "primary_metric": row.get("primary_metric")}
+    return {
+        "run_id": row["run_id"],
+        "dir": folder,
+        "metrics": json.loads((folder / "metrics.json").read_text()),
+        "primary_metric": row.get("primary_metric"),
+    }
 
 
 def record(point: Point, result: dict | None) -> dict:
     """The sweep's sample for one point."""
-    return {"id": point.id, "point": point.values, "args": point.args, "seed": point.seed,
-            "run_id": result["run_id"] if result else None, "status": "finished" if result else "failed",
-            "metrics": result["metrics"] if result else {}}
+    return {
+        "id": point.id,
+        "point": point.values,
+        "args": point.args,
+        "seed": point.seed,
+        "run_id": result["run_id"] if result else None,
+        "status": "finished" if result else "failed",
+        "metrics": result["metrics"] if result else {},
+    }
 
 
 def write_records(ctx, records: list[dict]) -> None:
@@ -548,8 +636,9 @@ def run_locally(sweep: Sweep, todo: list[Point], done, logs: Path) -> None:
             with open(log, "w") as err, open(out, "w") as stdout:
                 err.write(f"$ {' '.join(command)}\n")
                 err.flush()
-                process = subprocess.Popen(command, stdout=stdout, stderr=err, env=point_env(),
-                                           preexec_fn=die_with_parent)
+                process = subprocess.Popen(
+                    command, stdout=stdout, stderr=err, env=point_env(), preexec_fn=die_with_parent
+                )
             running.append((point, process, log, out))
         time.sleep(0.1)
         for item in [item for item in running if item[1].poll() is not None]:
@@ -579,8 +668,10 @@ def run_on_ray(sweep: Sweep, todo: list[Point], done, logs: Path) -> None:
         ray.init(**({"address": address} if address else {"include_dashboard": False}), log_to_driver=False)
     except ConnectionError as exc:
         reason = str(exc).splitlines()[0]
-        raise UsageError(f"--ray-address {address}: {reason}; start the cluster (ray start --head) or fix the "
-                         "address (with token authentication, export RAY_AUTH_MODE=token)") from None
+        raise UsageError(
+            f"--ray-address {address}: {reason}; start the cluster (ray start --head) or fix the "
+            "address (with token authentication, export RAY_AUTH_MODE=token)"
+        ) from None
     try:
         remote = ray.remote(num_cpus=sweep.threads, max_retries=3)(run_point_in_temp_dir)
         queue, futures = list(todo), {}
@@ -610,17 +701,24 @@ def run_point_in_temp_dir(argv: list[str]) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="harness-point-") as tmp:
         command = [sys.executable, "-m", "harness.cli", *argv, "--out", tmp]
-        process = subprocess.run(command, capture_output=True, text=True, env=point_env(),
-                                 preexec_fn=die_with_parent)
+        process = subprocess.run(command, capture_output=True, text=True, env=point_env(), preexec_fn=die_with_parent)
         log = f"$ {' '.join(command)}\n(on {os.uname().nodename}, pid {os.getpid()})\n{process.stderr}"
         data = last_json(process.stdout)
         if process.returncode != 0 or data is None:
             return {"returncode": process.returncode or 1, "log": log}
         folder = Path(tmp) / data["run_id"]
-        files = {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*"))
-                 if f.is_file() and f.name != ".lock" and not f.name.endswith(".tmp")}
-        return {"returncode": 0, "log": log, "run_id": data["run_id"], "files": files,
-                "primary_metric": Index(Path(tmp)).get(data["run_id"])["primary_metric"]}
+        files = {
+            str(f.relative_to(folder)): f.read_bytes()
+            for f in sorted(folder.rglob("*"))
+            if f.is_file() and f.name != ".lock" and not f.name.endswith(".tmp")
+        }
+        return {
+            "returncode": 0,
+            "log": log,
+            "run_id": data["run_id"],
+            "files": files,
+            "primary_metric": Index(Path(tmp)).get(data["run_id"])["primary_metric"],
+        }
 
 
 def store_returned_run(out: Path, returned: dict) -> dict:
@@ -670,8 +768,16 @@ def collect(sweep: Sweep, results: dict[str, dict], ctx, complete: bool) -> dict
     write_plots(sweep, names, metrics, ctx)
     summary = getattr(sweep.factory, "sweep_summary", None)
     if summary is not None and complete:
-        points = [{"args": p.args, "seed": p.seed, "metrics": results[p.id]["metrics"],
-                   "run_id": results[p.id]["run_id"], "dir": results[p.id]["dir"]} for p in sweep.points]
+        points = [
+            {
+                "args": p.args,
+                "seed": p.seed,
+                "metrics": results[p.id]["metrics"],
+                "run_id": results[p.id]["run_id"],
+                "dir": results[p.id]["dir"],
+            }
+            for p in sweep.points
+        ]
         metrics.update(summary(points, ctx) or {})
     return metrics
 
@@ -681,8 +787,9 @@ def collected_metrics(sweep: Sweep, results: dict[str, dict]) -> list[str]:
     available = dict.fromkeys(n for r in results.values() for n in r["metrics"] if not n.endswith("_stderr"))
     for name in sweep.spec.metrics:
         if results and name not in available:
-            raise UsageError(f"metric '{name}' is in no point's metrics.json; choose from: "
-                             f"{', '.join(list(available)[:20])}")
+            raise UsageError(
+                f"metric '{name}' is in no point's metrics.json; choose from: {', '.join(list(available)[:20])}"
+            )
     if sweep.spec.metrics:
         return list(sweep.spec.metrics)
     primary = dict.fromkeys(r["primary_metric"] for r in results.values() if r.get("primary_metric"))
@@ -704,8 +811,9 @@ def write_plots(sweep: Sweep, names: list[str], metrics: dict, ctx) -> None:
         series, errors = {}, {}
         for combo in itertools.product(*(grid[k] for k in others)):
             fixed = dict(zip(others, combo))
-            line = sorted((pos, f"{name}@{format_kv({k: fixed.get(k, v) for k in grid})}")
-                          for pos, v in zip(positions, values))
+            line = sorted(
+                (pos, f"{name}@{format_kv({k: fixed.get(k, v) for k in grid})}") for pos, v in zip(positions, values)
+            )
             line = [(pos, key) for pos, key in line if key in metrics]
             if line:
                 label = format_kv(fixed) or name
@@ -715,9 +823,17 @@ def write_plots(sweep: Sweep, names: list[str], metrics: dict, ctx) -> None:
             continue
         xlabel = x if numeric else f"{x} ({', '.join(f'{i}={v}' for i, v in enumerate(values))})"
         title = f"{sweep.preset.name}, {sweep.model or 'no model'}" + (
-            f", {len(sweep.spec.seeds)} seeds" if len(sweep.spec.seeds) > 1 else "")
-        report.plot_lines(ctx.path(f"{_file_name(name)}_vs_{x}.png"), series, xlabel, name, title=title,
-                          logx=numeric and geometric(values), errors=errors)
+            f", {len(sweep.spec.seeds)} seeds" if len(sweep.spec.seeds) > 1 else ""
+        )
+        report.plot_lines(
+            ctx.path(f"{_file_name(name)}_vs_{x}.png"),
+            series,
+            xlabel,
+            name,
+            title=title,
+            logx=numeric and geometric(values),
+            errors=errors,
+        )
 
 
 def geometric(values: list) -> bool:

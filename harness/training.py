@@ -46,9 +46,7 @@ class TrainConfig:
     """How to train; every field is recorded in checkpoints."""
 
     steps: int = 1000  # optimizer updates
-    batch_size: int = (
-        32  # global batch: examples per step over all ranks (the batches callable must match it)
-    )
+    batch_size: int = 32  # global batch: examples per step over all ranks (the batches callable must match it)
     lr: float = 3e-4  # peak learning rate
     weight_decay: float = 0.0  # AdamW: decoupled decay; SGD: L2 term lambda*theta added to the gradient
     optimizer: str = "adamw"  # "adamw" or "sgd"
@@ -63,9 +61,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between checkpoints in run_dir (0 = only at the end)
     eval_every: int = 0  # steps between evaluate() calls (0 = only at the end, when evaluate is given)
     log_every: int = 10  # steps between train-loss log points
-    early_stop_patience: int | None = (
-        None  # stop after this many evaluations without improvement (None = off)
-    )
+    early_stop_patience: int | None = None  # stop after this many evaluations without improvement (None = off)
     early_stop_metric: str = "eval_loss"  # key of evaluate()'s result watched by early stopping
     early_stop_mode: str = "min"  # "min" or "max": which direction is an improvement
     device: str = "cpu"  # "cpu" or "cuda"
@@ -131,9 +127,7 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     if config.schedule == "constant":
         return 1.0
     progress = (step - warmup_steps) / max(1, config.steps - warmup_steps)
-    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (
-        1 + math.cos(math.pi * min(1.0, progress))
-    )
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def keep_freed_memory() -> bool:
@@ -171,8 +165,10 @@ def load_state(path: Path, device: str) -> dict:
         return torch.load(path, map_location=device, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"{path}: not a training state of tensors and plain data ({first[:160]}); delete the "
-                         "checkpoint folder to train from scratch") from None
+        raise UsageError(
+            f"{path}: not a training state of tensors and plain data ({first[:160]}); delete the "
+            "checkpoint folder to train from scratch"
+        ) from None
 
 
 def default_loss(model, batch: dict):
@@ -195,9 +191,7 @@ class Captures:
         modules = dict(model.named_modules())
         missing = [n for n in names if n not in modules]
         if missing:
-            raise UsageError(
-                f"probe asked for unknown layers {missing}; layer names are model.named_modules()"
-            )
+            raise UsageError(f"probe asked for unknown layers {missing}; layer names are model.named_modules()")
         self.modules = {name: modules[name] for name in names}
         self.data: dict[str, dict] = {}
         self.handles = []
@@ -303,9 +297,7 @@ class Trainer:
         self.model_extra = model_extra or {}
         self.dist = _init_distributed(config)
         if config.batch_size % self.dist.world:
-            raise UsageError(
-                f"batch_size {config.batch_size} is not divisible by the {self.dist.world} processes"
-            )
+            raise UsageError(f"batch_size {config.batch_size} is not divisible by the {self.dist.world} processes")
         self.device = config.device
         if self.device.startswith("cuda") and self.dist.world > 1:
             self.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
@@ -332,13 +324,9 @@ class Trainer:
         c = self.config
         if c.optimizer == "adamw":
             # fused: one kernel for the whole update (CPU and CUDA), same maths as the loop version
-            self.optimizer = torch.optim.AdamW(
-                groups, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay, fused=True
-            )
+            self.optimizer = torch.optim.AdamW(groups, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay, fused=True)
         else:
-            self.optimizer = torch.optim.SGD(
-                groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
-            )
+            self.optimizer = torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, c))
         self.loss_module = _loss_module(self.model, self.loss_fn)
         if self.dist.world > 1:
@@ -402,9 +390,7 @@ class Trainer:
                 model_spec(self.model)
             except TypeError:
                 return  # not a harness.models class: the training state alone is enough to resume
-            write_model_files(
-                folder, self.model, self.tokenizer, {**self.model_extra, "step": self.state.step}
-            )
+            write_model_files(folder, self.model, self.tokenizer, {**self.model_extra, "step": self.state.step})
 
         write_dir_atomic(self.checkpoint_dir, write)
 
@@ -468,9 +454,7 @@ class Trainer:
         for probe in self.probes:
             values.update(probe(step, self.model, batch, captures) or {})
         if self._hook_impls:
-            for result in self.hooks.harness_train_step(
-                step=step, model=self.model, batch=batch, captures=captures
-            ):
+            for result in self.hooks.harness_train_step(step=step, model=self.model, batch=batch, captures=captures):
                 values.update(result or {})
         self._log(step, values)
 
@@ -504,9 +488,7 @@ class Trainer:
     def _layers(self) -> list[str]:
         names = []
         for probe in self.probes:
-            names += [
-                n for n in (probe.layers(self.model) if hasattr(probe, "layers") else []) if n not in names
-            ]
+            names += [n for n in (probe.layers(self.model) if hasattr(probe, "layers") else []) if n not in names]
         return names
 
     def _step(self, step: int, batch: dict, probing: bool):
@@ -564,9 +546,7 @@ class Trainer:
             batch = self.batches(step, self.generator(step))
             tokens += count_tokens(batch)
             probing = (
-                bool(self.probes or self._hook_impls)
-                and self.dist.main
-                and (step % self.probe_every == 0 or step == 1)
+                bool(self.probes or self._hook_impls) and self.dist.main and (step % self.probe_every == 0 or step == 1)
             )
             losses.append(self._step(step, self._shard(batch), probing))
             self.state.step = step
@@ -596,11 +576,7 @@ class Trainer:
                 self.save_checkpoint()
         bar.close()
         elapsed = time.perf_counter() - began
-        if (
-            self.evaluate is not None
-            and self.dist.main
-            and not (c.eval_every and self.state.step % c.eval_every == 0)
-        ):
+        if self.evaluate is not None and self.dist.main and not (c.eval_every and self.state.step % c.eval_every == 0):
             self._evaluate(self.state.step)
         if self.checkpoint_dir is not None and self.dist.main:
             self.save_checkpoint()
@@ -670,7 +646,5 @@ def plot_series(folder: Path, records: list[dict], max_lines: int = 16) -> list[
             continue
         shown = dict(list(series.items())[:max_lines])
         name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in plot)
-        paths.append(
-            plot_lines(Path(folder) / f"train_{name}.png", shown, xlabel="step", ylabel=plot, title=plot)
-        )
+        paths.append(plot_lines(Path(folder) / f"train_{name}.png", shown, xlabel="step", ylabel=plot, title=plot))
     return paths

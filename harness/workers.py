@@ -37,7 +37,8 @@ def map_in_processes(function: Callable, items: Iterable, workers: int) -> list:
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         return [function(item) for item in items]
-    with ProcessPoolExecutor(min(workers, len(items)), mp_context=get_context("spawn"),
-                             initializer=die_with_parent) as pool:
+    with ProcessPoolExecutor(
+        min(workers, len(items)), mp_context=get_context("spawn"), initializer=die_with_parent
+    ) as pool:
         futures = [pool.submit(function, item) for item in items]
         return [future.result() for future in futures]

@@ -13,12 +13,14 @@ COUNTING = ("-p", "harness_testplugin")
 
 
 def test_help_and_list_do_not_import_heavy_modules():
-    code = ("import sys; from harness.cli import main\n"
-            "for argv in (['--help'], ['list'], ['list', 'backends'], ['plugins'], ['list', 'components'],\n"
-            "             ['describe', 'graph_cot'], ['sweep', '--help'], ['--version']):\n"
-            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-            "heavy = [m for m in ('torch', 'transformers', 'vllm') if m in sys.modules]\n"
-            "print('HEAVY', heavy)")
+    code = (
+        "import sys; from harness.cli import main\n"
+        "for argv in (['--help'], ['list'], ['list', 'backends'], ['plugins'], ['list', 'components'],\n"
+        "             ['describe', 'graph_cot'], ['sweep', '--help'], ['--version']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'vllm') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=harness_env())
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
 
@@ -54,14 +56,15 @@ def test_run_show_compare_leaderboard(tmp_path):
     assert first.returncode == 0, first.stderr
     a = json.loads(first.stdout)
     assert a["metrics"]["hit"] == pytest.approx(2 / 14)  # i in {0, 7}
-    second = run_harness(*COUNTING, "run", "--task", "counting", "--task-args", "n=14", "--seed", "6",
-                         "--out", tmp_path, "--json")
+    second = run_harness(
+        *COUNTING, "run", "--task", "counting", "--task-args", "n=14", "--seed", "6", "--out", tmp_path, "--json"
+    )
     b = json.loads(second.stdout)
     assert b["metrics"]["hit"] == pytest.approx(1.0)  # (i * 7) % 7 == 0 for all i
     show = run_harness("show", a["run_id"][:14], "--out", tmp_path)
     assert show.returncode == 0 and "counting" in show.stdout and "hit" in show.stdout
     compare = run_harness("compare", a["run_id"], b["run_id"], "--out", tmp_path, "--format", "json")
-    rows = json.loads(compare.stdout[compare.stdout.index("["):])
+    rows = json.loads(compare.stdout[compare.stdout.index("[") :])
     assert rows[0]["delta"] == pytest.approx(1 - 2 / 14)
     board = run_harness("leaderboard", "--out", tmp_path, "--format", "csv")
     assert board.returncode == 0
@@ -104,8 +107,17 @@ def test_main_returns_2_on_usage_errors(capsys):
 def test_secrets_are_refused_before_anything_is_written(tmp_path):
     out = tmp_path / "runs"
     for flag, key in (("--model-args", "api_key"), ("--model-args", "hf_token"), ("--task-args", "password")):
-        result = run_harness("run", "--task", "graph_cot_llm", "--model", "openai:http://127.0.0.1:9/v1",
-                             flag, f"{key}=sk-do-not-keep", "--out", out)
+        result = run_harness(
+            "run",
+            "--task",
+            "graph_cot_llm",
+            "--model",
+            "openai:http://127.0.0.1:9/v1",
+            flag,
+            f"{key}=sk-do-not-keep",
+            "--out",
+            out,
+        )
         assert result.returncode == 2 and "environment" in result.stderr, result.stderr
         assert "sk-do-not-keep" not in result.stderr
     assert not out.exists()  # no run folder, config or index holds the secret
@@ -115,9 +127,11 @@ def test_secrets_are_refused_before_anything_is_written(tmp_path):
 def test_bad_out_port_and_empty_model_are_one_line_usage_errors(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("")
-    cases = [((*COUNTING, "run", "--task", "counting", "--out", afile), "cannot write a run folder there"),
-             (("serve", "--model", "hf:smollm2", "--port", "99999"), "not a port number"),
-             (("run", "--task", "graph_cot", "--model", "", "--out", tmp_path / "runs"), "--model ''")]
+    cases = [
+        ((*COUNTING, "run", "--task", "counting", "--out", afile), "cannot write a run folder there"),
+        (("serve", "--model", "hf:smollm2", "--port", "99999"), "not a port number"),
+        (("run", "--task", "graph_cot", "--model", "", "--out", tmp_path / "runs"), "--model ''"),
+    ]
     for args, message in cases:
         result = run_harness(*args)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)

@@ -40,8 +40,17 @@ def test_hook_register_commands():
 
 def _run_echo(tmp_path):
     log = tmp_path / "hooks.jsonl"
-    result = run_harness(*ECHO, "run", "--task", "echo", "--task-args", "value=0.25", "--out", tmp_path / "runs",
-                         env=harness_env(HOOK_LOG=str(log)))
+    result = run_harness(
+        *ECHO,
+        "run",
+        "--task",
+        "echo",
+        "--task-args",
+        "value=0.25",
+        "--out",
+        tmp_path / "runs",
+        env=harness_env(HOOK_LOG=str(log)),
+    )
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in log.read_text().splitlines()]
 
@@ -70,10 +79,24 @@ def test_hook_train_step_fires_in_a_real_run(tmp_path):
     """Through `harness run`: graph_cot trains two strategies in worker processes, and the hook's values land in
     the run's series for both (so the hook fires in every process that trains)."""
     out = tmp_path / "runs"
-    result = run_harness(*ECHO, "run", "--task", "graph_cot", "--model", "scratch", "--task-args",
-                         "depth=1,cot=dfs,path,steps=12,examples=2,samples=1,budgets=4,workers=2",
-                         "--probe-every", "5", "--out", out, "--no-cache", "--json",
-                         env=harness_env(HOOK_LOG=str(tmp_path / "hooks.jsonl")), timeout=600)
+    result = run_harness(
+        *ECHO,
+        "run",
+        "--task",
+        "graph_cot",
+        "--model",
+        "scratch",
+        "--task-args",
+        "depth=1,cot=dfs,path,steps=12,examples=2,samples=1,budgets=4,workers=2",
+        "--probe-every",
+        "5",
+        "--out",
+        out,
+        "--no-cache",
+        "--json",
+        env=harness_env(HOOK_LOG=str(tmp_path / "hooks.jsonl")),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     run_dir = json.loads(result.stdout)["dir"]
     series = [json.loads(line) for line in open(f"{run_dir}/metrics.jsonl")]
@@ -92,11 +115,25 @@ def test_an_interrupted_training_run_resumes_with_each_step_once(tmp_path):
     import time
 
     out = tmp_path / "runs"
-    args = [sys.executable, "-m", "harness.cli", "run", "--task", "graph_cot", "--model", "scratch", "--task-args",
-            "depth=1,cot=dfs,path,steps=300,examples=2,samples=1,budgets=4,workers=2", "--out", str(out),
-            "--no-cache", "--json"]
-    first = subprocess.Popen(args, env=harness_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    args = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--task",
+        "graph_cot",
+        "--model",
+        "scratch",
+        "--task-args",
+        "depth=1,cot=dfs,path,steps=300,examples=2,samples=1,budgets=4,workers=2",
+        "--out",
+        str(out),
+        "--no-cache",
+        "--json",
+    ]
+    first = subprocess.Popen(
+        args, env=harness_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 600
     while time.time() < deadline and not list(out.glob("*/train-*/checkpoint/train_state.pt")):
         time.sleep(1)

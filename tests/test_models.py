@@ -21,9 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**overrides) -> ModelConfig:
-    return ModelConfig(
-        **{"vocab_size": 20, "n_layer": 2, "n_head": 2, "d_model": 16, "max_seq_len": 12, **overrides}
-    )
+    return ModelConfig(**{"vocab_size": 20, "n_layer": 2, "n_head": 2, "d_model": 16, "max_seq_len": 12, **overrides})
 
 
 @pytest.mark.parametrize("positions", ["learned", "rotary"])

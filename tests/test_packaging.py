@@ -28,8 +28,11 @@ def test_every_package_is_declared():
 
 
 def test_wheel_contents(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     wheel = next(tmp_path.glob("harness_lm-*.whl"))  # the distribution harness-lm; the import package harness
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.startswith("harness_lm-")}
@@ -55,7 +58,10 @@ def test_the_core_import_contract_covers_every_core_module():
     """The import-linter contract (run by `tox -e lint`) lists its source modules by name: a new core module must
     join the list, or the rule would silently not apply to it."""
     contract = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]
-    core = {f"harness.{p.stem}" for p in (ROOT / "harness").iterdir()
-            if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
+    core = {
+        f"harness.{p.stem}"
+        for p in (ROOT / "harness").iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    }
     assert contract["forbidden_modules"] == ["harness.plugins"]
     assert core == set(contract["source_modules"])

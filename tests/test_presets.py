@@ -10,14 +10,17 @@ def test_valid_preset():
     assert (preset.task, preset.version, preset.args) == ("counting", "3", {"n": 5})
 
 
-@pytest.mark.parametrize("text, message", [
-    ("task: [unclosed", "p.yaml: line 1 is not valid YAML"),
-    ("- a\n- b\n", "expected a mapping"),
-    ("version: 1\n", "missing key 'task'"),
-    ("task: x\nargz: {}\n", "unknown key 'argz'"),
-    ("task: x\nargs: [1, 2]\n", "key 'args' must be dict"),
-    ("task: !!python/object:os.system x\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("task: [unclosed", "p.yaml: line 1 is not valid YAML"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("version: 1\n", "missing key 'task'"),
+        ("task: x\nargz: {}\n", "unknown key 'argz'"),
+        ("task: x\nargs: [1, 2]\n", "key 'args' must be dict"),
+        ("task: !!python/object:os.system x\n", "not valid YAML"),
+    ],
+)
 def test_invalid_presets_name_file_key_and_expectation(text, message):
     with pytest.raises(UsageError, match=message):
         parse_preset("p", text, "p.yaml")
@@ -33,8 +36,18 @@ def test_include_path_adds_and_overrides(tmp_path):
 
 def test_preset_through_the_cli(tmp_path):
     (tmp_path / "seven.yaml").write_text("task: counting\nversion: '5'\nargs: {n: 7}\n")
-    result = run_harness("-p", "harness_testplugin", "run", "--task", "seven", "--include-path", tmp_path,
-                         "--out", tmp_path / "runs", "--json")
+    result = run_harness(
+        "-p",
+        "harness_testplugin",
+        "run",
+        "--task",
+        "seven",
+        "--include-path",
+        tmp_path,
+        "--out",
+        tmp_path / "runs",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     (tmp_path / "broken.yaml").write_text("task: counting\nargs: 3\n")
     result = run_harness("-p", "harness_testplugin", "list", "tasks", "--include-path", tmp_path)
@@ -44,7 +57,8 @@ def test_preset_through_the_cli(tmp_path):
 
 def test_alias_bombs_binary_and_huge_files_are_refused(tmp_path):
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+        f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, n in zip("abcdefgh", "bcdefghi")
+    )
     (tmp_path / "bomb.yaml").write_text("task: counting\nargs: {}\n" + bomb)
     with pytest.raises(UsageError, match="aliases"):
         load_presets([str(tmp_path)])

@@ -9,9 +9,34 @@ from hypothesis import strategies as st
 
 from harness.cli import main
 
-WORDS = st.sampled_from(["run", "list", "show", "compare", "leaderboard", "plugins", "optimize", "--task",
-                         "counting", "--task-args", "--model-args", "--limit", "--seed", "--format", "tasks",
-                         "--include-path", "-p", "--json", "n=3", "=", ",", "--probe", "--probe-every", "-1"])
+WORDS = st.sampled_from(
+    [
+        "run",
+        "list",
+        "show",
+        "compare",
+        "leaderboard",
+        "plugins",
+        "optimize",
+        "--task",
+        "counting",
+        "--task-args",
+        "--model-args",
+        "--limit",
+        "--seed",
+        "--format",
+        "tasks",
+        "--include-path",
+        "-p",
+        "--json",
+        "n=3",
+        "=",
+        ",",
+        "--probe",
+        "--probe-every",
+        "-1",
+    ]
+)
 ANY = st.text(alphabet=string.printable, max_size=12)
 
 
@@ -22,8 +47,9 @@ def test_random_arguments_never_raise(argv, tmp_path, capsys, monkeypatch):
     if "-p" in argv:  # loading arbitrary modules by name is allowed but irrelevant here
         argv = [a for a in argv if a != "-p"]
     try:
-        code = main(["-p", "harness_testplugin", *argv, "--out", str(tmp_path / "runs")]
-                    if argv[:1] == ["run"] else argv)
+        code = main(
+            ["-p", "harness_testplugin", *argv, "--out", str(tmp_path / "runs")] if argv[:1] == ["run"] else argv
+        )
     except SystemExit as exit_:  # --help / --version style exits from argparse
         code = exit_.code
     assert code in (0, 2), capsys.readouterr().err
@@ -31,8 +57,10 @@ def test_random_arguments_never_raise(argv, tmp_path, capsys, monkeypatch):
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.text(max_size=200) | st.from_regex(r"task: [a-z{}\[\]:,' ]{0,20}\n(args|version|model): .{0,20}",
-                                                   fullmatch=True))
+@given(
+    text=st.text(max_size=200)
+    | st.from_regex(r"task: [a-z{}\[\]:,' ]{0,20}\n(args|version|model): .{0,20}", fullmatch=True)
+)
 def test_malformed_presets_are_usage_errors(text, tmp_path, capsys):
     folder = tmp_path / "presets"
     folder.mkdir(exist_ok=True)

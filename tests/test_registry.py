@@ -48,8 +48,15 @@ def test_plugins_command_lists_hooks_and_failures():
 
 
 def test_hook_tracing(monkeypatch):
-    result = run_harness("list", "backends", env={**__import__("os").environ, "HARNESS_TRACE_HOOKS": "1",
-                                                  "PYTHONPATH": str(Path(__file__).parent / "support")})
+    result = run_harness(
+        "list",
+        "backends",
+        env={
+            **__import__("os").environ,
+            "HARNESS_TRACE_HOOKS": "1",
+            "PYTHONPATH": str(Path(__file__).parent / "support"),
+        },
+    )
     assert "harness_register_commands" in result.stderr
 
 

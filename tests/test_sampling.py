@@ -16,13 +16,16 @@ def kept(top_p: float = 1.0, top_k: int = 0) -> set[int]:
     return {i for i, s in enumerate(scores[0].tolist()) if s != float("-inf")}
 
 
-@pytest.mark.parametrize("top_p, expected", [
-    (0.75, {1, 3}),  # the mass reaches top_p exactly with two tokens: the third goes
-    (0.7, {1, 3}),  # the token that crosses top_p stays
-    (0.5, {1}),
-    (0.4, {1}),
-    (1e-9, {1}),  # the most likely token always stays
-])
+@pytest.mark.parametrize(
+    "top_p, expected",
+    [
+        (0.75, {1, 3}),  # the mass reaches top_p exactly with two tokens: the third goes
+        (0.7, {1, 3}),  # the token that crosses top_p stays
+        (0.5, {1}),
+        (0.4, {1}),
+        (1e-9, {1}),  # the most likely token always stays
+    ],
+)
 def test_top_p_keeps_the_smallest_set_whose_mass_reaches_it(top_p, expected):
     assert kept(top_p=top_p) == expected
 
@@ -66,7 +69,7 @@ def test_a_row_draws_from_its_own_stream_whatever_the_batch():
     logits = torch.randn(4, 50, generator=torch.Generator().manual_seed(1))
     prompts = ["a", "b", "c", "d"]
     together = [sample(logits, sample_generators(7, prompts, 1)).tolist() for _ in range(2)]
-    alone = [sample(logits[i: i + 1], [sample_generator(7, p, 0)]).item() for i, p in enumerate(prompts)]
+    alone = [sample(logits[i : i + 1], [sample_generator(7, p, 0)]).item() for i, p in enumerate(prompts)]
     reordered = sample(logits.flip(0), sample_generators(7, prompts[::-1], 1)).flip(0).tolist()
     assert together[0] == together[1] == alone == reordered
 

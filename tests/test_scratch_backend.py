@@ -17,9 +17,7 @@ def lm(tmp_path):
     torch.manual_seed(0)
     tok = WordTokenizer(["a", "b", "c", "d"])
     model = build_model(
-        ModelConfig(
-            vocab_size=tok.vocab_size, n_layer=1, n_head=2, d_model=16, max_seq_len=10, positions="rotary"
-        )
+        ModelConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=2, d_model=16, max_seq_len=10, positions="rotary")
     )
     save_checkpoint_dir(tmp_path / "run" / "checkpoint", model, tok, {"add_bos": True})
     return load(f"scratch:{tmp_path / 'run'}")
@@ -65,9 +63,9 @@ def test_sampling_is_seeded_and_stops(lm):
         ids.append(token)
     text = first[0][0].text
     stop = text.split()[1]
-    stopped = lm.generate(
-        ["a"], SamplingParams(temperature=1.0, max_tokens=5, seed=7, ignore_eos=True, stop=(stop,))
-    )[0][0]
+    stopped = lm.generate(["a"], SamplingParams(temperature=1.0, max_tokens=5, seed=7, ignore_eos=True, stop=(stop,)))[
+        0
+    ][0]
     assert stopped.finish_reason == "stop" and stop not in stopped.text
 
 
@@ -100,12 +98,14 @@ def test_dtype_policy_and_model_args(lm, tmp_path):
     assert dict(os.environ) == before  # loading an engine sets no environment variable
     assert lm.dtype == "float32" and ":float32:" in lm.fingerprint
     assert bf16.module.tok_emb.weight.dtype == torch.bfloat16 and bf16.fingerprint != lm.fingerprint
-    (total, _), = bf16.loglikelihood([("a b", "c")])
+    ((total, _),) = bf16.loglikelihood([("a b", "c")])
     assert total == pytest.approx(lm.loglikelihood([("a b", "c")])[0][0], abs=0.1)
-    for args, message in [({"dtype": "float8"}, "dtype=float8: choose one of float32, bfloat16, float16"),
-                          ({"btch_size": 2}, "did you mean 'batch_size'"),
-                          ({"batch_size": "x"}, "'batch_size' must be int"),
-                          ({"batch_size": 0}, "batch_size=0")]:
+    for args, message in [
+        ({"dtype": "float8"}, "dtype=float8: choose one of float32, bfloat16, float16"),
+        ({"btch_size": 2}, "did you mean 'batch_size'"),
+        ({"batch_size": "x"}, "'batch_size' must be int"),
+        ({"batch_size": 0}, "batch_size=0"),
+    ]:
         with pytest.raises(UsageError, match=message):
             load(f"scratch:{tmp_path / 'nothing'}", **args)  # checked before the (missing) checkpoint is read
 

@@ -64,14 +64,31 @@ def test_kill_9_then_resume_recomputes_nothing(tmp_path):
     after = read_jsonl(run_dir / "samples.jsonl")
     assert len(after) == 40 and len({s["id"] for s in after}) == 40
     assert after[: len(before)] == before  # finished samples were kept, not recomputed
-    assert {s["pid"] for s in after[len(before):]} != {s["pid"] for s in before}
+    assert {s["pid"] for s in after[len(before) :]} != {s["pid"] for s in before}
     assert json.loads(result.stdout)["metrics"]["hit"] == pytest.approx(6 / 40)
 
 
 def test_four_processes_share_one_out_folder(tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-m", "harness.cli", *COUNTING, "--task-args", "n=30",
-                               "--seed", str(seed), "--out", str(tmp_path)], env=harness_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for seed in range(4)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                *COUNTING,
+                "--task-args",
+                "n=30",
+                "--seed",
+                str(seed),
+                "--out",
+                str(tmp_path),
+            ],
+            env=harness_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for seed in range(4)
+    ]
     for proc in procs:
         assert proc.wait(timeout=120) == 0, proc.stderr.read()
     runs = Index(tmp_path).runs("finished")
@@ -95,9 +112,11 @@ def test_leaderboard_gives_each_variant_its_own_column(tmp_path):
 
 def test_an_index_from_before_variants_gains_the_column(tmp_path):
     with sqlite3.connect(tmp_path / "runs.db") as con:
-        con.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, task TEXT NOT NULL, task_version TEXT, model TEXT "
-                    "NOT NULL, fingerprint TEXT, status TEXT NOT NULL, primary_metric TEXT, metrics TEXT, created REAL "
-                    "NOT NULL, finished REAL, dir TEXT NOT NULL)")
+        con.execute(
+            "CREATE TABLE runs (run_id TEXT PRIMARY KEY, task TEXT NOT NULL, task_version TEXT, model TEXT "
+            "NOT NULL, fingerprint TEXT, status TEXT NOT NULL, primary_metric TEXT, metrics TEXT, created REAL "
+            "NOT NULL, finished REAL, dir TEXT NOT NULL)"
+        )
         con.execute("INSERT INTO runs VALUES ('old', 't', '1', 'm', '', 'finished', 'x', '{\"x\": 1}', 0, 1, 'd')")
     runs = Index(tmp_path).runs()
     assert runs[0]["run_id"] == "old" and runs[0]["variant"] is None
@@ -138,8 +157,11 @@ def test_run_ids_match_literally_and_folders_are_absolute(tmp_path, monkeypatch)
 
 def test_a_killed_run_shows_as_interrupted(tmp_path):
     out = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *COUNTING, "--task-args", "n=100,delay=0.5",
-                             "--out", str(out)], env=harness_env(), stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *COUNTING, "--task-args", "n=100,delay=0.5", "--out", str(out)],
+        env=harness_env(),
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 600  # a loaded machine can take minutes to start Python and torch
     while time.time() < deadline and not any(r["status"] == "running" for r in Index(out).runs()):
         time.sleep(0.2)

@@ -40,20 +40,22 @@ def samples(row: dict) -> list[dict]:
 # parsing -----------------------------------------------------------------------------------------------------------
 def test_grid_string_values_are_parsed_like_task_args():
     grid = parse_grid("n=16,64,256; attention=sdpa,identity;lr=0.001,1e-4;flag=true,false")
-    assert grid == {"n": [16, 64, 256], "attention": ["sdpa", "identity"], "lr": [0.001, 1e-4],
-                    "flag": [True, False]}
+    assert grid == {"n": [16, 64, 256], "attention": ["sdpa", "identity"], "lr": [0.001, 1e-4], "flag": [True, False]}
     assert format_kv({"lr": 1e-4, "flag": False, "x": None, "s": "a b"}) == "lr=0.0001,flag=false,x=none,s=a b"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("n", "expected arg=v1,v2,... groups"),
-    ("n=", "'n' has an empty value"),
-    ("n=1,,2", "'n' has an empty value"),
-    ("n=1;n=2", "'n' appears twice"),
-    ("n=1,1", "lists a value twice"),
-    ("1n=2", "expected arg=v1,v2,... groups"),
-    (";", "no args to sweep"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("n", "expected arg=v1,v2,... groups"),
+        ("n=", "'n' has an empty value"),
+        ("n=1,,2", "'n' has an empty value"),
+        ("n=1;n=2", "'n' appears twice"),
+        ("n=1,1", "lists a value twice"),
+        ("1n=2", "expected arg=v1,v2,... groups"),
+        (";", "no args to sweep"),
+    ],
+)
 def test_malformed_grid_strings(text, message):
     with pytest.raises(UsageError, match=message):
         parse_grid(text)
@@ -77,8 +79,10 @@ def test_importing_sweep_imports_neither_ray_nor_torch():
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
 
 
-SWEEP_PRESET = ("task: line\nargs: {n: 2}\nsweep:\n  grid: {a: [1, 2], shape: [flat, steep]}\n  seeds: [0, 1]\n"
-                "  plots: [{metric: y, x: a}]\n  workers: 1\n")
+SWEEP_PRESET = (
+    "task: line\nargs: {n: 2}\nsweep:\n  grid: {a: [1, 2], shape: [flat, steep]}\n  seeds: [0, 1]\n"
+    "  plots: [{metric: y, x: a}]\n  workers: 1\n"
+)
 
 
 def test_preset_sweep_block_is_parsed_and_described():
@@ -89,20 +93,23 @@ def test_preset_sweep_block_is_parsed_and_described():
     assert parse_preset("q", "task: line\n", "q.yaml").sweep is None
 
 
-@pytest.mark.parametrize("block, message", [
-    ("sweep: [1]", "p.yaml: key 'sweep' must be dict"),
-    ("sweep: {seeds: [0]}", "p.yaml: key 'sweep.grid' must be a mapping"),
-    ("sweep: {grid: {}}", "p.yaml: key 'sweep.grid' must be a mapping"),
-    ("sweep: {grid: {n: []}}", "p.yaml: key 'sweep.grid.n' must be a non-empty list"),
-    ("sweep: {grid: {n: 3}}", "p.yaml: key 'sweep.grid.n' must be a non-empty list"),
-    ("sweep: {grid: {n: [1, 1]}}", "p.yaml: key 'sweep.grid.n' lists a value twice"),
-    ("sweep: {grid: {n: [1]}, seeds: [a]}", "p.yaml: key 'sweep.seeds' must be a non-empty list of integers"),
-    ("sweep: {grid: {n: [1]}, metrics: acc}", "p.yaml: key 'sweep.metrics' must be a list"),
-    ("sweep: {grid: {n: [1]}, plots: [{metric: y, x: m}]}", "p.yaml: key 'sweep.plots': x 'm' is not swept"),
-    ("sweep: {grid: {n: [1]}, plots: [{metric: y}]}", "p.yaml: key 'sweep.plots' entries must be"),
-    ("sweep: {grid: {n: [1]}, workers: 0}", "p.yaml: key 'sweep.workers' must be a positive integer"),
-    ("sweep: {grid: {n: [1]}, workerz: 2}", "p.yaml: key 'sweep.workerz' is unknown"),
-])
+@pytest.mark.parametrize(
+    "block, message",
+    [
+        ("sweep: [1]", "p.yaml: key 'sweep' must be dict"),
+        ("sweep: {seeds: [0]}", "p.yaml: key 'sweep.grid' must be a mapping"),
+        ("sweep: {grid: {}}", "p.yaml: key 'sweep.grid' must be a mapping"),
+        ("sweep: {grid: {n: []}}", "p.yaml: key 'sweep.grid.n' must be a non-empty list"),
+        ("sweep: {grid: {n: 3}}", "p.yaml: key 'sweep.grid.n' must be a non-empty list"),
+        ("sweep: {grid: {n: [1, 1]}}", "p.yaml: key 'sweep.grid.n' lists a value twice"),
+        ("sweep: {grid: {n: [1]}, seeds: [a]}", "p.yaml: key 'sweep.seeds' must be a non-empty list of integers"),
+        ("sweep: {grid: {n: [1]}, metrics: acc}", "p.yaml: key 'sweep.metrics' must be a list"),
+        ("sweep: {grid: {n: [1]}, plots: [{metric: y, x: m}]}", "p.yaml: key 'sweep.plots': x 'm' is not swept"),
+        ("sweep: {grid: {n: [1]}, plots: [{metric: y}]}", "p.yaml: key 'sweep.plots' entries must be"),
+        ("sweep: {grid: {n: [1]}, workers: 0}", "p.yaml: key 'sweep.workers' must be a positive integer"),
+        ("sweep: {grid: {n: [1]}, workerz: 2}", "p.yaml: key 'sweep.workerz' is unknown"),
+    ],
+)
 def test_invalid_sweep_blocks_name_file_and_key(block, message):
     with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("(", r"\(")):
         parse_preset("p", f"task: line\n{block}\n", "p.yaml")
@@ -122,19 +129,22 @@ def in_process(tmp_path, capsys):
     registry.set_plugins(previous)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--grid", "shap=flat,steep"], "task 'line' has no arg 'shap' (--grid); did you mean 'shape'?"),
-    (["--grid", "a=1,"], "'a' has an empty value"),
-    (["--grid", "a"], "expected arg=v1,v2,... groups"),
-    (["--grid", "a=1,2", "--workers", "0"], "--workers 0: give at least 1"),
-    (["--grid", "shape=flat,round"], "shape=round: choose flat or steep"),
-    (["--grid", "n=two"], "option 'n' must be int"),
-    (["--grid", "a=1,2", "--task-args", "a=3"], "'a' is both swept (--grid) and fixed by --task-args"),
-    (["--grid", "a=1,2", "--seeds", "0,x"], "--seeds '0,x': give integers"),
-    (["--grid", "a=1,2", "--plot", "y:n"], "--plot y:n: 'n' is not swept"),
-    (["--grid", "a=1,2", "--ray-address", "auto"], "--ray-address needs --executor ray"),
-    ([], "'line' declares no sweep: give the args to sweep"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--grid", "shap=flat,steep"], "task 'line' has no arg 'shap' (--grid); did you mean 'shape'?"),
+        (["--grid", "a=1,"], "'a' has an empty value"),
+        (["--grid", "a"], "expected arg=v1,v2,... groups"),
+        (["--grid", "a=1,2", "--workers", "0"], "--workers 0: give at least 1"),
+        (["--grid", "shape=flat,round"], "shape=round: choose flat or steep"),
+        (["--grid", "n=two"], "option 'n' must be int"),
+        (["--grid", "a=1,2", "--task-args", "a=3"], "'a' is both swept (--grid) and fixed by --task-args"),
+        (["--grid", "a=1,2", "--seeds", "0,x"], "--seeds '0,x': give integers"),
+        (["--grid", "a=1,2", "--plot", "y:n"], "--plot y:n: 'n' is not swept"),
+        (["--grid", "a=1,2", "--ray-address", "auto"], "--ray-address needs --executor ray"),
+        ([], "'line' declares no sweep: give the args to sweep"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(in_process, tmp_path, args, message):
     code, err = in_process("sweep", "--task", "line", "--out", tmp_path, *args)
     assert code == 2 and err.count("\n") == 1 and message in err, err
@@ -157,8 +167,23 @@ def test_unknown_grid_key_in_a_preset_names_the_file(in_process, tmp_path):
 def test_sweep_metrics_plots_summary_records_and_resume(tmp_path):
     """Two swept args, one seed: the sweep's stderr is the run's own (the preset test below covers seeds)."""
     out = tmp_path / "runs"
-    command = [*PLUGIN, "sweep", "--task", "line", "--grid", "a=1,4;shape=flat,steep", "--seeds", "1",
-               "--task-args", "n=3", "--metrics", "y,z", "--out", out, "--json"]
+    command = [
+        *PLUGIN,
+        "sweep",
+        "--task",
+        "line",
+        "--grid",
+        "a=1,4;shape=flat,steep",
+        "--seeds",
+        "1",
+        "--task-args",
+        "n=3",
+        "--metrics",
+        "y,z",
+        "--out",
+        out,
+        "--json",
+    ]
     result = run_harness(*command, timeout=600)
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)["metrics"]
@@ -166,7 +191,7 @@ def test_sweep_metrics_plots_summary_records_and_resume(tmp_path):
         for shape, k in (("flat", 1), ("steep", 2)):
             # y = a*k*(i+1) + seed for i < 3: mean 2*a*k + 1, sample std a*k, stderr a*k/sqrt(3)
             assert metrics[f"y@a={a},shape={shape}"] == pytest.approx(2 * a * k + 1)
-            assert metrics[f"y@a={a},shape={shape}_stderr"] == pytest.approx(a * k / 3 ** 0.5)
+            assert metrics[f"y@a={a},shape={shape}_stderr"] == pytest.approx(a * k / 3**0.5)
             assert metrics[f"z@a={a},shape={shape}"] == pytest.approx(1.0)
     assert metrics["max_y"] == pytest.approx(2 * 4 * 2 + 1)  # the task's sweep_summary, merged
     assert len([m for m in metrics if "@" in m]) == 16
@@ -183,8 +208,9 @@ def test_sweep_metrics_plots_summary_records_and_resume(tmp_path):
     for r in records:  # each point is an ordinary run with its own config
         config = yaml.safe_load((out / r["run_id"] / "config.yaml").read_text())
         assert config["seed"] == r["seed"] and config["task_args"] == {"n": 3, **r["point"]} == r["args"]
-        assert r["metrics"]["y"] == pytest.approx(2 * r["args"]["a"] * (1 + (r["point"]["shape"] == "steep"))
-                                                  + r["seed"])
+        assert r["metrics"]["y"] == pytest.approx(
+            2 * r["args"]["a"] * (1 + (r["point"]["shape"] == "steep")) + r["seed"]
+        )
     given = json.loads((folder / "points.json").read_text())
     assert sorted(p["run_id"] for p in given) == sorted(p["run_id"] for p in points)
     assert all(Path(p["dir"]) == out / p["run_id"] for p in given)
@@ -199,8 +225,9 @@ def test_sweep_metrics_plots_summary_records_and_resume(tmp_path):
 
 
 def test_preset_with_a_sweep_block_runs_its_sweep(tmp_path):
-    (tmp_path / "lines.yaml").write_text(SWEEP_PRESET.replace(", shape: [flat, steep]", "").replace(
-        "args: {n: 2}", "args: {n: 2, shape: steep}"))
+    (tmp_path / "lines.yaml").write_text(
+        SWEEP_PRESET.replace(", shape: [flat, steep]", "").replace("args: {n: 2}", "args: {n: 2, shape: steep}")
+    )
     listing = run_harness(*PLUGIN, "list", "tasks", "--include-path", tmp_path)
     assert "(sweep: a x 2 seeds, 4 runs)" in listing.stdout
     out = tmp_path / "runs"
@@ -277,8 +304,25 @@ def processes_mentioning(text: str) -> list[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="die-with-parent is Linux-only")
 def test_kill_9_mid_sweep_loses_no_point_and_leaves_no_orphan(tmp_path):
     out = tmp_path / "runs"
-    command = [sys.executable, "-m", "harness.cli", "-p", "harness_testplugin", "sweep", "--task", "counting",
-               "--grid", "n=1,2,12,14", "--task-args", "delay=0.3", "--workers", "2", "--out", str(out), "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "-p",
+        "harness_testplugin",
+        "sweep",
+        "--task",
+        "counting",
+        "--grid",
+        "n=1,2,12,14",
+        "--task-args",
+        "delay=0.3",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+    ]
     sweeper = subprocess.Popen(command, env=harness_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finished = wait_for(lambda: [r for r in Index(out).runs("finished") if r["task"] == "counting"], timeout=600)
     os.kill(sweeper.pid, signal.SIGKILL)  # the sweep only: its point processes must die with it
@@ -296,8 +340,12 @@ def test_kill_9_mid_sweep_loses_no_point_and_leaves_no_orphan(tmp_path):
         assert metrics[f"hit@n={n}"] == pytest.approx(len(range(0, n, 7)) / n)
     rows = point_rows(out, "counting")
     assert len(rows) == 4 and all(r["status"] == "finished" for r in rows)
-    assert sorted(yaml.safe_load((out / r["run_id"] / "config.yaml").read_text())["task_args"]["n"]
-                  for r in rows) == [1, 2, 12, 14]
+    assert sorted(yaml.safe_load((out / r["run_id"] / "config.yaml").read_text())["task_args"]["n"] for r in rows) == [
+        1,
+        2,
+        12,
+        14,
+    ]
     records = samples(sweep_run(out))
     assert sorted(r["point"]["n"] for r in records) == [1, 2, 12, 14]
     assert {r["run_id"] for r in records} == {r["run_id"] for r in rows}
@@ -308,8 +356,21 @@ def test_graph_cot_random_path_depth_curve_matches_the_closed_form(tmp_path):
     """The issue's done-when command: one run per depth, the sweep's metrics and plot; random-path finds the
     evidence with probability (2/3)(1/2)^(d-1) (graph_cot.baselines)."""
     out = tmp_path / "runs"
-    result = run_harness("sweep", "--task", "graph_cot", "--model", "baseline:random-path", "--grid", "depth=1,2,3,4",
-                         "--task-args", "examples=2000", "--out", out, "--json", timeout=900)
+    result = run_harness(
+        "sweep",
+        "--task",
+        "graph_cot",
+        "--model",
+        "baseline:random-path",
+        "--grid",
+        "depth=1,2,3,4",
+        "--task-args",
+        "examples=2000",
+        "--out",
+        out,
+        "--json",
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)["metrics"]
     for depth in (1, 2, 3, 4):
@@ -322,7 +383,8 @@ def test_graph_cot_random_path_depth_curve_matches_the_closed_form(tmp_path):
     rows = point_rows(out, "graph_cot")
     assert len(rows) == 4 and {r["model"] for r in rows} == {"baseline:random-path"}
     assert sorted(r["metrics"]["evidence_accuracy"] for r in rows) == sorted(
-        metrics[f"evidence_accuracy@depth={d}"] for d in (1, 2, 3, 4))
+        metrics[f"evidence_accuracy@depth={d}"] for d in (1, 2, 3, 4)
+    )
 
 
 # Ray (tox -e ray) --------------------------------------------------------------------------------------------------
@@ -346,11 +408,24 @@ def ray_head(tmp_path):
     temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # Ray's socket paths must stay under 107 characters
     ray = Path(sys.executable).parent / "ray"
     (tmp_path / "tmp").mkdir()  # TMPDIR of the workers: the points' temporary run folders, a killed one's too
-    head = subprocess.Popen([str(ray), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
-                             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
-                            env=ray_env(tmp_path, TMPDIR=str(tmp_path / "tmp")), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    head = subprocess.Popen(
+        [
+            str(ray),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={temp}",
+        ],
+        env=ray_env(tmp_path, TMPDIR=str(tmp_path / "tmp")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         for line in head.stdout:
             if "Ray runtime started" in line:
@@ -377,12 +452,21 @@ def test_ray_sweep_on_a_local_cluster_gives_the_local_metrics(tmp_path):
     """The done-when command with --executor ray (a local cluster, started by the sweep) and without: same runs,
     same metrics; every point's folder came back from its worker into --out."""
     pytest.importorskip("ray")
-    command = ["sweep", "--task", "graph_cot", "--model", "baseline:random-path", "--grid", "depth=1,2,3,4",
-               "--task-args", "examples=2000", "--json"]
+    command = [
+        "sweep",
+        "--task",
+        "graph_cot",
+        "--model",
+        "baseline:random-path",
+        "--grid",
+        "depth=1,2,3,4",
+        "--task-args",
+        "examples=2000",
+        "--json",
+    ]
     local = run_harness(*command, "--out", tmp_path / "local", env=ray_env(tmp_path / "l"), timeout=900)
     assert local.returncode == 0, local.stderr
-    result = run_harness(*command, "--out", tmp_path / "ray", "--executor", "ray", env=ray_env(tmp_path),
-                         timeout=900)
+    result = run_harness(*command, "--out", tmp_path / "ray", "--executor", "ray", env=ray_env(tmp_path), timeout=900)
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)["metrics"]
     assert metrics == json.loads(local.stdout)["metrics"] and len(metrics) == 8
@@ -391,7 +475,8 @@ def test_ray_sweep_on_a_local_cluster_gives_the_local_metrics(tmp_path):
     for run_id, row in runs.items():
         assert row["status"] == "finished" and Path(row["dir"]) == tmp_path / "ray" / run_id
         assert (tmp_path / "ray" / run_id / "samples.jsonl").read_text() == (
-            tmp_path / "local" / run_id / "samples.jsonl").read_text()
+            tmp_path / "local" / run_id / "samples.jsonl"
+        ).read_text()
     assert (Path(sweep_run(tmp_path / "ray")["dir"]) / "evidence_accuracy_vs_depth.png").exists()
     again = run_harness(*command, "--out", tmp_path / "ray", "--executor", "ray", env=ray_env(tmp_path))
     assert again.returncode == 0 and "4 finished before, 0 to run" in again.stderr  # no cluster needed
@@ -402,11 +487,29 @@ def test_ray_point_whose_worker_dies_is_retried_once_into_out(tmp_path, ray_head
     """On a cluster joined by address: kill -9 the Ray worker running a point; Ray retries it and the point
     lands in --out exactly once."""
     out = tmp_path / "runs"
-    command = [sys.executable, "-m", "harness.cli", *PLUGIN, "sweep", "--task", "line", "--grid", "a=1,2,3",
-               "--task-args", "n=8,delay=0.4", "--executor", "ray", "--ray-address", ray_head, "--out", str(out),
-               "--json"]
-    sweeper = subprocess.Popen(command, env=ray_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        *PLUGIN,
+        "sweep",
+        "--task",
+        "line",
+        "--grid",
+        "a=1,2,3",
+        "--task-args",
+        "n=8,delay=0.4",
+        "--executor",
+        "ray",
+        "--ray-address",
+        ray_head,
+        "--out",
+        str(out),
+        "--json",
+    ]
+    sweeper = subprocess.Popen(
+        command, env=ray_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     point = wait_for(lambda: processes_mentioning("harness-point-"), timeout=300)[0]
     worker = int(Path(f"/proc/{point}/stat").read_text().rsplit(")", 1)[1].split()[1])  # its parent
     assert "harness.cli" not in Path(f"/proc/{worker}/cmdline").read_text()

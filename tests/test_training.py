@@ -108,9 +108,7 @@ def test_evaluation_and_early_stopping():
     metrics = Trainer(new_model(), config, copy_task, evaluate=evaluate, progress=False).fit()
     assert calls == [2, 4, 6] and metrics["steps"] == 6 and metrics["stopped_early"] == 1.0
     with pytest.raises(UsageError, match="early_stop_metric"):
-        config = TrainConfig(
-            steps=4, batch_size=8, eval_every=2, early_stop_patience=2, early_stop_metric="acc"
-        )
+        config = TrainConfig(steps=4, batch_size=8, eval_every=2, early_stop_patience=2, early_stop_metric="acc")
         Trainer(new_model(), config, copy_task, evaluate=evaluate, progress=False).fit()
 
 
@@ -248,9 +246,7 @@ def test_ddp_two_processes_match_one_process(tmp_path):
 
 def new_weights_of_script_init():
     torch.manual_seed(0)
-    return build_model(
-        ModelConfig(vocab_size=12, n_layer=1, n_head=2, d_model=16, max_seq_len=8)
-    ).tok_emb.weight
+    return build_model(ModelConfig(vocab_size=12, n_layer=1, n_head=2, d_model=16, max_seq_len=8)).tok_emb.weight
 
 
 KILL_SCRIPT = textwrap.dedent("""

@@ -48,15 +48,16 @@ class CachedLM(LM):
         text = json.dumps([self.lm.fingerprint, method, request, params], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def _cached(self, method: str, requests: list, compute, params: dict | None = None,
-                encode=lambda v: v, decode=lambda v: v) -> list:
+    def _cached(
+        self, method: str, requests: list, compute, params: dict | None = None, encode=lambda v: v, decode=lambda v: v
+    ) -> list:
         """Look every request up; send the misses to ``compute`` in one call; store what it returns."""
         if not self.lm.fingerprint:  # an engine that cannot name its weights is never cached
             return compute(requests)
         keys = [self._key(method, r, params) for r in requests]
         found = {}
         for start in range(0, len(keys), 500):
-            chunk = keys[start: start + 500]
+            chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             found.update(self._con.execute(f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk))
         missing, queued = [], set()
@@ -83,13 +84,22 @@ class CachedLM(LM):
         self._con.execute("COMMIT")
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
-        return self._cached("generate", list(prompts), lambda ps: self.lm.generate(ps, params), params.key(),
-                            encode=lambda cs: [asdict(c) for c in cs],
-                            decode=lambda cs: [Completion(**c) for c in cs])
+        return self._cached(
+            "generate",
+            list(prompts),
+            lambda ps: self.lm.generate(ps, params),
+            params.key(),
+            encode=lambda cs: [asdict(c) for c in cs],
+            decode=lambda cs: [Completion(**c) for c in cs],
+        )
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
-        return self._cached("loglikelihood", [list(r) for r in requests],
-                            lambda rs: self.lm.loglikelihood([tuple(r) for r in rs]), decode=tuple)
+        return self._cached(
+            "loglikelihood",
+            [list(r) for r in requests],
+            lambda rs: self.lm.loglikelihood([tuple(r) for r in rs]),
+            decode=tuple,
+        )
 
     def loglikelihood_rolling(self, texts: list[str]) -> list[float]:
         return self._cached("loglikelihood_rolling", list(texts), self.lm.loglikelihood_rolling)

@@ -44,7 +44,7 @@ def encode_pair(tokenizer, prefix_token_id: int, context: str, continuation: str
     ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
     if whole[: len(ctx)] != ctx and whole[: len(ctx) - 1] == ctx[:-1]:
         ctx = ctx[:-1]  # the context's last token merged with the continuation's first
-    return (lead_tokens(tokenizer) + ctx) or [prefix_token_id], whole[len(ctx):]
+    return (lead_tokens(tokenizer) + ctx) or [prefix_token_id], whole[len(ctx) :]
 
 
 class HFLM(LM):
@@ -52,9 +52,17 @@ class HFLM(LM):
 
     name = "hf"
 
-    def __init__(self, folder: Path, dtype: str | None = None, chat: bool = False, batch_tokens: int = 8192,
-                 decode_tokens: int = 16384, prefill_tokens: int = 1024, device: str | None = None,
-                 max_length: int | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        dtype: str | None = None,
+        chat: bool = False,
+        batch_tokens: int = 8192,
+        decode_tokens: int = 16384,
+        prefill_tokens: int = 1024,
+        device: str | None = None,
+        max_length: int | None = None,
+    ):
         """dtype: the shared policy (base.DTYPES: float32 on a CPU, bfloat16 on a GPU); device: the GPU if any.
         Padded tokens per forward: batch_tokens per scoring batch (contexts + continuations); decode_tokens per
         generation batch (prompts + max_tokens, times n: the KV cache); prefill_tokens per prefill run of a
@@ -76,14 +84,19 @@ class HFLM(LM):
         self.decode_tokens = decode_tokens
         self.prefill_tokens = prefill_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        self.module = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype),
-                                                           local_files_only=True).to(self.device).eval()
+        self.module = (
+            AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), local_files_only=True)
+            .to(self.device)
+            .eval()
+        )
         self.max_length = max_length or getattr(self.module.config, "max_position_embeddings", 2048)
         self.eos_token_id = self.tokenizer.eos_token_id
-        self.prefix_token_id = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None \
-            else self.eos_token_id
-        self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
-            else self.eos_token_id
+        self.prefix_token_id = (
+            self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.eos_token_id
+        )
+        self.pad_token_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_token_id
+        )
         self._lead = lead_tokens(self.tokenizer) or [self.prefix_token_id]  # what rolling scores the first token from
         if chat and not self.tokenizer.chat_template:
             raise UsageError(f"chat=true, but the model in {folder} has no chat template; drop chat=true")
@@ -117,16 +130,22 @@ class HFLM(LM):
 
     def apply_chat(self, user_text: str) -> str:
         """The user turn through the model's chat template, ready for the assistant's answer."""
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
-                                                  add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True
+        )
 
     # scoring helpers -------------------------------------------------------------------------------------------
     def _hidden(self, input_ids, attention_mask, past=None, positions=None):
         """Final hidden states (B, T, d) and the updated KV cache; no vocabulary projection here."""
         if positions is None:
-            positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
-        out = self.module.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                                     use_cache=True, **{self._cache_arg: past})
+            positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1] :]
+        out = self.module.base_model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=True,
+            **{self._cache_arg: past},
+        )
         return out.last_hidden_state, getattr(out, self._cache_arg)
 
     def _logprobs(self, hidden, scored: bool = True):
@@ -190,8 +209,11 @@ class HFLM(LM):
         for index, layer in enumerate(past.layers):
             for name in ("keys", "values"):
                 width = getattr(layer, name).shape[-2]
-                setattr(layer, name, torch.cat([self._pad_left(getattr(p.layers[index], name), width, dim=-2)
-                                                for _, p, _ in parts]))
+                setattr(
+                    layer,
+                    name,
+                    torch.cat([self._pad_left(getattr(p.layers[index], name), width, dim=-2) for _, p, _ in parts]),
+                )
         width = parts[widest][2].shape[1]
         mask = torch.cat([self._pad_left(m, width, dim=1) for _, _, m in parts])
         return torch.cat([last for last, _, _ in parts]), past, mask
@@ -222,8 +244,8 @@ class HFLM(LM):
         ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, row in enumerate(rows):
-            ids[i, width - len(row):] = torch.tensor(row)
-            mask[i, width - len(row):] = 1
+            ids[i, width - len(row) :] = torch.tensor(row)
+            mask[i, width - len(row) :] = 1
         return ids.to(self.device), mask.to(self.device)
 
     def _batches(self, lengths: list[int], rows_per_item: int = 1, budget: int | None = None):
@@ -267,7 +289,7 @@ class HFLM(LM):
         """Cut the context from the left so that context + continuation fits the model's window."""
         if len(cont) >= self.max_length:
             raise UsageError(f"a continuation of {len(cont)} tokens exceeds the model's {self.max_length}")
-        return ctx[-(self.max_length - len(cont)):], cont
+        return ctx[-(self.max_length - len(cont)) :], cont
 
     def _score_context_batch(self, ctx_keys, contexts, pairs, results) -> None:
         torch = self.torch
@@ -292,7 +314,7 @@ class HFLM(LM):
         offset = 0
         for r, (c, i) in enumerate(rows):
             cont = conts[r]
-            logprobs = torch.cat([first[c][None], later[offset: offset + len(cont) - 1]])
+            logprobs = torch.cat([first[c][None], later[offset : offset + len(cont) - 1]])
             offset += len(cont) - 1
             target = torch.tensor(cont, device=self.device)
             total = logprobs.gather(-1, target[:, None]).sum().item()
@@ -306,7 +328,7 @@ class HFLM(LM):
             tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             step = self.max_length - 1
             for start in range(0, len(tokens), step):  # _fit keeps as much preceding text as the window allows
-                pairs.append((self._lead + tokens[:start], tokens[start: start + step]))
+                pairs.append((self._lead + tokens[:start], tokens[start : start + step]))
                 owners.append(t)
         totals = [0.0] * len(texts)
         for owner, (logprob, _) in zip(owners, self._score_pairs(pairs)):
@@ -320,10 +342,10 @@ class HFLM(LM):
         torch = self.torch
         if isinstance(text, str):
             encoded = self.tokenizer(text, return_offsets_mapping=True)
-            ids = encoded["input_ids"][-self.max_length:]
-            offsets = [start for start, _ in encoded["offset_mapping"]][-len(ids):]
+            ids = encoded["input_ids"][-self.max_length :]
+            offsets = [start for start, _ in encoded["offset_mapping"]][-len(ids) :]
         else:
-            ids = list(text)[-self.max_length:]
+            ids = list(text)[-self.max_length :]
             offsets = [len(self.tokenizer.decode(ids[:j], skip_special_tokens=True)) for j in range(len(ids))]
         with torch.inference_mode():
             tensor = torch.tensor([ids], device=self.device)
@@ -332,8 +354,14 @@ class HFLM(LM):
         rows = [(self.tokenizer.decode(ids[:1]), offsets[0], None, {})]
         for j in range(1, len(ids)):
             top = int(logprobs[j - 1].argmax())
-            rows.append((self.tokenizer.decode([ids[j]]), offsets[j], float(logprobs[j - 1, ids[j]]),
-                         {self.tokenizer.decode([top]): float(logprobs[j - 1, top])}))
+            rows.append(
+                (
+                    self.tokenizer.decode([ids[j]]),
+                    offsets[j],
+                    float(logprobs[j - 1, ids[j]]),
+                    {self.tokenizer.decode([top]): float(logprobs[j - 1, top])},
+                )
+            )
         return rows
 
     # generation ----------------------------------------------------------------------------------------------
@@ -341,9 +369,10 @@ class HFLM(LM):
         if params.n < 1 or params.max_tokens < 0:
             raise UsageError(f"n={params.n}, max_tokens={params.max_tokens}: need n >= 1 and max_tokens >= 0")
         texts = [self.apply_chat(p) for p in prompts] if self.chat else list(prompts)
-        encoded = [self.tokenizer(t, add_special_tokens=not self.chat)["input_ids"] or [self.prefix_token_id]
-                   for t in texts]
-        encoded = [e[-(self.max_length - params.max_tokens):] for e in encoded]
+        encoded = [
+            self.tokenizer(t, add_special_tokens=not self.chat)["input_ids"] or [self.prefix_token_id] for t in texts
+        ]
+        encoded = [e[-(self.max_length - params.max_tokens) :] for e in encoded]
         results: list[list[Completion] | None] = [None] * len(prompts)
         lengths = [len(e) + params.max_tokens for e in encoded]
         with self.torch.inference_mode():
@@ -372,8 +401,14 @@ class HFLM(LM):
         finished: list[str | None] = [None] * rows
         active = list(range(rows))  # the row each line of the batch tensors belongs to
         for _ in range(params.max_tokens):
-            chosen = sample(logprobs, generators and [generators[r] for r in active], params.temperature,
-                            params.top_k, params.top_p, banned=self.eos_token_id if params.ignore_eos else None)
+            chosen = sample(
+                logprobs,
+                generators and [generators[r] for r in active],
+                params.temperature,
+                params.top_k,
+                params.top_p,
+                banned=self.eos_token_id if params.ignore_eos else None,
+            )
             picked = logprobs.gather(-1, chosen[:, None])[:, 0].tolist()
             for line, (r, token) in enumerate(zip(active, chosen.tolist())):
                 tokens[r].append(token)
@@ -391,14 +426,16 @@ class HFLM(LM):
             hidden, past = self._hidden(chosen[:, None], mask, past=past, positions=positions)
             positions = positions + 1
             logprobs = self._logprobs(hidden[:, -1], scored=False)
-        return [[self._completion(tokens[r], token_logprobs[r], finished[r], params) for r in range(p * n, (p + 1) * n)]
-                for p in range(len(encoded))]
+        return [
+            [self._completion(tokens[r], token_logprobs[r], finished[r], params) for r in range(p * n, (p + 1) * n)]
+            for p in range(len(encoded))
+        ]
 
     def _stop_reason(self, tokens: list[int], params: SamplingParams) -> str | None:
         if not params.ignore_eos and tokens[-1] == self.eos_token_id:
             return "stop"
         if params.stop:  # a stop string new at this step ends within the last few tokens (each >= 1 character)
-            tail = self.tokenizer.decode(tokens[-(max(map(len, params.stop)) + 2):], skip_special_tokens=True)
+            tail = self.tokenizer.decode(tokens[-(max(map(len, params.stop)) + 2) :], skip_special_tokens=True)
             if any(s in tail for s in params.stop):
                 return "stop"
         if len(tokens) >= params.max_tokens:

@@ -37,8 +37,9 @@ def _roomy_layer_class():
 
         def _allocate(self, keys, values, room: int) -> None:
             used = keys.shape[-2]
-            self._buffers = [tensor.new_empty((*tensor.shape[:-2], used + room, tensor.shape[-1]))
-                             for tensor in (keys, values)]
+            self._buffers = [
+                tensor.new_empty((*tensor.shape[:-2], used + room, tensor.shape[-1])) for tensor in (keys, values)
+            ]
             for buffer, tensor in zip(self._buffers, (keys, values)):
                 buffer[..., :used, :] = tensor
             self._show(used)
@@ -51,7 +52,7 @@ def _roomy_layer_class():
             if used + new > self._buffers[0].shape[-2]:
                 self._allocate(self.keys, self.values, room=max(new, used))
             for buffer, states in zip(self._buffers, (key_states, value_states)):
-                buffer[..., used: used + new, :] = states
+                buffer[..., used : used + new, :] = states
             self._show(used + new)
             return self.keys, self.values
 

@@ -37,8 +37,14 @@ class ScratchLM(LM):
 
     name = "scratch"
 
-    def __init__(self, target: str, device: str | None = None, batch_size: int = 64, add_bos: bool | None = None,
-                 dtype: str | None = None):
+    def __init__(
+        self,
+        target: str,
+        device: str | None = None,
+        batch_size: int = 64,
+        add_bos: bool | None = None,
+        dtype: str | None = None,
+    ):
         """target: a checkpoint folder or a run folder holding one; device: the GPU if any; dtype: the shared policy
         (base.DTYPES); batch_size: rows per forward; add_bos: default from the checkpoint's extra.json."""
         from harness.models.checkpoint import load_checkpoint_dir
@@ -101,9 +107,7 @@ class ScratchLM(LM):
                 if not cont:
                     raise UsageError("loglikelihood: empty continuation")
                 if not ctx:
-                    raise UsageError(
-                        "loglikelihood: empty context and no <bos> to condition on; add_bos=true"
-                    )
+                    raise UsageError("loglikelihood: empty context and no <bos> to condition on; add_bos=true")
                 row = (ctx + cont)[-self.max_len :]
                 rows.append(row)
                 spans.append(len(cont))
@@ -162,8 +166,9 @@ class ScratchLM(LM):
                 break
             logprobs = self._logits([seqs[i] for i in active])
             last = logprobs[torch.arange(len(active)), torch.tensor([len(seqs[i]) - 1 for i in active])]  # (R, V)
-            tokens = sample(last, [generators[i] for i in active], params.temperature, params.top_k, params.top_p,
-                            banned=banned)
+            tokens = sample(
+                last, [generators[i] for i in active], params.temperature, params.top_k, params.top_p, banned=banned
+            )
             for row, (i, token) in enumerate(zip(active, tokens.tolist())):
                 seqs[i].append(token)
                 self._extend(outs[i], token, float(last[row, token]), params)

@@ -32,11 +32,29 @@ from harness.seeding import derive_seed
 
 # EngineArgs fields checked when vLLM is not importable (names and plain types, vllm 0.32)
 COMMON_ENGINE_ARGS = {
-    "model": str, "tokenizer": str, "trust_remote_code": bool, "revision": str, "seed": int, "quantization": str,
-    "kv_cache_dtype": str, "tensor_parallel_size": int, "pipeline_parallel_size": int, "data_parallel_size": int,
-    "enable_expert_parallel": bool, "enable_prefix_caching": bool, "enforce_eager": bool, "cpu_offload_gb": float,
-    "swap_space": float, "block_size": int, "max_num_seqs": int, "max_num_batched_tokens": int, "max_logprobs": int,
-    "enable_chunked_prefill": bool, "distributed_executor_backend": str, "load_format": str, "download_dir": str,
+    "model": str,
+    "tokenizer": str,
+    "trust_remote_code": bool,
+    "revision": str,
+    "seed": int,
+    "quantization": str,
+    "kv_cache_dtype": str,
+    "tensor_parallel_size": int,
+    "pipeline_parallel_size": int,
+    "data_parallel_size": int,
+    "enable_expert_parallel": bool,
+    "enable_prefix_caching": bool,
+    "enforce_eager": bool,
+    "cpu_offload_gb": float,
+    "swap_space": float,
+    "block_size": int,
+    "max_num_seqs": int,
+    "max_num_batched_tokens": int,
+    "max_logprobs": int,
+    "enable_chunked_prefill": bool,
+    "distributed_executor_backend": str,
+    "load_format": str,
+    "download_dir": str,
 }
 FROM_SPEC = ("model",)  # set by --model vllm:TARGET
 
@@ -67,8 +85,15 @@ def _import_vllm():
 class VLLM(LM):
     name = "vllm"
 
-    def __init__(self, folder: Path, dtype: str | None = None, chat: bool = False, max_model_len: int = 2048,
-                 gpu_memory_utilization: float | None = None, **engine_args):
+    def __init__(
+        self,
+        folder: Path,
+        dtype: str | None = None,
+        chat: bool = False,
+        max_model_len: int = 2048,
+        gpu_memory_utilization: float | None = None,
+        **engine_args,
+    ):
         """gpu_memory_utilization: default 0.85 on a GPU, 0.2 on a CPU (there vLLM reserves that share of host
         memory); engine_args: any other EngineArgs field (enable_prefix_caching defaults to true)."""
         vllm = _import_vllm()
@@ -79,14 +104,19 @@ class VLLM(LM):
         logging.getLogger("vllm").setLevel(logging.WARNING)  # this process's vLLM logs go to stdout, as --json does
         self._vllm = vllm
         self.chat = chat
-        self.engine = vllm.LLM(model=str(folder), dtype=dtype, max_model_len=max_model_len,
-                               gpu_memory_utilization=gpu_memory_utilization,
-                               **{"enable_prefix_caching": True, **engine_args})
+        self.engine = vllm.LLM(
+            model=str(folder),
+            dtype=dtype,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            **{"enable_prefix_caching": True, **engine_args},
+        )
         self.tokenizer = self.engine.get_tokenizer()
         self.max_length = max_model_len
         self.eos_token_id = self.tokenizer.eos_token_id
-        self.prefix_token_id = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None \
-            else self.eos_token_id
+        self.prefix_token_id = (
+            self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.eos_token_id
+        )
         self.fingerprint = fingerprint("vllm", Path(folder), dtype, self.tokenizer.chat_template if chat else None)
 
     @classmethod
@@ -112,30 +142,48 @@ class VLLM(LM):
 
     def _sampling(self, params: SamplingParams, seed: int | None):
         """One request's vLLM SamplingParams: one sample, its own seed, the chosen token's logprob."""
-        return self._vllm.SamplingParams(n=1, temperature=params.temperature, top_p=params.top_p,
-                                         top_k=params.top_k if params.top_k else -1, max_tokens=params.max_tokens,
-                                         stop=list(params.stop) or None, seed=seed, ignore_eos=params.ignore_eos,
-                                         logprobs=0)
+        return self._vllm.SamplingParams(
+            n=1,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k if params.top_k else -1,
+            max_tokens=params.max_tokens,
+            stop=list(params.stop) or None,
+            seed=seed,
+            ignore_eos=params.ignore_eos,
+            logprobs=0,
+        )
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         texts = list(prompts)
         if self.chat:
-            texts = [self.tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                                        add_generation_prompt=True) for p in prompts]
+            texts = [
+                self.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+                )
+                for p in prompts
+            ]
         sampled = params.temperature > 0
-        requests = [(text, self._sampling(params, derive_seed(params.seed, prompt, k) if sampled else None))
-                    for prompt, text in zip(prompts, texts) for k in range(params.n)]  # prompt-major
+        requests = [
+            (text, self._sampling(params, derive_seed(params.seed, prompt, k) if sampled else None))
+            for prompt, text in zip(prompts, texts)
+            for k in range(params.n)
+        ]  # prompt-major
         outputs = self.engine.generate([t for t, _ in requests], [s for _, s in requests], use_tqdm=False)
         completions = [self._completion(output.outputs[0]) for output in outputs]
-        return [completions[p * params.n: (p + 1) * params.n] for p in range(len(prompts))]
+        return [completions[p * params.n : (p + 1) * params.n] for p in range(len(prompts))]
 
     def _completion(self, output) -> Completion:
         tokens = list(output.token_ids)
         logprobs = [step[token].logprob for step, token in zip(output.logprobs or [], tokens)]
         if tokens and tokens[-1] == self.eos_token_id and output.finish_reason == "stop":
             tokens, logprobs = tokens[:-1], logprobs[:-1]  # as the hf engine: EOS ends the text, is not part of it
-        return Completion(text=output.text, token_ids=tokens, logprobs=logprobs,
-                          finish_reason="stop" if output.finish_reason == "stop" else "length")
+        return Completion(
+            text=output.text,
+            token_ids=tokens,
+            logprobs=logprobs,
+            finish_reason="stop" if output.finish_reason == "stop" else "length",
+        )
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         from harness.backends.hf import encode_pair  # the same token split as the hf engine
@@ -145,11 +193,11 @@ class VLLM(LM):
     def _score_pairs(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
         from vllm.inputs import TokensPrompt
 
-        prompts = [TokensPrompt(prompt_token_ids=(ctx + cont)[-self.max_length:]) for ctx, cont in pairs]
+        prompts = [TokensPrompt(prompt_token_ids=(ctx + cont)[-self.max_length :]) for ctx, cont in pairs]
         params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
         results = []
         for (_, cont), output in zip(pairs, self.engine.generate(prompts, params, use_tqdm=False)):
-            steps = output.prompt_logprobs[-len(cont):]
+            steps = output.prompt_logprobs[-len(cont) :]
             total = sum(step[token].logprob for step, token in zip(steps, cont))
             greedy = all(step[token].rank == 1 for step, token in zip(steps, cont))
             results.append((total, greedy))

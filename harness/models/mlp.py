@@ -21,9 +21,7 @@ def _activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def _loss(
-    out: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor | None, task: str
-) -> torch.Tensor:
+def _loss(out: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor | None, task: str) -> torch.Tensor:
     """Mean over examples: cross-entropy for classification; for regression 1/2 * squared error summed over
     outputs (the 1/2 keeps the gradient equal to the residual, as in the FACT paper's square loss)."""
     if task == "classification":

@@ -86,9 +86,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
-        self.pos_emb = (
-            nn.Embedding(config.max_seq_len, config.d_model) if config.positions == "learned" else None
-        )
+        self.pos_emb = nn.Embedding(config.max_seq_len, config.d_model) if config.positions == "learned" else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         self.norm_f = component("norm", config.norm, config, config.n_layer)
@@ -108,11 +106,7 @@ class Transformer(nn.Module):
         std = 0.02
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
-                scale = (
-                    std / math.sqrt(2 * self.config.n_layer)
-                    if getattr(module, "residual_out", False)
-                    else std
-                )
+                scale = std / math.sqrt(2 * self.config.n_layer) if getattr(module, "residual_out", False) else std
                 nn.init.normal_(module.weight, mean=0.0, std=scale)
                 if getattr(module, "bias", None) is not None:
                     nn.init.zeros_(module.bias)
@@ -162,9 +156,7 @@ class Transformer(nn.Module):
     def num_params(self, non_embedding: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
-            n -= self.tok_emb.weight.numel() + (
-                self.pos_emb.weight.numel() if self.pos_emb is not None else 0
-            )
+            n -= self.tok_emb.weight.numel() + (self.pos_emb.weight.numel() if self.pos_emb is not None else 0)
         return n
 
 

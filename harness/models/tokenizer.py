@@ -50,9 +50,7 @@ class WordTokenizer:
             elif unk is not None:
                 ids.append(unk)
             else:
-                raise UsageError(
-                    f"word '{word}' is not in the tokenizer's vocabulary; add it to the token list"
-                )
+                raise UsageError(f"word '{word}' is not in the tokenizer's vocabulary; add it to the token list")
         return ids
 
     def decode(self, ids, skip_specials: bool = False) -> str:

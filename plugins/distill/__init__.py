@@ -15,5 +15,8 @@ from harness import hookimpl
 def harness_register_tasks(register):
     from harness.plugins.distill.task import DistillTrees
 
-    register("distill", DistillTrees,
-             description="distil a network into a depth-r decision tree with linear probes; CART baseline")
+    register(
+        "distill",
+        DistillTrees,
+        description="distil a network into a depth-r decision tree with linear probes; CART baseline",
+    )

@@ -35,8 +35,10 @@ def network_labels(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         out = model(x)
     if out.dim() != 2 or out.size(1) not in (1, 2):
-        raise UsageError(f"the network gives outputs of shape {tuple(out.shape[1:])}; distill needs one output "
-                         "(its sign is the label) or two classes")
+        raise UsageError(
+            f"the network gives outputs of shape {tuple(out.shape[1:])}; distill needs one output "
+            "(its sign is the label) or two classes"
+        )
     positive = out[:, 0] >= 0 if out.size(1) == 1 else out[:, 1] > out[:, 0]
     return positive.long() * 2 - 1
 
@@ -58,9 +60,18 @@ def train_network(task, ctx, target: Tree) -> nn.Module:
     def evaluate(model: nn.Module, step: int) -> dict:
         return {"test_accuracy": float((network_labels(model, test_x) == test_y).float().mean())}
 
-    config = TrainConfig(steps=net["steps"], batch_size=net["batch_size"], lr=net["lr"], optimizer="sgd",
-                         momentum=0.9, warmup=0.02, schedule="cosine", eval_every=max(1, net["steps"] // 10),
-                         log_every=max(1, net["steps"] // 50), seed=ctx.seed_for("network batches"))
+    config = TrainConfig(
+        steps=net["steps"],
+        batch_size=net["batch_size"],
+        lr=net["lr"],
+        optimizer="sgd",
+        momentum=0.9,
+        warmup=0.02,
+        schedule="cosine",
+        eval_every=max(1, net["steps"] // 10),
+        log_every=max(1, net["steps"] // 50),
+        seed=ctx.seed_for("network batches"),
+    )
     ctx.trainer(model, config, batches, name="network", evaluate=evaluate, progress=False).fit()
     return model.eval()
 
@@ -75,8 +86,14 @@ def distill(model: nn.Module, d: int, r: int, task, seed: int) -> dict:
     tree, train_agreement = best_tree(terms, x, network_labels(model, x), r)
     distill_time = time.perf_counter() - began
     baseline = fit_baseline(model, torch.cat([x, held_x]), r, seed)
-    return {"tree": tree, "baseline": baseline, "probes_used": probes.used, "candidates": len(terms),
-            "train_agreement": train_agreement, "time_s": distill_time}
+    return {
+        "tree": tree,
+        "baseline": baseline,
+        "probes_used": probes.used,
+        "candidates": len(terms),
+        "train_agreement": train_agreement,
+        "time_s": distill_time,
+    }
 
 
 def fit_baseline(model: nn.Module, x: torch.Tensor, r: int, seed: int):
@@ -92,10 +109,15 @@ def agreements(result: dict, model: nn.Module, x: torch.Tensor, target: Tree | N
     reference = {"": network_labels(model, x)}
     if target is not None:
         reference["_with_target"] = predict(target, x)
-    trees = {"": predict(result["tree"], x),
-             "baseline_": torch.from_numpy(result["baseline"].predict(x.numpy())).long()}
-    return {f"{who}agreement{suffix}": float((labels == truth).float().mean())
-            for who, labels in trees.items() for suffix, truth in reference.items()}
+    trees = {
+        "": predict(result["tree"], x),
+        "baseline_": torch.from_numpy(result["baseline"].predict(x.numpy())).long(),
+    }
+    return {
+        f"{who}agreement{suffix}": float((labels == truth).float().mean())
+        for who, labels in trees.items()
+        for suffix, truth in reference.items()
+    }
 
 
 def run_distill(task, ctx) -> dict[str, float]:
@@ -110,23 +132,34 @@ def run_distill(task, ctx) -> dict[str, float]:
         model = train_network(task, ctx, target)
     test_x = uniform_inputs(task.test_size, d, generator(ctx.seed, "agreement inputs"))
     if target is not None:
-        metrics = {"network_test_accuracy": float((network_labels(model, test_x) == predict(target, test_x))
-                                                  .float().mean())}
+        metrics = {
+            "network_test_accuracy": float((network_labels(model, test_x) == predict(target, test_x)).float().mean())
+        }
     result = distill(model, d, task.r, task, ctx.seed_for("distill"))
     metrics.update(agreements(result, model, test_x, target))
-    metrics.update({
-        "probes_used": float(result["probes_used"]),
-        "queries": float(task.samples + task.heldout),
-        "tree_depth": float(depth(result["tree"])),
-        "baseline_depth": float(result["baseline"].get_depth()),
-        "time_s": result["time_s"],
-    })
+    metrics.update(
+        {
+            "probes_used": float(result["probes_used"]),
+            "queries": float(task.samples + task.heldout),
+            "tree_depth": float(depth(result["tree"])),
+            "baseline_depth": float(result["baseline"].get_depth()),
+            "time_s": result["time_s"],
+        }
+    )
     if target is not None:
         metrics["target_recovered"] = float(result["tree"] == target)
-    ctx.record([{"id": "tree", "distilled": describe(result["tree"]),
-                 "target": describe(target) if target is not None else None,
-                 "probes_used": result["probes_used"], "candidate_ands": result["candidates"],
-                 "dp_train_agreement": result["train_agreement"]}])
+    ctx.record(
+        [
+            {
+                "id": "tree",
+                "distilled": describe(result["tree"]),
+                "target": describe(target) if target is not None else None,
+                "probes_used": result["probes_used"],
+                "candidate_ands": result["candidates"],
+                "dp_train_agreement": result["train_agreement"],
+            }
+        ]
+    )
     return metrics
 
 
@@ -136,8 +169,10 @@ def load_boolean_network(path: str) -> nn.Module:
 
     model = load_checkpoint_dir(path)[0]
     if "d_in" not in getattr(model, "init_args", {}):
-        raise UsageError(f"{path}: a {type(model).__name__} checkpoint; distill reads MLP or ResidualMLP "
-                         "checkpoints whose inputs are vectors in {+1, -1}^d_in")
+        raise UsageError(
+            f"{path}: a {type(model).__name__} checkpoint; distill reads MLP or ResidualMLP "
+            "checkpoints whose inputs are vectors in {+1, -1}^d_in"
+        )
     return model.eval()
 
 
@@ -145,8 +180,16 @@ def agreement_table(points: list[dict], ctx) -> dict[str, float]:
     """The sweep's table (``agreement_table.md``): one row per (d, r), means over seeds with standard errors."""
     from harness.evaluation import mean_stderr
 
-    columns = ("network_test_accuracy", "agreement", "agreement_with_target", "baseline_agreement",
-               "baseline_agreement_with_target", "probes_used", "tree_depth", "time_s")
+    columns = (
+        "network_test_accuracy",
+        "agreement",
+        "agreement_with_target",
+        "baseline_agreement",
+        "baseline_agreement_with_target",
+        "probes_used",
+        "tree_depth",
+        "time_s",
+    )
     groups: dict[tuple[int, int], list[dict]] = {}
     for point in points:
         groups.setdefault((int(point["args"]["d"]), int(point["args"]["r"])), []).append(point["metrics"])

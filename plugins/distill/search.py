@@ -33,7 +33,7 @@ def activations(model: nn.Module, x: torch.Tensor, batch: int = 4096) -> torch.T
         with torch.no_grad():
             for start in range(0, x.size(0), batch):
                 outputs.clear()
-                model(x[start:start + batch])
+                model(x[start : start + batch])
                 chunks.append(torch.cat(outputs, dim=1))
     finally:
         for handle in handles:
@@ -44,8 +44,14 @@ def activations(model: nn.Module, x: torch.Tensor, batch: int = 4096) -> torch.T
 class RidgeProbes:
     """Scores ANDs by how well a ridge probe on fixed features predicts them on held-out inputs."""
 
-    def __init__(self, features: torch.Tensor, x: torch.Tensor, held_features: torch.Tensor, held_x: torch.Tensor,
-                 ridge: float = 10.0):
+    def __init__(
+        self,
+        features: torch.Tensor,
+        x: torch.Tensor,
+        held_features: torch.Tensor,
+        held_x: torch.Tensor,
+        ridge: float = 10.0,
+    ):
         scale = features.pow(2).mean().sqrt().clamp(min=1e-12)  # one scale for all, as the reference
         self.train = self._with_bias(features / scale)  # (N, F+1)
         self.held = self._with_bias(held_features / scale)  # (M, F+1)
@@ -75,8 +81,15 @@ def beam_search(score: Callable[[list[And]], torch.Tensor], d: int, max_depth: i
     probed: list[And] = [()]
     beam: list[And] = [()]
     for level in range(1, max_depth + 1):
-        candidates = sorted({extend(term, var, sign) for term in beam for var in range(d)
-                             if var not in {v for v, _ in term} for sign in (1, -1)})
+        candidates = sorted(
+            {
+                extend(term, var, sign)
+                for term in beam
+                for var in range(d)
+                if var not in {v for v, _ in term}
+                for sign in (1, -1)
+            }
+        )
         probed += candidates
         if level == max_depth:
             break

@@ -33,12 +33,36 @@ class DistillTrees:
     version = "1"
     primary_metric = "agreement"
 
-    def __init__(self, d: int = 20, r: int = 2, beam: int = 10, samples: int = 2000, heldout: int = 2000,
-                 ridge: float = 10.0, width: int = 128, blocks: int = 2, steps: int = 3000, batch_size: int = 128,
-                 lr: float = 0.05, test_size: int = 10000, checkpoint: str = "", threads: int = 1):
-        for name, value in (("d", d), ("r", r), ("beam", beam), ("samples", samples), ("heldout", heldout),
-                            ("width", width), ("blocks", blocks), ("steps", steps), ("batch_size", batch_size),
-                            ("test_size", test_size), ("threads", threads)):
+    def __init__(
+        self,
+        d: int = 20,
+        r: int = 2,
+        beam: int = 10,
+        samples: int = 2000,
+        heldout: int = 2000,
+        ridge: float = 10.0,
+        width: int = 128,
+        blocks: int = 2,
+        steps: int = 3000,
+        batch_size: int = 128,
+        lr: float = 0.05,
+        test_size: int = 10000,
+        checkpoint: str = "",
+        threads: int = 1,
+    ):
+        for name, value in (
+            ("d", d),
+            ("r", r),
+            ("beam", beam),
+            ("samples", samples),
+            ("heldout", heldout),
+            ("width", width),
+            ("blocks", blocks),
+            ("steps", steps),
+            ("batch_size", batch_size),
+            ("test_size", test_size),
+            ("threads", threads),
+        ):
             if value < 1:
                 raise UsageError(f"{name}={value}: give a positive number")
         if r > d:
@@ -51,8 +75,10 @@ class DistillTrees:
             from pathlib import Path
 
             if not (Path(checkpoint) / "config.json").exists():
-                raise UsageError(f"checkpoint={checkpoint}: no checkpoint folder (config.json) there; give the "
-                                 "folder a scratch run saved, e.g. RUN_DIR/network/checkpoint")
+                raise UsageError(
+                    f"checkpoint={checkpoint}: no checkpoint folder (config.json) there; give the "
+                    "folder a scratch run saved, e.g. RUN_DIR/network/checkpoint"
+                )
         self.d, self.r, self.beam, self.samples, self.heldout, self.ridge = d, r, beam, samples, heldout, ridge
         self.network = {"width": width, "blocks": blocks, "steps": steps, "batch_size": batch_size, "lr": lr}
         self.test_size, self.checkpoint, self.threads = test_size, checkpoint, threads

@@ -17,5 +17,8 @@ def harness_register_tasks(register):
 
     register("fact_mlp", FactMLP, description="FACT and NFA correlations per layer of an MLP trained to stationarity")
     register("fact_rfm", FactRFM, description="FACT-RFM (or RFM): kernel ridge regression with a learned M")
-    register("fact_rfm_tabular", FactRFMTabular,
-             description="FACT-RFM vs AGOP-RFM vs plain kernel vs MLP on scikit-learn's bundled datasets")
+    register(
+        "fact_rfm_tabular",
+        FactRFMTabular,
+        description="FACT-RFM vs AGOP-RFM vs plain kernel vs MLP on scikit-learn's bundled datasets",
+    )

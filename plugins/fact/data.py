@@ -66,7 +66,8 @@ def sklearn_classification(name: str, test_fraction: float, g: torch.Generator) 
     data = getattr(datasets, f"load_{name}")()
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
     x_train, x_test, y_train, y_test = train_test_split(
-        data.data, data.target, test_size=test_fraction, stratify=data.target, random_state=seed)
+        data.data, data.target, test_size=test_fraction, stratify=data.target, random_state=seed
+    )
     X_train, X_test = torch.tensor(x_train, dtype=torch.float64), torch.tensor(x_test, dtype=torch.float64)
     mean, std = X_train.mean(0), X_train.std(0).clamp(min=1e-8)
     eye = torch.eye(int(data.target.max()) + 1, dtype=torch.float64)

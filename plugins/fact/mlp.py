@@ -64,13 +64,15 @@ def layer_statistics(model, X: torch.Tensor, targets: torch.Tensor, weight_decay
         fact = probe.layer_values(W.float(), H.float(), G.float())  # the probe's own formula
         n = H.shape[0]
         agop = sum(J[i].double().T @ J[i].double() for J in jacobians) / n  # (in, in)
-        values.update({
-            f"layer{i}/fact_correlation": fact["corr"],
-            f"layer{i}/fact_sym_correlation": correlation(lhs, psd_power(F @ F.T, 0.5)),
-            f"layer{i}/fact_residual": fact["residual"],
-            f"layer{i}/nfa_correlation": correlation(lhs, agop),
-            f"layer{i}/nfa_sqrt_correlation": correlation(lhs, psd_power(agop, 0.5)),
-        })
+        values.update(
+            {
+                f"layer{i}/fact_correlation": fact["corr"],
+                f"layer{i}/fact_sym_correlation": correlation(lhs, psd_power(F @ F.T, 0.5)),
+                f"layer{i}/fact_residual": fact["residual"],
+                f"layer{i}/nfa_correlation": correlation(lhs, agop),
+                f"layer{i}/nfa_sqrt_correlation": correlation(lhs, psd_power(agop, 0.5)),
+            }
+        )
     return values
 
 
@@ -85,9 +87,20 @@ class FactMLP:
     version = "1"
     primary_metric = "layer0/fact_correlation"
 
-    def __init__(self, dataset: str = "lowrank", n: int = 256, d: int = 10, depth: int = 3, width: int = 64,
-                 activation: str = "relu", lr: float = 0.2, weight_decay: float = 1e-2, max_steps: int = 30000,
-                 grad_tol: float = 1e-6, log_every: int = 100):
+    def __init__(
+        self,
+        dataset: str = "lowrank",
+        n: int = 256,
+        d: int = 10,
+        depth: int = 3,
+        width: int = 64,
+        activation: str = "relu",
+        lr: float = 0.2,
+        weight_decay: float = 1e-2,
+        max_steps: int = 30000,
+        grad_tol: float = 1e-6,
+        log_every: int = 100,
+    ):
         """
         Args:
             dataset: lowrank, iris, wine, breast_cancer or digits.
@@ -111,8 +124,13 @@ class FactMLP:
         self.dataset = dataset
         self.data = {"n": n, "d": d}
         self.model = {"depth": depth, "width": width, "activation": activation}
-        self.train = {"lr": lr, "weight_decay": weight_decay, "max_steps": max_steps, "grad_tol": grad_tol,
-                      "log_every": log_every}
+        self.train = {
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "max_steps": max_steps,
+            "grad_tol": grad_tol,
+            "log_every": log_every,
+        }
 
     def split(self, ctx):
         from harness.plugins.fact.data import low_rank_polynomial, sklearn_classification
@@ -129,8 +147,14 @@ class FactMLP:
         from harness.training import seed_everything
 
         seed_everything(ctx.seed_for("init"))
-        return MLP(d_in, self.model["width"], d_out, depth=self.model["depth"], activation=self.model["activation"],
-                   task="classification" if classification else "regression").double()
+        return MLP(
+            d_in,
+            self.model["width"],
+            d_out,
+            depth=self.model["depth"],
+            activation=self.model["activation"],
+            task="classification" if classification else "regression",
+        ).double()
 
     def run(self, ctx) -> dict[str, float]:
         import torch  # here, not at import: registering the task must not load torch (harness --help stays fast)
@@ -153,8 +177,12 @@ class FactMLP:
             grad_norm = float(torch.sqrt(sum(g.pow(2).sum() for g in grads)))
             done = grad_norm < c["grad_tol"] or step >= c["max_steps"]
             if step % c["log_every"] == 0 or step & (step - 1) == 0 or done:  # and at powers of 2 (log axis)
-                values = {"train_loss": loss.item(), "objective": objective.item(), "grad_norm": grad_norm,
-                          **layer_statistics(model, X, targets, c["weight_decay"])}
+                values = {
+                    "train_loss": loss.item(),
+                    "objective": objective.item(),
+                    "grad_norm": grad_norm,
+                    **layer_statistics(model, X, targets, c["weight_decay"]),
+                }
                 history.append({"step": step, **values})
                 ctx.log(step, values)
             if done:
@@ -165,8 +193,11 @@ class FactMLP:
             step += 1
         with torch.no_grad():
             predictions = model(split.X_test)
-        test = ({"test_accuracy": accuracy(predictions, split.Y_test)} if classification
-                else {"test_mse": float((predictions - split.Y_test).pow(2).mean())})
+        test = (
+            {"test_accuracy": accuracy(predictions, split.Y_test)}
+            if classification
+            else {"test_mse": float((predictions - split.Y_test).pow(2).mean())}
+        )
         plot_layer_curves(ctx.path("correlations.png"), history, len(model.layers))
         plot_training(ctx.path("training.png"), history)
         final = {k: v for k, v in history[-1].items() if k != "step"}

@@ -40,6 +40,7 @@ def plot_feature_matrix(path: Path, M, title: str) -> Path:
 
 def write_table(path: Path, metrics: dict, datasets: list[str], methods: tuple[str, ...]) -> Path:
     """Datasets x methods test accuracy (mean ± stderr over splits) as a markdown table."""
+
     def cell(key: str) -> str:
         return f"{metrics[key]:.3f} ± {metrics[key + '_stderr']:.3f}"
 
@@ -51,8 +52,12 @@ def write_table(path: Path, metrics: dict, datasets: list[str], methods: tuple[s
     return Path(path)
 
 
-CURVES = {"fact_correlation": "FACT", "fact_sym_correlation": "FACT (F F^T)^1/2", "nfa_correlation": "NFA (AGOP)",
-          "nfa_sqrt_correlation": "NFA (AGOP^1/2)"}
+CURVES = {
+    "fact_correlation": "FACT",
+    "fact_sym_correlation": "FACT (F F^T)^1/2",
+    "nfa_correlation": "NFA (AGOP)",
+    "nfa_sqrt_correlation": "NFA (AGOP^1/2)",
+}
 
 
 def plot_layer_curves(path: Path, history: list[dict], n_layers: int) -> Path:

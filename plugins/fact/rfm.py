@@ -72,8 +72,9 @@ class Fit:
     def predict(self, Z: torch.Tensor) -> torch.Tensor:
         """(m, c) predictions, the kernel built CHUNK rows at a time."""
         Z = Z.double()
-        parts = [kernel_matrix(Z[s: s + CHUNK], self.X, self.M, self.config) @ self.alpha
-                 for s in range(0, len(Z), CHUNK)]
+        parts = [
+            kernel_matrix(Z[s : s + CHUNK], self.X, self.M, self.config) @ self.alpha for s in range(0, len(Z), CHUNK)
+        ]
         return torch.cat(parts) if parts else Z.new_zeros(0, self.alpha.shape[1])
 
 
@@ -120,8 +121,8 @@ def input_gradients(model: Fit, K: torch.Tensor) -> torch.Tensor:
     Galpha = G @ alpha  # (n, c)
     grads = []
     for c in range(alpha.shape[1]):  # one output at a time keeps memory at n x d
-        weighted = G @ (alpha[:, c: c + 1] * X)  # (n, d): sum_j G_ij alpha_jc x_j
-        grads.append(-(Galpha[:, c: c + 1] * X - weighted) @ M)
+        weighted = G @ (alpha[:, c : c + 1] * X)  # (n, d): sum_j G_ij alpha_jc x_j
+        grads.append(-(Galpha[:, c : c + 1] * X - weighted) @ M)
     return torch.stack(grads)  # (c, n, d)
 
 

@@ -23,7 +23,7 @@ def circulant_fraction(M: torch.Tensor, p: int) -> float:
     shift = (index[None, :] - index[:, None]) % p  # (p, p): s = j - i mod p
     kept = total = 0.0
     for row, col in ((0, 0), (p, p), (0, p)):
-        block = M[row: row + p, col: col + p].double()
+        block = M[row : row + p, col : col + p].double()
         mask = shift != 0 if row == col else torch.ones(p, p, dtype=torch.bool)
         values = block[mask] - block[mask].mean()
         counts = torch.bincount(shift[mask], minlength=p).double().clamp(min=1)

@@ -37,10 +37,22 @@ class FactRFM:
     version = "1"
     primary_metric = "test_accuracy"
 
-    def __init__(self, data: str = "modular", update: str = "fact", kernel: str = "gaussian",
-                 bandwidth: float = 1.5, ridge: float = 1e-3, iterations: int = 50, normalize: bool = True,
-                 p: int = 61, train_fraction: float = 0.5, n: int = 1000, n_test: int = 2000, d: int = 50,
-                 k: int = 3):
+    def __init__(
+        self,
+        data: str = "modular",
+        update: str = "fact",
+        kernel: str = "gaussian",
+        bandwidth: float = 1.5,
+        ridge: float = 1e-3,
+        iterations: int = 50,
+        normalize: bool = True,
+        p: int = 61,
+        train_fraction: float = 0.5,
+        n: int = 1000,
+        n_test: int = 2000,
+        d: int = 50,
+        k: int = 3,
+    ):
         """
         Args:
             data: "modular" ((a + b) mod p, one-hot pairs) or "parity" (k-sparse parity of d +-1 bits).
@@ -62,8 +74,9 @@ class FactRFM:
         if not 1 <= k <= d:
             raise UsageError(f"k={k}, d={d}: the parity's support size k must be between 1 and d")
         self.data = data
-        self.config = RFMConfig(kernel=kernel, bandwidth=bandwidth, ridge=ridge, iterations=iterations,
-                                update=update, normalize=normalize)
+        self.config = RFMConfig(
+            kernel=kernel, bandwidth=bandwidth, ridge=ridge, iterations=iterations, update=update, normalize=normalize
+        )
         self.modular = {"p": p, "train_fraction": train_fraction}
         self.parity = {"n": n, "n_test": n_test, "d": d, "k": k}
 
@@ -97,11 +110,13 @@ class FactRFM:
 
         def on_fit(t, model):
             train, test = model.predict(split.X_train), model.predict(split.X_test)
-            values = {"train_accuracy": accuracy(train, split.Y_train),
-                      "test_accuracy": accuracy(test, split.Y_test),
-                      "train_mse": float((train - split.Y_train).pow(2).mean()),
-                      "test_mse": float((test - split.Y_test).pow(2).mean()),
-                      **self.structure(model.M)}
+            values = {
+                "train_accuracy": accuracy(train, split.Y_train),
+                "test_accuracy": accuracy(test, split.Y_test),
+                "train_mse": float((train - split.Y_train).pow(2).mean()),
+                "test_mse": float((test - split.Y_test).pow(2).mean()),
+                **self.structure(model.M),
+            }
             history.append({"iteration": t, **values})
             ctx.log(t, values)
 
@@ -112,9 +127,13 @@ class FactRFM:
         torch.save(model.M, ctx.path("feature_matrix.pt"))
         final = {k: v for k, v in history[-1].items() if k != "iteration"}
         best = max(history, key=lambda h: h["test_accuracy"])
-        return {**final, "best_test_accuracy": best["test_accuracy"],
-                "first_iteration_test_accuracy_0.9": next(
-                    (float(h["iteration"]) for h in history if h["test_accuracy"] >= 0.9), float("nan"))}
+        return {
+            **final,
+            "best_test_accuracy": best["test_accuracy"],
+            "first_iteration_test_accuracy_0.9": next(
+                (float(h["iteration"]) for h in history if h["test_accuracy"] >= 0.9), float("nan")
+            ),
+        }
 
     @staticmethod
     def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
@@ -134,8 +153,14 @@ class FactRFM:
             stats = [mean_stderr([r[t] for r in runs]) for t in range(steps)]
             lines[f"{update}, n={n}"] = (list(range(steps)), [m for m, _ in stats])
             errors[f"{update}, n={n}"] = [s for _, s in stats]
-        plot_lines(ctx.path("test_accuracy_vs_iteration.png"), lines, xlabel="RFM iteration (M updates)",
-                   ylabel="test accuracy", title="test accuracy over iterations", errors=errors)
+        plot_lines(
+            ctx.path("test_accuracy_vs_iteration.png"),
+            lines,
+            xlabel="RFM iteration (M updates)",
+            ylabel="test accuracy",
+            title="test accuracy over iterations",
+            errors=errors,
+        )
         return {}
 
 
@@ -156,9 +181,19 @@ class FactRFMTabular:
     version = "1"
     primary_metric = "fact/test_accuracy"
 
-    def __init__(self, datasets: str = "iris,wine,breast_cancer,digits", splits: int = 5,
-                 test_fraction: float = 0.2, kernel: str = "laplace", bandwidth: float = 10.0, ridge: float = 1e-3,
-                 iterations: int = 5, mlp_steps: int = 1000, mlp_width: int = 256, mlp_lr: float = 1e-3):
+    def __init__(
+        self,
+        datasets: str = "iris,wine,breast_cancer,digits",
+        splits: int = 5,
+        test_fraction: float = 0.2,
+        kernel: str = "laplace",
+        bandwidth: float = 10.0,
+        ridge: float = 1e-3,
+        iterations: int = 5,
+        mlp_steps: int = 1000,
+        mlp_width: int = 256,
+        mlp_lr: float = 1e-3,
+    ):
         from harness.plugins.fact.data import SKLEARN_SETS
 
         self.datasets = [s.strip() for s in str(datasets).split(",") if s.strip()]
@@ -203,8 +238,14 @@ class FactRFMTabular:
             index = torch.randint(0, len(X), (batch_size,), generator=g)
             return {"input_ids": X[index], "targets": labels[index]}
 
-        config = TrainConfig(steps=self.mlp["steps"], batch_size=batch_size, lr=self.mlp["lr"], weight_decay=0.0,
-                             log_every=max(1, self.mlp["steps"] // 10), seed=ctx.seed_for("mlp-batches", run_name))
+        config = TrainConfig(
+            steps=self.mlp["steps"],
+            batch_size=batch_size,
+            lr=self.mlp["lr"],
+            weight_decay=0.0,
+            log_every=max(1, self.mlp["steps"] // 10),
+            seed=ctx.seed_for("mlp-batches", run_name),
+        )
         ctx.trainer(model, config, batches, name=run_name, progress=False).fit()
         with torch.no_grad():
             return accuracy(model(split.X_test.float()).double(), split.Y_test)
@@ -222,10 +263,12 @@ class FactRFMTabular:
         for dataset in self.datasets:
             for s in range(self.splits):
                 split = sklearn_classification(dataset, self.test_fraction, generator(ctx.seed, "split", dataset, s))
-                row = {"fact": self.rfm_accuracy(split, "fact", self.rfm["iterations"]),
-                       "agop": self.rfm_accuracy(split, "agop", self.rfm["iterations"]),
-                       "kernel": self.rfm_accuracy(split, "fact", 0),
-                       "mlp": self.mlp_accuracy(ctx, split, f"mlp_{dataset}_{s}")}
+                row = {
+                    "fact": self.rfm_accuracy(split, "fact", self.rfm["iterations"]),
+                    "agop": self.rfm_accuracy(split, "agop", self.rfm["iterations"]),
+                    "kernel": self.rfm_accuracy(split, "fact", 0),
+                    "mlp": self.mlp_accuracy(ctx, split, f"mlp_{dataset}_{s}"),
+                }
                 ctx.record([{"id": f"{dataset}/{s}", "dataset": dataset, "split": s, **row}])
                 for method, value in row.items():
                     scores[dataset, method].append(value)
@@ -234,20 +277,27 @@ class FactRFMTabular:
             for method in METHODS:
                 values = scores[dataset, method]
                 metrics[f"{dataset}/{method}/test_accuracy"], metrics[f"{dataset}/{method}/test_accuracy_stderr"] = (
-                    mean_stderr(values))
+                    mean_stderr(values)
+                )
                 if method != "fact":  # paired over splits: FACT-RFM minus the other method
                     diffs = [a - b for a, b in zip(scores[dataset, "fact"], values)]
                     metrics[f"{dataset}/fact_minus_{method}"], metrics[f"{dataset}/fact_minus_{method}_stderr"] = (
-                        mean_stderr(diffs))
-        per_split = {method: [sum(scores[d, method][s] for d in self.datasets) / len(self.datasets)
-                              for s in range(self.splits)] for method in METHODS}  # each dataset weighs the same
+                        mean_stderr(diffs)
+                    )
+        per_split = {
+            method: [sum(scores[d, method][s] for d in self.datasets) / len(self.datasets) for s in range(self.splits)]
+            for method in METHODS
+        }  # each dataset weighs the same
         for method in METHODS:
             metrics[f"{method}/test_accuracy"], metrics[f"{method}/test_accuracy_stderr"] = mean_stderr(
-                per_split[method])
+                per_split[method]
+            )
             if method != "fact":
                 diffs = [a - b for a, b in zip(per_split["fact"], per_split[method])]
                 metrics[f"fact_minus_{method}"], metrics[f"fact_minus_{method}_stderr"] = mean_stderr(diffs)
         metrics["test_accuracy"], metrics["test_accuracy_stderr"] = (
-            metrics["fact/test_accuracy"], metrics["fact/test_accuracy_stderr"])
+            metrics["fact/test_accuracy"],
+            metrics["fact/test_accuracy_stderr"],
+        )
         write_table(ctx.path("table.md"), metrics, self.datasets, METHODS)
         return metrics

@@ -27,5 +27,8 @@ def harness_register_tasks(register):
 
 @hookimpl
 def harness_register_backends(register):
-    register("baseline", _baseline, description="graph_cot policies without training (baseline:random-path, "
-                                                "baseline:random-shortest-path)")
+    register(
+        "baseline",
+        _baseline,
+        description="graph_cot policies without training (baseline:random-path, baseline:random-shortest-path)",
+    )

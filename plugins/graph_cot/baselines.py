@@ -63,8 +63,10 @@ def policy_answer(policy: str, problem: Problem, rng: random.Random) -> tuple[li
 
 def evidence_closed_form(policy: str, depth: int) -> float:
     """Evidence accuracy of one sample of ``policy`` on Bridge(depth) (see the module docstring)."""
-    first, later = {"random-path": (Fraction(2, 3), Fraction(1, 2)),
-                    "random-shortest-path": (Fraction(1, 3), Fraction(1, 4))}[policy]
+    first, later = {
+        "random-path": (Fraction(2, 3), Fraction(1, 2)),
+        "random-shortest-path": (Fraction(1, 3), Fraction(1, 4)),
+    }[policy]
     return float(first * later ** (depth - 1))
 
 
@@ -77,7 +79,7 @@ def majority_accuracy(q: float, n: int) -> float:
     (ties broken by a fair coin)."""
     total = 0.0
     for right in range(n + 1):
-        weight = math.comb(n, right) * q ** right * (1 - q) ** (n - right)
+        weight = math.comb(n, right) * q**right * (1 - q) ** (n - right)
         total += weight * (1.0 if 2 * right > n else 0.5 if 2 * right == n else 0.0)
     return total
 
@@ -87,8 +89,9 @@ class BaselineLM(LM):
 
     def __init__(self, policy: str):
         if policy not in POLICIES:
-            raise UsageError(f"unknown baseline '{policy}': use --model baseline:random-path or "
-                             "baseline:random-shortest-path")
+            raise UsageError(
+                f"unknown baseline '{policy}': use --model baseline:random-path or baseline:random-shortest-path"
+            )
         self.policy = policy
         self.name = f"baseline:{policy}"
         self.fingerprint = f"baseline:{policy}:v2"  # v2: per-sample streams (harness.seeding)

@@ -115,7 +115,7 @@ def make_batches(task, tokenizer, strategy: str, seed: int):
         for i, (ids, sep) in enumerate(rows):
             input_ids[i, : len(ids) - 1] = torch.tensor(ids[:-1])
             targets[i, : len(ids) - 1] = torch.tensor(ids[1:])
-            loss_mask[i, sep: len(ids) - 1] = 1.0  # predictions of the tokens after "/"
+            loss_mask[i, sep : len(ids) - 1] = 1.0  # predictions of the tokens after "/"
         return {"input_ids": input_ids, "targets": targets, "loss_mask": loss_mask}
 
     return batches
@@ -135,18 +135,40 @@ def trained_model(task, ctx, strategy: str):
     longest = max(longest_cot(strategy, task.depth), budget_ladder(task)[-1] + 3)  # the evaluation's too
     seq_len = 2 + len(make_problem(task.depth, random.Random(0), task.pool).prompt_tokens()) + longest + 4
     seed_everything(ctx.seed)
-    model = build_model(ModelConfig(vocab_size=tokenizer.vocab_size, n_layer=t["n_layer"], n_head=t["n_head"],
-                                    d_model=t["d_model"], max_seq_len=seq_len + 8, positions=t["positions"],
-                                    attention=t["attention"]))
-    config = TrainConfig(steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"],
-                         weight_decay=t["weight_decay"],
-                         warmup=0.1, schedule="cosine", grad_clip=1.0, seed=ctx.seed, checkpoint_every=200,
-                         log_every=25)
-    extra = {"task": "graph_cot", "strategy": strategy, "depth": task.depth, "pool": task.pool,
-             "add_bos": True}
+    model = build_model(
+        ModelConfig(
+            vocab_size=tokenizer.vocab_size,
+            n_layer=t["n_layer"],
+            n_head=t["n_head"],
+            d_model=t["d_model"],
+            max_seq_len=seq_len + 8,
+            positions=t["positions"],
+            attention=t["attention"],
+        )
+    )
+    config = TrainConfig(
+        steps=t["steps"],
+        batch_size=t["batch_size"],
+        lr=t["lr"],
+        weight_decay=t["weight_decay"],
+        warmup=0.1,
+        schedule="cosine",
+        grad_clip=1.0,
+        seed=ctx.seed,
+        checkpoint_every=200,
+        log_every=25,
+    )
+    extra = {"task": "graph_cot", "strategy": strategy, "depth": task.depth, "pool": task.pool, "add_bos": True}
     began = time.perf_counter()
-    trainer = ctx.trainer(model, config, make_batches(task, tokenizer, strategy, ctx.seed), name=f"train-{strategy}",
-                          prefix=f"{strategy}/", tokenizer=tokenizer, model_extra=extra)
+    trainer = ctx.trainer(
+        model,
+        config,
+        make_batches(task, tokenizer, strategy, ctx.seed),
+        name=f"train-{strategy}",
+        prefix=f"{strategy}/",
+        tokenizer=tokenizer,
+        model_extra=extra,
+    )
     result = trainer.fit()
     extra.update(train_loss=result["train_loss"], train_time_s=time.perf_counter() - began)
     save_checkpoint_dir(final, model, tokenizer, extra)
@@ -204,7 +226,7 @@ def generate(model, rows, max_new: int, stop_ids: set[int], decision_id: int, ge
 
     out = []
     for lo in range(0, len(rows), batch):
-        x = torch.tensor(rows[lo: lo + batch])
+        x = torch.tensor(rows[lo : lo + batch])
         done = torch.zeros(len(x), dtype=torch.bool)
         new = []
         for _ in range(max_new):
@@ -232,23 +254,33 @@ def evaluate_strategy(task, ctx, model, tokenizer, budgets: list[int]) -> dict:
     decision_id = tokenizer.index["decision:"]
     room = model.config.max_seq_len - len(prompts[0]) - 1  # keeps "decision:" after the longest CoT in range
     with torch.no_grad():
-        new = generate(model, rows, min(budgets[-1] + 3, room), {tokenizer.eos_id}, decision_id, generator,
-                       task.eval_batch)
+        new = generate(
+            model, rows, min(budgets[-1] + 3, room), {tokenizer.eos_id}, decision_id, generator, task.eval_batch
+        )
         parsed = [parse_tokens(["work:", *tokenizer.decode(ids).split()]) for ids in new]
         grid = {}
         for budget in budgets:
             forced = [i for i, (cot, _, finished) in enumerate(parsed) if not finished or len(cot) > budget]
-            prefixes = [rows[i] + [tokenizer.index[c] for c in parsed[i][0][:budget] if c in tokenizer.index]
-                        + [decision_id] for i in forced]
+            prefixes = [
+                rows[i] + [tokenizer.index[c] for c in parsed[i][0][:budget] if c in tokenizer.index] + [decision_id]
+                for i in forced
+            ]
             forced_decisions = dict(zip(forced, force_decisions(model, tokenizer, prefixes, generator, task)))
             decisions = [forced_decisions.get(i, parsed[i][1]) for i in range(len(rows))]
-            grid[budget] = {"decisions": [decisions[k * n: (k + 1) * n] for k in range(len(problems))],
-                            "evidence": [[evidence_ok(p, parsed[k * n + j][0][:budget]) for j in range(n)]
-                                         for k, p in enumerate(problems)]}
+            grid[budget] = {
+                "decisions": [decisions[k * n : (k + 1) * n] for k in range(len(problems))],
+                "evidence": [
+                    [evidence_ok(p, parsed[k * n + j][0][:budget]) for j in range(n)] for k, p in enumerate(problems)
+                ],
+            }
     lengths = [len(parsed[k * n][0]) for k in range(len(problems))]
-    return {"grid": grid, "targets": [p.target for p in problems], "cot_length": sum(lengths) / len(lengths),
-            "lengths": [len(cot) for cot, _, _ in parsed],
-            "example": {"prompt": problems[0].prompt(), "completion": tokenizer.decode(new[0])}}
+    return {
+        "grid": grid,
+        "targets": [p.target for p in problems],
+        "cot_length": sum(lengths) / len(lengths),
+        "lengths": [len(cot) for cot, _, _ in parsed],
+        "example": {"prompt": problems[0].prompt(), "completion": tokenizer.decode(new[0])},
+    }
 
 
 def force_decisions(model, tokenizer, prefixes: list[list[int]], generator, task) -> list[str]:
@@ -264,7 +296,7 @@ def force_decisions(model, tokenizer, prefixes: list[list[int]], generator, task
     out: list[str] = [""] * len(prefixes)
     for indices in by_length.values():
         for lo in range(0, len(indices), task.eval_batch):
-            chunk = indices[lo: lo + task.eval_batch]
+            chunk = indices[lo : lo + task.eval_batch]
             logits = model(torch.tensor([prefixes[i] for i in chunk]))[:, -1].float()
             tokens = sample(logits, generator).tolist()
             for i, token in zip(chunk, tokens):
@@ -311,8 +343,17 @@ def run_experiment(task, ctx) -> dict[str, float]:
         prefix = task.metric_prefix(strategy)
         metrics.update(grid_metrics(result, prefix, budgets, counts, ctx.seed))
         metrics[f"{prefix}train_loss"] = float(extra.get("train_loss", float("nan")))
-        ctx.record([{"id": strategy, "strategy": strategy, **result["example"],
-                     "train_time_s": extra.get("train_time_s"), "eval_time_s": result.get("eval_time_s")}])
+        ctx.record(
+            [
+                {
+                    "id": strategy,
+                    "strategy": strategy,
+                    **result["example"],
+                    "train_time_s": extra.get("train_time_s"),
+                    "eval_time_s": result.get("eval_time_s"),
+                }
+            ]
+        )
     for name in ("evidence_accuracy", "decision_accuracy"):  # the headline: the first strategy's, unprefixed
         for suffix in ("", "_stderr"):
             metrics.setdefault(name + suffix, metrics[task.metric_prefix() + name + suffix])
@@ -330,31 +371,56 @@ def write_plots(task, ctx, metrics: dict, budgets: list[int], counts: list[int])
     for strategy in task.strategies:
         p = task.metric_prefix(strategy)
         matrix = [[metrics[f"{p}evidence_accuracy@B={b},N={n}"] for n in counts] for b in budgets]
-        plot_heatmap(ctx.path(f"heatmap_{strategy}.png"), matrix, budgets, counts,
-                     "parallel samples N (best-of-N)", "sequential budget B (CoT tokens)",
-                     f"{strategy}: evidence accuracy, Bridge({task.depth})")
+        plot_heatmap(
+            ctx.path(f"heatmap_{strategy}.png"),
+            matrix,
+            budgets,
+            counts,
+            "parallel samples N (best-of-N)",
+            "sequential budget B (CoT tokens)",
+            f"{strategy}: evidence accuracy, Bridge({task.depth})",
+        )
     parallel, sequential = {}, {}
     for strategy in task.strategies:
         p = task.metric_prefix(strategy)
-        parallel[f"{strategy} evidence best-of-N"] = (counts, [metrics[f"{p}evidence_accuracy@B={full},N={n}"]
-                                                               for n in counts])
-        parallel[f"{strategy} decision majority"] = (counts, [metrics[f"{p}decision_accuracy@B={full},N={n}"]
-                                                              for n in counts])
+        parallel[f"{strategy} evidence best-of-N"] = (
+            counts,
+            [metrics[f"{p}evidence_accuracy@B={full},N={n}"] for n in counts],
+        )
+        parallel[f"{strategy} decision majority"] = (
+            counts,
+            [metrics[f"{p}decision_accuracy@B={full},N={n}"] for n in counts],
+        )
         for name in ("evidence", "decision"):
-            sequential[f"{strategy} {name}"] = (budgets, [metrics[f"{p}{name}_accuracy@B={b},N=1"]
-                                                          for b in budgets])
+            sequential[f"{strategy} {name}"] = (budgets, [metrics[f"{p}{name}_accuracy@B={b},N=1"] for b in budgets])
     for policy in POLICIES:
         p1 = evidence_closed_form(policy, task.depth)
         parallel[f"{policy} best-of-N (closed form)"] = (counts, [best_of_n(p1, n) for n in counts])
-    plot_lines(ctx.path("parallel_scaling.png"), parallel, "samples N (temperature 1)", "accuracy",
-               f"Parallel scaling at full budget B={full}, Bridge({task.depth})", logx=True)
-    plot_lines(ctx.path("sequential_scaling.png"), sequential, "CoT budget B (tokens)", "accuracy",
-               f"Sequential scaling, one sample, Bridge({task.depth})")
+    plot_lines(
+        ctx.path("parallel_scaling.png"),
+        parallel,
+        "samples N (temperature 1)",
+        "accuracy",
+        f"Parallel scaling at full budget B={full}, Bridge({task.depth})",
+        logx=True,
+    )
+    plot_lines(
+        ctx.path("sequential_scaling.png"),
+        sequential,
+        "CoT budget B (tokens)",
+        "accuracy",
+        f"Sequential scaling, one sample, Bridge({task.depth})",
+    )
     matched = compute_matched(task, metrics, budgets, counts)
     if matched:
-        plot_lines(ctx.path("compute_matched.png"), matched, "CoT tokens written per problem (B x N, mean)",
-                   "evidence accuracy", f"Sequential (N=1, budget B) vs parallel (B={full}, best-of-N), "
-                   f"Bridge({task.depth})", logx=True)
+        plot_lines(
+            ctx.path("compute_matched.png"),
+            matched,
+            "CoT tokens written per problem (B x N, mean)",
+            "evidence accuracy",
+            f"Sequential (N=1, budget B) vs parallel (B={full}, best-of-N), Bridge({task.depth})",
+            logx=True,
+        )
 
 
 def compute_matched(task, metrics: dict, budgets: list[int], counts: list[int]) -> dict:
@@ -365,10 +431,14 @@ def compute_matched(task, metrics: dict, budgets: list[int], counts: list[int]) 
         p = task.metric_prefix(strategy)
         if f"{p}cot_tokens@B={full}" not in metrics:
             return {}
-        series[f"{strategy} sequential"] = ([metrics[f"{p}cot_tokens@B={b}"] for b in budgets],
-                                            [metrics[f"{p}evidence_accuracy@B={b},N=1"] for b in budgets])
-        series[f"{strategy} parallel"] = ([n * metrics[f"{p}cot_tokens@B={full}"] for n in counts],
-                                          [metrics[f"{p}evidence_accuracy@B={full},N={n}"] for n in counts])
+        series[f"{strategy} sequential"] = (
+            [metrics[f"{p}cot_tokens@B={b}"] for b in budgets],
+            [metrics[f"{p}evidence_accuracy@B={b},N=1"] for b in budgets],
+        )
+        series[f"{strategy} parallel"] = (
+            [n * metrics[f"{p}cot_tokens@B={full}"] for n in counts],
+            [metrics[f"{p}evidence_accuracy@B={full},N={n}"] for n in counts],
+        )
     return series
 
 
@@ -379,15 +449,26 @@ def print_summary(task, metrics: dict, budgets: list[int], counts: list[int]) ->
     rows = []
     for strategy in task.strategies:
         p = task.metric_prefix(strategy)
-        rows.append({"strategy": strategy, "evidence N=1": metrics[f"{p}evidence_accuracy"],
-                     f"evidence best-of-{most}": metrics[f"{p}evidence_accuracy@B={full},N={most}"],
-                     "decision N=1": metrics[f"{p}decision_accuracy"],
-                     f"decision maj-{most}": metrics[f"{p}decision_accuracy@B={full},N={most}"],
-                     "CoT length": metrics[f"{p}cot_length"]})
+        rows.append(
+            {
+                "strategy": strategy,
+                "evidence N=1": metrics[f"{p}evidence_accuracy"],
+                f"evidence best-of-{most}": metrics[f"{p}evidence_accuracy@B={full},N={most}"],
+                "decision N=1": metrics[f"{p}decision_accuracy"],
+                f"decision maj-{most}": metrics[f"{p}decision_accuracy@B={full},N={most}"],
+                "CoT length": metrics[f"{p}cot_length"],
+            }
+        )
     for policy in POLICIES:
         p1 = evidence_closed_form(policy, task.depth)
-        rows.append({"strategy": f"{policy} (closed form)", "evidence N=1": p1,
-                     f"evidence best-of-{most}": best_of_n(p1, most), "decision N=1": (1 + p1) / 2})
+        rows.append(
+            {
+                "strategy": f"{policy} (closed form)",
+                "evidence N=1": p1,
+                f"evidence best-of-{most}": best_of_n(p1, most),
+                "decision N=1": (1 + p1) / 2,
+            }
+        )
     columns = list(rows[0])
     print(f"\ngraph_cot, Bridge({task.depth}), full budget B={full}:\n" + render(rows, columns))
     print("\n".join(token_costs(task, metrics, budgets, counts)) + "\n")
@@ -406,8 +487,10 @@ def token_costs(task, metrics: dict, budgets: list[int], counts: list[int]) -> l
         reach = [n for n in counts if metrics[f"{p}evidence_accuracy@B={full},N={n}"] >= best]
         if reach and reach[0] > 1:
             n = reach[0]
-            line += (f"; {n} parallel chains, {n * tokens:.1f} tokens -> "
-                     f"{metrics[f'{p}evidence_accuracy@B={full},N={n}']:.2f}")
+            line += (
+                f"; {n} parallel chains, {n * tokens:.1f} tokens -> "
+                f"{metrics[f'{p}evidence_accuracy@B={full},N={n}']:.2f}"
+            )
         elif not reach:
             line += f"; not reached by {counts[-1]} parallel chains"
         lines.append(line)

@@ -31,8 +31,11 @@ def bridge_edges(depth: int) -> list[tuple[int, int]]:
     edges = []
     for petal in range(depth):
         hub, next_hub = PETAL_SIZE * petal, PETAL_SIZE * (petal + 1)
-        for branch in ([hub, hub + 1, hub + 2, next_hub], [hub, hub + 3, hub + 4, hub + 5, hub + 6, next_hub],
-                       [hub, hub + 7, hub + 8, hub + 9]):
+        for branch in (
+            [hub, hub + 1, hub + 2, next_hub],
+            [hub, hub + 3, hub + 4, hub + 5, hub + 6, next_hub],
+            [hub, hub + 7, hub + 8, hub + 9],
+        ):
             edges += list(zip(branch, branch[1:]))
     return edges
 
@@ -83,13 +86,23 @@ class Problem:
         return " ".join(self.prompt_tokens())
 
     def to_dict(self) -> dict:
-        return {"edges": [list(e) for e in self.edges], "start": self.start,
-                "candidates": list(self.candidates), "target": self.target, "depth": self.depth}
+        return {
+            "edges": [list(e) for e in self.edges],
+            "start": self.start,
+            "candidates": list(self.candidates),
+            "target": self.target,
+            "depth": self.depth,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Problem:
-        return cls(tuple(tuple(e) for e in data["edges"]), data["start"], tuple(data["candidates"]),
-                   data["target"], data.get("depth", 0))
+        return cls(
+            tuple(tuple(e) for e in data["edges"]),
+            data["start"],
+            tuple(data["candidates"]),
+            data["target"],
+            data.get("depth", 0),
+        )
 
 
 def completion_tokens(cot: list[str], decision: str) -> list[str]:
@@ -125,8 +138,8 @@ def parse_prompt(text: str) -> Problem | None:
     t = len(tokens) - 1 - tokens[::-1].index(TASK)
     if t < g or len(tokens) < t + 6:
         return None
-    start, to, t1, orr, t2 = tokens[t + 1: t + 6]
-    graph = tokens[g + 1: t]
+    start, to, t1, orr, t2 = tokens[t + 1 : t + 6]
+    graph = tokens[g + 1 : t]
     if to != TO or orr != OR or len(graph) % 2:
         return None
     edges = tuple(zip(graph[0::2], graph[1::2]))

@@ -57,8 +57,9 @@ class LLMTask(EvalTask):
     version = "1"
     chunk_size = 16
 
-    def __init__(self, depth: int, samples: int, budget: int, temperature: float | None, style: str,
-                 n_examples: int, pool: int):
+    def __init__(
+        self, depth: int, samples: int, budget: int, temperature: float | None, style: str, n_examples: int, pool: int
+    ):
         self.depth, self.samples, self.style = depth, samples, style
         self.budget = budget or default_budget(depth, style)
         self.temperature = temperature if temperature is not None else (1.0 if samples > 1 else 0.0)
@@ -80,20 +81,33 @@ class LLMTask(EvalTask):
         from harness.backends import SamplingParams
 
         problems = [Problem.from_dict(e["problem"]) for e in examples]
-        params = SamplingParams(n=self.samples, temperature=self.temperature, max_tokens=self.budget,
-                                stop=("\n\n", "\ngraph:"), seed=ctx.seed)
+        params = SamplingParams(
+            n=self.samples,
+            temperature=self.temperature,
+            max_tokens=self.budget,
+            stop=("\n\n", "\ngraph:"),
+            seed=ctx.seed,
+        )
         outputs = lm.generate([self.prompt(p) for p in problems], params)
-        return [self.score(example["id"], problem, completions, ctx.seed)
-                for example, problem, completions in zip(examples, problems, outputs)]
+        return [
+            self.score(example["id"], problem, completions, ctx.seed)
+            for example, problem, completions in zip(examples, problems, outputs)
+        ]
 
     def score(self, sample_id: str, problem: Problem, completions, seed: int) -> dict:
         answers = [parse_answer(c.text) for c in completions]
         first = answers[0]
-        record = {"id": sample_id, "evidence_accuracy": float(evidence_ok(problem, first.cot)),
-                  "decision_accuracy": float(decision_ok(problem, first.decision)),
-                  "parse_failure_rate": float(first.decision is None), "prompt": self.prompt(problem),
-                  "completion": completions[0].text, "cot": first.cot, "decision": first.decision,
-                  "target": problem.target}
+        record = {
+            "id": sample_id,
+            "evidence_accuracy": float(evidence_ok(problem, first.cot)),
+            "decision_accuracy": float(decision_ok(problem, first.decision)),
+            "parse_failure_rate": float(first.decision is None),
+            "prompt": self.prompt(problem),
+            "completion": completions[0].text,
+            "cot": first.cot,
+            "decision": first.decision,
+            "target": problem.target,
+        }
         if self.samples > 1:
             voted, best = vote_and_best(problem, answers, seeding.rng(seed, "graph_cot-vote", sample_id))
             record[f"decision_accuracy{self.grid}"] = float(voted)

@@ -50,7 +50,7 @@ def parse_answer(text: str) -> Answer:
     A completion that states no decision has none (scored wrong, counted as a parse failure): a number is never
     picked out of the text as its decision."""
     work = _WORK.search(text)
-    body = text[work.end():] if work else text
+    body = text[work.end() :] if work else text
     match = _DECISION.search(body)
     cot_text = body[: match.start()] if match else body
     return Answer(_NUMBER.findall(cot_text), match.group(2) if match else None)

@@ -64,9 +64,14 @@ def hitting_probabilities(problem: Problem, steps: int) -> list[dict[str, float]
     table = [{v: float(v == problem.target) for v in nodes}]
     for _ in range(steps):
         last = table[-1]
-        table.append({v: 1.0 if v == problem.target else
-                      sum(last[u] for u in problem.neighbours(v)) / len(problem.neighbours(v))
-                      for v in nodes})
+        table.append(
+            {
+                v: 1.0
+                if v == problem.target
+                else sum(last[u] for u in problem.neighbours(v)) / len(problem.neighbours(v))
+                for v in nodes
+            }
+        )
     return table
 
 

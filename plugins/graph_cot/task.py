@@ -27,20 +27,42 @@ class GraphCoT:
     primary_metric = "evidence_accuracy"  # in experiment mode: the first strategy's
     variant_args = ("depth",)  # one leaderboard column per depth, for trained models, baselines and LLMs alike
 
-    def __init__(self, depth: int = 1, cot: str = "dfs,path", pool: int = 0, examples: int = 100,
-                 samples: int = 16, budgets: str | int = "auto", budget: int = 0,
-                 temperature: float | None = None,
-                 prompt: str = "auto", steps: int = 2500, batch_size: int = 32, lr: float = 3e-3,
-                 weight_decay: float = 0.05, d_model: int = 64, n_layer: int = 3, n_head: int = 4,
-                 positions: str = "learned", attention: str = "identity", eval_batch: int = 512, threads: int = 1,
-                 workers: int = 2, curriculum: bool = False):
+    def __init__(
+        self,
+        depth: int = 1,
+        cot: str = "dfs,path",
+        pool: int = 0,
+        examples: int = 100,
+        samples: int = 16,
+        budgets: str | int = "auto",
+        budget: int = 0,
+        temperature: float | None = None,
+        prompt: str = "auto",
+        steps: int = 2500,
+        batch_size: int = 32,
+        lr: float = 3e-3,
+        weight_decay: float = 0.05,
+        d_model: int = 64,
+        n_layer: int = 3,
+        n_head: int = 4,
+        positions: str = "learned",
+        attention: str = "identity",
+        eval_batch: int = 512,
+        threads: int = 1,
+        workers: int = 2,
+        curriculum: bool = False,
+    ):
         if not 1 <= depth <= MAX_DEPTH:
             raise UsageError(f"depth={depth}: choose a depth between 1 and {MAX_DEPTH}")
         if pool and pool < 2 * node_count(depth):
-            raise UsageError(f"pool={pool} is too small for depth {depth}: give at least "
-                             f"{2 * node_count(depth)}")
-        for name, value in (("examples", examples), ("samples", samples), ("steps", steps),
-                            ("batch_size", batch_size), ("eval_batch", eval_batch)):
+            raise UsageError(f"pool={pool} is too small for depth {depth}: give at least {2 * node_count(depth)}")
+        for name, value in (
+            ("examples", examples),
+            ("samples", samples),
+            ("steps", steps),
+            ("batch_size", batch_size),
+            ("eval_batch", eval_batch),
+        ):
             if value < 1:
                 raise UsageError(f"{name}={value}: give a positive number")
         if budget < 0:
@@ -59,9 +81,18 @@ class GraphCoT:
         self.depth, self.pool = depth, pool or default_pool(depth)
         self.examples, self.samples, self.budget = examples, samples, budget
         self.temperature, self.prompt_style = temperature, prompt
-        self.train = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-                      "d_model": d_model, "n_layer": n_layer, "n_head": n_head, "positions": positions,
-                      "attention": attention, "curriculum": curriculum}
+        self.train = {
+            "steps": steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "d_model": d_model,
+            "n_layer": n_layer,
+            "n_head": n_head,
+            "positions": positions,
+            "attention": attention,
+            "curriculum": curriculum,
+        }
         self.eval_batch, self.threads, self.workers = eval_batch, threads, workers
 
     def metric_prefix(self, strategy: str | None = None) -> str:
@@ -79,8 +110,15 @@ class GraphCoT:
             return run_experiment(self, ctx)
         from harness.plugins.graph_cot.llm import LLMTask, prompt_style
 
-        task = LLMTask(self.depth, self.samples, self.budget, self.temperature,
-                       prompt_style(ctx.model, self.prompt_style), self.examples, self.pool)
+        task = LLMTask(
+            self.depth,
+            self.samples,
+            self.budget,
+            self.temperature,
+            prompt_style(ctx.model, self.prompt_style),
+            self.examples,
+            self.pool,
+        )
         return task.run(ctx)
 
 

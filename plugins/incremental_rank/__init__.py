@@ -12,5 +12,8 @@ from harness import hookimpl
 def harness_register_tasks(register):
     from harness.plugins.incremental_rank.task import IncrementalRank
 
-    register("incremental_rank", IncrementalRank,
-             description="small-init attention (diagonal toy, 1-layer transformer): loss plateaus vs rank jumps")
+    register(
+        "incremental_rank",
+        IncrementalRank,
+        description="small-init attention (diagonal toy, 1-layer transformer): loss plateaus vs rank jumps",
+    )

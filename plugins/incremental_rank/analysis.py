@@ -28,8 +28,12 @@ def analyse(ctx, name: str, result: dict, args: dict) -> dict[str, float]:
     jumps = sorted((t, key) for key, s in maps.items() for t in rank_jumps(tau_probe, s, floor))
     found, flats = drops(tau_loss, loss), plateaus(tau_loss, loss)
     rows = alignment([t for t, _ in jumps], found, flats)
-    widths = [transition_width(tau_probe, s[:, k]) for s in maps.values() for k in range(s.shape[1])
-              if s[-1, k] >= max(floor, SIGNIFICANT * s[-1, 0])]
+    widths = [
+        transition_width(tau_probe, s[:, k])
+        for s in maps.values()
+        for k in range(s.shape[1])
+        if s[-1, k] >= max(floor, SIGNIFICANT * s[-1, 0])
+    ]
     metrics = {
         "final_loss": float(loss[-1]),
         "n_plateaus": float(len(flats)),
@@ -47,9 +51,15 @@ def analyse(ctx, name: str, result: dict, args: dict) -> dict[str, float]:
         metrics[f"jump{k}_step"] = float(round(row["jump"] / clock))
         end = row["plateau_end"]
         metrics[f"jump{k}_plateau_end_step"] = float(round(end / clock)) if math.isfinite(end) else math.nan
-    record = {"alpha": args["alpha"], "tau": tau_loss.tolist(), "loss": loss.tolist(), "plateaus": flats,
-              "jumps": [{"tau": t, "map": key} for t, key in jumps], "tau_probe": tau_probe.tolist(),
-              "spectra": {key: s.tolist() for key, s in maps.items()}}
+    record = {
+        "alpha": args["alpha"],
+        "tau": tau_loss.tolist(),
+        "loss": loss.tolist(),
+        "plateaus": flats,
+        "jumps": [{"tau": t, "map": key} for t, key in jumps],
+        "tau_probe": tau_probe.tolist(),
+        "spectra": {key: s.tolist() for key, s in maps.items()},
+    }
     ctx.path(f"{name}_staircase.json").write_text(json.dumps(record))
     from harness.plugins.incremental_rank.plots import plot_loss, plot_spectra
 

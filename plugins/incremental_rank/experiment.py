@@ -44,11 +44,28 @@ def train(ctx, model: torch.nn.Module, data: dict, lr: float, steps: int, name: 
         out = model(batch["x"]) if isinstance(model, ToyModel) else model(inputs_embeds=batch["x"])
         return 0.5 * (out - batch["y"]).square().sum(-1).mean()
 
-    config = TrainConfig(steps=steps, batch_size=len(data["x"]), lr=lr, optimizer="sgd", momentum=0.0,
-                         schedule="constant", grad_clip=0.0, log_every=every, seed=ctx.seed_for(name, "batches"))
+    config = TrainConfig(
+        steps=steps,
+        batch_size=len(data["x"]),
+        lr=lr,
+        optimizer="sgd",
+        momentum=0.0,
+        schedule="constant",
+        grad_clip=0.0,
+        log_every=every,
+        seed=ctx.seed_for(name, "batches"),
+    )
     probes = [RankProbe(top=top), *(p for p in make_probes(ctx.probes) if p.name != "rank")]  # --probe extras
-    trainer = ctx.trainer(model, config, lambda step, g: data, name=name, loss_fn=loss_fn, progress=False,
-                          probes=probes, probe_every=every)
+    trainer = ctx.trainer(
+        model,
+        config,
+        lambda step, g: data,
+        name=name,
+        loss_fn=loss_fn,
+        progress=False,
+        probes=probes,
+        probe_every=every,
+    )
     trainer.fit()
     rows: dict[int, dict] = {}
     for row in ctx.run.series():
@@ -56,15 +73,21 @@ def train(ctx, model: torch.nn.Module, data: dict, lr: float, steps: int, name: 
         rows.setdefault(row["step"], {}).update(values)
     losses = sorted((s, r["train_loss"]) for s, r in rows.items() if "train_loss" in r)
     probed = sorted((s, r) for s, r in rows.items() if any(k.startswith("rank/") for k in r))
-    return {"loss_steps": np.array([s for s, _ in losses]), "loss": np.array([v for _, v in losses]),
-            "probe_steps": np.array([s for s, _ in probed]), "readings": [r for _, r in probed]}
+    return {
+        "loss_steps": np.array([s for s, _ in losses]),
+        "loss": np.array([v for _, v in losses]),
+        "probe_steps": np.array([s for s, _ in probed]),
+        "readings": [r for _, r in probed],
+    }
 
 
 def spectra(readings: list[dict], top: int) -> dict[str, np.ndarray]:
     """``{"L0.H1/qk": (time, top)}`` singular values of Delta per map, from the probe's readings."""
     keys = sorted({k.rsplit("/", 1)[0] for k in readings[0] if k.endswith("/sv0")})
-    return {key.removeprefix("rank/"): np.array([[r.get(f"{key}/sv{i}", 0.0) for i in range(top)] for r in readings])
-            for key in keys}
+    return {
+        key.removeprefix("rank/"): np.array([[r.get(f"{key}/sv{i}", 0.0) for i in range(top)] for r in readings])
+        for key in keys
+    }
 
 
 def run_toy(ctx, args: dict) -> dict:
@@ -82,8 +105,16 @@ def run_transformer(ctx, args: dict) -> dict:
     every weight matrix starts at init_scale = alpha times the GPT-2 init.
     """
     torch.manual_seed(ctx.seed_for("transformer", "init"))
-    config = ModelConfig(vocab_size=args["dim"], n_layer=1, n_head=args["heads"], d_model=args["dim"],
-                         max_seq_len=args["tokens"], causal=False, bias=False, init_scale=args["alpha"])
+    config = ModelConfig(
+        vocab_size=args["dim"],
+        n_layer=1,
+        n_head=args["heads"],
+        d_model=args["dim"],
+        max_seq_len=args["tokens"],
+        causal=False,
+        bias=False,
+        init_scale=args["alpha"],
+    )
     model = build_model(config)
     data = make_data(args, ctx.seed_for("data"))
     steps = steps_for(args["alpha"], args["transformer_lr"], args["transformer_horizon"])

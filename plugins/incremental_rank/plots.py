@@ -21,8 +21,9 @@ def plot_loss(path, record: dict, title: str) -> None:
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=7)
-    ax.set(yscale="log", xlabel="rescaled time  lr x step / log(1/alpha)", ylabel="loss",
-           title=f"{title} (grey: plateaus)")
+    ax.set(
+        yscale="log", xlabel="rescaled time  lr x step / log(1/alpha)", ylabel="loss", title=f"{title} (grey: plateaus)"
+    )
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -39,8 +40,11 @@ def plot_spectra(path, record: dict, floor: float, title: str) -> None:
             series = [row[k] for row in values]
             if series[-1] >= floor:
                 ax.plot(record["tau_probe"], series, style, color=f"C{i}", lw=1.2, label=key if k == 0 else None)
-    ax.set(xlabel="rescaled time  lr x step / log(1/alpha)", ylabel="singular value of Delta",
-           title=f"{title}: QK solid, VO dashed")
+    ax.set(
+        xlabel="rescaled time  lr x step / log(1/alpha)",
+        ylabel="singular value of Delta",
+        title=f"{title}: QK solid, VO dashed",
+    )
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -69,8 +73,12 @@ def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for record in sorted(records, key=lambda r: -r["alpha"]):
             ax.plot(record["tau"], record["loss"], lw=1.2, label=f"alpha={record['alpha']:g}")
-        ax.set(yscale="log", xlabel="rescaled time  lr x step / log(1/alpha)", ylabel="loss",
-               title=f"{name}: the staircase sharpens as alpha shrinks")
+        ax.set(
+            yscale="log",
+            xlabel="rescaled time  lr x step / log(1/alpha)",
+            ylabel="loss",
+            title=f"{name}: the staircase sharpens as alpha shrinks",
+        )
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         fig.tight_layout()

@@ -82,8 +82,9 @@ def transition_width(tau: np.ndarray, values: np.ndarray) -> float:
     return float(values[-1] / max(slope[peak], 1e-30) / max(tau[peak], 1e-12))
 
 
-def alignment(jumps: list[float], found_drops: list[tuple[float, float]],
-              flats: list[tuple[float, float]]) -> list[dict]:
+def alignment(
+    jumps: list[float], found_drops: list[tuple[float, float]], flats: list[tuple[float, float]]
+) -> list[dict]:
     """For each jump: the drop it falls in, the end of the plateau before that drop, the gap, and whether aligned."""
     rows = []
     for jump in sorted(jumps):

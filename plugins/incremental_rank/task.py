@@ -30,10 +30,21 @@ class IncrementalRank:
     version = "1"
     primary_metric = "toy_aligned_fraction"
 
-    def __init__(self, alpha: float = 1e-3, dim: int = 8, tokens: int = 8, samples: int = 128,
-                 teacher_qk: str | float = "1,0.3", teacher_vo: str | float = "2,0.6,0.2", lr: float = 0.05,
-                 horizon: float = 30.0, transformer: bool = True, heads: int = 2, transformer_lr: float = 0.1,
-                 transformer_horizon: float = 60.0):
+    def __init__(
+        self,
+        alpha: float = 1e-3,
+        dim: int = 8,
+        tokens: int = 8,
+        samples: int = 128,
+        teacher_qk: str | float = "1,0.3",
+        teacher_vo: str | float = "2,0.6,0.2",
+        lr: float = 0.05,
+        horizon: float = 30.0,
+        transformer: bool = True,
+        heads: int = 2,
+        transformer_lr: float = 0.1,
+        transformer_horizon: float = 60.0,
+    ):
         """
         Args:
             alpha: initialisation scale (the toy's weights are alpha N(0, 1); the transformer's init_scale).
@@ -48,8 +59,12 @@ class IncrementalRank:
         for name, value in (("dim", dim), ("tokens", tokens), ("samples", samples), ("heads", heads)):
             if value < 1:
                 raise UsageError(f"{name}={value}: give a positive integer")
-        for name, value in (("lr", lr), ("horizon", horizon), ("transformer_lr", transformer_lr),
-                            ("transformer_horizon", transformer_horizon)):
+        for name, value in (
+            ("lr", lr),
+            ("horizon", horizon),
+            ("transformer_lr", transformer_lr),
+            ("transformer_horizon", transformer_horizon),
+        ):
             if not value > 0:
                 raise UsageError(f"{name}={value}: give a positive number")
         qk, vo = parse_values(teacher_qk, "teacher_qk"), parse_values(teacher_vo, "teacher_vo")
@@ -57,9 +72,19 @@ class IncrementalRank:
             raise UsageError(f"the teacher has more non-zero values than dim={dim}: raise dim or give fewer")
         if dim % heads:
             raise UsageError(f"dim={dim} is not divisible by heads={heads}: choose heads dividing dim")
-        self.args = {"alpha": alpha, "dim": dim, "tokens": tokens, "samples": samples, "teacher_qk": qk,
-                     "teacher_vo": vo, "lr": lr, "horizon": horizon, "heads": heads, "transformer_lr": transformer_lr,
-                     "transformer_horizon": transformer_horizon}
+        self.args = {
+            "alpha": alpha,
+            "dim": dim,
+            "tokens": tokens,
+            "samples": samples,
+            "teacher_qk": qk,
+            "teacher_vo": vo,
+            "lr": lr,
+            "horizon": horizon,
+            "heads": heads,
+            "transformer_lr": transformer_lr,
+            "transformer_horizon": transformer_horizon,
+        }
         self.transformer = transformer
 
     @staticmethod

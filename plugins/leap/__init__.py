@@ -14,5 +14,6 @@ from harness import hookimpl
 def harness_register_tasks(register):
     from harness.plugins.leap.task import Leap
 
-    register("leap", Leap, description="online SGD steps to learn a low-dimensional target vs d, by leap "
-                                       "(arXiv 2302.11055)")
+    register(
+        "leap", Leap, description="online SGD steps to learn a low-dimensional target vs d, by leap (arXiv 2302.11055)"
+    )

@@ -6,8 +6,16 @@ import math
 from pathlib import Path
 
 
-def plot_loss_curve(path: Path, steps: list[int], losses: list[list[float]], pickups: dict, threshold: float,
-                    title: str, coefficients: list[list[float]] | None = None, terms: list[str] = ()) -> Path:
+def plot_loss_curve(
+    path: Path,
+    steps: list[int],
+    losses: list[list[float]],
+    pickups: dict,
+    threshold: float,
+    title: str,
+    coefficients: list[list[float]] | None = None,
+    terms: list[str] = (),
+) -> Path:
     """Left: held-out loss / E[f*^2] against online SGD steps (log x), one thin line per run and their mean.
     Right: the network's coefficient on each target term (the target's are 1). Both: a dotted vertical line at the
     mean (in log steps) step each support coordinate is picked up."""
@@ -29,8 +37,12 @@ def plot_loss_curve(path: Path, steps: list[int], losses: list[list[float]], pic
         for index, (coordinate, picked) in enumerate(sorted(pickups.items())):
             found = [math.log10(s) for s in picked if s > 0]
             if found:
-                ax.axvline(10 ** (sum(found) / len(found)), color=colors[(index + 3) % len(colors)], linestyle=":",
-                           label=f"x{coordinate + 1} picked up")
+                ax.axvline(
+                    10 ** (sum(found) / len(found)),
+                    color=colors[(index + 3) % len(colors)],
+                    linestyle=":",
+                    label=f"x{coordinate + 1} picked up",
+                )
         ax.set(xscale="log", xlabel="online SGD steps (one sample each)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -52,10 +64,21 @@ def plot_steps_vs_d(path: Path, lines: dict) -> Path:
         line = ax.plot(ds, steps, marker="o", label=f"{target}: fitted {slope:.2f}, conjecture {conjecture}")
         cx = sum(map(math.log, ds)) / len(ds)
         cy = sum(map(math.log, steps)) / len(steps)
-        ax.plot(ds, [math.exp(cy + conjecture * (math.log(d) - cx)) for d in ds], color=line[0].get_color(),
-                linestyle="--", linewidth=1, alpha=0.7)
-    ax.set(xscale="log", yscale="log", xlabel="d", ylabel="online SGD steps to the loss threshold",
-           title="leap: steps ~ d^max(Leap-1, 1)? (dashed: conjecture's slope)")
+        ax.plot(
+            ds,
+            [math.exp(cy + conjecture * (math.log(d) - cx)) for d in ds],
+            color=line[0].get_color(),
+            linestyle="--",
+            linewidth=1,
+            alpha=0.7,
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="d",
+        ylabel="online SGD steps to the loss threshold",
+        title="leap: steps ~ d^max(Leap-1, 1)? (dashed: conjecture's slope)",
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     fig.tight_layout()

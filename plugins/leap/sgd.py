@@ -40,9 +40,11 @@ class OnlineConfig:
 def init_params(config: OnlineConfig, generator: torch.Generator) -> dict:
     """a (R, m), W (R, m, d), b (R, m) for R runs."""
     R, m, d = config.runs, config.width, config.d
-    return {"a": torch.rand(R, m, generator=generator) * 2 - 1,
-            "W": torch.randn(R, m, d, generator=generator) / math.sqrt(d),
-            "b": torch.rand(R, m, generator=generator) * 2 - 1}
+    return {
+        "a": torch.rand(R, m, generator=generator) * 2 - 1,
+        "W": torch.randn(R, m, d, generator=generator) / math.sqrt(d),
+        "b": torch.rand(R, m, generator=generator) * 2 - 1,
+    }
 
 
 def forward(params: dict, x: torch.Tensor) -> torch.Tensor:
@@ -102,5 +104,9 @@ def train_online(terms: list, config: OnlineConfig, generator: torch.Generator) 
             pickups[c][(mass[:, c] >= config.pickup) & (pickups[c] < 0)] = step
         if (steps >= 0).all():
             break
-    return {"steps": steps.tolist(), "curve": (curve_steps, curve_losses), "coefficients": curve_coefficients,
-            "pickups": {c: p.tolist() for c, p in pickups.items()}}
+    return {
+        "steps": steps.tolist(),
+        "curve": (curve_steps, curve_losses),
+        "coefficients": curve_coefficients,
+        "pickups": {c: p.tolist() for c, p in pickups.items()},
+    }

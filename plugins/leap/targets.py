@@ -35,13 +35,17 @@ def parse_target(spec: str, data: str = "boolean") -> list[Term]:
         for factor in raw.split("*"):
             match = re.fullmatch(r"x(\d+)(?:\^(\d+))?", factor)
             if not match or int(match.group(1)) < 1:
-                raise UsageError(f"target={spec}: '{factor}' is not a factor like x3 or x3^2; write e.g. "
-                                 f"x1+x1*x2 or one of {', '.join(NAMED)}")
+                raise UsageError(
+                    f"target={spec}: '{factor}' is not a factor like x3 or x3^2; write e.g. "
+                    f"x1+x1*x2 or one of {', '.join(NAMED)}"
+                )
             coordinate, degree = int(match.group(1)) - 1, int(match.group(2) or 1)
             degrees[coordinate] = degrees.get(coordinate, 0) + degree
         if data == "boolean" and any(k > 1 for k in degrees.values()):
-            raise UsageError(f"target={spec}: a power of a coordinate is 1 on Boolean data; use data=gaussian "
-                             "(Hermite polynomials) or distinct coordinates")
+            raise UsageError(
+                f"target={spec}: a power of a coordinate is 1 on Boolean data; use data=gaussian "
+                "(Hermite polynomials) or distinct coordinates"
+            )
         term = tuple(sorted(degrees.items()))
         if term in terms:
             raise UsageError(f"target={spec}: the term {raw} appears twice; give each term once")

@@ -22,9 +22,18 @@ class Leap:
     version = "1"
     primary_metric = "log10_steps"
 
-    def __init__(self, target: str = "staircase", d: int = 32, data: str = "boolean", width: int = 64,
-                 lr: float = 0.1, runs: int = 6, max_steps: int = 400_000, threshold: float = 0.1,
-                 n_test: int = 512):
+    def __init__(
+        self,
+        target: str = "staircase",
+        d: int = 32,
+        data: str = "boolean",
+        width: int = 64,
+        lr: float = 0.1,
+        runs: int = 6,
+        max_steps: int = 400_000,
+        threshold: float = 0.1,
+        n_test: int = 512,
+    ):
         """
         Args:
             target: staircase, leap2, leap3, or a sum of monomials such as x1+x1*x2 (x1^2: Hermite, gaussian only)
@@ -43,8 +52,9 @@ class Leap:
             raise UsageError(f"data={data}: choose one of {', '.join(DATA)}")
         self.terms = parse_target(target, data)
         if d <= support(self.terms)[-1]:
-            raise UsageError(f"d={d}: target {target} uses x{support(self.terms)[-1] + 1}; give d >= "
-                             f"{support(self.terms)[-1] + 1}")
+            raise UsageError(
+                f"d={d}: target {target} uses x{support(self.terms)[-1] + 1}; give d >= {support(self.terms)[-1] + 1}"
+            )
         for label, value in (("width", width), ("runs", runs), ("max_steps", max_steps), ("n_test", n_test)):
             if value < 1:
                 raise UsageError(f"{label}={value}: give a positive integer")
@@ -55,8 +65,9 @@ class Leap:
         from harness.plugins.leap.sgd import OnlineConfig
 
         self.target, self.leap = target, leap(self.terms)
-        self.config = OnlineConfig(d=d, width=width, lr=lr, runs=runs, max_steps=max_steps, threshold=threshold,
-                                   n_test=n_test, data=data)
+        self.config = OnlineConfig(
+            d=d, width=width, lr=lr, runs=runs, max_steps=max_steps, threshold=threshold, n_test=n_test, data=data
+        )
 
     def run(self, ctx) -> dict[str, float]:
         import torch
@@ -66,15 +77,17 @@ class Leap:
         from harness.evaluation import mean_stderr
 
         torch.set_num_threads(1)
-        generator = torch.Generator().manual_seed(ctx.seed_for("leap", self.target, self.config.data,
-                                                               self.config.d))
+        generator = torch.Generator().manual_seed(ctx.seed_for("leap", self.target, self.config.data, self.config.d))
         result = train_online(self.terms, self.config, generator)
         steps_list, losses = result["curve"]
         for step, row in zip(steps_list, losses):
             ctx.log(step, {"test_loss": sum(row) / len(row)})
         reached = [s for s in result["steps"] if s > 0]
-        metrics = {"leap": self.leap, "conjecture": max(self.leap - 1, 1), "reached": len(reached) / len(
-            result["steps"])}
+        metrics = {
+            "leap": self.leap,
+            "conjecture": max(self.leap - 1, 1),
+            "reached": len(reached) / len(result["steps"]),
+        }
         # censored runs count as max_steps, so an unfinished point is visible as a lower bound, not dropped
         logs = [math.log10(s if s > 0 else self.config.max_steps) for s in result["steps"]]
         metrics["log10_steps"], metrics["log10_steps_stderr"] = mean_stderr(logs)
@@ -84,9 +97,16 @@ class Leap:
             found = [math.log10(s) for s in picked if s > 0]
             metrics[f"pickup_log10_step@x{coordinate + 1}"] = sum(found) / len(found) if found else math.nan
         names = ["*".join(f"x{c + 1}" + (f"^{k}" if k > 1 else "") for c, k in term) for term in self.terms]
-        plot_loss_curve(ctx.path("loss_curve.png"), steps_list, losses, result["pickups"], self.config.threshold,
-                        f"{self.target} ({self.config.data}, d={self.config.d}, leap {self.leap})",
-                        result["coefficients"], names)
+        plot_loss_curve(
+            ctx.path("loss_curve.png"),
+            steps_list,
+            losses,
+            result["pickups"],
+            self.config.threshold,
+            f"{self.target} ({self.config.data}, d={self.config.d}, leap {self.leap})",
+            result["coefficients"],
+            names,
+        )
         return metrics
 
     @staticmethod
@@ -113,8 +133,14 @@ class Leap:
             slope, stderr = mean_stderr(slopes)
             mean_steps = [10 ** (sum(group["d"][d]) / len(group["d"][d])) for d in ds]
             conjecture = max(group["leap"] - 1, 1)
-            out.update({f"exponent@target={target}": slope, f"exponent@target={target}_stderr": stderr,
-                        f"conjecture@target={target}": conjecture, f"leap@target={target}": group["leap"]})
+            out.update(
+                {
+                    f"exponent@target={target}": slope,
+                    f"exponent@target={target}_stderr": stderr,
+                    f"conjecture@target={target}": conjecture,
+                    f"leap@target={target}": group["leap"],
+                }
+            )
             lines[target] = (ds, mean_steps, slope, conjecture)
         plot_steps_vs_d(ctx.path("steps_vs_d.png"), lines)
         return out

@@ -12,5 +12,8 @@ from harness import hookimpl
 def harness_register_tasks(register):
     from harness.plugins.linear_resnet.task import LinearResNetTask
 
-    register("linear_resnet", LinearResNetTask,
-             description="deep linear ResNet on a noisy low-rank matrix: singular-value shrinkage vs lambda, depth")
+    register(
+        "linear_resnet",
+        LinearResNetTask,
+        description="deep linear ResNet on a noisy low-rank matrix: singular-value shrinkage vs lambda, depth",
+    )

@@ -29,8 +29,9 @@ def step_size(y: np.ndarray, depth: int, lam: float, mu: float) -> float:
     return 1.0 / (y[0] * gain + depth * y[0] ** 2 + mu * lam * depth)
 
 
-def fit_network(ctx, observed: torch.Tensor, y: np.ndarray, depth: int, lam: float, mu: float, steps: int,
-                lr: float, init: float) -> tuple[torch.Tensor, dict]:
+def fit_network(
+    ctx, observed: torch.Tensor, y: np.ndarray, depth: int, lam: float, mu: float, steps: int, lr: float, init: float
+) -> tuple[torch.Tensor, dict]:
     """Train the ResNet on 1/2 ||M - Y||^2 + mu/2 cost; returns the end-to-end matrix and the sv history."""
     dim = observed.shape[0]
     torch.manual_seed(ctx.seed_for("init"))
@@ -48,11 +49,21 @@ def fit_network(ctx, observed: torch.Tensor, y: np.ndarray, depth: int, lam: flo
         history["loss"].append(float(loss_fn(model, {"target": observed})))
         return {"objective": history["loss"][-1], **{f"sv{i}": float(s) for i, s in enumerate(sv[:8])}}
 
-    config = TrainConfig(steps=steps, batch_size=1, lr=lr or step_size(y, depth, lam, mu), optimizer="sgd",
-                         momentum=0.0, schedule="constant", grad_clip=0.0, seed=ctx.seed_for("train") % 2**31,
-                         eval_every=max(1, steps // EVAL_POINTS), log_every=max(1, steps // EVAL_POINTS))
-    trainer = ctx.trainer(model, config, lambda step, g: {"target": observed}, loss_fn=loss_fn, evaluate=evaluate,
-                          progress=False)
+    config = TrainConfig(
+        steps=steps,
+        batch_size=1,
+        lr=lr or step_size(y, depth, lam, mu),
+        optimizer="sgd",
+        momentum=0.0,
+        schedule="constant",
+        grad_clip=0.0,
+        seed=ctx.seed_for("train") % 2**31,
+        eval_every=max(1, steps // EVAL_POINTS),
+        log_every=max(1, steps // EVAL_POINTS),
+    )
+    trainer = ctx.trainer(
+        model, config, lambda step, g: {"target": observed}, loss_fn=loss_fn, evaluate=evaluate, progress=False
+    )
     trainer.fit()
     with torch.no_grad():
         return model.end_to_end(), history

@@ -47,13 +47,22 @@ def plot_run(ctx, spectra: dict, history: dict, net: dict) -> None:
     y = spectra["observed"]
     label = f"ResNet L={net['depth']}, lambda={net['lam']:g}"
     curves = shrinkage_curves(float(y[0]), net["mu"], net["depth"], [net["lam"]])
-    plot_shrinkage(ctx.path("shrinkage.png"), curves, {label: (y, spectra["trained"])},
-                   (y, spectra["rank_constrained"]), f"mu={net['mu']:g}: closed forms (lines), trained (circles)")
+    plot_shrinkage(
+        ctx.path("shrinkage.png"),
+        curves,
+        {label: (y, spectra["trained"])},
+        (y, spectra["rank_constrained"]),
+        f"mu={net['mu']:g}: closed forms (lines), trained (circles)",
+    )
     sv = np.array(history["sv"])  # (snapshots, dim)
     top = min(8, sv.shape[1])
-    plot_lines(ctx.path("singular_values.png"),
-               {f"sv{i}": (history["step"], sv[:, i].tolist()) for i in range(top)},
-               "step", "singular value of B prod(I + W_l) A", title=label)
+    plot_lines(
+        ctx.path("singular_values.png"),
+        {f"sv{i}": (history["step"], sv[:, i].tolist()) for i in range(top)},
+        "step",
+        "singular value of B prod(I + W_l) A",
+        title=label,
+    )
 
 
 def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
@@ -73,7 +82,12 @@ def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
         curves = shrinkage_curves(y_max, mu, depth, lams)
         trained = {f"ResNet L={depth}, lambda={lam:g}": (s["observed"], s["trained"]) for lam, s in zip(lams, spectra)}
         rank_points = (spectra[0]["observed"], spectra[0]["rank_constrained"])
-        plot_shrinkage(ctx.path(f"shrinkage_L{depth}.png"), curves, trained, rank_points,
-                       f"depth L={depth}, mu={mu:g}: closed forms (lines), trained (circles)")
+        plot_shrinkage(
+            ctx.path(f"shrinkage_L{depth}.png"),
+            curves,
+            trained,
+            rank_points,
+            f"depth L={depth}, mu={mu:g}: closed forms (lines), trained (circles)",
+        )
     gaps = [float(p["metrics"]["theory_gap"]) for p in points if "theory_gap" in p["metrics"]]
     return {"max_theory_gap": max(gaps)} if gaps else {}

@@ -32,8 +32,19 @@ class LinearResNetTask:
     version = "1"
     primary_metric = "effective_rank"
 
-    def __init__(self, dim: int = 16, rank: int = 3, signal: float = 6.0, noise: float = 0.2, depth: int = 8,
-                 lam: float = 0.1, mu: float = 1.5, steps: int = 6000, lr: float = 0.0, init: float = 1.0):
+    def __init__(
+        self,
+        dim: int = 16,
+        rank: int = 3,
+        signal: float = 6.0,
+        noise: float = 0.2,
+        depth: int = 8,
+        lam: float = 0.1,
+        mu: float = 1.5,
+        steps: int = 6000,
+        lr: float = 0.0,
+        init: float = 1.0,
+    ):
         """
         Args:
             dim: the matrix is dim x dim, and so is the network's width.

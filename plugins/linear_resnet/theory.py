@@ -100,4 +100,3 @@ def objective(y: np.ndarray, s: np.ndarray, mu: float, depth: int, lam: float) -
 def effective_rank(singular_values: np.ndarray, tol: float) -> int:
     """Number of singular values above ``tol``."""
     return int((np.asarray(singular_values) > tol).sum())
-

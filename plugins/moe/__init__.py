@@ -18,13 +18,21 @@ def moe_ffn(config, layer_index: int):
 
 @hookimpl
 def harness_register_components(register):
-    register("ffn", "moe", moe_ffn, description="top-k mixture of ReLU experts (options n_experts, top_k; "
-                                                "active hidden units = d_ff for every top_k)")
+    register(
+        "ffn",
+        "moe",
+        moe_ffn,
+        description="top-k mixture of ReLU experts (options n_experts, top_k; "
+        "active hidden units = d_ff for every top_k)",
+    )
 
 
 @hookimpl
 def harness_register_tasks(register):
     from harness.plugins.moe.task import MoEGranularity
 
-    register("moe_granularity", MoEGranularity,
-             description="student-teacher MoE: can students of lower granularity fit a finer teacher?")
+    register(
+        "moe_granularity",
+        MoEGranularity,
+        description="student-teacher MoE: can students of lower granularity fit a finer teacher?",
+    )

@@ -76,15 +76,28 @@ def train_student(task, ctx) -> dict[str, float]:
         student.load_state_dict(teacher.state_dict())
     freeze_at_teacher(student, teacher, task.freeze)
     t = task.training
-    config = TrainConfig(steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], warmup=0.05, schedule="cosine",
-                         eval_every=t["eval_every"], log_every=t["eval_every"], seed=ctx.seed_for("batches"))
+    config = TrainConfig(
+        steps=t["steps"],
+        batch_size=t["batch_size"],
+        lr=t["lr"],
+        warmup=0.05,
+        schedule="cosine",
+        eval_every=t["eval_every"],
+        log_every=t["eval_every"],
+        seed=ctx.seed_for("batches"),
+    )
     began = time.perf_counter()
-    trainer = ctx.trainer(student, config, lambda step, gen: sample(teacher, t["batch_size"], gen),
-                          name=TRAINER_NAME, loss_fn=mse_loss, progress=False,
-                          evaluate=lambda model, step: {"normalized_mse": normalized_mse(model, test)})
+    trainer = ctx.trainer(
+        student,
+        config,
+        lambda step, gen: sample(teacher, t["batch_size"], gen),
+        name=TRAINER_NAME,
+        loss_fn=mse_loss,
+        progress=False,
+        evaluate=lambda model, step: {"normalized_mse": normalized_mse(model, test)},
+    )
     final = trainer.fit()
-    history = [r[f"{TRAINER_NAME}/normalized_mse"] for r in ctx.run.series()
-               if f"{TRAINER_NAME}/normalized_mse" in r]
+    history = [r[f"{TRAINER_NAME}/normalized_mse"] for r in ctx.run.series() if f"{TRAINER_NAME}/normalized_mse" in r]
     counts = active_parameters(student)
     return {
         "normalized_mse": min(history),
@@ -104,8 +117,7 @@ def summarise_sweep(points: list[dict], ctx) -> dict[str, float]:
     fixed = {tuple(sorted((a, str(v)) for a, v in p["args"].items() if a not in ("k", "experts"))) for p in points}
     if len(fixed) != 1:  # a sweep over other args (freeze, d, ...): no k x experts figure to draw
         return {}
-    runs = {(int(p["args"]["k"]), int(p["args"]["experts"]), p["seed"]): p["metrics"]["normalized_mse"]
-            for p in points}
+    runs = {(int(p["args"]["k"]), int(p["args"]["experts"]), p["seed"]): p["metrics"]["normalized_mse"] for p in points}
     teacher_k = int(points[0]["args"]["teacher_k"]) if points else 0
     series, errors, out = {}, {}, {}
     for k in sorted({k for k, _, _ in runs}):
@@ -114,11 +126,21 @@ def summarise_sweep(points: list[dict], ctx) -> dict[str, float]:
         label = f"k={k}" + (" (teacher's)" if k == teacher_k else "")
         series[label], errors[label] = (experts, [s[0] for s in stats]), [s[1] for s in stats]
         out[f"best_normalized_mse@k={k}"] = min(s[0] for s in stats)
-        pairs = [v - runs[(teacher_k, m, seed)] for (kk, m, seed), v in runs.items()
-                 if kk == k and (teacher_k, m, seed) in runs]
+        pairs = [
+            v - runs[(teacher_k, m, seed)]
+            for (kk, m, seed), v in runs.items()
+            if kk == k and (teacher_k, m, seed) in runs
+        ]
         if pairs and k != teacher_k:
             out[f"excess_over_teacher_k@k={k}"], out[f"excess_over_teacher_k@k={k}_stderr"] = mean_stderr(pairs)
-    plot_lines(ctx.path("granularity.png"), series, xlabel="total experts m",
-               ylabel="normalized test MSE (best over training)", logx=True, logy=True, errors=errors,
-               title=f"students against a teacher of granularity {teacher_k}")
+    plot_lines(
+        ctx.path("granularity.png"),
+        series,
+        xlabel="total experts m",
+        ylabel="normalized test MSE (best over training)",
+        logx=True,
+        logy=True,
+        errors=errors,
+        title=f"students against a teacher of granularity {teacher_k}",
+    )
     return out

@@ -39,8 +39,10 @@ class MoEConfig:
         if self.top_k > self.n_experts:
             raise UsageError(f"top_k={self.top_k} is larger than n_experts={self.n_experts}: give top_k <= n_experts")
         if self.active_hidden % self.top_k:
-            raise UsageError(f"active hidden units {self.active_hidden} are not divisible by top_k={self.top_k}: "
-                             "choose a multiple of top_k so every granularity has the same active width")
+            raise UsageError(
+                f"active hidden units {self.active_hidden} are not divisible by top_k={self.top_k}: "
+                "choose a multiple of top_k so every granularity has the same active width"
+            )
 
     @property
     def expert_width(self) -> int:
@@ -61,8 +63,13 @@ class MoE(nn.Module):
         self.w_out = nn.Parameter(torch.empty(m, width, d_out))
         self.reset_parameters(generator=generator)
 
-    def reset_parameters(self, std_in: float | None = None, std_out: float | None = None, std_bias: float = 0.5,
-                         generator: torch.Generator | None = None) -> None:
+    def reset_parameters(
+        self,
+        std_in: float | None = None,
+        std_out: float | None = None,
+        std_bias: float = 0.5,
+        generator: torch.Generator | None = None,
+    ) -> None:
         """Gate and first layer N(0, 1/d_in) (gate logits and pre-activations of unit scale for unit-variance
         inputs), hidden biases N(0, std_bias^2) (so the ReLU kinks do not all pass through 0), output
         N(0, 1/width)."""

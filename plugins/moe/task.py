@@ -34,15 +34,37 @@ class MoEGranularity:
     version = "1"
     primary_metric = "normalized_mse"
 
-    def __init__(self, d: int = 16, teacher_k: int = 8, teacher_experts: int = 0, k: int = 8, experts: int = 16,
-                 active_hidden: int = 64, steps: int = 3000, batch_size: int = 256, lr: float = 0.01,
-                 test_size: int = 4096, eval_every: int = 100, init_at_teacher: bool = False, freeze: str = "",
-                 threads: int = 1):
+    def __init__(
+        self,
+        d: int = 16,
+        teacher_k: int = 8,
+        teacher_experts: int = 0,
+        k: int = 8,
+        experts: int = 16,
+        active_hidden: int = 64,
+        steps: int = 3000,
+        batch_size: int = 256,
+        lr: float = 0.01,
+        test_size: int = 4096,
+        eval_every: int = 100,
+        init_at_teacher: bool = False,
+        freeze: str = "",
+        threads: int = 1,
+    ):
         from harness.plugins.moe.layer import MoEConfig
 
-        for name, value in (("d", d), ("teacher_k", teacher_k), ("k", k), ("experts", experts),
-                            ("active_hidden", active_hidden), ("steps", steps), ("batch_size", batch_size),
-                            ("test_size", test_size), ("eval_every", eval_every), ("threads", threads)):
+        for name, value in (
+            ("d", d),
+            ("teacher_k", teacher_k),
+            ("k", k),
+            ("experts", experts),
+            ("active_hidden", active_hidden),
+            ("steps", steps),
+            ("batch_size", batch_size),
+            ("test_size", test_size),
+            ("eval_every", eval_every),
+            ("threads", threads),
+        ):
             if value < 1:
                 raise UsageError(f"{name}={value}: give a positive number")
         if teacher_experts < 0:
@@ -54,8 +76,9 @@ class MoEGranularity:
         if freeze not in ("", "gate", "experts"):
             raise UsageError(f"freeze={freeze}: choose gate, experts or leave it empty")
         if (init_at_teacher or freeze) and self.student != self.teacher:
-            raise UsageError("init_at_teacher and freeze need the teacher's shape: set k=teacher_k and "
-                             "experts=teacher_experts")
+            raise UsageError(
+                "init_at_teacher and freeze need the teacher's shape: set k=teacher_k and experts=teacher_experts"
+            )
         self.init_at_teacher, self.freeze = init_at_teacher, freeze
         self.training = {"steps": steps, "batch_size": batch_size, "lr": lr, "eval_every": eval_every}
         self.test_size, self.threads = test_size, threads

@@ -13,5 +13,8 @@ from harness import hookimpl
 def harness_register_tasks(register):
     from harness.plugins.ntk.task import NTKValidity
 
-    register("ntk", NTKValidity, description="lazy training vs its linearisation: alpha needed until time T "
-                                             "(arXiv 2305.13141)")
+    register(
+        "ntk",
+        NTKValidity,
+        description="lazy training vs its linearisation: alpha needed until time T (arXiv 2305.13141)",
+    )

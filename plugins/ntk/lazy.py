@@ -72,7 +72,7 @@ def batched_forward(w: torch.Tensor, x: torch.Tensor, d: int, width: int) -> tor
     """The same network for A parameter vectors at once: w (A, p) and x (N, d) -> (A, N)."""
     A = w.shape[0]
     U = w[:, : width * d].view(A, width, d)  # (A, m, d), the layout of flat_function (U first, then a)
-    a = w[:, width * d:].unsqueeze(-1)  # (A, m, 1)
+    a = w[:, width * d :].unsqueeze(-1)  # (A, m, 1)
     hidden = torch.tanh(x @ U.transpose(1, 2) / math.sqrt(d))  # (A, N, m)
     return (hidden @ a).squeeze(-1) / math.sqrt(width)  # (A, N)
 
@@ -99,8 +99,9 @@ def make_problem(config: LazyConfig, generator: torch.Generator) -> dict:
     return {"x": x, "y": y, "w0": w0, "jacobian": jacobian, "lambda_max": lambda_max, "h": h}
 
 
-def train_side_by_side(problem: dict, alphas: list[float], config: LazyConfig, times: list[float],
-                       on_record=None) -> dict:
+def train_side_by_side(
+    problem: dict, alphas: list[float], config: LazyConfig, times: list[float], on_record=None
+) -> dict:
     """GD on both models for every alpha; sup over t <= T of the held-out gaps at each T in ``times``.
 
     Returns ``{"pred": (A, len(times)), "param": (A, len(times)), "loss": (A, len(times))}`` as lists: the sup of
@@ -125,7 +126,7 @@ def train_side_by_side(problem: dict, alphas: list[float], config: LazyConfig, t
         recording = next_time < len(times) and t >= times[next_time] - 1e-9
         if recording or k % max(1, k // 200) == 0:  # the sup is taken on a grid 0.5% of t apart (every step early)
             with torch.no_grad():
-                gap = (alpha * (batched_forward(w, x[n:], d, m) - h0[:, n:] - (w_lin - w0) @ J[n:].T))  # (A, n_test)
+                gap = alpha * (batched_forward(w, x[n:], d, m) - h0[:, n:] - (w_lin - w0) @ J[n:].T)  # (A, n_test)
                 gap = gap.pow(2).mean(1).sqrt()  # (A,) held-out RMS gap
                 torch.maximum(sup_pred, gap, out=sup_pred)
                 torch.maximum(sup_param, alpha.squeeze(1) * (w - w_lin).norm(dim=1), out=sup_param)

@@ -6,15 +6,18 @@ import math
 from pathlib import Path
 
 
-def plot_deviations(path: Path, times: list[float], alphas: list[float], result: dict, epsilon: float,
-                    target: str) -> Path:
+def plot_deviations(
+    path: Path, times: list[float], alphas: list[float], result: dict, epsilon: float, target: str
+) -> Path:
     """Left: sup_{t<=T} held-out prediction gap; right: sup_{t<=T} alpha ||w - w_lin||; one line per alpha."""
     from harness.report import _figure
 
     plt = _figure()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, kind, label in ((axes[0], "pred", "sup$_{t\\leq T}$ RMS gap of predictions (held out)"),
-                            (axes[1], "param", "sup$_{t\\leq T}$ $\\alpha\\,\\|w - w_{lin}\\|$")):
+    for ax, kind, label in (
+        (axes[0], "pred", "sup$_{t\\leq T}$ RMS gap of predictions (held out)"),
+        (axes[1], "param", "sup$_{t\\leq T}$ $\\alpha\\,\\|w - w_{lin}\\|$"),
+    ):
         for alpha, row in zip(alphas, result[kind]):
             ax.plot(times, row, marker="o", markersize=3, label=f"alpha={alpha:g}")
         if kind == "pred":
@@ -47,8 +50,13 @@ def plot_alpha_needed(path: Path, series: dict, slopes: dict, epsilon: float) ->
             ax.plot(ends, [a0 * (t / t0) ** 2 for t in ends], color=color, linestyle=":", linewidth=1, alpha=0.6)
     ax.plot([], [], color="gray", linestyle="--", label="slope 1: alpha = O(T) (this paper)")
     ax.plot([], [], color="gray", linestyle=":", label="slope 2: alpha = O(T^2) (Chizat et al.)")
-    ax.set(xscale="log", yscale="log", xlabel="T (kernel time, 1/lambda_max)",
-           ylabel=f"alpha needed for sup gap <= {epsilon:g}", title="ntk: alpha needed to stay linear until T")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="T (kernel time, 1/lambda_max)",
+        ylabel=f"alpha needed for sup gap <= {epsilon:g}",
+        title="ntk: alpha needed to stay linear until T",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -31,10 +31,21 @@ class NTKValidity:
     version = "1"
     primary_metric = "fitted_exponent"
 
-    def __init__(self, target: str = "teacher", d: int = 8, width: int = 128, n_train: int = 64,
-                 n_test: int = 256, alphas: str = "0.316,1,3.16,10,31.6,100,316,1000,3160", epsilon: float = 1e-3,
-                 param_epsilon: float = 0.03,
-                 t_min: float = 1.0, horizon: float = 1000.0, times_per_decade: int = 4, dt: float = 0.5):
+    def __init__(
+        self,
+        target: str = "teacher",
+        d: int = 8,
+        width: int = 128,
+        n_train: int = 64,
+        n_test: int = 256,
+        alphas: str = "0.316,1,3.16,10,31.6,100,316,1000,3160",
+        epsilon: float = 1e-3,
+        param_epsilon: float = 0.03,
+        t_min: float = 1.0,
+        horizon: float = 1000.0,
+        times_per_decade: int = 4,
+        dt: float = 0.5,
+    ):
         """
         Args:
             target: teacher (a random width-4 tanh network) or random (i.i.d. N(0, 1) labels)
@@ -48,8 +59,13 @@ class NTKValidity:
         """
         if target not in TARGETS:
             raise UsageError(f"target={target}: choose one of {', '.join(TARGETS)}")
-        for label, value in (("d", d), ("width", width), ("n_train", n_train), ("n_test", n_test),
-                             ("times_per_decade", times_per_decade)):
+        for label, value in (
+            ("d", d),
+            ("width", width),
+            ("n_train", n_train),
+            ("n_test", n_test),
+            ("times_per_decade", times_per_decade),
+        ):
             if value < 1:
                 raise UsageError(f"{label}={value}: give a positive integer")
         try:
@@ -66,8 +82,9 @@ class NTKValidity:
             raise UsageError(f"dt={dt}: give a step in (0, 2) no larger than t_min (e.g. 0.25)")
         from harness.plugins.ntk.lazy import LazyConfig
 
-        self.config = LazyConfig(d=d, width=width, n_train=n_train, n_test=n_test, target=target, dt=dt,
-                                 horizon=horizon)
+        self.config = LazyConfig(
+            d=d, width=width, n_train=n_train, n_test=n_test, target=target, dt=dt, horizon=horizon
+        )
         self.epsilon, self.param_epsilon = epsilon, param_epsilon
         decades = math.log10(horizon / t_min)
         count = max(2, round(decades * times_per_decade) + 1)
@@ -83,33 +100,44 @@ class NTKValidity:
         problem = make_problem(self.config, torch.Generator().manual_seed(ctx.seed_for("ntk", "problem")))
 
         def log(t: float, values: dict) -> None:
-            ctx.log(round(t / self.config.dt), {"time": t, **{f"gap@alpha={a:g}": g for a, g in
-                                                              zip(self.alphas, values["gap"])},
-                                               **{f"loss@alpha={a:g}": v for a, v in zip(self.alphas, values["loss"])}})
+            ctx.log(
+                round(t / self.config.dt),
+                {
+                    "time": t,
+                    **{f"gap@alpha={a:g}": g for a, g in zip(self.alphas, values["gap"])},
+                    **{f"loss@alpha={a:g}": v for a, v in zip(self.alphas, values["loss"])},
+                },
+            )
 
         result = train_side_by_side(problem, self.alphas, self.config, self.times, on_record=log)
         metrics = {"lambda_max": problem["lambda_max"], "epsilon": self.epsilon}
         for kind, prefix, epsilon in (("pred", "", self.epsilon), ("param", "param_", self.param_epsilon)):
-            needed = [alpha_needed(self.alphas, [row[j] for row in result[kind]], epsilon)
-                      for j in range(len(self.times))]
+            needed = [
+                alpha_needed(self.alphas, [row[j] for row in result[kind]], epsilon) for j in range(len(self.times))
+            ]
             slope, stderr = loglog_slope(self.times, needed)
             metrics[f"{prefix}fitted_exponent"], metrics[f"{prefix}fitted_exponent_stderr"] = slope, stderr
             metrics.update({f"{prefix}alpha_needed@T={t:.3g}": a for t, a in zip(self.times, needed)})
             metrics[f"{prefix}fit_points"] = sum(math.isfinite(a) for a in needed)
             for power, name in ((1, "T"), (2, "T2")):  # how far alpha needed is from c T^power over the grid
-                ratios = [a / t ** power for t, a in zip(self.times, needed) if math.isfinite(a)]
+                ratios = [a / t**power for t, a in zip(self.times, needed) if math.isfinite(a)]
                 metrics[f"{prefix}alpha_over_{name}_spread"] = max(ratios) / min(ratios) if ratios else math.nan
             last_decade = [k for k, t in enumerate(self.times) if t >= self.times[-1] / 10 - 1e-9]
-            metrics[f"{prefix}late_exponent"] = loglog_slope([self.times[k] for k in last_decade],
-                                                             [needed[k] for k in last_decade])[0]
+            metrics[f"{prefix}late_exponent"] = loglog_slope(
+                [self.times[k] for k in last_decade], [needed[k] for k in last_decade]
+            )[0]
         # the gap times alpha at the largest alpha: the constant c(T) of gap = c(T) / alpha
         metrics.update({f"scaled_gap@T={t:.3g}": self.alphas[-1] * g for t, g in zip(self.times, result["pred"][-1])})
         metrics["final_loss"] = result["loss"][-1][-1]
-        plot_deviations(ctx.path("deviation_curves.png"), self.times, self.alphas, result, self.epsilon,
-                        self.config.target)
-        plot_alpha_needed(ctx.path("alpha_needed.png"), {self.config.target: (self.times, [
-            metrics[f"alpha_needed@T={t:.3g}"] for t in self.times])}, {self.config.target: metrics["fitted_exponent"]},
-            self.epsilon)
+        plot_deviations(
+            ctx.path("deviation_curves.png"), self.times, self.alphas, result, self.epsilon, self.config.target
+        )
+        plot_alpha_needed(
+            ctx.path("alpha_needed.png"),
+            {self.config.target: (self.times, [metrics[f"alpha_needed@T={t:.3g}"] for t in self.times])},
+            {self.config.target: metrics["fitted_exponent"]},
+            self.epsilon,
+        )
         return metrics
 
     @staticmethod
@@ -130,8 +158,9 @@ class NTKValidity:
             means = []
             for key in keys:
                 values = [r[key] for r in runs if math.isfinite(r.get(key, math.nan))]
-                means.append(math.exp(sum(map(math.log, values)) / len(values)) if len(values) == len(runs)
-                             else math.nan)
+                means.append(
+                    math.exp(sum(map(math.log, values)) / len(values)) if len(values) == len(runs) else math.nan
+                )
             series[target] = (times, means)
             slopes[target], stderrs[target] = mean_stderr([r["fitted_exponent"] for r in runs])
         worst = max(slopes, key=slopes.get)

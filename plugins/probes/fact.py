@@ -48,8 +48,7 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def in_theorem_setting(config) -> bool:
     """Whether a TrainConfig runs plain GD with L2 weight decay (full batches are the caller's part)."""
-    return (config.optimizer == "sgd" and not config.momentum and not config.grad_clip
-            and config.weight_decay > 0)
+    return config.optimizer == "sgd" and not config.momentum and not config.grad_clip and config.weight_decay > 0
 
 
 class FactProbe:
@@ -81,9 +80,7 @@ class FactProbe:
         ]
 
     @torch.no_grad()
-    def layer_values(
-        self, weight: torch.Tensor, inputs: torch.Tensor, grads: torch.Tensor
-    ) -> dict[str, float]:
+    def layer_values(self, weight: torch.Tensor, inputs: torch.Tensor, grads: torch.Tensor) -> dict[str, float]:
         W = weight.float()  # (out, in)
         H = inputs.reshape(-1, W.shape[1])  # (n, in)
         G = grads.reshape(-1, W.shape[0])  # (n, out), gradient of the mean loss: g_i / n
@@ -95,9 +92,7 @@ class FactProbe:
 
     def __call__(self, step, model, batch, captures) -> dict[str, float]:
         if self.weight_decay is None:
-            raise UsageError(
-                "the fact probe needs the weight decay: run it in the Trainer or pass weight_decay"
-            )
+            raise UsageError("the fact probe needs the weight decay: run it in the Trainer or pass weight_decay")
         modules = dict(model.named_modules())
         values = {}
         if self.setting is not None:

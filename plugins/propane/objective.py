@@ -26,8 +26,9 @@ LOGITS_BUDGET_BYTES = 256 * 2**20  # float32 logits kept per chunk
 class Objective:
     """Scores prompts (token ids or soft embeddings) against a fixed set of documents."""
 
-    def __init__(self, box: WhiteBox, template: Template, docs: torch.Tensor, mask: torch.Tensor,
-                 max_batch_tokens: int = 8192):
+    def __init__(
+        self, box: WhiteBox, template: Template, docs: torch.Tensor, mask: torch.Tensor, max_batch_tokens: int = 8192
+    ):
         self.box = box
         self.docs = docs.to(box.device)  # (n, Ld) long
         self.mask = mask.to(box.device)  # (n, Ld) bool
@@ -52,8 +53,15 @@ class Objective:
         """Input embeddings of flattened (prompt, doc) rows: (R, Lpre + L + Lsuf + Ld, d)."""
         prompt_index, doc_index = rows // self.n_docs, rows % self.n_docs
         count = len(rows)
-        return torch.cat([self.prefix_embeds.expand(count, -1, -1), prompt_embeds[prompt_index],
-                          self.suffix_embeds.expand(count, -1, -1), self.doc_embeds[doc_index]], dim=1)
+        return torch.cat(
+            [
+                self.prefix_embeds.expand(count, -1, -1),
+                prompt_embeds[prompt_index],
+                self.suffix_embeds.expand(count, -1, -1),
+                self.doc_embeds[doc_index],
+            ],
+            dim=1,
+        )
 
     def _chunk_rows(self, prompt_len: int) -> int:
         doc_len = self.docs.shape[1]
@@ -79,15 +87,18 @@ class Objective:
             return self._doc_nll_shared_context(embeds)
         total = embeds.shape[0] * self.n_docs
         chunk = self._chunk_rows(embeds.shape[1])
-        parts = [self._row_nll(embeds, torch.arange(s, min(s + chunk, total), device=self.box.device))
-                 for s in range(0, total, chunk)]
+        parts = [
+            self._row_nll(embeds, torch.arange(s, min(s + chunk, total), device=self.box.device))
+            for s in range(0, total, chunk)
+        ]
         return torch.cat(parts).view(embeds.shape[0], self.n_docs).cpu()
 
     def _contexts(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
         """prefix + prompt + suffix embeddings: (P, Lc, d)."""
         count = prompt_embeds.shape[0]
-        return torch.cat([self.prefix_embeds.expand(count, -1, -1), prompt_embeds,
-                          self.suffix_embeds.expand(count, -1, -1)], dim=1)
+        return torch.cat(
+            [self.prefix_embeds.expand(count, -1, -1), prompt_embeds, self.suffix_embeds.expand(count, -1, -1)], dim=1
+        )
 
     def _doc_blocks(self) -> list[slice]:
         """Document ranges whose logits fit the logits budget for one context."""
@@ -111,9 +122,9 @@ class Objective:
         per_chunk = max(1, min(by_logits, self.max_batch_tokens // (context_len + n * doc_len)))
         nll = torch.empty(embeds.shape[0], n)
         for p in range(0, embeds.shape[0], per_chunk):
-            contexts = self._contexts(embeds[p: p + per_chunk])
+            contexts = self._contexts(embeds[p : p + per_chunk])
             for docs in blocks:
-                nll[p: p + len(contexts), docs] = self._shared_nll(contexts, docs).cpu()
+                nll[p : p + len(contexts), docs] = self._shared_nll(contexts, docs).cpu()
         return nll
 
     def _document_loss_blocks(self, prompt_embeds: torch.Tensor):
@@ -132,8 +143,10 @@ class Objective:
         """For one prompt (L,): summed NLL per document (n,) and the argmax next token at each position (n, Ld)."""
         embeds = self.prompt_embeds(prompt[None])
         chunk = self._chunk_rows(embeds.shape[1])
-        pieces = [self._row_nll(embeds, torch.arange(s, min(s + chunk, self.n_docs), device=self.box.device),
-                                argmax=True) for s in range(0, self.n_docs, chunk)]
+        pieces = [
+            self._row_nll(embeds, torch.arange(s, min(s + chunk, self.n_docs), device=self.box.device), argmax=True)
+            for s in range(0, self.n_docs, chunk)
+        ]
         return torch.cat([p[0] for p in pieces]).cpu(), torch.cat([p[1] for p in pieces]).cpu()
 
     def fluency_nll(self, prompts: torch.Tensor) -> torch.Tensor:
@@ -148,7 +161,7 @@ class Objective:
         if scored == 0 or prompts.is_floating_point():
             return torch.zeros(count)
         logits = self.box.tail_logits(inputs, scored + 1)[:, :-1]
-        targets = prompts[:, length - scored:].to(self.box.device)
+        targets = prompts[:, length - scored :].to(self.box.device)
         nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
         return nll.view(count, scored).sum(dim=1).cpu()
 
@@ -185,7 +198,7 @@ class Objective:
             return torch.zeros(())
         inputs = torch.cat([self.prefix_embeds[None], embeds], dim=1)
         logits = self.box.tail_logits(inputs, scored + 1)[:, :-1]
-        targets = prompts[:, length - scored:].to(self.box.device)
+        targets = prompts[:, length - scored :].to(self.box.device)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
 
     def soft_backward(self, leaf: torch.Tensor) -> float:

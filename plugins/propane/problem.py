@@ -47,8 +47,7 @@ class Settings:
     def check(self) -> None:
         if not self.target_prompt and not self.documents:
             raise UsageError("give --args target_prompt=TEXT (or documents=FILE.jsonl) to say which outputs to match")
-        for name in ("steps", "topk", "n_docs", "doc_len", "batch_size", "eval_every",
-                     "max_batch_tokens"):
+        for name in ("steps", "topk", "n_docs", "doc_len", "batch_size", "eval_every", "max_batch_tokens"):
             if getattr(self, name) < 1 and not (name == "steps" and self.steps == 0):
                 raise UsageError(f"{name} must be positive, got {getattr(self, name)} (--args {name}=...)")
         if self.prompt_len is not None and self.prompt_len < 1:
@@ -111,8 +110,10 @@ class Problem:
         prompt = max(len(self.init_ids), len(self.target_ids or []))
         needed = len(self.context([0] * prompt)) + self.settings.doc_len
         if limit is not None and needed > limit:
-            raise UsageError(f"prompt ({prompt} tokens) + template + doc_len {self.settings.doc_len} = {needed} "
-                             f"tokens, over the model's {limit}; lower doc_len or prompt_len (--args)")
+            raise UsageError(
+                f"prompt ({prompt} tokens) + template + doc_len {self.settings.doc_len} = {needed} "
+                f"tokens, over the model's {limit}; lower doc_len or prompt_len (--args)"
+            )
 
     def context(self, prompt_ids: list[int]) -> list[int]:
         return self.template.prefix + list(prompt_ids) + self.template.suffix
@@ -128,14 +129,16 @@ class Problem:
             if len(order) < 2:
                 raise UsageError(f"{settings.documents}: need at least 2 documents (train and held-out)")
             cut = min(settings.n_docs, len(order) - max(1, min(n_heldout, len(order) // 2)))
-            train, heldout = order[:cut], order[cut: cut + n_heldout]
+            train, heldout = order[:cut], order[cut : cut + n_heldout]
             pick = lambda idx: (docs[idx], mask[idx])  # noqa: E731
             known = logprobs if self.target_ids is None and logprobs is not None else None
-            return pick(train), pick(heldout), (None if known is None else known[train],
-                                                None if known is None else known[heldout])
+            return (
+                pick(train),
+                pick(heldout),
+                (None if known is None else known[train], None if known is None else known[heldout]),
+            )
         generator = seeding.generator(self.seed, "propane-documents")
-        docs = self.box.sample(self.context(self.target_ids), settings.n_docs + n_heldout, settings.doc_len,
-                               generator)
+        docs = self.box.sample(self.context(self.target_ids), settings.n_docs + n_heldout, settings.doc_len, generator)
         mask = torch.ones_like(docs, dtype=torch.bool)
         cut = settings.n_docs
         return (docs[:cut], mask[:cut]), (docs[cut:], mask[cut:]), (None, None)
@@ -163,8 +166,9 @@ class Problem:
             for i, (doc, mask) in enumerate(zip(split.docs, split.mask)):
                 ids = doc[mask].tolist()
                 logprob = None if split.target_nll is None else -float(split.target_nll[i])
-                records.append({"split": name, "text": self.box.decode(ids), "token_ids": ids,
-                                "target_logprob": logprob})
+                records.append(
+                    {"split": name, "text": self.box.decode(ids), "token_ids": ids, "target_logprob": logprob}
+                )
         return records
 
 

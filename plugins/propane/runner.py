@@ -21,21 +21,47 @@ class PropaneOptimizer:
     primary_metric = "kl_heldout_best"
     method = "propane"
 
-    def __init__(self, target_prompt: str | None = None, documents: str | None = None,
-                 steps: int = 100, prompt_len: int | None = None, topk: int = 256, n_docs: int = 32,
-                 n_heldout: int | None = None, doc_len: int = 32, gamma: float = 0.0, init: str | None = None,
-                 batch_size: int = 64, kl_threshold: float | None = None, eval_every: int = 1,
-                 max_batch_tokens: int = 8192, lr: float = 0.01, chat: bool | None = None):
+    def __init__(
+        self,
+        target_prompt: str | None = None,
+        documents: str | None = None,
+        steps: int = 100,
+        prompt_len: int | None = None,
+        topk: int = 256,
+        n_docs: int = 32,
+        n_heldout: int | None = None,
+        doc_len: int = 32,
+        gamma: float = 0.0,
+        init: str | None = None,
+        batch_size: int = 64,
+        kl_threshold: float | None = None,
+        eval_every: int = 1,
+        max_batch_tokens: int = 8192,
+        lr: float = 0.01,
+        chat: bool | None = None,
+    ):
         from harness.plugins.propane.problem import Settings
 
         if lr <= 0:
             raise UsageError(f"lr={lr}: the soft-prompt learning rate must be positive")
         self.lr = lr
         self.chat = chat
-        self.settings = Settings(target_prompt=target_prompt, documents=documents, steps=steps,
-                                 prompt_len=prompt_len, topk=topk, n_docs=n_docs, n_heldout=n_heldout,
-                                 doc_len=doc_len, gamma=gamma, init=init, batch_size=batch_size,
-                                 kl_threshold=kl_threshold, eval_every=eval_every, max_batch_tokens=max_batch_tokens)
+        self.settings = Settings(
+            target_prompt=target_prompt,
+            documents=documents,
+            steps=steps,
+            prompt_len=prompt_len,
+            topk=topk,
+            n_docs=n_docs,
+            n_heldout=n_heldout,
+            doc_len=doc_len,
+            gamma=gamma,
+            init=init,
+            batch_size=batch_size,
+            kl_threshold=kl_threshold,
+            eval_every=eval_every,
+            max_batch_tokens=max_batch_tokens,
+        )
         self.settings.check()
 
     def run(self, ctx) -> dict[str, float]:
@@ -107,8 +133,7 @@ def write_outputs(ctx, problem, traces) -> dict[str, float]:
         soft = trace.extra.get("best_embeddings")
         values = summarise(problem, trace, prompt=soft)
         if soft is not None:
-            values["kl_heldout_projected"], values["kl_heldout_projected_stderr"] = problem.heldout_kl(
-                trace.best_ids)
+            values["kl_heldout_projected"], values["kl_heldout_projected_stderr"] = problem.heldout_kl(trace.best_ids)
         prompt = prompt_record(problem, trace, values)
         prompts.append(prompt)
         if index == 0:
@@ -126,12 +151,21 @@ def write_outputs(ctx, problem, traces) -> dict[str, float]:
 def prompt_record(problem, trace, values: dict) -> dict:
     """best_prompt.json: the best prompt as text and ids, what it was searched for, and how well it does."""
     text = problem.box.decode(trace.best_ids)
-    return {"method": trace.method, "text": text, "token_ids": trace.best_ids,
-            "roundtrip_ok": problem.box.encode(text) == trace.best_ids,
-            "target_prompt": problem.settings.target_prompt, "init": problem.box.decode(problem.init_ids),
-            "init_ids": problem.init_ids, "chat": problem.box.chat, "best_step": trace.best_step,
-            "kl_heldout": values["kl_heldout_best"], "kl_heldout_stderr": values["kl_heldout_best_stderr"],
-            "kl_heldout_initial": values["kl_heldout_initial"], "doc_len": problem.settings.doc_len}
+    return {
+        "method": trace.method,
+        "text": text,
+        "token_ids": trace.best_ids,
+        "roundtrip_ok": problem.box.encode(text) == trace.best_ids,
+        "target_prompt": problem.settings.target_prompt,
+        "init": problem.box.decode(problem.init_ids),
+        "init_ids": problem.init_ids,
+        "chat": problem.box.chat,
+        "best_step": trace.best_step,
+        "kl_heldout": values["kl_heldout_best"],
+        "kl_heldout_stderr": values["kl_heldout_best_stderr"],
+        "kl_heldout_initial": values["kl_heldout_initial"],
+        "doc_len": problem.settings.doc_len,
+    }
 
 
 def plot_curves(path, traces) -> None:
@@ -146,5 +180,4 @@ def plot_curves(path, traces) -> None:
             series[f"{trace.method} train"] = tuple(zip(*train))
         if heldout:
             series[f"{trace.method} held-out"] = tuple(zip(*heldout))
-    plot_lines(path, series, xlabel="step", ylabel="KL(p* || p) per document (nats)",
-               title="prompt inversion")
+    plot_lines(path, series, xlabel="step", ylabel="KL(p* || p) per document (nats)", title="prompt inversion")

@@ -98,8 +98,9 @@ class RandomProposer:
         positions = spread_positions(len(current), count, generator)
         tokens = self.allowed_ids[torch.randint(len(self.allowed_ids), (count,), generator=generator)]
         same = tokens == current[positions]  # never propose the token already there
-        tokens[same] = self.allowed_ids[(torch.searchsorted(self.allowed_ids, tokens[same]) + 1)
-                                        % len(self.allowed_ids)]
+        tokens[same] = self.allowed_ids[
+            (torch.searchsorted(self.allowed_ids, tokens[same]) + 1) % len(self.allowed_ids)
+        ]
         return swap(current, positions, tokens)
 
 
@@ -129,8 +130,12 @@ def swap_search(problem: Problem, proposer, log: Logger) -> Trace:
                 current, current_loss, current_nll = proposals[pick], float(losses[pick]), nlls[pick]
             if current_loss < trace.best_loss:
                 trace.best_ids, trace.best_loss, trace.best_step = current.tolist(), current_loss, step
-        record = {"method": trace.method, "loss": current_loss, "kl_train": _mean(train.kl(current_nll)),
-                  "best_loss": trace.best_loss}
+        record = {
+            "method": trace.method,
+            "loss": current_loss,
+            "kl_train": _mean(train.kl(current_nll)),
+            "best_loss": trace.best_loss,
+        }
         if step % settings.eval_every == 0 or step == settings.steps:
             record["kl_heldout"], record["kl_heldout_stderr"] = problem.heldout_kl(current)
             threshold = settings.kl_threshold
@@ -189,8 +194,15 @@ def summarise(problem: Problem, trace: Trace, prompt=None) -> dict[str, float]:
     initial, initial_se = problem.heldout_kl(problem.init_ids)
     best, best_se = problem.heldout_kl(prompt if prompt is not None else trace.best_ids)
     nll = problem.train.objective.doc_nll(torch.tensor([trace.best_ids]))[0]
-    return {"kl_heldout_initial": initial, "kl_heldout_initial_stderr": initial_se,
-            "kl_heldout_best": best, "kl_heldout_best_stderr": best_se,
-            "kl_train_best": mean_stderr(problem.train.kl(nll).tolist())[0],
-            "best_step": trace.best_step, "steps": trace.steps, "loss_evaluations": trace.evaluations,
-            "steps_per_second": trace.steps_per_second, "stopped_early": float(trace.stopped_early)}
+    return {
+        "kl_heldout_initial": initial,
+        "kl_heldout_initial_stderr": initial_se,
+        "kl_heldout_best": best,
+        "kl_heldout_best_stderr": best_se,
+        "kl_train_best": mean_stderr(problem.train.kl(nll).tolist())[0],
+        "best_step": trace.best_step,
+        "steps": trace.steps,
+        "loss_evaluations": trace.evaluations,
+        "steps_per_second": trace.steps_per_second,
+        "stopped_early": float(trace.stopped_early),
+    }

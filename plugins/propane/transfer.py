@@ -25,8 +25,14 @@ class TransferTask:
     primary_metric = "kl_transfer"
     variant_args = ("source",)  # prompts from different runs are different leaderboard columns
 
-    def __init__(self, source: str | None = None, n_docs: int = 32, doc_len: int | None = None,
-                 chat: bool | None = None, max_batch_tokens: int = 8192):
+    def __init__(
+        self,
+        source: str | None = None,
+        n_docs: int = 32,
+        doc_len: int | None = None,
+        chat: bool | None = None,
+        max_batch_tokens: int = 8192,
+    ):
         if not source:
             raise UsageError("propane_transfer needs --task-args source=RUN_ID (a harness optimize run)")
         if n_docs < 2 or (doc_len is not None and doc_len < 1):
@@ -45,8 +51,10 @@ class TransferTask:
             folder = Path(Index(out).get(self.source)["dir"])
         path = folder / "best_prompt.json"
         if not path.exists():
-            raise UsageError(f"source={self.source}: {folder} has no best_prompt.json; give a finished "
-                             "harness optimize (propane) run")
+            raise UsageError(
+                f"source={self.source}: {folder} has no best_prompt.json; give a finished "
+                "harness optimize (propane) run"
+            )
         data = json.loads(path.read_text())
         records = data.get("methods", [data])
         if not records[0].get("target_prompt"):
@@ -68,8 +76,12 @@ class TransferTask:
         template = box.template()
         target = box.encode(records[0]["target_prompt"])
         doc_len = self.doc_len or int(records[0].get("doc_len") or 32)
-        docs = box.sample(template.prefix + target + template.suffix, self.n_docs, doc_len,
-                          seeding.generator(ctx.seed, "propane-transfer-documents"))
+        docs = box.sample(
+            template.prefix + target + template.suffix,
+            self.n_docs,
+            doc_len,
+            seeding.generator(ctx.seed, "propane-transfer-documents"),
+        )
         objective = Objective(box, template, docs, torch.ones_like(docs, dtype=torch.bool), self.max_batch_tokens)
         target_nll, target_argmax = objective.doc_nll_and_argmax(torch.tensor(target))
         candidates = [(r["method"], r["text"], r.get("kl_heldout")) for r in records]
@@ -86,7 +98,14 @@ class TransferTask:
             metrics[f"agreement_{name}"], metrics[f"agreement_{name}_stderr"] = mean_stderr(agreement)
             if source_kl is not None:
                 metrics[f"kl_{name}_on_source"] = float(source_kl)
-        ctx.record([{"id": f"doc{i}", "text": box.decode(doc.tolist()),
-                     **{f"kl_{label}": values[i] for label, values in per_doc.items()}}
-                    for i, doc in enumerate(docs)])
+        ctx.record(
+            [
+                {
+                    "id": f"doc{i}",
+                    "text": box.decode(doc.tolist()),
+                    **{f"kl_{label}": values[i] for label, values in per_doc.items()},
+                }
+                for i, doc in enumerate(docs)
+            ]
+        )
         return metrics

@@ -19,6 +19,7 @@ import torch
 
 from harness.errors import UsageError
 from harness.models.tokenizer import WordTokenizer
+from harness.sampling import sample
 
 _ALLOWED: dict[tuple[int, int], torch.Tensor] = {}  # (id(tokenizer), vocab size) -> mask; the scan takes ~1 s
 
@@ -49,8 +50,10 @@ class WhiteBox:
         self.module = getattr(lm, "module", None)
         self.tokenizer = getattr(lm, "tokenizer", None)
         if self.module is None or self.tokenizer is None:
-            raise UsageError("PROPANE needs a white-box model with weights in process: use --model hf:... or "
-                             "scratch:..., not vllm/openai")
+            raise UsageError(
+                "PROPANE needs a white-box model with weights in process: use --model hf:... or "
+                "scratch:..., not vllm/openai"
+            )
         self.module.eval()
         matrix = getattr(lm, "embedding_matrix", None)
         self.embedding_matrix = matrix if matrix is not None else self.module.get_input_embeddings().weight
@@ -123,8 +126,9 @@ class WhiteBox:
             return apply_chat(user_text)
         if not getattr(self.tokenizer, "chat_template", None):
             raise UsageError("chat=true but this model has no chat template; drop chat=true from --model-args")
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
-                                                  add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True
+        )
 
     def allowed_tokens(self) -> torch.Tensor:
         """Bool mask (V,): tokens that are not special and survive decode -> encode as themselves.
@@ -203,8 +207,12 @@ class WhiteBox:
         cache = getattr(output, self._cache_arg)
         cache.batch_repeat_interleave(k)
         positions = torch.arange(context_len, context_len + doc_len - 1, device=self.device).expand(count * k, -1)
-        rest = self.module(inputs_embeds=documents[:, :-1].repeat(count, 1, 1), position_ids=positions,
-                           use_cache=True, **{self._cache_arg: cache}).logits.float()  # (P*k, Ld-1, V)
+        rest = self.module(
+            inputs_embeds=documents[:, :-1].repeat(count, 1, 1),
+            position_ids=positions,
+            use_cache=True,
+            **{self._cache_arg: cache},
+        ).logits.float()  # (P*k, Ld-1, V)
         return torch.cat([first, rest], dim=1)
 
     @torch.no_grad()
@@ -217,8 +225,7 @@ class WhiteBox:
         for position in range(length):
             logits, past = self._next_logits(ids, step_input, past)
             logits[:, banned] = float("-inf")
-            probs = torch.softmax(logits, dim=-1).cpu()
-            token = torch.multinomial(probs, 1, generator=generator)  # (n, 1)
+            token = sample(logits.cpu(), generator)[:, None]  # (n, 1): temperature 1, harness.sampling
             out[:, position] = token[:, 0]
             step_input = token.to(self.device)
             ids = torch.cat([ids, step_input], dim=1)
@@ -227,7 +234,11 @@ class WhiteBox:
     def _next_logits(self, ids, step_input, past):
         """Next-token logits, with the KV cache when the module supports it (hf), else a full forward."""
         if self._keeps_logits:
-            output = self.module(input_ids=step_input if past is not None else ids, use_cache=True,
-                                 logits_to_keep=1, **{self._cache_arg: past})
+            output = self.module(
+                input_ids=step_input if past is not None else ids,
+                use_cache=True,
+                logits_to_keep=1,
+                **{self._cache_arg: past},
+            )
             return output.logits[:, -1].float(), getattr(output, self._cache_arg)
         return self.tail_logits(self.embed(ids), 1)[:, -1], None

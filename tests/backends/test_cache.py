@@ -10,8 +10,13 @@ from harness.backends import SamplingParams
 from harness.backends.cache import CachedLM
 from harness.backends.hf import HFLM
 
-PAIRS = [("The capital of France is", " Paris"), ("The capital of France is", " London"), ("Hello", " world"),
-         ("2 + 2 =", " 4"), ("", "Just a sentence.")]
+PAIRS = [
+    ("The capital of France is", " Paris"),
+    ("The capital of France is", " London"),
+    ("Hello", " world"),
+    ("2 + 2 =", " 4"),
+    ("", "Just a sentence."),
+]
 
 
 class CountingLM(HFLM):
@@ -110,8 +115,9 @@ for k in range(start, start + 12, 3):  # several overlapping write transactions
 
 def test_concurrent_processes_share_one_database(counting, tiny_folder, tmp_path):
     db = tmp_path / "responses.db"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tiny_folder), str(db), "0"],
-                              stderr=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tiny_folder), str(db), "0"], stderr=subprocess.PIPE, text=True
+    )
     here = CachedLM(HFLM(tiny_folder), db)
     for k in range(6, 18, 3):  # writes from this process while the other one writes too
         here.loglikelihood([(f"Context {i}", f" continuation {i}") for i in range(k, k + 6)])

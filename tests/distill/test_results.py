@@ -5,8 +5,14 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-COLUMNS = ("network_test_accuracy", "agreement", "agreement_with_target", "baseline_agreement", "probes_used",
-           "tree_depth")
+COLUMNS = (
+    "network_test_accuracy",
+    "agreement",
+    "agreement_with_target",
+    "baseline_agreement",
+    "probes_used",
+    "tree_depth",
+)
 
 
 def test_readme_table_matches_committed_metrics():

@@ -29,9 +29,13 @@ def test_train_distil_and_distil_the_checkpoint_again(tmp_path, capsys, one_thre
 
 
 def test_bad_args_exit_2(tmp_path, capsys):
-    for args, message in [("d=3,r=4", "r=4 is larger than d=3"), ("beam=0", "beam=0"),
-                          (f"checkpoint={tmp_path}/nothing", "no checkpoint folder"), ("depth=3", "did you mean"),
-                          ("ridge=-1", "ridge=-1")]:
+    for args, message in [
+        ("d=3,r=4", "r=4 is larger than d=3"),
+        ("beam=0", "beam=0"),
+        (f"checkpoint={tmp_path}/nothing", "no checkpoint folder"),
+        ("depth=3", "did you mean"),
+        ("ridge=-1", "ridge=-1"),
+    ]:
         code = main(["run", "--task", "distill", "--task-args", args, "--out", str(tmp_path)])
         err = capsys.readouterr().err
         assert code == 2 and message in err, (args, err[-500:])

@@ -20,8 +20,19 @@ def context(tmp_path, task: str) -> RunContext:
 
 
 def test_fact_mlp_correlation_is_near_one_at_a_stationary_point(tmp_path):
-    task = FactMLP(dataset="lowrank", n=48, d=6, depth=2, width=16, activation="tanh", lr=0.3, weight_decay=0.05,
-                   max_steps=6000, grad_tol=1e-5, log_every=200)
+    task = FactMLP(
+        dataset="lowrank",
+        n=48,
+        d=6,
+        depth=2,
+        width=16,
+        activation="tanh",
+        lr=0.3,
+        weight_decay=0.05,
+        max_steps=6000,
+        grad_tol=1e-5,
+        log_every=200,
+    )
     ctx = context(tmp_path, "fact_mlp")
     metrics = task.run(ctx)
     assert metrics["converged"] == 1.0 and metrics["grad_norm"] < 1e-5
@@ -46,11 +57,14 @@ def test_fact_rfm_parity_writes_series_and_plots(tmp_path):
         assert ctx.path(png).stat().st_size > 1000
 
 
-@pytest.mark.parametrize("task,args,message", [
-    ("fact_rfm", "kernel=cosine", "unknown kernel 'cosine'"),
-    ("fact_mlp", "weight_decay=0", "lambda > 0"),
-    ("fact_rfm_tabular", "datasets=iris,mnist", "unknown dataset 'mnist'"),
-])
+@pytest.mark.parametrize(
+    "task,args,message",
+    [
+        ("fact_rfm", "kernel=cosine", "unknown kernel 'cosine'"),
+        ("fact_mlp", "weight_decay=0", "lambda > 0"),
+        ("fact_rfm_tabular", "datasets=iris,mnist", "unknown dataset 'mnist'"),
+    ],
+)
 def test_bad_args_exit_2(cli, tmp_path, task, args, message):
     result = cli("run", "--task", task, "--task-args", args, "--out", tmp_path)
     assert result.returncode == 2 and message in result.stderr
@@ -58,8 +72,16 @@ def test_bad_args_exit_2(cli, tmp_path, task, args, message):
 
 
 def test_tabular_table_has_every_method(tmp_path, cli):
-    result = cli("run", "--task", "fact_rfm_tabular", "--task-args",
-                 "datasets=iris,splits=2,iterations=1,mlp_steps=20,mlp_width=8", "--out", tmp_path, "--json")
+    result = cli(
+        "run",
+        "--task",
+        "fact_rfm_tabular",
+        "--task-args",
+        "datasets=iris,splits=2,iterations=1,mlp_steps=20,mlp_width=8",
+        "--out",
+        tmp_path,
+        "--json",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads(result.stdout)["metrics"]
     for method in ("fact", "agop", "kernel", "mlp"):

@@ -57,8 +57,7 @@ def test_best_of_n_simulated_through_the_backend():
     rng = random.Random(1)
     problems = [make_problem(2, rng) for _ in range(600)]
     outputs = lm.generate([p.prompt() for p in problems], SamplingParams(n=4, temperature=1.0, seed=3))
-    hits = sum(any(evidence_ok(p, parse_answer(c.text).cot) for c in outs)
-               for p, outs in zip(problems, outputs))
+    hits = sum(any(evidence_ok(p, parse_answer(c.text).cot) for c in outs) for p, outs in zip(problems, outputs))
     expected = best_of_n(evidence_closed_form("random-shortest-path", 2), 4)
     assert abs(hits / 600 - expected) < 4 * (expected * (1 - expected) / 600) ** 0.5
     again = lm.generate([problems[0].prompt()], SamplingParams(n=4, temperature=1.0, seed=3))

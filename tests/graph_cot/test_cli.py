@@ -14,14 +14,31 @@ def metrics_of(out, stdout):
 
 def test_tiny_experiment_then_checkpoint_and_resume(tmp_path):
     out = tmp_path / "runs"
-    args = ["run", "--task", "graph_cot", "--model", "scratch", "--task-args",
-            "depth=1,cot=dfs,steps=15,examples=6,samples=4,budgets=4,12", "--out", out, "--no-cache"]
+    args = [
+        "run",
+        "--task",
+        "graph_cot",
+        "--model",
+        "scratch",
+        "--task-args",
+        "depth=1,cot=dfs,steps=15,examples=6,samples=4,budgets=4,12",
+        "--out",
+        out,
+        "--no-cache",
+    ]
     first = run_harness(*args, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     metrics, run_dir = metrics_of(out, first.stdout)
-    for name in ("evidence_accuracy", "decision_accuracy", "evidence_accuracy@B=12,N=4",
-                 "decision_accuracy@B=4,N=2", "evidence_accuracy@B=4,N=1_stderr", "cot_length",
-                 "baseline/random-path/evidence_accuracy", "cot_tokens@B=4"):
+    for name in (
+        "evidence_accuracy",
+        "decision_accuracy",
+        "evidence_accuracy@B=12,N=4",
+        "decision_accuracy@B=4,N=2",
+        "evidence_accuracy@B=4,N=1_stderr",
+        "cot_length",
+        "baseline/random-path/evidence_accuracy",
+        "cot_tokens@B=4",
+    ):
         assert name in metrics, name
     assert metrics["cot_tokens@B=4"] <= 4 and metrics["cot_tokens@B=4"] <= metrics["cot_tokens@B=12"]
     assert all(0.0 <= metrics[k] <= 1.0 for k in metrics if "accuracy" in k)
@@ -33,16 +50,40 @@ def test_tiny_experiment_then_checkpoint_and_resume(tmp_path):
     assert again.returncode == 0 and "resuming run" in again.stderr and "train:" not in again.stderr
     assert metrics_of(out, again.stdout)[0] == metrics
 
-    served = run_harness("run", "--task", "graph_cot", "--model", f"scratch:{run_dir}/dfs", "--task-args",
-                         "depth=1,examples=4,samples=2", "--out", out, "--no-cache", "--json", timeout=300)
+    served = run_harness(
+        "run",
+        "--task",
+        "graph_cot",
+        "--model",
+        f"scratch:{run_dir}/dfs",
+        "--task-args",
+        "depth=1,examples=4,samples=2",
+        "--out",
+        out,
+        "--no-cache",
+        "--json",
+        timeout=300,
+    )
     assert served.returncode == 0, served.stderr[-2000:]
     assert "evidence_accuracy@B=26,N=2" in json.loads(served.stdout)["metrics"]
 
 
 def test_baseline_through_llm_mode_and_bad_args(tmp_path):
     out = tmp_path / "runs"
-    done = run_harness("run", "--task", "graph_cot", "--model", "baseline:random-path", "--task-args",
-                       "depth=1,examples=300,samples=4", "--out", out, "--no-cache", "--json", timeout=120)
+    done = run_harness(
+        "run",
+        "--task",
+        "graph_cot",
+        "--model",
+        "baseline:random-path",
+        "--task-args",
+        "depth=1,examples=300,samples=4",
+        "--out",
+        out,
+        "--no-cache",
+        "--json",
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads(done.stdout)["metrics"]
     assert abs(metrics["evidence_accuracy"] - 2 / 3) < 4 * metrics["evidence_accuracy_stderr"]

@@ -23,7 +23,7 @@ def test_batches_train_only_the_completion_and_mask_padding(strategy, curriculum
         assert target[: real - 1] == row[1:real]  # next-token targets
         trained = [tokenizer.tokens[t] for t, w in zip(target, weight) if w]
         slash = words.index("/")
-        assert trained == tokenizer.decode(target[slash: real]).split()  # everything after "/", nothing else
+        assert trained == tokenizer.decode(target[slash:real]).split()  # everything after "/", nothing else
         assert trained[0] == "work:" and trained[-1] == "<eos>" and trained[-3] == "decision:"
         assert not any(weight[real:])  # padding never trained
         cot, decision, finished = parse_tokens(trained[:-1])

@@ -88,8 +88,17 @@ def test_toy_maps_are_what_the_rank_probe_reads():
 def test_toy_run_learns_the_teacher_one_rank_at_a_time(tmp_path):
     """A real (small) run: the toy ends at the teacher's ranks and every rank jump ends a plateau."""
     ctx = RunContext(run=Run.open(tmp_path, {}, {"task": "incremental_rank"}), model=None, seed=0)
-    task = IncrementalRank(alpha=1e-3, dim=4, tokens=4, samples=32, teacher_qk="1", teacher_vo="2,0.5",
-                           horizon=24, transformer=False, lr=0.1)
+    task = IncrementalRank(
+        alpha=1e-3,
+        dim=4,
+        tokens=4,
+        samples=32,
+        teacher_qk="1",
+        teacher_vo="2,0.5",
+        horizon=24,
+        transformer=False,
+        lr=0.1,
+    )
     metrics = task.run(ctx)
     assert metrics["toy_qk_rank"] == 1 and metrics["toy_vo_rank"] == 2
     assert metrics["toy_n_rank_jumps"] == 3 and metrics["toy_aligned_fraction"] == 1.0
@@ -99,12 +108,15 @@ def test_toy_run_learns_the_teacher_one_rank_at_a_time(tmp_path):
     assert ctx.path("toy_loss.png").exists() and ctx.path("toy_singular_values.png").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    ({"alpha": 1.5}, "alpha=1.5"),
-    ({"teacher_vo": "2,x"}, "teacher_vo=2,x"),
-    ({"dim": 6, "heads": 4}, "not divisible"),
-    ({"dim": 2, "teacher_vo": "1,1,1"}, "more non-zero values than dim"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"alpha": 1.5}, "alpha=1.5"),
+        ({"teacher_vo": "2,x"}, "teacher_vo=2,x"),
+        ({"dim": 6, "heads": 4}, "not divisible"),
+        ({"dim": 2, "teacher_vo": "1,1,1"}, "more non-zero values than dim"),
+    ],
+)
 def test_bad_args_name_the_fix(args, message):
     with pytest.raises(UsageError, match=message):
         IncrementalRank(**args)

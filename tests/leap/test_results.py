@@ -9,12 +9,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_readme_quotes_the_committed_metrics():
     metrics = json.loads((ROOT / "docs/results/leap/metrics.json").read_text())
     readme = ROOT.joinpath("README.md").read_text()
-    section = readme[readme.index("### leap:"):]
+    section = readme[readme.index("### leap:") :]
     section = section[: section.index("\n## ")]
     for target in ("staircase", "leap2", "leap3"):
         value, stderr = metrics[f"exponent@target={target}"], metrics[f"exponent@target={target}_stderr"]
         assert f"{value:.2f} ± {stderr:.2f}" in section, target
         logs = [metrics[f"log10_steps@target={target},d={d}"] for d in (32, 45, 64, 90, 128)]
-        steps = ", ".join(str(round(10 ** v)) for v in logs)
+        steps = ", ".join(str(round(10**v)) for v in logs)
         assert steps in section, target
     assert (ROOT / "docs/results/leap/steps_vs_d.png").stat().st_size > 1000

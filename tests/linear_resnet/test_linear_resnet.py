@@ -85,12 +85,15 @@ def test_gradient_descent_lands_on_the_closed_form():
     assert (predicted > 0).sum() == 2 and 0 < predicted[0] < y[0]
 
 
-@pytest.mark.parametrize("args, message", [
-    ({"rank": 20}, "rank=20 is larger than dim=16"),
-    ({"mu": 0.0}, "mu=0.0: give a positive number"),
-    ({"depth": -1}, "depth=-1"),
-    ({"noise": -0.1}, "noise and lr must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"rank": 20}, "rank=20 is larger than dim=16"),
+        ({"mu": 0.0}, "mu=0.0: give a positive number"),
+        ({"depth": -1}, "depth=-1"),
+        ({"noise": -0.1}, "noise and lr must be >= 0"),
+    ],
+)
 def test_bad_args_name_the_fix(args, message):
     with pytest.raises(UsageError, match=message):
         LinearResNetTask(**args)

@@ -23,8 +23,10 @@ def loop_reference(layer: MoE, x: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("m, k", [(8, 1), (8, 2), (16, 4), (4, 4), (32, 8)])
 def test_routing_equals_loop_reference(one_thread, m, k):
-    layer = MoE(MoEConfig(d_in=6, d_out=3, n_experts=m, top_k=k, active_hidden=16),
-                generator=torch.Generator().manual_seed(m * 10 + k))
+    layer = MoE(
+        MoEConfig(d_in=6, d_out=3, n_experts=m, top_k=k, active_hidden=16),
+        generator=torch.Generator().manual_seed(m * 10 + k),
+    )
     x = torch.randn(53, 6, generator=torch.Generator().manual_seed(1), requires_grad=True)
     fast, slow = layer(x), loop_reference(layer, x)
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
@@ -72,8 +74,9 @@ def test_moe_ffn_inside_a_transformer(one_thread):
 
     sizes = {}
     for k in (1, 2, 4):
-        config = ModelConfig(vocab_size=11, n_layer=2, n_head=2, d_model=16, d_ff=32, ffn="moe",
-                             options={"n_experts": 2 * k, "top_k": k})
+        config = ModelConfig(
+            vocab_size=11, n_layer=2, n_head=2, d_model=16, d_ff=32, ffn="moe", options={"n_experts": 2 * k, "top_k": k}
+        )
         model = build_model(config)
         ids = torch.randint(0, 11, (3, 5))
         loss = model.loss(ids, ids)

@@ -29,8 +29,11 @@ def test_readme_table_matches_committed_metrics():
 def test_readme_frozen_numbers_match_committed_metrics():
     metrics = json.loads((ROOT / "docs/results/moe/frozen/metrics.json").read_text())
     section = (ROOT / "README.md").read_text().split("### moe:", 1)[1].split("\n### ", 1)[0]
-    for part, text in (("gate", r"([\d.]+) ± ([\d.]+) with the gate frozen"),
-                       ("experts", r"([\d.]+) ± ([\d.]+) with the experts frozen")):
-        for written, key in zip(re.search(text, section).groups(), (f"normalized_mse@freeze={part}",
-                                                                     f"normalized_mse@freeze={part}_stderr")):
+    for part, text in (
+        ("gate", r"([\d.]+) ± ([\d.]+) with the gate frozen"),
+        ("experts", r"([\d.]+) ± ([\d.]+) with the experts frozen"),
+    ):
+        for written, key in zip(
+            re.search(text, section).groups(), (f"normalized_mse@freeze={part}", f"normalized_mse@freeze={part}_stderr")
+        ):
             assert abs(float(written) - metrics[key]) <= 0.5 * 10 ** -len(written.split(".")[1]) + 1e-12, key

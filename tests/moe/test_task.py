@@ -24,9 +24,14 @@ def test_student_at_the_teacher_has_zero_error_and_a_fresh_one_does_not(tmp_path
 
 
 def test_bad_args_exit_2(tmp_path, capsys):
-    for args, message in [("k=8,experts=4", "top_k=8 is larger"), ("k=3", "divisible"),
-                          ("k=1,init_at_teacher=true", "init_at_teacher"), ("expert=4", "experts"),
-                          ("steps=0", "steps=0"), ("freeze=all", "choose gate, experts")]:
+    for args, message in [
+        ("k=8,experts=4", "top_k=8 is larger"),
+        ("k=3", "divisible"),
+        ("k=1,init_at_teacher=true", "init_at_teacher"),
+        ("expert=4", "experts"),
+        ("steps=0", "steps=0"),
+        ("freeze=all", "choose gate, experts"),
+    ]:
         code = main(["run", "--task", "moe_granularity", "--task-args", args, "--out", str(tmp_path)])
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err, (args, err[-500:])
@@ -40,8 +45,12 @@ def test_sweep_summary_pairs_each_student_with_the_teacher_granularity_one(tmp_p
     def error(k, m, seed):
         return 0.1 / k + 0.001 * m + 0.01 * seed
 
-    points = [{"args": {"k": k, "experts": m, "teacher_k": 4}, "seed": seed, "metrics": {"normalized_mse":
-               error(k, m, seed)}} for k in (1, 2, 4, 8) for m in (8, 16) for seed in (0, 1)]
+    points = [
+        {"args": {"k": k, "experts": m, "teacher_k": 4}, "seed": seed, "metrics": {"normalized_mse": error(k, m, seed)}}
+        for k in (1, 2, 4, 8)
+        for m in (8, 16)
+        for seed in (0, 1)
+    ]
     out = MoEGranularity.sweep_summary(points, SimpleNamespace(path=lambda name: tmp_path / name))
     assert abs(out["excess_over_teacher_k@k=1"] - (0.1 - 0.025)) < 1e-12  # paired: the m and seed terms cancel
     assert out["excess_over_teacher_k@k=1_stderr"] < 1e-12 and "excess_over_teacher_k@k=4" not in out

@@ -70,18 +70,21 @@ def test_alpha_needed_and_slope_recover_planted_values():
     assert math.isnan(alpha_needed(alphas, [0.5 / a for a in alphas], 1.0))  # the smallest alpha already suffices
     times = [1, 2, 4, 8, 16, 32]
     wobble = [1.05, 0.97, 1.02, 0.99, 1.03, 0.96]
-    slope, stderr = loglog_slope(times, [3 * t ** 1.5 * w for t, w in zip(times, wobble)])
+    slope, stderr = loglog_slope(times, [3 * t**1.5 * w for t, w in zip(times, wobble)])
     assert abs(slope - 1.5) < 0.05 and 0 < stderr < 0.05
     assert loglog_slope(times, [2 * t for t in times])[0] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("args, message", [
-    ({"target": "noise"}, "choose one of teacher, random"),
-    ({"alphas": "10,1"}, "increasing"),
-    ({"alphas": "1,x"}, "positive numbers"),
-    ({"t_min": 10.0, "horizon": 5.0}, "0 < t_min < horizon"),
-    ({"dt": 3.0}, "dt=3.0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"target": "noise"}, "choose one of teacher, random"),
+        ({"alphas": "10,1"}, "increasing"),
+        ({"alphas": "1,x"}, "positive numbers"),
+        ({"t_min": 10.0, "horizon": 5.0}, "0 < t_min < horizon"),
+        ({"dt": 3.0}, "dt=3.0"),
+    ],
+)
 def test_bad_args_are_usage_errors(args, message):
     from harness.plugins.ntk.task import NTKValidity
 
@@ -92,10 +95,10 @@ def test_bad_args_are_usage_errors(args, message):
 def test_tiny_run_end_to_end_and_bad_args_exit_2(tmp_path):
     (tmp_path / "ntk_tiny.yaml").write_text(
         "task: ntk\nargs: {d: 4, width: 16, n_train: 8, n_test: 16, alphas: '1,10,100', epsilon: 0.001,"
-        " horizon: 10.0, times_per_decade: 2, target: random}\n")
+        " horizon: 10.0, times_per_decade: 2, target: random}\n"
+    )
     out = tmp_path / "runs"
-    done = run_harness("run", "--task", "ntk_tiny", "--include-path", tmp_path, "--out", out, "--json",
-                       timeout=300)
+    done = run_harness("run", "--task", "ntk_tiny", "--include-path", tmp_path, "--out", out, "--json", timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads(done.stdout)["metrics"]
     assert math.isfinite(metrics["fitted_exponent"]) and metrics["fit_points"] >= 2
@@ -103,8 +106,9 @@ def test_tiny_run_end_to_end_and_bad_args_exit_2(tmp_path):
     run_dir = next(out.glob("ntk_tiny-*"))
     for png in ("deviation_curves.png", "alpha_needed.png"):
         assert (run_dir / png).stat().st_size > 1000
-    bad = run_harness("run", "--task", "ntk_tiny", "--include-path", tmp_path, "--task-args", "alphas=10,1",
-                      "--out", out)
+    bad = run_harness(
+        "run", "--task", "ntk_tiny", "--include-path", tmp_path, "--task-args", "alphas=10,1", "--out", out
+    )
     assert bad.returncode == 2 and "increasing" in bad.stderr
 
 

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_readme_quotes_the_committed_metrics():
     metrics = json.loads((ROOT / "docs/results/ntk/metrics.json").read_text())
     readme = ROOT.joinpath("README.md").read_text()
-    section = readme[readme.index("### ntk:"):]
+    section = readme[readme.index("### ntk:") :]
     section = section[: section.index("\n## ")]
     for target in ("teacher", "random"):
         for name in ("fitted_exponent", "late_exponent"):

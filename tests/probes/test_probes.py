@@ -40,9 +40,7 @@ def test_rank_probe_in_training(tmp_path):
         return {"input_ids": x, "targets": x}
 
     config = TrainConfig(steps=4, batch_size=4, lr=1e-2, log_every=2)
-    Trainer(
-        model, config, batches, run_dir=tmp_path, probes=make_probes(["rank"]), probe_every=2, progress=False
-    ).fit()
+    Trainer(model, config, batches, run_dir=tmp_path, probes=make_probes(["rank"]), probe_every=2, progress=False).fit()
     text = (tmp_path / "metrics.jsonl").read_text()
     assert "rank/L0.H1/vo/stable_rank" in text
     assert (tmp_path / "train_rank_stable_rank.png").exists()

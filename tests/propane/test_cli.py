@@ -15,27 +15,48 @@ def test_optimize_then_transfer_to_another_model(tiny_folder, tmp_path):
 
     other = save_tiny_llama(tmp_path / "other", seed=1)
     out, env = tmp_path / "runs", harness_env(HARNESS_CACHE=str(tmp_path / "cache"))
-    result = run_harness("optimize", "--optimizer", "propane", "--model", f"hf:{tiny_folder}",
-                         "--args", "target_prompt=The cat sat,steps=3,prompt_len=3,n_docs=4,doc_len=4,topk=16,"
-                         "batch_size=6",
-                         "--out", out, "--json", env=env)
+    result = run_harness(
+        "optimize",
+        "--optimizer",
+        "propane",
+        "--model",
+        f"hf:{tiny_folder}",
+        "--args",
+        "target_prompt=The cat sat,steps=3,prompt_len=3,n_docs=4,doc_len=4,topk=16,batch_size=6",
+        "--out",
+        out,
+        "--json",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "cache" / "responses.db").exists()  # the run went through the response cache
     report = json.loads(result.stdout)
     folder = Path(report["dir"])
     metrics = report["metrics"]
-    assert metrics["kl_heldout_best"] <= metrics["kl_heldout_initial"]
     for name in ("kl_heldout_initial_stderr", "kl_heldout_best_stderr", "steps_per_second"):
         assert name in metrics
     best = json.loads((folder / "best_prompt.json").read_text())
     assert len(best["token_ids"]) == 3 and best["target_prompt"] == "The cat sat"
     series = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in series] == [0, 1, 2, 3] and all("kl_heldout" in r for r in series)
+    # the search keeps the prompt with the lowest training KL (the held-out KL of 3 steps on 4 documents may not move)
+    assert metrics["kl_train_best"] <= series[0]["kl_train"] + 1e-6
     assert (folder / "kl_curve.png").stat().st_size > 1000
     assert len((folder / "documents.jsonl").read_text().splitlines()) == 8
 
-    result = run_harness("run", "--task", "propane_transfer", "--model", f"hf:{other}",
-                         "--task-args", f"source={report['run_id']},n_docs=4", "--out", out, "--json", env=env)
+    result = run_harness(
+        "run",
+        "--task",
+        "propane_transfer",
+        "--model",
+        f"hf:{other}",
+        "--task-args",
+        f"source={report['run_id']},n_docs=4",
+        "--out",
+        out,
+        "--json",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     transfer = json.loads(result.stdout)["metrics"]
     assert {"kl_transfer", "kl_transfer_stderr", "agreement_transfer", "kl_init"} <= set(transfer)
@@ -45,12 +66,33 @@ def test_optimize_then_transfer_to_another_model(tiny_folder, tmp_path):
 
 def test_usage_errors_exit_2(tiny_folder, tmp_path):
     env = harness_env(HARNESS_CACHE=str(tmp_path / "cache"))
-    result = run_harness("optimize", "--optimizer", "propane", "--model", f"hf:{tiny_folder}", "--out", tmp_path,
-                         env=env)
+    result = run_harness(
+        "optimize", "--optimizer", "propane", "--model", f"hf:{tiny_folder}", "--out", tmp_path, env=env
+    )
     assert result.returncode == 2 and "target_prompt=" in result.stderr
-    result = run_harness("optimize", "--optimizer", "propane", "--model", f"hf:{tiny_folder}", "--out", tmp_path,
-                         "--args", "target_prompt=x,step=3", env=env)
+    result = run_harness(
+        "optimize",
+        "--optimizer",
+        "propane",
+        "--model",
+        f"hf:{tiny_folder}",
+        "--out",
+        tmp_path,
+        "--args",
+        "target_prompt=x,step=3",
+        env=env,
+    )
     assert result.returncode == 2 and "did you mean 'steps'" in result.stderr
-    result = run_harness("run", "--task", "propane_transfer", "--model", f"hf:{tiny_folder}",
-                         "--task-args", "source=nope", "--out", tmp_path, env=env)
+    result = run_harness(
+        "run",
+        "--task",
+        "propane_transfer",
+        "--model",
+        f"hf:{tiny_folder}",
+        "--task-args",
+        "source=nope",
+        "--out",
+        tmp_path,
+        env=env,
+    )
     assert result.returncode == 2 and "unknown run 'nope'" in result.stderr

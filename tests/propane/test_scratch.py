@@ -15,16 +15,34 @@ def checkpoint(tmp_path_factory):
 
     torch.manual_seed(0)
     tokenizer = WordTokenizer([f"w{i}" for i in range(24)])
-    model = build_model(ModelConfig(vocab_size=tokenizer.vocab_size, n_layer=2, n_head=2, d_model=32,
-                                    max_seq_len=24, positions="rotary", init_scale=8.0))
+    model = build_model(
+        ModelConfig(
+            vocab_size=tokenizer.vocab_size,
+            n_layer=2,
+            n_head=2,
+            d_model=32,
+            max_seq_len=24,
+            positions="rotary",
+            init_scale=8.0,
+        )
+    )
     return save_checkpoint_dir(tmp_path_factory.mktemp("scratch") / "model", model, tokenizer, {"add_bos": True})
 
 
 def optimize(checkpoint, tmp_path, options=""):
-    return run_harness("optimize", "--optimizer", "propane", "--model", f"scratch:{checkpoint}",
-                       "--args", f"target_prompt=w3 w7 w11 w5,{options}".rstrip(","), "--out", tmp_path / "runs",
-                       "--json",
-                       env=harness_env(HARNESS_CACHE=str(tmp_path / "cache")))
+    return run_harness(
+        "optimize",
+        "--optimizer",
+        "propane",
+        "--model",
+        f"scratch:{checkpoint}",
+        "--args",
+        f"target_prompt=w3 w7 w11 w5,{options}".rstrip(","),
+        "--out",
+        tmp_path / "runs",
+        "--json",
+        env=harness_env(HARNESS_CACHE=str(tmp_path / "cache")),
+    )
 
 
 def test_propane_on_a_scratch_checkpoint(checkpoint, tmp_path):

@@ -21,8 +21,16 @@ def test_propane_halves_heldout_kl_on_smollm2():
 
     torch.set_num_threads(1)
     lm = load("hf:smollm2")
-    settings = Settings(target_prompt="Write a short poem about the ocean and the stars at night.", steps=100,
-                        topk=256, n_docs=8, n_heldout=16, doc_len=10, batch_size=12, eval_every=10)
+    settings = Settings(
+        target_prompt="Write a short poem about the ocean and the stars at night.",
+        steps=100,
+        topk=256,
+        n_docs=8,
+        n_heldout=16,
+        doc_len=10,
+        batch_size=12,
+        eval_every=10,
+    )
     problem = Problem(lm, settings, seed=0)
     assert 10 <= len(problem.target_ids) <= 15
     trace = search.swap_search(problem, search.GradientProposer(problem), lambda step, record: None)

@@ -17,8 +17,14 @@ def harness_env(**extra) -> dict:
 
 
 def run_harness(*args, timeout: float = 900, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env or harness_env(), cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or harness_env(),
+        cwd=cwd,
+    )
 
 
 def echo_loglikelihood(lm, context: str, continuation: str) -> float:
@@ -30,5 +36,8 @@ def echo_loglikelihood(lm, context: str, continuation: str) -> float:
     ids = encoded["input_ids"]
     with torch.no_grad():
         logprobs = lm.module(torch.tensor([ids])).logits.float().log_softmax(-1)[0]
-    return sum(logprobs[j - 1, ids[j]].item() for j, (start, _) in enumerate(encoded["offset_mapping"])
-               if j > 0 and start >= len(context))
+    return sum(
+        logprobs[j - 1, ids[j]].item()
+        for j, (start, _) in enumerate(encoded["offset_mapping"])
+        if j > 0 and start >= len(context)
+    )

@@ -22,8 +22,9 @@ class Line(EvalTask):
     chunk_size = 1
     needs_model = False
 
-    def __init__(self, a: float = 1.0, shape: str = "flat", n: int = 3, delay: float = 0.0, threads: int = 1,
-                 crash: bool = False):
+    def __init__(
+        self, a: float = 1.0, shape: str = "flat", n: int = 3, delay: float = 0.0, threads: int = 1, crash: bool = False
+    ):
         if shape not in ("flat", "steep"):
             raise UsageError(f"shape={shape}: choose flat or steep")
         self.a, self.shape, self.n, self.delay, self.threads = a, shape, n, delay, threads
@@ -42,9 +43,20 @@ class Line(EvalTask):
     @staticmethod
     def sweep_summary(points, ctx) -> dict:
         """The largest mean y over the points, and a file naming every point's run (to check what it was given)."""
-        ctx.path("points.json").write_text(json.dumps(
-            [{"args": p["args"], "seed": p["seed"], "run_id": p["run_id"], "dir": str(p["dir"]),
-              "y": p["metrics"]["y"]} for p in points]))
+        ctx.path("points.json").write_text(
+            json.dumps(
+                [
+                    {
+                        "args": p["args"],
+                        "seed": p["seed"],
+                        "run_id": p["run_id"],
+                        "dir": str(p["dir"]),
+                        "y": p["metrics"]["y"],
+                    }
+                    for p in points
+                ]
+            )
+        )
         return {"max_y": max(p["metrics"]["y"] for p in points)}
 
 

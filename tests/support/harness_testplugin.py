@@ -30,8 +30,9 @@ class CountingTask(EvalTask):
 
     def evaluate(self, lm, examples, ctx):
         time.sleep(self.delay)
-        return [{"id": e["id"], "hit": float((e["i"] * (e["seed"] + 1)) % 7 == 0), "pid": os.getpid()}
-                for e in examples]
+        return [
+            {"id": e["id"], "hit": float((e["i"] * (e["seed"] + 1)) % 7 == 0), "pid": os.getpid()} for e in examples
+        ]
 
 
 @hookimpl

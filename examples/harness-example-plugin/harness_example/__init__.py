@@ -27,18 +27,25 @@ class Capitals(EvalTask):
         text = resources.files(__name__).joinpath("capitals.jsonl").read_text()
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
         prefix = "".join(f"The capital of {r['country']} is {r['answer']}.\n" for r in rows[: self.shots])
-        return [{"id": r["country"], "prompt": f"{prefix}The capital of {r['country']} is", **r}
-                for r in rows[self.shots:]]
+        return [
+            {"id": r["country"], "prompt": f"{prefix}The capital of {r['country']} is", **r} for r in rows[self.shots :]
+        ]
 
     def evaluate(self, lm, examples: list[dict], ctx) -> list[dict]:
         pairs = [(e["prompt"], f" {choice}") for e in examples for choice in e["choices"]]
         scores = [logprob for logprob, _ in lm.loglikelihood(pairs)]
         records = []
         for i, example in enumerate(examples):
-            mine = scores[4 * i: 4 * i + 4]
+            mine = scores[4 * i : 4 * i + 4]
             picked = example["choices"][mine.index(max(mine))]
-            records.append({"id": example["id"], "picked": picked, "answer": example["answer"],
-                            "accuracy": float(picked == example["answer"])})
+            records.append(
+                {
+                    "id": example["id"],
+                    "picked": picked,
+                    "answer": example["answer"],
+                    "accuracy": float(picked == example["answer"]),
+                }
+            )
         return records
 
 

@@ -20,8 +20,24 @@ def test_shots_move_examples_into_the_prompt():
 
 
 def test_runs_through_the_cli(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--task", "capitals", "--model", "hf:smollm2",
-                          "--out", str(tmp_path), "--json"], capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            "--task",
+            "capitals",
+            "--model",
+            "hf:smollm2",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout)["metrics"]
     assert metrics["accuracy"] >= 0.5  # chance is 0.25; a 135M instruct model knows most of these capitals
