@@ -5,7 +5,8 @@ Points are grouped by every task argument except ``n`` (one group = one model, e
 the smallest n whose mean test accuracy reaches 0.9 (``n_to_0.9``) and, in the next-token setting, the smallest n
 whose mean test error is at most 0.05 (``n_to_error_0.05``). A threshold not reached within the swept n is written
 as ``inf``. The sweep itself plots the point metrics against n (the preset's ``plots``); this adds, when the sweep
-varies ``d_model``, the n needed against the embedding dimension, one line per attention type.
+varies ``d_model``, the n needed against the embedding dimension, one line per attention type, and the test error
+against the dimension at each fixed n.
 """
 
 from __future__ import annotations
@@ -83,3 +84,11 @@ def plot_against_dimension(groups: dict, names: list[str], ctx) -> None:
     plot_lines(ctx.path("n_needed_vs_dimension.png"), series, xlabel="embedding dimension d_model",
                ylabel=f"n to reach test error <= {ERROR_THRESHOLD}", logx=True, logy=True,
                title=f"data needed against dimension (missing: not reached by n={largest})")
+    by_n: dict[str, list[tuple[int, float]]] = defaultdict(list)  # the same law read at fixed n
+    for key, curve in groups.items():
+        for n, values in curve.items():
+            if "test_error" in values:
+                by_n[f"{label(key, others)},n={n}"].append((int(dict(key)["d_model"]), values["test_error"][0]))
+    series = {name: ([d for d, _ in sorted(pts)], [e for _, e in sorted(pts)]) for name, pts in sorted(by_n.items())}
+    plot_lines(ctx.path("test_error_vs_dimension.png"), series, xlabel="embedding dimension d_model",
+               ylabel="test error (unseen symbols)", logx=True, title="test error against dimension at fixed n")

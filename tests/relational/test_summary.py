@@ -28,6 +28,7 @@ def test_n_to_threshold_uses_the_mean_over_seeds(tmp_path):
     assert metrics["test_accuracy_at_max_n@attention=sdpa"] == 0.7
     assert "n_to_error_0.05@attention=sdpa" not in metrics  # regression sweeps have no error threshold
     assert not (tmp_path / "n_needed_vs_dimension.png").exists()
+    assert not (tmp_path / "test_error_vs_dimension.png").exists()
 
 
 def test_next_token_sweep_over_dimension_plots_n_needed(tmp_path):
@@ -40,4 +41,5 @@ def test_next_token_sweep_over_dimension_plots_n_needed(tmp_path):
     metrics = Relational.sweep_summary(points, Context(tmp_path))
     assert metrics["n_to_error_0.05@attention=sdpa,d_model=64"] == 128
     assert metrics["n_to_error_0.05@attention=identity,d_model=64"] == 16
-    assert (tmp_path / "n_needed_vs_dimension.png").stat().st_size > 1000
+    for plot in ("n_needed_vs_dimension.png", "test_error_vs_dimension.png"):
+        assert (tmp_path / plot).stat().st_size > 1000
