@@ -19,8 +19,12 @@ def identity_attention(config, layer_index: int):
 
 @hookimpl
 def harness_register_components(register):
-    register("attention", "identity", identity_attention,
-             description="attention with W_Q W_K^T + a_h I and W_V W_O + b_h I per head (a_h, b_h from 0)")
+    register(
+        "attention",
+        "identity",
+        identity_attention,
+        description="attention with W_Q W_K^T + a_h I and W_V W_O + b_h I per head (a_h, b_h from 0)",
+    )
 
 
 @hookimpl
@@ -28,7 +32,13 @@ def harness_register_tasks(register):
     from harness.plugins.relational.llm import RelationalLLM
     from harness.plugins.relational.task import Relational
 
-    register("relational", Relational,
-             description="template tasks (aba vs abb, copy) over unseen symbols, trained from scratch")
-    register("relational_llm", RelationalLLM,
-             description="the template tasks in context: k labelled examples, then a query with unseen symbols")
+    register(
+        "relational",
+        Relational,
+        description="template tasks (aba vs abb, copy) over unseen symbols, trained from scratch",
+    )
+    register(
+        "relational_llm",
+        RelationalLLM,
+        description="the template tasks in context: k labelled examples, then a query with unseen symbols",
+    )

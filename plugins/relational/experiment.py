@@ -95,8 +95,10 @@ def identity_scalars(model) -> dict:
     if not a:
         return {}
     b = [m.identity_value for m in model.modules() if hasattr(m, "identity_value")]
-    return {"a_h_abs_mean": float(torch.cat(a).detach().abs().mean()),
-            "b_h_abs_mean": float(torch.cat(b).detach().abs().mean())}
+    return {
+        "a_h_abs_mean": float(torch.cat(a).detach().abs().mean()),
+        "b_h_abs_mean": float(torch.cat(b).detach().abs().mean()),
+    }
 
 
 def run_experiment(data: DataConfig, spec: ModelSpec, train: TrainSpec, ctx, threads: int = 1) -> dict[str, float]:
@@ -124,11 +126,26 @@ def run_experiment(data: DataConfig, spec: ModelSpec, train: TrainSpec, ctx, thr
         values["test_error"] = 1.0 - values["test_accuracy"]
         return values
 
-    config = TrainConfig(steps=train.steps, batch_size=train.batch_size, lr=train.lr, weight_decay=0.0,
-                         warmup=0.1, schedule="cosine", grad_clip=1.0, seed=ctx.seed_for("batches"),
-                         eval_every=train.eval_every, log_every=max(1, train.eval_every // 2))
-    trainer = ctx.trainer(model, config, batches, loss_fn=lambda m, b: loss(m, b["input_ids"], b["targets"]),
-                          evaluate=evaluate, progress=False)
+    config = TrainConfig(
+        steps=train.steps,
+        batch_size=train.batch_size,
+        lr=train.lr,
+        weight_decay=0.0,
+        warmup=0.1,
+        schedule="cosine",
+        grad_clip=1.0,
+        seed=ctx.seed_for("batches"),
+        eval_every=train.eval_every,
+        log_every=max(1, train.eval_every // 2),
+    )
+    trainer = ctx.trainer(
+        model,
+        config,
+        batches,
+        loss_fn=lambda m, b: loss(m, b["input_ids"], b["targets"]),
+        evaluate=evaluate,
+        progress=False,
+    )
     result = trainer.fit()
     plot_learning_curves(ctx, trainer.history)
     model.eval()
@@ -147,5 +164,6 @@ def plot_learning_curves(ctx, history: list[dict]) -> None:
         if points:
             series[f"{split} symbols"] = ([p[0] for p in points], [p[1] for p in points])
     if series:
-        plot_lines(ctx.path("learning_curves.png"), series, xlabel="step", ylabel="accuracy",
-                   title="accuracy during training")
+        plot_lines(
+            ctx.path("learning_curves.png"), series, xlabel="step", ylabel="accuracy", title="accuracy during training"
+        )

@@ -67,8 +67,16 @@ class RelationalLLM(EvalTask):
     chunk_size = 32
     variant_args = ("templates", "symbols", "mode")
 
-    def __init__(self, templates: str = "aba_abb", examples: int = 200, shots: int = 8, symbols: str = "letters",
-                 label_words: str = "A,B", mode: str = "loglikelihood", max_tokens: int = 4):
+    def __init__(
+        self,
+        templates: str = "aba_abb",
+        examples: int = 200,
+        shots: int = 8,
+        symbols: str = "letters",
+        label_words: str = "A,B",
+        mode: str = "loglikelihood",
+        max_tokens: int = 4,
+    ):
         """
         Args:
             templates: a named set (aba_abb, same_different, aabb_abab, odd_one_out, copy) or PATTERN:LABEL pairs.
@@ -98,8 +106,13 @@ class RelationalLLM(EvalTask):
                 raise UsageError(f"{name}={value}: give a positive number")
         if symbols == "letters" and 2 * max(len(t.wildcards) for t in self.templates) > len(LETTERS):
             raise UsageError("templates with this many wildcards need symbols=words or symbols=tokens")
-        self.n_examples, self.shots, self.symbols, self.mode, self.max_tokens = (examples, shots, symbols, mode,
-                                                                                 max_tokens)
+        self.n_examples, self.shots, self.symbols, self.mode, self.max_tokens = (
+            examples,
+            shots,
+            symbols,
+            mode,
+            max_tokens,
+        )
         self.metrics = ("accuracy", "margin") if mode == "loglikelihood" else ("accuracy",)
 
     # examples ------------------------------------------------------------------------------------------------------
@@ -122,13 +135,20 @@ class RelationalLLM(EvalTask):
             rest = [s for s in pool if s not in query]  # the shots never use the query's symbols
             order = [j % len(self.templates) for j in range(self.shots)]
             random.shuffle(order)
-            shots = [self.line(self.templates[j], random.sample(rest, len(self.templates[j].wildcards)))
-                     for j in order]
+            shots = [self.line(self.templates[j], random.sample(rest, len(self.templates[j].wildcards))) for j in order]
             line, answer = self.line(query_template, query)
             candidates = list(self.names.values()) if not self.symbolic else list(dict.fromkeys(query))
             prompt = INSTRUCTION + "".join(f"{text}: {label}\n" for text, label in shots) + f"{line}:"
-            out.append({"id": str(i), "prompt": prompt, "query": line, "template": query_template.pattern,
-                        "target": answer, "candidates": candidates})
+            out.append(
+                {
+                    "id": str(i),
+                    "prompt": prompt,
+                    "query": line,
+                    "template": query_template.pattern,
+                    "target": answer,
+                    "candidates": candidates,
+                }
+            )
         return out
 
     def line(self, template: Template, symbols: list[str]) -> tuple[str, str]:
@@ -151,8 +171,15 @@ class RelationalLLM(EvalTask):
             choice = e["candidates"][max(range(len(logliks)), key=logliks.__getitem__)]
             right = logliks[e["candidates"].index(e["target"])]
             wrong = max(ll for c, ll in zip(e["candidates"], logliks) if c != e["target"])
-            records.append({**e, "loglikelihoods": logliks, "answer": choice,
-                            "accuracy": float(choice == e["target"]), "margin": right - wrong})
+            records.append(
+                {
+                    **e,
+                    "loglikelihoods": logliks,
+                    "answer": choice,
+                    "accuracy": float(choice == e["target"]),
+                    "margin": right - wrong,
+                }
+            )
         return records
 
     def evaluate_generate(self, lm, examples: list[dict], ctx) -> list[dict]:

@@ -60,10 +60,22 @@ def build(spec: ModelSpec, setting: str, vocab_size: int, length: int) -> nn.Mod
     n_outputs = 1 if setting == "regression" else vocab_size
     if spec.attention == BASELINE:
         return OneHotMLP(vocab_size, length, 4 * spec.d_model, spec.n_layer, n_outputs)
-    config = ModelConfig(vocab_size=vocab_size, n_layer=spec.n_layer, n_head=spec.n_head, d_model=spec.d_model,
-                         max_seq_len=length, positions="learned", attention=spec.attention, ffn="gelu",
-                         norm="layernorm", head="regression" if setting == "regression" else "lm",
-                         n_outputs=1, tie_embeddings=setting == "next_token", bias=False, causal=False)
+    config = ModelConfig(
+        vocab_size=vocab_size,
+        n_layer=spec.n_layer,
+        n_head=spec.n_head,
+        d_model=spec.d_model,
+        max_seq_len=length,
+        positions="learned",
+        attention=spec.attention,
+        ffn="gelu",
+        norm="layernorm",
+        head="regression" if setting == "regression" else "lm",
+        n_outputs=1,
+        tie_embeddings=setting == "next_token",
+        bias=False,
+        causal=False,
+    )
     model = build_model(config)
     with torch.no_grad():  # N(0, 1) token and position embeddings, as the reference code's defaults
         model.tok_emb.weight.normal_(0.0, 1.0)

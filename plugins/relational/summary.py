@@ -28,8 +28,10 @@ def curves(points: list[dict]) -> dict[tuple, dict[int, dict[str, tuple[float, f
         for metric in ("test_accuracy", "test_error", "test_loss"):
             if metric in point["metrics"]:
                 values[key][int(point["args"]["n"])][metric].append(float(point["metrics"][metric]))
-    return {key: {n: {m: mean_stderr(v) for m, v in by_metric.items()} for n, by_metric in sorted(by_n.items())}
-            for key, by_n in values.items()}
+    return {
+        key: {n: {m: mean_stderr(v) for m, v in by_metric.items()} for n, by_metric in sorted(by_n.items())}
+        for key, by_n in values.items()
+    }
 
 
 def first_n(curve: dict[int, dict[str, tuple[float, float]]], metric: str, passes) -> float:
@@ -57,11 +59,13 @@ def summarize(points: list[dict], ctx) -> dict[str, float]:
     metrics = {}
     for key, curve in groups.items():
         suffix = f"@{label(key, names)}" if names else ""
-        metrics[f"n_to_{ACCURACY_THRESHOLD}{suffix}"] = first_n(curve, "test_accuracy",
-                                                                  lambda v: v >= ACCURACY_THRESHOLD)
+        metrics[f"n_to_{ACCURACY_THRESHOLD}{suffix}"] = first_n(
+            curve, "test_accuracy", lambda v: v >= ACCURACY_THRESHOLD
+        )
         if dict(key).get("setting") == "next_token":
-            metrics[f"n_to_error_{ERROR_THRESHOLD}{suffix}"] = first_n(curve, "test_error",
-                                                                        lambda v: v <= ERROR_THRESHOLD)
+            metrics[f"n_to_error_{ERROR_THRESHOLD}{suffix}"] = first_n(
+                curve, "test_error", lambda v: v <= ERROR_THRESHOLD
+            )
         largest = max(curve)
         metrics[f"test_accuracy_at_max_n{suffix}"] = curve[largest]["test_accuracy"][0]
     if "d_model" in names:
@@ -81,14 +85,26 @@ def plot_against_dimension(groups: dict, names: list[str], ctx) -> None:
             lines[label(key, others)].append((int(dict(key)["d_model"]), needed))
     series = {name: ([d for d, _ in sorted(pts)], [n for _, n in sorted(pts)]) for name, pts in sorted(lines.items())}
     largest = max(n for curve in groups.values() for n in curve)
-    plot_lines(ctx.path("n_needed_vs_dimension.png"), series, xlabel="embedding dimension d_model",
-               ylabel=f"n to reach test error <= {ERROR_THRESHOLD}", logx=True, logy=True,
-               title=f"data needed against dimension (missing: not reached by n={largest})")
+    plot_lines(
+        ctx.path("n_needed_vs_dimension.png"),
+        series,
+        xlabel="embedding dimension d_model",
+        ylabel=f"n to reach test error <= {ERROR_THRESHOLD}",
+        logx=True,
+        logy=True,
+        title=f"data needed against dimension (missing: not reached by n={largest})",
+    )
     by_n: dict[str, list[tuple[int, float]]] = defaultdict(list)  # the same law read at fixed n
     for key, curve in groups.items():
         for n, values in curve.items():
             if "test_error" in values:
                 by_n[f"{label(key, others)},n={n}"].append((int(dict(key)["d_model"]), values["test_error"][0]))
     series = {name: ([d for d, _ in sorted(pts)], [e for _, e in sorted(pts)]) for name, pts in sorted(by_n.items())}
-    plot_lines(ctx.path("test_error_vs_dimension.png"), series, xlabel="embedding dimension d_model",
-               ylabel="test error (unseen symbols)", logx=True, title="test error against dimension at fixed n")
+    plot_lines(
+        ctx.path("test_error_vs_dimension.png"),
+        series,
+        xlabel="embedding dimension d_model",
+        ylabel="test error (unseen symbols)",
+        logx=True,
+        title="test error against dimension at fixed n",
+    )

@@ -13,6 +13,7 @@ from harness.errors import UsageError
 
 BASELINE = "mlp"  # the attention value that asks for the MLP baseline instead of a transformer
 
+
 class Relational:
     """Regression (CLS token, MSE, label +-1) or next-token (symbolic labels, tied embeddings) on template tasks.
 
@@ -24,11 +25,26 @@ class Relational:
     version = "1"
     primary_metric = "test_accuracy"
 
-    def __init__(self, setting: str = "regression", templates: str = "auto", n: int = 256, alphabet: int = 0,
-                 val_alphabet: int = 256, test_alphabet: int = 256, val_examples: int = 512,
-                 test_examples: int = 1024, attention: str = "sdpa", d_model: int = 64, n_layer: int = 2,
-                 n_head: int = 4, freeze_embeddings: bool | None = None, steps: int = 1000, batch_size: int = 64,
-                 lr: float = 3e-3, threads: int = 1):
+    def __init__(
+        self,
+        setting: str = "regression",
+        templates: str = "auto",
+        n: int = 256,
+        alphabet: int = 0,
+        val_alphabet: int = 256,
+        test_alphabet: int = 256,
+        val_examples: int = 512,
+        test_examples: int = 1024,
+        attention: str = "sdpa",
+        d_model: int = 64,
+        n_layer: int = 2,
+        n_head: int = 4,
+        freeze_embeddings: bool | None = None,
+        steps: int = 1000,
+        batch_size: int = 64,
+        lr: float = 3e-3,
+        threads: int = 1,
+    ):
         """
         Args:
             setting: regression (CLS token + regression head, MSE) or next_token (tied embeddings, cross-entropy).
@@ -46,17 +62,29 @@ class Relational:
             threads: torch threads (1: the sweep runs points side by side instead).
         """
         self.templates = parse_templates(templates, setting)
-        for name, value in (("n", n), ("val_alphabet", val_alphabet), ("test_alphabet", test_alphabet),
-                            ("val_examples", val_examples), ("test_examples", test_examples), ("steps", steps),
-                            ("batch_size", batch_size), ("d_model", d_model), ("n_layer", n_layer),
-                            ("n_head", n_head), ("threads", threads)):
+        for name, value in (
+            ("n", n),
+            ("val_alphabet", val_alphabet),
+            ("test_alphabet", test_alphabet),
+            ("val_examples", val_examples),
+            ("test_examples", test_examples),
+            ("steps", steps),
+            ("batch_size", batch_size),
+            ("d_model", d_model),
+            ("n_layer", n_layer),
+            ("n_head", n_head),
+            ("threads", threads),
+        ):
             if value < 1:
                 raise UsageError(f"{name}={value}: give a positive number")
         if alphabet < 0:
             raise UsageError(f"alphabet={alphabet}: give a positive size, or 0 to use n")
         need = max(len(t.wildcards) for t in self.templates)
-        for name, size in (("alphabet", alphabet or n), ("val_alphabet", val_alphabet),
-                           ("test_alphabet", test_alphabet)):
+        for name, size in (
+            ("alphabet", alphabet or n),
+            ("val_alphabet", val_alphabet),
+            ("test_alphabet", test_alphabet),
+        ):
             if size < need:
                 raise UsageError(f"{name}={size} cannot fill {need} distinct wildcards; give at least {need}")
         if d_model % n_head:
@@ -65,12 +93,19 @@ class Relational:
             raise UsageError(f"lr={lr}: give a positive learning rate")
         check_attention(attention)
         self.setting = setting
-        self.data_args = dict(n=n, alphabet=alphabet or n, val_alphabet=val_alphabet, test_alphabet=test_alphabet,
-                              val_examples=val_examples, test_examples=test_examples)
+        self.data_args = dict(
+            n=n,
+            alphabet=alphabet or n,
+            val_alphabet=val_alphabet,
+            test_alphabet=test_alphabet,
+            val_examples=val_examples,
+            test_examples=test_examples,
+        )
         if freeze_embeddings is None:
             freeze_embeddings = setting == "next_token"
-        self.model_args = dict(attention=attention, d_model=d_model, n_layer=n_layer, n_head=n_head,
-                               freeze_embeddings=freeze_embeddings)
+        self.model_args = dict(
+            attention=attention, d_model=d_model, n_layer=n_layer, n_head=n_head, freeze_embeddings=freeze_embeddings
+        )
         self.train_args = dict(steps=steps, batch_size=batch_size, lr=lr, eval_every=max(1, steps // 10))
         self.threads = threads
 

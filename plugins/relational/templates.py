@@ -59,8 +59,10 @@ def parse_templates(text: str, setting: str) -> list[Template]:
     if text in NAMED_TEMPLATES:
         written_for, text = NAMED_TEMPLATES[text]
         if written_for != setting:
-            raise UsageError(f"templates for setting={written_for} given with setting={setting}; choose "
-                             f"{', '.join(k for k, (s, _) in NAMED_TEMPLATES.items() if s == setting)} or a list")
+            raise UsageError(
+                f"templates for setting={written_for} given with setting={setting}; choose "
+                f"{', '.join(k for k, (s, _) in NAMED_TEMPLATES.items() if s == setting)} or a list"
+            )
     templates = [_parse_one(part.strip(), setting) for part in text.split(",") if part.strip()]
     if not templates:
         raise UsageError(f"templates={text!r}: give PATTERN:LABEL pairs, e.g. templates=aba:+1,abb:-1")
@@ -71,8 +73,10 @@ def parse_templates(text: str, setting: str) -> list[Template]:
     for template in templates:
         other = shapes.setdefault(template.shape(), template)
         if other is not template:
-            raise UsageError(f"templates {other.pattern} and {template.pattern} are the same up to renaming "
-                             "wildcards; give templates no model could confuse")
+            raise UsageError(
+                f"templates {other.pattern} and {template.pattern} are the same up to renaming "
+                "wildcards; give templates no model could confuse"
+            )
     if setting == "regression" and len({t.label for t in templates}) < 2:
         raise UsageError(f"templates={text}: regression needs at least two different labels")
     return templates
@@ -90,8 +94,10 @@ def _parse_one(part: str, setting: str) -> Template:
         except ValueError:
             raise UsageError(f"template {part!r}: setting=regression needs a number label, e.g. aba:+1") from None
     if len(label) != 1 or (is_wildcard(label) and label not in pattern):
-        raise UsageError(f"template {part!r}: setting=next_token needs one slot character as label, a wildcard "
-                         "of the pattern (ab:a) or a fixed character")
+        raise UsageError(
+            f"template {part!r}: setting=next_token needs one slot character as label, a wildcard "
+            "of the pattern (ab:a) or a fixed character"
+        )
     return Template(pattern, label)
 
 
@@ -142,13 +148,13 @@ def fill(template: Template, symbols: list[int], vocab: Vocabulary) -> tuple[lis
     return tokens, label
 
 
-def make_split(templates: list[Template], count: int, alphabet: range, rng: random.Random,
-               vocab: Vocabulary) -> Split:
+def make_split(templates: list[Template], count: int, alphabet: range, rng: random.Random, vocab: Vocabulary) -> Split:
     """``count`` examples, templates in equal shares (shuffled), wildcards filled without replacement."""
     need = max(len(t.wildcards) for t in templates)
     if len(alphabet) < need:
-        raise UsageError(f"an alphabet of {len(alphabet)} symbols cannot fill {need} distinct wildcards; "
-                         "give a larger alphabet")
+        raise UsageError(
+            f"an alphabet of {len(alphabet)} symbols cannot fill {need} distinct wildcards; give a larger alphabet"
+        )
     order = [i % len(templates) for i in range(count)]
     rng.shuffle(order)
     split = Split([], [], [])

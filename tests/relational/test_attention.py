@@ -37,7 +37,7 @@ def test_identity_terms_attend_to_and_copy_the_same_token():
             proj.weight.zero_()
         attn.identity_logit.fill_(50.0)
         attn.identity_value.fill_(1.0 / attn.n_head)
-    vectors = F.normalize(torch.randn(5, 32), dim=-1) * 32 ** 0.5
+    vectors = F.normalize(torch.randn(5, 32), dim=-1) * 32**0.5
     x = torch.stack([vectors[0], vectors[1], vectors[2], vectors[3], vectors[1]]).unsqueeze(0)
     out = attn(x)
     torch.testing.assert_close(out[0, -1], vectors[1], atol=1e-3, rtol=1e-3)

@@ -28,10 +28,18 @@ def tiny_folder(tmp_path_factory):
     from harness.backends.hf import pull
 
     tokenizer = AutoTokenizer.from_pretrained(pull("smollm2"))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
     folder = tmp_path_factory.mktemp("tiny-llama")
@@ -40,8 +48,9 @@ def tiny_folder(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("templates, symbols", [("aba_abb", "letters"), ("aabb_abab", "words"),
-                                                ("odd_one_out", "letters")])
+@pytest.mark.parametrize(
+    "templates, symbols", [("aba_abb", "letters"), ("aabb_abab", "words"), ("odd_one_out", "letters")]
+)
 def test_query_symbols_never_occur_in_the_shots_and_labels_are_balanced(templates, symbols):
     task = RelationalLLM(templates=templates, examples=40, shots=6, symbols=symbols)
     examples = task.examples(Context())
@@ -68,14 +77,17 @@ def test_number_labels_get_label_words_in_order():
         assert example["target"] == ("yes" if a == c else "no") and example["candidates"] == ["yes", "no"]
 
 
-@pytest.mark.parametrize("args, message", [
-    ({"symbols": "emoji"}, "choose one of letters"),
-    ({"mode": "sample"}, "choose one of loglikelihood"),
-    ({"label_words": "A"}, "give 2 words"),
-    ({"label_words": "A,A"}, "distinct single words"),
-    ({"shots": 0}, "positive"),
-    ({"templates": "aba:+1,bab:-1"}, "renaming"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"symbols": "emoji"}, "choose one of letters"),
+        ({"mode": "sample"}, "choose one of loglikelihood"),
+        ({"label_words": "A"}, "give 2 words"),
+        ({"label_words": "A,A"}, "distinct single words"),
+        ({"shots": 0}, "positive"),
+        ({"templates": "aba:+1,bab:-1"}, "renaming"),
+    ],
+)
 def test_bad_args(args, message):
     with pytest.raises(UsageError, match=message):
         RelationalLLM(**args)
@@ -84,8 +96,20 @@ def test_bad_args(args, message):
 def test_tiny_model_through_the_cli_both_modes_and_vocabulary_tokens(tmp_path, tiny_folder):
     env = harness_env(HARNESS_CACHE=str(tmp_path / "cache"))
     out = tmp_path / "runs"
-    done = run_harness("run", "--task", "relational_llm", "--model", f"hf:{tiny_folder}", "--task-args",
-                       "examples=24,shots=4,symbols=tokens", "--out", out, "--json", env=env, timeout=300)
+    done = run_harness(
+        "run",
+        "--task",
+        "relational_llm",
+        "--model",
+        f"hf:{tiny_folder}",
+        "--task-args",
+        "examples=24,shots=4,symbols=tokens",
+        "--out",
+        out,
+        "--json",
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     metrics = result["metrics"]
@@ -99,8 +123,20 @@ def test_tiny_model_through_the_cli_both_modes_and_vocabulary_tokens(tmp_path, t
         assert s["margin"] == pytest.approx(right - wrong if s["accuracy"] else right - max(s["loglikelihoods"]))
     assert "margin_stderr" in metrics
 
-    generated = run_harness("run", "--task", "relational_llm", "--model", f"hf:{tiny_folder}", "--task-args",
-                            "examples=6,shots=2,mode=generate", "--out", out, "--json", env=env, timeout=300)
+    generated = run_harness(
+        "run",
+        "--task",
+        "relational_llm",
+        "--model",
+        f"hf:{tiny_folder}",
+        "--task-args",
+        "examples=6,shots=2,mode=generate",
+        "--out",
+        out,
+        "--json",
+        env=env,
+        timeout=300,
+    )
     assert generated.returncode == 0, generated.stderr[-2000:]
     run_id = json.loads(generated.stdout)["run_id"]
     samples = [json.loads(line) for line in (out / run_id / "samples.jsonl").read_text().splitlines()]
@@ -108,9 +144,11 @@ def test_tiny_model_through_the_cli_both_modes_and_vocabulary_tokens(tmp_path, t
 
 
 def test_bad_args_through_the_cli_exit_2(tmp_path):
-    bad = run_harness("run", "--task", "relational_llm", "--model", "hf:smollm2", "--task-args", "symbols=emoji",
-                      "--out", tmp_path)
+    bad = run_harness(
+        "run", "--task", "relational_llm", "--model", "hf:smollm2", "--task-args", "symbols=emoji", "--out", tmp_path
+    )
     assert bad.returncode == 2 and "symbols=emoji" in bad.stderr
-    bad = run_harness("run", "--task", "relational_llm", "--model", "hf:smollm2", "--task-args", "shot=3",
-                      "--out", tmp_path)
+    bad = run_harness(
+        "run", "--task", "relational_llm", "--model", "hf:smollm2", "--task-args", "shot=3", "--out", tmp_path
+    )
     assert bad.returncode == 2 and "shots" in bad.stderr

@@ -12,8 +12,7 @@ from harness.plugins.relational.templates import CLS, Vocabulary, make_split, pa
 def test_regression_inputs_end_with_the_cls_token_that_the_head_reads(one_thread):
     templates = parse_templates("aba_abb", "regression")
     vocab = Vocabulary.build(templates, 10, 10, 10)
-    ids, targets = as_tensors(make_split(templates, 8, vocab.alphabet("train"), random.Random(0), vocab),
-                              "regression")
+    ids, targets = as_tensors(make_split(templates, 8, vocab.alphabet("train"), random.Random(0), vocab), "regression")
     assert ids.shape == (8, 4) and (ids[:, -1] == CLS).all() and set(targets.tolist()) == {1.0, -1.0}
     torch.manual_seed(0)
     model = build(ModelSpec(attention="identity", d_model=32, n_head=4), "regression", vocab.size, 4)
@@ -55,8 +54,12 @@ def test_score_uses_the_nearest_label_for_regression_and_argmax_for_next_token()
             return self.out
 
     labels = torch.tensor([-1.0, 1.0])
-    result = score(Fixed(torch.tensor([[0.2], [-3.0], [0.9], [-0.1]])), torch.zeros(4, 4, dtype=torch.long),
-                   torch.tensor([1.0, -1.0, -1.0, 1.0]), labels)
+    result = score(
+        Fixed(torch.tensor([[0.2], [-3.0], [0.9], [-0.1]])),
+        torch.zeros(4, 4, dtype=torch.long),
+        torch.tensor([1.0, -1.0, -1.0, 1.0]),
+        labels,
+    )
     assert result["accuracy"] == 0.5
     logits = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]])
     assert score(Fixed(logits), torch.zeros(2, 2, dtype=torch.long), torch.tensor([1, 2]), None)["accuracy"] == 0.5

@@ -60,8 +60,7 @@ def test_inverse_scaling_table():
         for d, cell in zip((32, 64, 128), cells):
             needed, error = re.fullmatch(r"(>?\s?\d+) \(([\d.]+)\)", cell).groups()
             assert n_value(needed.replace(" ", "")) == m[f"n_to_error_0.05@attention={attention},d_model={d}"]
-            assert float(error) == pytest.approx(m[f"test_error@d_model={d},n=2048,attention={attention}"],
-                                                 abs=6e-4)
+            assert float(error) == pytest.approx(m[f"test_error@d_model={d},n=2048,attention={attention}"], abs=6e-4)
 
 
 def test_llm_table():

@@ -14,14 +14,24 @@ class Context:
 
 
 def point(n, seed, accuracy, **args):
-    return {"args": {"n": n, **args}, "seed": seed, "run_id": f"r{n}{seed}", "dir": None,
-            "metrics": {"test_accuracy": accuracy, "test_error": 1 - accuracy, "test_loss": 1 - accuracy}}
+    return {
+        "args": {"n": n, **args},
+        "seed": seed,
+        "run_id": f"r{n}{seed}",
+        "dir": None,
+        "metrics": {"test_accuracy": accuracy, "test_error": 1 - accuracy, "test_loss": 1 - accuracy},
+    }
 
 
 def test_n_to_threshold_uses_the_mean_over_seeds(tmp_path):
-    points = [point(16, 0, 0.95, attention="identity"), point(16, 1, 0.80, attention="identity"),  # mean 0.875
-              point(64, 0, 0.90, attention="identity"), point(64, 1, 0.92, attention="identity"),
-              point(16, 0, 0.5, attention="sdpa"), point(64, 0, 0.7, attention="sdpa")]
+    points = [
+        point(16, 0, 0.95, attention="identity"),
+        point(16, 1, 0.80, attention="identity"),  # mean 0.875
+        point(64, 0, 0.90, attention="identity"),
+        point(64, 1, 0.92, attention="identity"),
+        point(16, 0, 0.5, attention="sdpa"),
+        point(64, 0, 0.7, attention="sdpa"),
+    ]
     metrics = Relational.sweep_summary(points, Context(tmp_path))
     assert metrics["n_to_0.9@attention=identity"] == 64
     assert math.isinf(metrics["n_to_0.9@attention=sdpa"])
@@ -35,8 +45,7 @@ def test_next_token_sweep_over_dimension_plots_n_needed(tmp_path):
     points = []
     for d, needed in ((16, 32), (32, 64), (64, 128)):
         for n in (16, 32, 64, 128):
-            points.append(point(n, 0, 0.97 if n >= needed else 0.5, setting="next_token", d_model=d,
-                                attention="sdpa"))
+            points.append(point(n, 0, 0.97 if n >= needed else 0.5, setting="next_token", d_model=d, attention="sdpa"))
             points.append(point(n, 0, 0.99, setting="next_token", d_model=d, attention="identity"))
     metrics = Relational.sweep_summary(points, Context(tmp_path))
     assert metrics["n_to_error_0.05@attention=sdpa,d_model=64"] == 128

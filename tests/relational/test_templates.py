@@ -18,8 +18,11 @@ def splits(text: str, setting: str, sizes=(40, 30, 20), count=300, seed=0):
     templates = parse_templates(text, setting)
     vocab = Vocabulary.build(templates, *sizes)
     rng = random.Random(seed)
-    return templates, vocab, {name: make_split(templates, count, vocab.alphabet(name), rng, vocab)
-                              for name in ("train", "val", "test")}
+    return (
+        templates,
+        vocab,
+        {name: make_split(templates, count, vocab.alphabet(name), rng, vocab) for name in ("train", "val", "test")},
+    )
 
 
 def test_alphabets_are_disjoint_ranges_after_cls_and_fixed_tokens():
@@ -65,17 +68,20 @@ def test_named_sets_and_defaults():
     assert all(is_wildcard(c) for t in parse_templates("aabb_abab", "regression") for c in t.pattern)
 
 
-@pytest.mark.parametrize("text, setting, message", [
-    ("aba:+1,bab:-1", "regression", "same up to renaming"),
-    ("aba:+1,abba:-1", "regression", "same length"),
-    ("aba:+1,abb:+1", "regression", "two different labels"),
-    ("aba:yes,abb:no", "regression", "number label"),
-    ("ab:c", "next_token", "one slot character"),
-    ("XY:+1", "regression", "no wildcard"),
-    ("aba", "regression", "PATTERN:LABEL"),
-    ("copy", "regression", "setting=next_token"),
-    ("aba:+1", "classification", "choose one of"),
-])
+@pytest.mark.parametrize(
+    "text, setting, message",
+    [
+        ("aba:+1,bab:-1", "regression", "same up to renaming"),
+        ("aba:+1,abba:-1", "regression", "same length"),
+        ("aba:+1,abb:+1", "regression", "two different labels"),
+        ("aba:yes,abb:no", "regression", "number label"),
+        ("ab:c", "next_token", "one slot character"),
+        ("XY:+1", "regression", "no wildcard"),
+        ("aba", "regression", "PATTERN:LABEL"),
+        ("copy", "regression", "setting=next_token"),
+        ("aba:+1", "classification", "choose one of"),
+    ],
+)
 def test_bad_templates_are_usage_errors(text, setting, message):
     with pytest.raises(UsageError, match=message):
         parse_templates(text, setting)
