@@ -266,7 +266,7 @@ def test_api_key_is_required_when_set(tiny):
 
 
 def test_concurrent_requests_share_engine_calls(tiny):
-    lm = SlowLM(tiny, delay=0.3)
+    lm = SlowLM(tiny, delay=1.0)  # the first call holds the engine while the others arrive
     with Live(lm, batch_window=0.05) as live:
         body = {"model": "tiny", "max_tokens": 3, "temperature": 0}
         threads = [
@@ -296,8 +296,9 @@ def test_a_client_that_left_while_queued_never_reaches_the_engine(tiny):
             kwargs={"json": {**body, "prompt": "first", "temperature": 0}, "timeout": 60},
         )
         busy.start()
-        time.sleep(0.5)
-        with pytest.raises(httpx.ReadTimeout):
+        while not lm.calls:  # the engine is busy with the first request
+            time.sleep(0.01)
+        with pytest.raises(httpx.TimeoutException):
             httpx.post(f"{live.url}/completions", json={**body, "prompt": "left"}, timeout=0.5)
         busy.join()
         time.sleep(0.5)
