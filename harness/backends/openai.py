@@ -127,7 +127,10 @@ class OpenAILM(LM):
                 ) from None
             raise RetryableError(f"cannot connect: {exc}") from None
         except httpx.TimeoutException:
-            raise RetryableError(f"no answer within {limit:.0f}s (--model-args timeout=... to wait longer)") from None
+            raise RetryableError(
+                f"no answer within {self.timeout:g}s a try, {self.deadline:g}s in all (is the server hung or "
+                "overloaded? --model-args timeout=... waits longer)"
+            ) from None
         except httpx.TransportError as exc:
             raise RetryableError(f"connection dropped: {type(exc).__name__}: {exc}") from None
         detail = _server_message(response)
