@@ -19,15 +19,23 @@ from harness.backends.hf import HFLM
 from harness.backends.openai import OpenAILM
 from harness.errors import UsageError
 
-PAIRS = [("The capital of France is", " Paris"), ("The capital of France is", " London"),
-         ("Hello", " world, how are you"), ("2 + 2 =", " 4")]
+PAIRS = [
+    ("The capital of France is", " Paris"),
+    ("The capital of France is", " London"),
+    ("Hello", " world, how are you"),
+    ("2 + 2 =", " 4"),
+]
 
 
 @pytest.fixture(scope="module")
 def server(tiny_folder):
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--model", f"hf:{tiny_folder}",
-                             "--name", "tiny", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=harness_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "serve", "--model", f"hf:{tiny_folder}", "--name", "tiny", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=harness_env(),
+    )
     line = proc.stdout.readline()
     assert line.startswith("serving"), line
     yield line.split(" at ")[1].split()[0]
@@ -154,25 +162,39 @@ def test_a_server_without_prompt_logprobs_is_a_usage_error(server):
 
 def test_api_key_never_reaches_run_records(server, tmp_path):
     secret = "sk-test-do-not-write-me"
-    result = run_harness("run", "--task", "graph_cot_llm", "--model", f"openai:{server}", "--limit", "2",
-                         "--task-args", "samples=1,budget=8", "--out", tmp_path,
-                         env=harness_env(OPENAI_API_KEY=secret))
+    result = run_harness(
+        "run",
+        "--task",
+        "graph_cot_llm",
+        "--model",
+        f"openai:{server}",
+        "--limit",
+        "2",
+        "--task-args",
+        "samples=1,budget=8",
+        "--out",
+        tmp_path,
+        env=harness_env(OPENAI_API_KEY=secret),
+    )
     assert result.returncode == 0, result.stderr
-    written = "".join(p.read_text(errors="replace") for p in Path(tmp_path).rglob("*") if p.is_file()
-                      and p.suffix in (".yaml", ".json", ".jsonl"))
+    written = "".join(
+        p.read_text(errors="replace")
+        for p in Path(tmp_path).rglob("*")
+        if p.is_file() and p.suffix in (".yaml", ".json", ".jsonl")
+    )
     assert "graph_cot_llm" in written and secret not in written
     assert secret not in result.stdout + result.stderr
 
 
 def test_unreachable_server_is_a_usage_error(tmp_path):
-    result = run_harness("run", "--task", "graph_cot_llm", "--model", "openai:http://127.0.0.1:9/v1", "--limit", "1",
-                         "--out", tmp_path)
+    result = run_harness(
+        "run", "--task", "graph_cot_llm", "--model", "openai:http://127.0.0.1:9/v1", "--limit", "1", "--out", tmp_path
+    )
     assert result.returncode == 2 and "is the server running" in result.stderr
 
 
 def test_bad_url_is_a_usage_error(tmp_path):
-    result = run_harness("run", "--task", "graph_cot_llm", "--model", "openai:localhost", "--limit", "1",
-                         "--out", tmp_path)
+    result = run_harness(
+        "run", "--task", "graph_cot_llm", "--model", "openai:localhost", "--limit", "1", "--out", tmp_path
+    )
     assert result.returncode == 2 and "give the server's URL" in result.stderr
-
-
