@@ -40,7 +40,7 @@ def decision_ok(problem: Problem, decision: str | None) -> bool:
 
 
 _NUMBER = re.compile(r"\d+")
-_DECISION = re.compile(r"(decision|answer|reachable(?: node)?(?: is)?)\s*[:=]?\s*(?:node\s*)?(\d+)", re.I)
+_DECISION = re.compile(r"(decision|answer|reachable(?: node)?)(?:\s+is)?\s*[:=]?\s*(?:node\s*)?(\d+)", re.I)
 _WORK = re.compile(r"work\s*:", re.I)
 
 
