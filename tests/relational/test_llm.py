@@ -19,35 +19,6 @@ class Context:
         return self.lm
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    """A 2-layer, 64-wide random Llama with SmolLM2's tokenizer, saved as a HF folder."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from harness.backends.hf import pull
-
-    tokenizer = AutoTokenizer.from_pretrained(pull("smollm2"))
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.mark.parametrize(
     "templates, symbols", [("aba_abb", "letters"), ("aabb_abab", "words"), ("odd_one_out", "letters")]
 )
