@@ -4,15 +4,13 @@ that returns no prompt logprobs. The test against a real vLLM server lives in te
 
 import http.client
 import json
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from cli_helpers import echo_loglikelihood, harness_env, run_harness
+from cli_helpers import echo_loglikelihood, harness_env, run_harness, serving
 
 from harness.backends import SamplingParams
 from harness.backends.hf import HFLM
@@ -29,18 +27,8 @@ PAIRS = [
 
 @pytest.fixture(scope="module")
 def server(tiny_folder):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "serve", "--model", f"hf:{tiny_folder}", "--name", "tiny", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=harness_env(),
-    )
-    line = proc.stdout.readline()
-    assert line.startswith("serving"), line
-    yield line.split(" at ")[1].split()[0]
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving("--model", f"hf:{tiny_folder}", "--name", "tiny") as url:
+        yield url
 
 
 class FaultProxy(ThreadingHTTPServer):

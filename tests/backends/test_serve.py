@@ -4,14 +4,12 @@ key, batching of concurrent requests and a client that leaves while queued (in-p
 
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import httpx
 import pytest
-from cli_helpers import harness_env
+from cli_helpers import serving
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,31 +20,8 @@ openai = pytest.importorskip("openai")
 
 @pytest.fixture(scope="module")
 def server(tiny_folder):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "harness.cli",
-            "serve",
-            "--model",
-            f"hf:{tiny_folder}",
-            "--name",
-            "tiny",
-            "--port",
-            "0",
-            "--max-n",
-            "4",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=harness_env(),
-    )
-    line = proc.stdout.readline()
-    assert line.startswith("serving"), line
-    yield line.split(" at ")[1].split()[0]
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving("--model", f"hf:{tiny_folder}", "--name", "tiny", "--max-n", 4) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

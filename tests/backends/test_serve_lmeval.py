@@ -3,11 +3,9 @@ settings, against `harness serve` over the tiny Llama; answers must match the hf
 (tox -e clients)."""
 
 import json
-import subprocess
-import sys
 
 import pytest
-from cli_helpers import harness_env
+from cli_helpers import serving
 
 from harness.backends import SamplingParams
 
@@ -23,18 +21,8 @@ PAIRS = [
 @pytest.fixture(scope="module")
 def url(tiny_folder):
     """The server under its default name, the model's folder: lm-eval loads its tokenizer from the model name."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "serve", "--model", f"hf:{tiny_folder}", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=harness_env(),
-    )
-    line = proc.stdout.readline()
-    assert line.startswith("serving"), line
-    yield line.split(" at ")[1].split()[0]
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving("--model", f"hf:{tiny_folder}") as url:
+        yield url
 
 
 def test_local_completions_loglikelihood_and_generate_until(url, tiny_folder, tiny):

@@ -1,5 +1,6 @@
 """Helpers shared by the tests: the CLI in a subprocess (test plugins importable) and reference scores."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -41,3 +42,17 @@ def echo_loglikelihood(lm, context: str, continuation: str) -> float:
         for j, (start, _) in enumerate(encoded["offset_mapping"])
         if j > 0 and start >= len(context)
     )
+
+
+@contextlib.contextmanager
+def serving(*args):
+    """``harness serve ARGS --port 0`` in a subprocess: yields the base URL it announces, stops it afterwards."""
+    command = [sys.executable, "-m", "harness.cli", "serve", *map(str, args), "--port", "0"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=harness_env())
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving"), line
+        yield line.split(" at ")[1].split()[0]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
