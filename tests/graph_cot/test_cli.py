@@ -91,3 +91,26 @@ def test_baseline_through_llm_mode_and_bad_args(tmp_path):
     assert bad.returncode == 2 and "unknown CoT strategy" in bad.stderr
     bad = run_harness("run", "--task", "graph_cot", "--task-args", "depht=2", "--out", out)
     assert bad.returncode == 2 and "depth" in bad.stderr
+
+
+def test_same_command_and_seed_give_the_same_metrics(tmp_path):
+    """Determinism end to end: two runs of the same tiny experiment in separate folders (so nothing is reused) give
+    identical metrics; another seed gives others."""
+    args = [
+        "run",
+        "--task",
+        "graph_cot",
+        "--model",
+        "scratch",
+        "--no-cache",
+        "--json",
+        "--task-args",
+        "depth=1,cot=dfs,steps=10,examples=8,samples=4,budgets=4,12",
+    ]
+    results = []
+    for out, seed in ((tmp_path / "a", 0), (tmp_path / "b", 0), (tmp_path / "c", 1)):
+        done = run_harness(*args, "--out", out, "--seed", seed, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        results.append(json.loads(done.stdout)["metrics"])
+    assert results[0] == results[1]
+    assert results[0] != results[2]
