@@ -39,29 +39,8 @@ def cli():
 def tiny_folder(tmp_path_factory):
     """A 2-layer, 64-wide random Llama with SmolLM2's tokenizer, saved as a HF folder once per session: fast, and
     real enough for the engines' mechanics and per-sample scores."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from tiny import save_tiny_llama
 
-    from harness.backends.weights import pull
-
-    tokenizer = AutoTokenizer.from_pretrained(pull("smollm2"))
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    with torch.no_grad():  # next-token logits with a spread of ~3 (the default init gives near-ties everywhere)
-        model.get_output_embeddings().weight.normal_(0, 0.4)
+    # 0.02 init everywhere but the head: next-token logits with a spread of ~3 (the default gives near-ties)
     folder = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_llama(folder, init_range=0.02, tie=False, max_positions=512, head_std=0.4)

@@ -352,20 +352,26 @@ def test_kill_9_mid_sweep_loses_no_point_and_leaves_no_orphan(tmp_path):
     assert all(Index(out).get(run_id)["finished"] == t for run_id, t in before.items())  # not run again
 
 
+# the issue's done-when command: random-path evidence over depths 1-4, with the local and the Ray executor
+DEPTH_SWEEP = (
+    "sweep",
+    "--task",
+    "graph_cot",
+    "--model",
+    "baseline:random-path",
+    "--grid",
+    "depth=1,2,3,4",
+    "--task-args",
+    "examples=2000",
+)
+
+
 def test_graph_cot_random_path_depth_curve_matches_the_closed_form(tmp_path):
     """The issue's done-when command: one run per depth, the sweep's metrics and plot; random-path finds the
     evidence with probability (2/3)(1/2)^(d-1) (graph_cot.baselines)."""
     out = tmp_path / "runs"
     result = run_harness(
-        "sweep",
-        "--task",
-        "graph_cot",
-        "--model",
-        "baseline:random-path",
-        "--grid",
-        "depth=1,2,3,4",
-        "--task-args",
-        "examples=2000",
+        *DEPTH_SWEEP,
         "--out",
         out,
         "--json",
@@ -453,15 +459,7 @@ def test_ray_sweep_on_a_local_cluster_gives_the_local_metrics(tmp_path):
     same metrics; every point's folder came back from its worker into --out."""
     pytest.importorskip("ray")
     command = [
-        "sweep",
-        "--task",
-        "graph_cot",
-        "--model",
-        "baseline:random-path",
-        "--grid",
-        "depth=1,2,3,4",
-        "--task-args",
-        "examples=2000",
+        *DEPTH_SWEEP,
         "--json",
     ]
     local = run_harness(*command, "--out", tmp_path / "local", env=ray_env(tmp_path / "l"), timeout=900)

@@ -1,7 +1,9 @@
-"""A tiny randomly initialised Llama with the real SmolLM2 tokenizer, saved as a folder for ``--model hf:DIR``.
+"""Tiny randomly initialised Llama and Gemma-3 models with the real SmolLM2 tokenizer, saved as folders for
+``--model hf:DIR``.
 
-The weights are drawn with a large initializer range so that the next-token distribution depends strongly on the
-prompt (with the usual 0.02 a random model is nearly uniform and every prompt looks alike).
+PROPANE's tests draw the weights with a large initializer range so that the next-token distribution depends strongly
+on the prompt (with the usual 0.02 a random model is nearly uniform and every prompt looks alike); the engine tests
+keep 0.02 and widen only the output head (``head_std``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,17 @@ def smollm2_tokenizer():
     return AutoTokenizer.from_pretrained(pull("smollm2"))
 
 
-def save_tiny_llama(folder: Path, seed: int = 0, init_range: float = 0.15) -> Path:
-    """Write config, safetensors weights and the SmolLM2 tokenizer (with its chat template) to ``folder``."""
+def save_tiny_llama(
+    folder: Path,
+    seed: int = 0,
+    init_range: float = 0.15,
+    tie: bool = True,
+    max_positions: int = 256,
+    head_std: float | None = None,
+) -> Path:
+    """Write config, safetensors weights and the SmolLM2 tokenizer (with its chat template) to ``folder``.
+
+    ``head_std``: redraw the (untied) output head with this spread, for next-token logits spread by a few nats."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -31,14 +42,17 @@ def save_tiny_llama(folder: Path, seed: int = 0, init_range: float = 0.15) -> Pa
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=max_positions,
         initializer_range=init_range,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
+    if head_std is not None:
+        with torch.no_grad():
+            model.get_output_embeddings().weight.normal_(0, head_std)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
