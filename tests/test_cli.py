@@ -137,3 +137,17 @@ def test_bad_out_port_and_empty_model_are_one_line_usage_errors(tmp_path):
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_describe_prints_options_from_the_factory_signature_and_version():
+    shown = run_harness("describe", "graph_cot_d2")
+    assert shown.returncode == 0, shown.stderr
+    rows = {line.split()[0]: line.split() for line in shown.stdout.splitlines() if line.strip()}
+    assert rows["depth"][1:] == ["int", "1", "2"]  # type, default, the preset's value
+    assert rows["steps"][1:] == ["int", "2500", "8000"] and "curriculum" in rows
+    optimizer = run_harness("describe", "propane")
+    assert optimizer.returncode == 0 and "target_prompt" in optimizer.stdout
+    missing = run_harness("describe", "graph_cott")
+    assert missing.returncode == 2 and "did you mean 'graph_cot'" in missing.stderr
+    version = run_harness("--version")
+    assert version.returncode == 0 and version.stdout.strip().startswith("harness ")
