@@ -40,7 +40,7 @@ import json
 import random
 import time
 
-from harness.plugins.graph_cot.baselines import POLICIES, best_of_n, evidence_closed_form
+from harness.plugins.graph_cot.baselines import POLICIES, best_of_n, evidence_closed_form, majority_accuracy
 from harness.plugins.graph_cot.graphs import KEYWORDS, Problem, completion_tokens, make_problem, node_count
 from harness.plugins.graph_cot.scoring import evidence_ok, majority, parse_tokens
 from harness.plugins.graph_cot.strategies import chain_of_thought
@@ -65,11 +65,12 @@ def longest_cot(strategy: str, depth: int) -> int:
     return max(int(strategy[5:]), 3 * depth) + 1  # walk-L
 
 
-def budget_ladder(task) -> list[int]:
-    """The budgets swept: the given ones, or the ladder up to the first rung that fits every trained CoT."""
+def budget_ladder(task, depth: int | None = None) -> list[int]:
+    """The budgets swept at ``depth`` (default: the training depth): the given ones, or the ladder up to the first
+    rung that fits every trained CoT."""
     if task.budget_grid:
         return task.budget_grid
-    longest = max(longest_cot(s, task.depth) for s in task.strategies)
+    longest = max(longest_cot(s, depth or task.depth) for s in task.strategies)
     rungs = [b for b in LADDER if b < longest]
     return rungs + [next((b for b in LADDER if b >= longest), longest)]
 
@@ -144,6 +145,8 @@ def trained_model(task, ctx, strategy: str):
             max_seq_len=seq_len + 8,
             positions=t["positions"],
             attention=t["attention"],
+            ffn=t["ffn"],
+            norm=t["norm"],
         )
     )
     config = TrainConfig(
@@ -157,6 +160,7 @@ def trained_model(task, ctx, strategy: str):
         seed=ctx.seed,
         checkpoint_every=200,
         log_every=25,
+        device=task.device,
     )
     extra = {"task": "graph_cot", "strategy": strategy, "depth": task.depth, "pool": task.pool, "add_bos": True}
     began = time.perf_counter()
@@ -171,24 +175,32 @@ def trained_model(task, ctx, strategy: str):
     )
     result = trainer.fit()
     extra.update(train_loss=result["train_loss"], train_time_s=time.perf_counter() - began)
-    save_checkpoint_dir(final, model, tokenizer, extra)
+    save_checkpoint_dir(final, model.cpu(), tokenizer, extra)
     return model.eval(), tokenizer, extra
 
 
-def evaluated_model(task, ctx, strategy: str) -> tuple[dict, dict]:
-    """The strategy's training record and its evaluation over the grid, read from ``<run>/<strategy>`` when
-    an earlier (or parallel) pass finished them."""
+def evaluation_file(ctx, strategy: str, depth: int):
+    return ctx.path(strategy) / f"evaluation-d{depth}.json"
+
+
+def evaluated_model(task, ctx, strategy: str) -> tuple[dict, dict[int, dict]]:
+    """The strategy's training record and its evaluation over the grid at every evaluation depth, read from
+    ``<run>/<strategy>`` when an earlier (or parallel) pass finished them."""
     model, tokenizer, extra = trained_model(task, ctx, strategy)
-    cache = ctx.path(strategy) / "evaluation.json"
-    if cache.exists():
-        result = json.loads(cache.read_text())
-        result["grid"] = {int(b): cell for b, cell in result["grid"].items()}
-        return extra, result
-    began = time.perf_counter()
-    result = evaluate_strategy(task, ctx, model, tokenizer, budget_ladder(task))
-    result["eval_time_s"] = time.perf_counter() - began
-    write_json_atomic(cache, result)
-    return extra, result
+    model.to(task.device)
+    results = {}
+    for depth in task.eval_depths:
+        cache = evaluation_file(ctx, strategy, depth)
+        if cache.exists():
+            result = json.loads(cache.read_text())
+            result["grid"] = {int(b): cell for b, cell in result["grid"].items()}
+        else:
+            began = time.perf_counter()
+            result = evaluate_strategy(task, ctx, model, tokenizer, depth)
+            result["eval_time_s"] = time.perf_counter() - began
+            write_json_atomic(cache, result)
+        results[depth] = result
+    return extra, results
 
 
 def train_in_process(task, ctx, strategy: str) -> None:
@@ -205,16 +217,17 @@ def train_strategies(task, ctx) -> None:
     Each model is small enough that one core is all a step can use; two processes on two cores halve the
     wall time. The processes share the run's context, so their series, probes and hooks land in this run.
     """
-    todo = [s for s in task.strategies if not (ctx.path(s) / "evaluation.json").exists()]
+    todo = [s for s in task.strategies if not all(evaluation_file(ctx, s, d).exists() for d in task.eval_depths)]
     if task.workers >= 2 and len(todo) >= 2:
         ctx.map(functools.partial(train_in_process, task), todo, task.workers)
 
 
-def eval_problems(task, seed: int, limit: int | None) -> list[Problem]:
-    """The same problems as LLM mode's examples (same seed, same order)."""
-    rng = seeding.rng(seed, "graph_cot-eval", task.depth)
+def eval_problems(task, seed: int, limit: int | None, depth: int) -> list[Problem]:
+    """The same problems as LLM mode's examples at ``depth`` (same seed, same order), named from the training
+    pool."""
+    rng = seeding.rng(seed, "graph_cot-eval", depth)
     count = task.examples if limit is None else min(task.examples, limit)
-    return [make_problem(task.depth, rng, task.pool) for _ in range(count)]
+    return [make_problem(depth, rng, task.pool) for _ in range(count)]
 
 
 def generate(model, rows, max_new: int, stop_ids: set[int], decision_id: int, generator, batch: int):
@@ -224,13 +237,13 @@ def generate(model, rows, max_new: int, stop_ids: set[int], decision_id: int, ge
 
     from harness.sampling import sample
 
-    out = []
+    out, device = [], next(model.parameters()).device
     for lo in range(0, len(rows), batch):
         x = torch.tensor(rows[lo : lo + batch])
         done = torch.zeros(len(x), dtype=torch.bool)
         new = []
         for _ in range(max_new):
-            logits = model(x)[:, -1].float()  # (R, V)
+            logits = model(x.to(device))[:, -1].float().cpu()  # (R, V); drawn on the CPU: one stream anywhere
             token = sample(logits, generator)[:, None]  # (R, 1)
             previous = x[:, -1]
             x = torch.cat([x, token], dim=1)
@@ -242,13 +255,15 @@ def generate(model, rows, max_new: int, stop_ids: set[int], decision_id: int, ge
     return out
 
 
-def evaluate_strategy(task, ctx, model, tokenizer, budgets: list[int]) -> dict:
-    """Per budget: each problem's N decisions and evidence verdicts."""
+def evaluate_strategy(task, ctx, model, tokenizer, depth: int) -> dict:
+    """Per budget of the ladder at ``depth``: each problem's N decisions and evidence verdicts."""
     import torch
 
-    problems = eval_problems(task, ctx.seed, ctx.limit)
+    budgets = budget_ladder(task, depth)
+    problems = eval_problems(task, ctx.seed, ctx.limit, depth)
     n = task.samples
-    generator = seeding.generator(ctx.seed, "graph_cot-sample")
+    stream = ("graph_cot-sample",) if depth == task.depth else ("graph_cot-sample", depth)
+    generator = seeding.generator(ctx.seed, *stream)
     prompts = [tokenizer.encode(" ".join(["<bos>", *p.prompt_tokens(), "work:"])) for p in problems]
     rows = [ids for ids in prompts for _ in range(n)]
     decision_id = tokenizer.index["decision:"]
@@ -297,23 +312,29 @@ def force_decisions(model, tokenizer, prefixes: list[list[int]], generator, task
     for indices in by_length.values():
         for lo in range(0, len(indices), task.eval_batch):
             chunk = indices[lo : lo + task.eval_batch]
-            logits = model(torch.tensor([prefixes[i] for i in chunk]))[:, -1].float()
+            x = torch.tensor([prefixes[i] for i in chunk], device=next(model.parameters()).device)
+            logits = model(x)[:, -1].float().cpu()
             tokens = sample(logits, generator).tolist()
             for i, token in zip(chunk, tokens):
                 out[i] = tokenizer.tokens[token]
     return out
 
 
+def scores(result: dict, budget: int, n: int, rng) -> tuple[list[float], list[float]]:
+    """Per problem, from its first ``n`` samples at ``budget``: best-of-n evidence and the majority vote's
+    correctness (ties broken by ``rng``)."""
+    cell = result["grid"][budget]
+    best = [float(any(e[:n])) for e in cell["evidence"]]
+    votes = [float(majority(d[:n], rng) == t) for d, t in zip(cell["decisions"], result["targets"])]
+    return best, votes
+
+
 def grid_metrics(result: dict, prefix: str, budgets: list[int], counts: list[int], seed: int) -> dict:
     """Majority-vote decision and best-of-N evidence accuracy (with stderr) per (B, N), plus headlines."""
     metrics = {}
-    targets = result["targets"]
     for budget in budgets:
-        cell = result["grid"][budget]
         for n in counts:
-            rng = seeding.rng(seed, "graph_cot-vote", budget, n)
-            votes = [float(majority(d[:n], rng) == t) for d, t in zip(cell["decisions"], targets)]
-            best = [float(any(e[:n])) for e in cell["evidence"]]
+            best, votes = scores(result, budget, n, seeding.rng(seed, "graph_cot-vote", budget, n))
             for name, values in (("evidence_accuracy", best), ("decision_accuracy", votes)):
                 mean, stderr = mean_stderr(values)
                 metrics[f"{prefix}{name}@B={budget},N={n}"] = mean
@@ -338,30 +359,113 @@ def run_experiment(task, ctx) -> dict[str, float]:
     budgets, counts = budget_ladder(task), sample_counts(task.samples)
     metrics: dict[str, float] = {}
     train_strategies(task, ctx)
+    results = {}
     for strategy in task.strategies:
-        extra, result = evaluated_model(task, ctx, strategy)
-        prefix = task.metric_prefix(strategy)
-        metrics.update(grid_metrics(result, prefix, budgets, counts, ctx.seed))
-        metrics[f"{prefix}train_loss"] = float(extra.get("train_loss", float("nan")))
+        extra, results[strategy] = evaluated_model(task, ctx, strategy)
+        for depth, result in results[strategy].items():
+            prefix = task.metric_prefix(strategy, depth)
+            metrics.update(grid_metrics(result, prefix, budget_ladder(task, depth), counts, ctx.seed))
+        metrics[f"{task.metric_prefix(strategy)}train_loss"] = float(extra.get("train_loss", float("nan")))
         ctx.record(
             [
                 {
-                    "id": strategy,
+                    "id": f"{strategy}@d={depth}" if len(task.eval_depths) > 1 else strategy,
                     "strategy": strategy,
+                    "depth": depth,
                     **result["example"],
                     "train_time_s": extra.get("train_time_s"),
                     "eval_time_s": result.get("eval_time_s"),
                 }
+                for depth, result in results[strategy].items()
             ]
         )
     for name in ("evidence_accuracy", "decision_accuracy"):  # the headline: the first strategy's, unprefixed
         for suffix in ("", "_stderr"):
-            metrics.setdefault(name + suffix, metrics[task.metric_prefix() + name + suffix])
+            metrics.setdefault(name + suffix, metrics[task.metric_prefix(None, task.depth) + name + suffix])
     for policy in POLICIES:
         metrics[f"baseline/{policy}/evidence_accuracy"] = evidence_closed_form(policy, task.depth)
+    if len(task.eval_depths) > 1:
+        metrics.update(depth_metrics(task, results, metrics, ctx.seed))
+        write_depth_plots(task, ctx, metrics)
     write_plots(task, ctx, metrics, budgets, counts)
     print_summary(task, metrics, budgets, counts)
     return metrics
+
+
+def depth_metrics(task, results: dict, metrics: dict, seed: int) -> dict[str, float]:
+    """Per evaluation depth: every other strategy's N chains at the first strategy's token cost (N = the first
+    strategy's CoT tokens / this one's, rounded, 1..samples) with best-of-N evidence and majority decision, and
+    the closed forms of both baselines scored like the models (a chain that reaches the target decides right,
+    any other decides by a fair coin, so decision = (1 + p) / 2, and majority-N is the binomial vote)."""
+    out: dict[str, float] = {}
+    lead = task.strategies[0]
+    for depth in task.eval_depths:
+        full = budget_ladder(task, depth)[-1]
+        lead_tokens = metrics[f"{task.metric_prefix(lead, depth)}cot_tokens@B={full}"]
+        for strategy in task.strategies[1:]:
+            p = task.metric_prefix(strategy, depth)
+            n = min(task.samples, max(1, round(lead_tokens / max(metrics[f"{p}cot_tokens@B={full}"], 1e-9))))
+            best, votes = scores(results[strategy][depth], full, n, seeding.rng(seed, "graph_cot-matched", depth))
+            out[f"{p}matched_n"] = n
+            for name, values in (("evidence_accuracy", best), ("decision_accuracy", votes)):
+                out[f"{p}{name}@matched"], out[f"{p}{name}@matched_stderr"] = mean_stderr(values)
+        for policy in POLICIES:
+            chance = evidence_closed_form(policy, depth)
+            out[f"baseline/{policy}/d{depth}/evidence_accuracy"] = chance
+            out[f"baseline/{policy}/d{depth}/decision_accuracy"] = (1 + chance) / 2
+            out[f"baseline/{policy}/d{depth}/decision_accuracy@N={task.samples}"] = majority_accuracy(
+                (1 + chance) / 2, task.samples
+            )
+    return out
+
+
+def write_depth_plots(task, ctx, metrics: dict) -> None:
+    """Evidence (log y: the baselines fall geometrically) and decision accuracy against depth: one chain of each
+    strategy, the others' N chains at matched tokens and at N=samples, and the closed-form baselines."""
+    from harness.report import plot_lines
+
+    depths = task.eval_depths
+    for name in ("evidence", "decision"):
+        lines, errors = {}, {}
+        for label, keys in depth_series(task, name):
+            lines[label] = (depths, [metrics[k] for k in keys])
+            if all(f"{k}_stderr" in metrics for k in keys):
+                errors[label] = [metrics[f"{k}_stderr"] for k in keys]
+        plot_lines(
+            ctx.path(f"{name}_vs_depth.png"),
+            lines,
+            "depth d of Bridge(d)",
+            f"{name} accuracy" + (" (log scale)" if name == "evidence" else ""),
+            f"{name.capitalize()} accuracy against depth (full budget; models trained up to depth {task.depth})",
+            logy=name == "evidence",
+            errors=errors,
+        )
+
+
+def depth_series(task, name: str) -> list[tuple[str, list[str]]]:
+    """(label, metric key per evaluation depth) of each line of the ``name`` (evidence|decision) depth plot."""
+    depths, most, lead = task.eval_depths, task.samples, task.strategies[0]
+    vote = "best-of" if name == "evidence" else "majority"
+
+    def at(strategy: str, n: int) -> list[str]:
+        return [
+            f"{task.metric_prefix(strategy, d)}{name}_accuracy@B={budget_ladder(task, d)[-1]},N={n}" for d in depths
+        ]
+
+    series = []
+    for strategy in task.strategies:
+        series.append((f"{strategy}, one chain", at(strategy, 1)))
+        if strategy != lead:
+            matched = [f"{task.metric_prefix(strategy, d)}{name}_accuracy@matched" for d in depths]
+            series += [
+                (f"{strategy}, {vote}-N at {lead}'s tokens", matched),
+                (f"{strategy}, {vote}-{most}", at(strategy, most)),
+            ]
+    series += [(f"{p} (closed form)", [f"baseline/{p}/d{d}/{name}_accuracy" for d in depths]) for p in POLICIES]
+    if name == "decision":
+        keys = [f"baseline/random-path/d{d}/decision_accuracy@N={most}" for d in depths]
+        series.append((f"random-path majority-{most} (closed form)", keys))
+    return series
 
 
 def write_plots(task, ctx, metrics: dict, budgets: list[int], counts: list[int]) -> None:
@@ -369,7 +473,7 @@ def write_plots(task, ctx, metrics: dict, budgets: list[int], counts: list[int])
 
     full = budgets[-1]
     for strategy in task.strategies:
-        p = task.metric_prefix(strategy)
+        p = task.metric_prefix(strategy, task.depth)
         matrix = [[metrics[f"{p}evidence_accuracy@B={b},N={n}"] for n in counts] for b in budgets]
         plot_heatmap(
             ctx.path(f"heatmap_{strategy}.png"),
@@ -382,7 +486,7 @@ def write_plots(task, ctx, metrics: dict, budgets: list[int], counts: list[int])
         )
     parallel, sequential = {}, {}
     for strategy in task.strategies:
-        p = task.metric_prefix(strategy)
+        p = task.metric_prefix(strategy, task.depth)
         parallel[f"{strategy} evidence best-of-N"] = (
             counts,
             [metrics[f"{p}evidence_accuracy@B={full},N={n}"] for n in counts],
@@ -428,7 +532,7 @@ def compute_matched(task, metrics: dict, budgets: list[int], counts: list[int]) 
     (sequential) or N full-budget chains (parallel), per strategy; empty when token counts are missing."""
     full, series = budgets[-1], {}
     for strategy in task.strategies:
-        p = task.metric_prefix(strategy)
+        p = task.metric_prefix(strategy, task.depth)
         if f"{p}cot_tokens@B={full}" not in metrics:
             return {}
         series[f"{strategy} sequential"] = (
@@ -448,7 +552,7 @@ def print_summary(task, metrics: dict, budgets: list[int], counts: list[int]) ->
     full, most = budgets[-1], counts[-1]
     rows = []
     for strategy in task.strategies:
-        p = task.metric_prefix(strategy)
+        p = task.metric_prefix(strategy, task.depth)
         rows.append(
             {
                 "strategy": strategy,
@@ -467,21 +571,45 @@ def print_summary(task, metrics: dict, budgets: list[int], counts: list[int]) ->
                 "evidence N=1": p1,
                 f"evidence best-of-{most}": best_of_n(p1, most),
                 "decision N=1": (1 + p1) / 2,
+                f"decision maj-{most}": majority_accuracy((1 + p1) / 2, most),
             }
         )
     columns = list(rows[0])
     print(f"\ngraph_cot, Bridge({task.depth}), full budget B={full}:\n" + render(rows, columns))
     print("\n".join(token_costs(task, metrics, budgets, counts)) + "\n")
+    if len(task.eval_depths) > 1:
+        rows = depth_rows(task, metrics)
+        print("against depth (N at matched tokens):\n" + render(rows, list(rows[0])) + "\n")
+
+
+def depth_rows(task, metrics: dict) -> list[dict]:
+    """One row per evaluation depth: one chain of each strategy, the others' votes at matched tokens, the
+    random-path closed form."""
+    rows = []
+    for depth in task.eval_depths:
+        full = budget_ladder(task, depth)[-1]
+        row: dict = {"depth": depth}
+        for strategy in task.strategies:
+            p = task.metric_prefix(strategy, depth)
+            row[f"{strategy} evidence"] = metrics[f"{p}evidence_accuracy@B={full},N=1"]
+            row[f"{strategy} decision"] = metrics[f"{p}decision_accuracy@B={full},N=1"]
+            if f"{p}matched_n" in metrics:
+                row[f"{strategy} N"] = metrics[f"{p}matched_n"]
+                row[f"{strategy} best-of-N"] = metrics[f"{p}evidence_accuracy@matched"]
+                row[f"{strategy} majority-N"] = metrics[f"{p}decision_accuracy@matched"]
+        row["random-path evidence"] = metrics[f"baseline/random-path/d{depth}/evidence_accuracy"]
+        rows.append(row)
+    return rows
 
 
 def token_costs(task, metrics: dict, budgets: list[int], counts: list[int]) -> list[str]:
     """One line per strategy: what one chain reaches, and how many parallel chains (and tokens) it takes to
     reach the best single-chain evidence accuracy of any strategy."""
     full = budgets[-1]
-    best = max(metrics[f"{task.metric_prefix(s)}evidence_accuracy"] for s in task.strategies)
+    best = max(metrics[f"{task.metric_prefix(s, task.depth)}evidence_accuracy"] for s in task.strategies)
     lines = [f"evidence accuracy per CoT tokens spent (target: the best one-chain score, {best:.2f}):"]
     for strategy in task.strategies:
-        p = task.metric_prefix(strategy)
+        p = task.metric_prefix(strategy, task.depth)
         tokens = metrics.get(f"{p}cot_tokens@B={full}", metrics[f"{p}cot_length"])
         line = f"  {strategy}: one chain, {tokens:.1f} tokens -> {metrics[f'{p}evidence_accuracy']:.2f}"
         reach = [n for n in counts if metrics[f"{p}evidence_accuracy@B={full},N={n}"] >= best]

@@ -47,10 +47,14 @@ class GraphCoT:
         n_head: int = 4,
         positions: str = "learned",
         attention: str = "identity",
+        ffn: str = "gelu",
+        norm: str = "layernorm",
         eval_batch: int = 512,
         threads: int = 1,
         workers: int = 2,
         curriculum: bool = False,
+        eval_depths: str | int = "",
+        device: str = "cpu",
     ):
         if not 1 <= depth <= MAX_DEPTH:
             raise UsageError(f"depth={depth}: choose a depth between 1 and {MAX_DEPTH}")
@@ -69,6 +73,8 @@ class GraphCoT:
             raise UsageError(f"budget={budget}: give a positive number of tokens (0: fit to depth)")
         if positions not in ("learned", "rotary"):
             raise UsageError(f"positions={positions}: choose learned or rotary")
+        if device != "cpu" and not device.startswith("cuda"):
+            raise UsageError(f"device={device}: choose cpu or cuda")
         if prompt not in ("auto", "raw", "text"):
             raise UsageError(f"prompt={prompt}: choose auto, raw or text")
         try:
@@ -78,6 +84,7 @@ class GraphCoT:
         if not self.strategies:
             raise UsageError("cot is empty: give strategies, e.g. cot=dfs,path")
         self.budget_grid = parse_budgets(budgets)
+        self.eval_depths = parse_eval_depths(eval_depths, depth)
         self.depth, self.pool = depth, pool or default_pool(depth)
         self.examples, self.samples, self.budget = examples, samples, budget
         self.temperature, self.prompt_style = temperature, prompt
@@ -91,14 +98,19 @@ class GraphCoT:
             "n_head": n_head,
             "positions": positions,
             "attention": attention,
+            "ffn": ffn,
+            "norm": norm,
             "curriculum": curriculum,
         }
-        self.eval_batch, self.threads, self.workers = eval_batch, threads, workers
+        self.eval_batch, self.threads, self.workers, self.device = eval_batch, threads, workers, device
 
-    def metric_prefix(self, strategy: str | None = None) -> str:
-        if len(self.strategies) == 1:
-            return ""
-        return f"{strategy or self.strategies[0]}/"
+    def metric_prefix(self, strategy: str | None = None, depth: int | None = None) -> str:
+        """``<strategy>/`` when several strategies train, then ``d<depth>/`` for a depth's evaluation when several
+        depths are evaluated (training metrics take no depth)."""
+        prefix = f"{strategy or self.strategies[0]}/" if len(self.strategies) > 1 else ""
+        if depth is not None and len(self.eval_depths) > 1:
+            prefix += f"d{depth}/"
+        return prefix
 
     def is_experiment(self, model: str | None) -> bool:
         return model in (None, "", "scratch")
@@ -120,6 +132,22 @@ class GraphCoT:
             self.pool,
         )
         return task.run(ctx)
+
+
+def parse_eval_depths(eval_depths: str | int, depth: int) -> list[int]:
+    """The depths the experiment's models are evaluated at: ``depth`` (the training depth) always, and the
+    listed smaller ones (positions and budgets are sized for ``depth``, so deeper graphs are refused)."""
+    if eval_depths in ("", None):
+        return [depth]
+    try:
+        values = sorted({int(d) for d in str(eval_depths).split(",") if str(d).strip()} | {depth})
+    except ValueError:
+        values = [0]
+    if values[0] < 1 or values[-1] > depth:
+        raise UsageError(
+            f"eval_depths={eval_depths}: give depths between 1 and the training depth {depth}, e.g. eval_depths=1,2"
+        )
+    return values
 
 
 def parse_budgets(budgets: str | int) -> list[int] | None:

@@ -114,3 +114,34 @@ def test_same_command_and_seed_give_the_same_metrics(tmp_path):
         results.append(json.loads(done.stdout)["metrics"])
     assert results[0] == results[1]
     assert results[0] != results[2]
+
+
+def test_models_trained_to_depth_2_are_evaluated_at_every_depth(tmp_path):
+    """``eval_depths``: one curriculum model per strategy, scored at each depth, with the other strategy's votes at
+    the first one's token cost, the closed forms per depth, and the plots against depth."""
+    out = tmp_path / "runs"
+    done = run_harness(
+        "run",
+        "--task",
+        "graph_cot",
+        "--task-args",
+        "depth=2,eval_depths=1,curriculum=true,cot=dfs,path,steps=10,examples=6,samples=4,workers=1",
+        "--out",
+        out,
+        "--no-cache",
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics, run_dir = metrics_of(out, done.stdout)
+    for depth in (1, 2):
+        assert f"dfs/d{depth}/evidence_accuracy@B=4,N=1" in metrics
+        assert 1 <= metrics[f"path/d{depth}/matched_n"] <= 4
+        assert 0 <= metrics[f"path/d{depth}/decision_accuracy@matched"] <= 1
+    assert metrics["baseline/random-path/d2/evidence_accuracy"] == 1 / 3
+    assert metrics["baseline/random-path/d1/decision_accuracy"] == (1 + 2 / 3) / 2
+    assert metrics["evidence_accuracy"] == metrics["dfs/d2/evidence_accuracy"]  # the headline: training depth
+    assert "dfs/train_loss" in metrics and "against depth" in done.stdout
+    for png in ("evidence_vs_depth.png", "decision_vs_depth.png"):
+        assert (out / run_dir.rsplit("/", 1)[1] / png).stat().st_size > 1000
+    bad = run_harness("run", "--task", "graph_cot", "--task-args", "depth=2,eval_depths=3", "--out", out)
+    assert bad.returncode == 2 and "training depth 2" in bad.stderr
