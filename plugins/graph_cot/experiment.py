@@ -21,8 +21,12 @@ Choices not fixed by the paper (the preset must finish in minutes on a shared 2-
   and the whole preset trains both strategies in about four minutes. Both strategies get the same model, so
   the comparison the paper makes (CoT strategy, not architecture) is unchanged.
 - Depth: the bare preset uses Bridge(1), where this model learns in minutes. Bridge(2) takes several
-  thousand steps more; ``curriculum=true`` (training depths drawn uniformly from 1..depth, evaluation at
-  ``depth``) lets the lookup learned on small graphs carry over and is what tasks/graph_cot_d2.yaml uses.
+  thousand steps more; ``curriculum=true`` (each step's batch at a depth drawn uniformly from 1..depth, so a
+  batch is padded to its own depth, not the deepest: 1.5x fewer tokens a step at depth 3 than mixing depths
+  within a batch) lets the lookup learned on small graphs carry over and is what the deeper presets use.
+  ``eval_depths`` scores the models trained up to ``depth`` at every smaller depth too: one training per
+  strategy gives the curve against depth (tasks/graph_cot_depth.yaml), where a model per depth would cost
+  three trainings.
 - Budget B counts CoT node tokens. Evidence at budget B checks the first B nodes. The decision at budget B
   is the model's own when its CoT ended within B nodes; otherwise the model is forced to answer
   (``decision:`` appended after the B-th node, one token sampled): budget forcing.
@@ -103,9 +107,9 @@ def make_batches(task, tokenizer, strategy: str, seed: int):
 
     def batches(step: int, generator) -> dict:
         rng = seeding.rng(seed, "graph_cot-train", strategy, step)
+        depth = rng.randint(1, task.depth) if t["curriculum"] else task.depth  # one depth a batch: no padding
         rows = []
         for _ in range(t["batch_size"]):
-            depth = rng.randint(1, task.depth) if t["curriculum"] else task.depth
             problem = make_problem(depth, rng, task.pool)
             tokens, sep = training_sequence(problem, chain_of_thought(problem, strategy, rng))
             rows.append((tokenizer.encode(" ".join(tokens)), sep))

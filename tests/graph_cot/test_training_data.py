@@ -30,7 +30,15 @@ def test_batches_train_only_the_completion_and_mask_padding(strategy, curriculum
         assert finished and cot[-1] == decision
     assert len(lengths) > 1  # rows differ in length, so padding was exercised
     graph_sizes = {tokenizer.decode(row).split().index("task:") for row in ids.tolist()}
-    assert graph_sizes == ({2 + 2 * 22, 2 + 2 * 44} if curriculum else {2 + 2 * 44})  # two copies of 11 d edges
+    assert len(graph_sizes) == 1  # one depth a batch (with a curriculum too): rows pad only to their own depth
+    if not curriculum:
+        assert graph_sizes == {2 + 2 * 44}  # two copies of 11 d edges
+    else:  # over steps, the curriculum draws every depth
+        seen = set()
+        for step in range(1, 20):
+            row = make_batches(task, tokenizer, strategy, seed=0)(step, None)["input_ids"][0].tolist()
+            seen.add(tokenizer.decode(row).split().index("task:"))
+        assert seen == {2 + 2 * 22, 2 + 2 * 44}
 
 
 def test_node_names_are_single_tokens():
