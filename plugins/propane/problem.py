@@ -24,6 +24,8 @@ from harness import seeding
 from harness.errors import UsageError
 from harness.evaluation import mean_stderr
 
+RANK_DTYPES = ("bfloat16", "float32")  # float32: every proposal scored exactly
+
 
 @dataclass
 class Settings:
@@ -43,11 +45,17 @@ class Settings:
     kl_threshold: float | None = None
     eval_every: int = 1
     max_batch_tokens: int = 8192
+    rank_dtype: str = "bfloat16"  # proposals are ranked in this dtype, the best `rescore` rescored in float32
+    rescore: int = 4
 
     def check(self) -> None:
         if not self.target_prompt and not self.documents:
             raise UsageError("give --args target_prompt=TEXT (or documents=FILE.jsonl) to say which outputs to match")
-        for name in ("steps", "topk", "n_docs", "doc_len", "batch_size", "eval_every", "max_batch_tokens"):
+        if self.rank_dtype not in RANK_DTYPES:
+            choices = ", ".join(RANK_DTYPES)
+            raise UsageError(f"rank_dtype={self.rank_dtype}: choose one of {choices} (--args rank_dtype=...)")
+        names = ("steps", "topk", "n_docs", "doc_len", "batch_size", "eval_every", "max_batch_tokens", "rescore")
+        for name in names:
             if getattr(self, name) < 1 and not (name == "steps" and self.steps == 0):
                 raise UsageError(f"{name} must be positive, got {getattr(self, name)} (--args {name}=...)")
         if self.prompt_len is not None and self.prompt_len < 1:
@@ -90,6 +98,7 @@ class Problem:
         train, heldout, target_logprobs = self._documents()
         self.train = self._split(*train, target_logprobs[0])
         self.heldout = self._split(*heldout, target_logprobs[1])
+        self._add_ranker()
 
     # prompts ---------------------------------------------------------------------------------------------------
     def _init_ids(self) -> list[int]:
@@ -150,6 +159,18 @@ class Problem:
         else:
             target_nll = None if known_logprob is None else -known_logprob
         return Split(docs, mask, objective, target_nll)
+
+    def _add_ranker(self) -> None:
+        """Rank training proposals with a bfloat16 copy of a float32 model (hf modules: they continue from a KV
+        cache; a scratch model's forward is the backend's own and is left as it is)."""
+        dtype = getattr(torch, self.settings.rank_dtype)
+        if dtype == self.box.dtype or not self.box.continues_from_cache:
+            return
+        objective = self.train.objective
+        objective.ranker = Objective(
+            self.box.cast(dtype), self.template, self.train.docs, self.train.mask, self.settings.max_batch_tokens
+        )
+        objective.rescore = self.settings.rescore
 
     def heldout_kl(self, prompt) -> tuple[float, float]:
         """Held-out KL of a prompt (ids (L,) or embeddings (L, d)): mean and stderr over documents."""

@@ -17,7 +17,7 @@ from harness.store import write_json_atomic
 class PropaneOptimizer:
     """``harness optimize --optimizer propane``: one search, one run folder."""
 
-    version = "1"
+    version = "2"  # 2: bfloat16 ranking of proposals; soft runs report the projected prompt's KL
     primary_metric = "kl_heldout_best"
     method = "propane"
 
@@ -37,6 +37,8 @@ class PropaneOptimizer:
         kl_threshold: float | None = None,
         eval_every: int = 1,
         max_batch_tokens: int = 8192,
+        rank_dtype: str = "bfloat16",
+        rescore: int = 4,
         lr: float = 0.01,
         chat: bool | None = None,
     ):
@@ -61,6 +63,8 @@ class PropaneOptimizer:
             kl_threshold=kl_threshold,
             eval_every=eval_every,
             max_batch_tokens=max_batch_tokens,
+            rank_dtype=rank_dtype,
+            rescore=rescore,
         )
         self.settings.check()
 
@@ -85,7 +89,7 @@ class SoftPropane(PropaneOptimizer):
 class CompareTask:
     """``harness run --task propane_compare``: PROPANE and the random baseline, same budget, one plot."""
 
-    version = "1"
+    version = "2"
     primary_metric = "kl_heldout_best"
 
     def __init__(self, **options):
@@ -130,10 +134,7 @@ def write_outputs(ctx, problem, traces) -> dict[str, float]:
 
     metrics, prompts = {}, []
     for index, trace in enumerate(traces):
-        soft = trace.extra.get("best_embeddings")
-        values = summarise(problem, trace, prompt=soft)
-        if soft is not None:
-            values["kl_heldout_projected"], values["kl_heldout_projected_stderr"] = problem.heldout_kl(trace.best_ids)
+        values = summarise(problem, trace)
         prompt = prompt_record(problem, trace, values)
         prompts.append(prompt)
         if index == 0:

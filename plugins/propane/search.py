@@ -8,10 +8,12 @@ Choices not fixed by the paper:
   unguided search, so the measured gain from gradients is not inflated. Both score ``batch_size`` proposals per
   step against all training documents, the same budget of loss evaluations.
 - The best prompt is the one with the lowest search loss on the training documents (free: every accepted prompt
-  was scored); its held-out KL is then an honest estimate. Early stop looks at the held-out KL of the current
-  prompt at evaluation steps.
+  was scored); its held-out KL is then an honest estimate. Early stop (``kl_threshold``) reads the training KL of
+  the current prompt, every step: the held-out documents only measure, they never steer the search.
 - Soft prompts: Adam on the prompt embeddings (full batch over training documents); the projection is the nearest
-  allowed token embedding in L2 distance.
+  allowed token embedding in L2 distance. The prompt a soft run writes (best_prompt.json) is that projection, so
+  its ``kl_heldout`` is the projection's; the continuous prompt's KL is reported as ``kl_heldout_soft``. Its
+  early stop reads the continuous prompt's training KL (what the optimizer descends).
 """
 
 from __future__ import annotations
@@ -121,13 +123,12 @@ def swap_search(problem: Problem, proposer, log: Logger) -> Trace:
         if step > 0:
             started = time.perf_counter()
             proposals = proposer(current, generator)
-            losses, nlls = train.objective.search_loss(proposals, settings.gamma)
+            pick, loss, nll = train.objective.best_of(proposals, settings.gamma)
             trace.search_seconds += time.perf_counter() - started
             trace.evaluations += len(proposals)
             trace.steps = step
-            pick = int(losses.argmin())
-            if not proposer.accept_only_improvement or float(losses[pick]) < current_loss:
-                current, current_loss, current_nll = proposals[pick], float(losses[pick]), nlls[pick]
+            if not proposer.accept_only_improvement or loss < current_loss:
+                current, current_loss, current_nll = proposals[pick], loss, nll
             if current_loss < trace.best_loss:
                 trace.best_ids, trace.best_loss, trace.best_step = current.tolist(), current_loss, step
         record = {
@@ -136,15 +137,19 @@ def swap_search(problem: Problem, proposer, log: Logger) -> Trace:
             "kl_train": _mean(train.kl(current_nll)),
             "best_loss": trace.best_loss,
         }
-        if step % settings.eval_every == 0 or step == settings.steps:
+        trace.stopped_early = reached(settings.kl_threshold, record["kl_train"])
+        if step % settings.eval_every == 0 or step == settings.steps or trace.stopped_early:
             record["kl_heldout"], record["kl_heldout_stderr"] = problem.heldout_kl(current)
-            threshold = settings.kl_threshold
-            trace.stopped_early = threshold is not None and record["kl_heldout"] <= threshold
         trace.history.append({"step": step, **record})
         log(step, record)
         if trace.stopped_early:
             break
     return trace
+
+
+def reached(threshold: float | None, kl_train: float) -> bool:
+    """Early stop: the training KL is at or below ``kl_threshold`` (never the held-out KL, which only measures)."""
+    return threshold is not None and kl_train <= threshold
 
 
 def nearest_tokens(problem: Problem, embeds: torch.Tensor) -> torch.Tensor:
@@ -174,12 +179,11 @@ def soft_search(problem: Problem, log: Logger, lr: float = 0.01) -> Trace:
             trace.steps = step
             trace.evaluations += 1
         trace.search_seconds += time.perf_counter() - started
-        record = {"method": trace.method, "loss": loss}
-        if step % settings.eval_every == 0 or step == settings.steps:
-            record["kl_heldout"], record["kl_heldout_stderr"] = problem.heldout_kl(leaf.detach())
-            projected = nearest_tokens(problem, leaf)
-            record["kl_heldout_projected"], _ = problem.heldout_kl(projected)
-            trace.stopped_early = settings.kl_threshold is not None and record["kl_heldout"] <= settings.kl_threshold
+        record = {"method": trace.method, "loss": loss, "kl_train": train_kl_of_loss(train, loss)}
+        trace.stopped_early = reached(settings.kl_threshold, record["kl_train"])
+        if step % settings.eval_every == 0 or step == settings.steps or trace.stopped_early:
+            record["kl_heldout"], record["kl_heldout_stderr"] = problem.heldout_kl(nearest_tokens(problem, leaf))
+            record["kl_heldout_soft"], record["kl_heldout_soft_stderr"] = problem.heldout_kl(leaf.detach())
         trace.history.append({"step": step, **record})
         log(step, record)
         if trace.stopped_early:
@@ -189,12 +193,27 @@ def soft_search(problem: Problem, log: Logger, lr: float = 0.01) -> Trace:
     return trace
 
 
-def summarise(problem: Problem, trace: Trace, prompt=None) -> dict[str, float]:
-    """metrics.json values of one search: initial and best held-out KL (with stderr), train KL, speed."""
+def train_kl_of_loss(train, loss: float) -> float:
+    """Mean training KL per document from the token-mean NLL ``loss`` (NaN when log P(d|p*) is unknown)."""
+    if train.target_nll is None:
+        return float("nan")
+    return (loss * train.objective.tokens - float(train.target_nll.sum())) / train.objective.n_docs
+
+
+def summarise(problem: Problem, trace: Trace) -> dict[str, float]:
+    """metrics.json values of one search: initial and best held-out KL (with stderr), train KL, speed.
+
+    ``kl_heldout_best`` is always the KL of the token ids the run writes as its best prompt; a soft search adds
+    ``kl_heldout_soft_best``, the KL of its continuous prompt (which no text reproduces)."""
     initial, initial_se = problem.heldout_kl(problem.init_ids)
-    best, best_se = problem.heldout_kl(prompt if prompt is not None else trace.best_ids)
+    best, best_se = problem.heldout_kl(trace.best_ids)
     nll = problem.train.objective.doc_nll(torch.tensor([trace.best_ids]))[0]
+    soft = trace.extra.get("best_embeddings")
+    extra = {}
+    if soft is not None:
+        extra["kl_heldout_soft_best"], extra["kl_heldout_soft_best_stderr"] = problem.heldout_kl(soft)
     return {
+        **extra,
         "kl_heldout_initial": initial,
         "kl_heldout_initial_stderr": initial_se,
         "kl_heldout_best": best,

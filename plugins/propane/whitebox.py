@@ -12,6 +12,7 @@ first allowed word when "!" is not in the vocabulary.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from dataclasses import dataclass
 
@@ -174,6 +175,17 @@ class WhiteBox:
         """The paper's initial prompt "! ! ... !" as ``length`` tokens (filler tokens where "!" is unknown)."""
         ids = self._encode_or_none(("! " * length).strip()) or []
         return (ids + [self.filler_id()] * length)[:length]
+
+    def cast(self, dtype: torch.dtype) -> WhiteBox:
+        """The same view on a copy of the module in ``dtype``: a cheaper model to rank proposals with."""
+        view = copy.copy(self)
+        view.module = copy.deepcopy(self.module).to(dtype)
+        view.embedding_matrix = view.module.get_input_embeddings().weight
+        return view
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.embedding_matrix.dtype
 
     # forward passes ----------------------------------------------------------------------------------------------
     def embed(self, ids: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ cache, which lives in a per-test $HARNESS_CACHE.
 import json
 from pathlib import Path
 
+import pytest
 from cli_helpers import harness_env, run_harness
 
 
@@ -96,3 +97,30 @@ def test_usage_errors_exit_2(tiny_folder, tmp_path):
         env=env,
     )
     assert result.returncode == 2 and "unknown run 'nope'" in result.stderr
+
+
+def test_soft_run_reports_the_kl_of_the_prompt_it_writes(tiny_lm, tiny_folder, tmp_path):
+    """best_prompt.json holds the projected token ids; kl_heldout_best is theirs, the continuous prompt's KL is
+    kl_heldout_soft_best (before the fix, kl_heldout_best was the continuous prompt's)."""
+    from harness.plugins.propane.problem import Problem, Settings
+
+    options = dict(target_prompt="The cat sat", steps=4, prompt_len=3, n_docs=4, doc_len=4)
+    result = run_harness(
+        "optimize",
+        "--optimizer",
+        "propane-soft",
+        "--model",
+        f"hf:{tiny_folder}",
+        "--args",
+        ",".join(f"{k}={v}" for k, v in options.items()) + ",lr=0.2",
+        "--out",
+        tmp_path / "runs",
+        "--json",
+        env=harness_env(HARNESS_CACHE=str(tmp_path / "cache")),
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    metrics, best = report["metrics"], json.loads((Path(report["dir"]) / "best_prompt.json").read_text())
+    written = Problem(tiny_lm, Settings(**options), seed=0).heldout_kl(best["token_ids"])[0]
+    assert metrics["kl_heldout_best"] == pytest.approx(written, abs=1e-4) == best["kl_heldout"]
+    assert abs(metrics["kl_heldout_soft_best"] - written) > 1e-3  # a different prompt, a different number

@@ -147,6 +147,48 @@ def test_warm_start_and_early_stop(tiny_lm):
     assert trace.stopped_early and len(trace.history) == 1
 
 
+def test_early_stop_reads_the_training_kl_not_the_heldout_kl(tiny_lm):
+    """A threshold between the initial prompt's training and held-out KL: the search stops at step 0 exactly when
+    the training KL is the lower of the two (reading the held-out KL would decide the other way)."""
+    p = problem(tiny_lm, steps=3)
+    train_kl = float(p.train.kl(p.train.objective.doc_nll(torch.tensor([p.init_ids]))[0]).mean())
+    heldout_kl = p.heldout_kl(p.init_ids)[0]
+    assert abs(train_kl - heldout_kl) > 0.05  # the two sides of the threshold are apart
+    p.settings.kl_threshold = (train_kl + heldout_kl) / 2
+    trace = search.swap_search(p, search.GradientProposer(p), quiet)
+    assert trace.history[0]["kl_train"] == pytest.approx(train_kl, abs=1e-4)
+    assert trace.stopped_early == (train_kl < heldout_kl)
+    assert len(trace.history) == (1 if train_kl < heldout_kl else 4)
+
+
+def test_soft_search_stops_on_its_training_kl(tiny_lm):
+    p = problem(tiny_lm, steps=4, eval_every=100, kl_threshold=1e9)  # any training KL is below: stop at step 0
+    trace = search.soft_search(p, quiet, lr=0.05)
+    assert trace.stopped_early and len(trace.history) == 1
+    first = trace.history[0]
+    assert first["kl_train"] == pytest.approx(
+        float(p.train.kl(p.train.objective.doc_nll(torch.tensor([p.init_ids]))[0]).mean()), abs=1e-3
+    )
+    assert "kl_heldout" in first  # the stopping step is evaluated even off the eval cadence
+
+
+def test_bfloat16_ranking_gives_the_float32_search(tiny_lm):
+    """The ranker only preselects: with the float32 best among its top 4 the search is the exact one."""
+    traces = []
+    for rank_dtype in ("bfloat16", "float32"):
+        p = problem(tiny_lm, steps=4, rank_dtype=rank_dtype, prompt_len=4)
+        assert (p.train.objective.ranker is not None) == (rank_dtype == "bfloat16")
+        for proposer in (search.GradientProposer(p), search.RandomProposer(p)):
+            trace = search.swap_search(p, proposer, quiet)
+            traces.append((rank_dtype, trace.best_ids, [r["loss"] for r in trace.history]))
+    assert traces[0][1:] == traces[2][1:] and traces[1][1:] == traces[3][1:]
+    p = problem(tiny_lm, prompt_len=4)
+    proposals = search.RandomProposer(p)(torch.tensor(p.init_ids), torch.Generator().manual_seed(3))
+    losses, nlls = p.train.objective.search_loss(proposals, 0.0)
+    pick, loss, nll = p.train.objective.best_of(proposals, 0.0)
+    assert pick == int(losses.argmin()) and loss == float(losses.min()) and torch.equal(nll, nlls[pick])
+
+
 def test_fluency_penalty_adds_gamma_times_prompt_nll(tiny_lm):
     p = problem(tiny_lm)
     fluent = p.box.encode("Hello there my good friend, how are you today? I am fine, thank you very much.")[:15]
@@ -163,8 +205,13 @@ def test_soft_prompt_lowers_kl_and_reports_projection(tiny_lm):
     trace = search.soft_search(p, quiet, lr=0.05)
     first, last = trace.history[0], trace.history[-1]
     assert last["loss"] < first["loss"]
-    assert last["kl_heldout"] < first["kl_heldout"]
-    assert "kl_heldout_projected" in last and len(trace.best_ids) == 15
+    assert last["kl_heldout_soft"] < first["kl_heldout_soft"]  # the continuous prompt improves
+    assert first["kl_heldout"] == pytest.approx(p.heldout_kl(p.init_ids)[0])  # step 0 projects onto the init
+    assert "kl_heldout_soft" in last and len(trace.best_ids) == 15
+    assert last["kl_train"] < first["kl_train"]
+    metrics = search.summarise(p, trace)  # the written prompt (projected ids) and the continuous one, named apart
+    assert metrics["kl_heldout_best"] == pytest.approx(p.heldout_kl(trace.best_ids)[0])
+    assert metrics["kl_heldout_soft_best"] == pytest.approx(p.heldout_kl(trace.extra["best_embeddings"])[0])
 
 
 def test_chat_template_puts_the_prompt_in_the_user_turn(tiny_lm):
@@ -196,3 +243,7 @@ def test_bad_options_are_usage_errors(tiny_lm, tmp_path):
         Problem(tiny_lm, Settings(documents=str(tmp_path / "missing.jsonl")), seed=0)
     with pytest.raises(UsageError, match="positive"):
         problem(tiny_lm, batch_size=0)
+    with pytest.raises(UsageError, match="rank_dtype=float16: choose one of bfloat16, float32"):
+        problem(tiny_lm, rank_dtype="float16")
+    with pytest.raises(UsageError, match="rescore"):
+        problem(tiny_lm, rescore=0)
