@@ -490,8 +490,9 @@ def check_grid_keys(factory, grid: dict, task_args: dict, family: str, where: st
 
 
 def task_threads(task, args: dict) -> int:
-    """The threads one run of the task uses: its ``threads`` arg or attribute, else 1."""
-    value = args.get("threads", getattr(task, "threads", 1))
+    """The cores one run of the task occupies: its ``cores`` attribute (a task that starts worker processes of
+    its own declares threads x processes there), else its ``threads`` arg or attribute, else 1."""
+    value = getattr(task, "cores", None) or args.get("threads", getattr(task, "threads", 1))
     return max(1, value) if type(value) is int else 1
 
 

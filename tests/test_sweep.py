@@ -536,3 +536,20 @@ def test_example_plugin_sweep_preset_is_valid(monkeypatch):
     from harness_example import Capitals
 
     check_grid_keys(Capitals, preset.sweep.grid, {}, "capitals", preset.source)
+
+
+def test_default_workers_count_the_processes_a_run_starts():
+    """A graph_cot experiment trains its strategies in processes of its own: a sweep's default parallelism counts
+    them (threads x processes), so two-core machines run one such point at a time, not two."""
+    from harness.plugins.graph_cot.task import GraphCoT
+
+    from harness.sweep import task_threads
+
+    assert task_threads(GraphCoT(cot="dfs,path", workers=2), {}) == 2
+    assert task_threads(GraphCoT(cot="dfs", workers=2), {}) == 1
+    assert task_threads(GraphCoT(cot="dfs,path", workers=2, threads=2), {}) == 4
+
+    class Plain:
+        threads = 3
+
+    assert task_threads(Plain(), {}) == 3 and task_threads(Plain(), {"threads": 2}) == 2

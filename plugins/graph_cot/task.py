@@ -104,6 +104,12 @@ class GraphCoT:
         }
         self.eval_batch, self.threads, self.workers, self.device = eval_batch, threads, workers, device
 
+    @property
+    def cores(self) -> int:
+        """Cores one run occupies (sweeps run cpu_count // cores points at once): the strategies train in up to
+        ``workers`` processes of ``threads`` threads each."""
+        return max(1, self.threads) * max(1, min(self.workers, len(self.strategies)))
+
     def metric_prefix(self, strategy: str | None = None, depth: int | None = None) -> str:
         """``<strategy>/`` when several strategies train, then ``d<depth>/`` for a depth's evaluation when several
         depths are evaluated (training metrics take no depth)."""
