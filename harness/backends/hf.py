@@ -58,13 +58,16 @@ class HFLM(LM):
         dtype: str | None = None,
         chat: bool = False,
         batch_tokens: int = 8192,
+        score_tokens: int = 2048,
         decode_tokens: int = 16384,
         prefill_tokens: int = 1024,
         device: str | None = None,
         max_length: int | None = None,
     ):
         """dtype: the shared policy (base.DTYPES: float32 on a CPU, bfloat16 on a GPU); device: the GPU if any.
-        Padded tokens per forward: batch_tokens per scoring batch (contexts + continuations); decode_tokens per
+        Padded tokens per forward: batch_tokens per scoring batch of shared contexts (contexts + continuations);
+        score_tokens per batch of contexts scored once (small batches of rows sorted by length waste little on
+        padding, and a few hundred rows of tokens already keep the matmuls efficient); decode_tokens per
         generation batch (prompts + max_tokens, times n: the KV cache); prefill_tokens per prefill run of a
         generation batch. The defaults were the fastest for benchmarks/backends_hf_vs_lmeval.py on a CPU."""
         import torch
@@ -72,7 +75,12 @@ class HFLM(LM):
 
         device = device or default_device()
         dtype = resolve_dtype(dtype, device)
-        budgets = {"batch_tokens": batch_tokens, "decode_tokens": decode_tokens, "prefill_tokens": prefill_tokens}
+        budgets = {
+            "batch_tokens": batch_tokens,
+            "score_tokens": score_tokens,
+            "decode_tokens": decode_tokens,
+            "prefill_tokens": prefill_tokens,
+        }
         for name, value in budgets.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"{name}={value}: give a positive number of tokens (--model-args {name}=...)")
@@ -81,6 +89,7 @@ class HFLM(LM):
         self.dtype = dtype
         self.chat = chat
         self.batch_tokens = batch_tokens
+        self.score_tokens = score_tokens
         self.decode_tokens = decode_tokens
         self.prefill_tokens = prefill_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -135,18 +144,19 @@ class HFLM(LM):
         )
 
     # scoring helpers -------------------------------------------------------------------------------------------
-    def _hidden(self, input_ids, attention_mask, past=None, positions=None):
-        """Final hidden states (B, T, d) and the updated KV cache; no vocabulary projection here."""
+    def _hidden(self, input_ids, attention_mask, past=None, positions=None, use_cache: bool = True):
+        """Final hidden states (B, T, d) and the updated KV cache (None without use_cache); no vocabulary
+        projection here."""
         if positions is None:
             positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1] :]
         out = self.module.base_model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=positions,
-            use_cache=True,
+            use_cache=use_cache,
             **{self._cache_arg: past},
         )
-        return out.last_hidden_state, getattr(out, self._cache_arg)
+        return out.last_hidden_state, getattr(out, self._cache_arg, None)
 
     def _logprobs(self, hidden, scored: bool = True):
         """Log-softmax over the vocabulary, always in float32. Scored positions (loglikelihood) also project in
@@ -270,7 +280,9 @@ class HFLM(LM):
         return self._score_pairs(pairs)
 
     def _score_pairs(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
-        """Score continuation tokens; requests with the same context share one prefill of that context."""
+        """Score continuation tokens. Requests with the same context share one prefill of that context (multiple
+        choice); a context asked about once runs with its continuation in a single forward without a KV cache
+        (perplexity, LAMBADA), where a prefill + continuation pass would only add the cache's copies."""
         torch = self.torch
         results: list[tuple[float, bool] | None] = [None] * len(pairs)
         contexts: dict[tuple, list[int]] = {}
@@ -278,12 +290,36 @@ class HFLM(LM):
             ctx, cont = self._fit(ctx, cont)
             pairs[i] = (ctx, cont)
             contexts.setdefault(tuple(ctx), []).append(i)
-        keys = list(contexts)
-        lengths = [len(k) + max(len(pairs[i][1]) for i in contexts[k]) for k in keys]
+        shared = [k for k, owners in contexts.items() if len(owners) > 1]
+        solo = [owners[0] for owners in contexts.values() if len(owners) == 1]
+        lengths = [len(k) + max(len(pairs[i][1]) for i in contexts[k]) for k in shared]
         with torch.inference_mode():
             for batch in self._batches(lengths, rows_per_item=2):
-                self._score_context_batch([keys[b] for b in batch], contexts, pairs, results)
+                self._score_context_batch([shared[b] for b in batch], contexts, pairs, results)
+            rows = [pairs[i][0] + pairs[i][1][:-1] for i in solo]  # the last continuation token is never an input
+            for batch in self._batches([len(r) for r in rows], budget=self.score_tokens):
+                scored = self._score_rows([rows[b] for b in batch], [pairs[solo[b]][1] for b in batch])
+                for b, result in zip(batch, scored):
+                    results[solo[b]] = result
         return results
+
+    def _score_rows(self, rows: list[list[int]], conts: list[list[int]]) -> list[tuple[float, bool]]:
+        """(logprob, is greedy) of each continuation, ending its row, from one cache-free forward; the vocabulary
+        projection only at the sum(len(cont)) scored positions, gathered before the head."""
+        torch = self.torch
+        ids, mask = self._left_pad(rows)
+        hidden, _ = self._hidden(ids, mask, use_cache=False)  # (B, T, d)
+        counts = torch.tensor([len(c) for c in conts], device=self.device)
+        scored = torch.arange(ids.shape[1], device=self.device)[None] >= ids.shape[1] - counts[:, None]  # (B, T)
+        logprobs = self._logprobs(hidden[scored])  # (sum of len(cont), V), rows in order, positions in order
+        targets = torch.tensor([t for c in conts for t in c], device=self.device)
+        picked = logprobs.gather(-1, targets[:, None])[:, 0]
+        owner = torch.repeat_interleave(torch.arange(len(conts), device=self.device), counts)
+        totals = torch.zeros(len(conts), dtype=picked.dtype, device=self.device).index_add_(0, owner, picked)
+        misses = torch.zeros(len(conts), device=self.device).index_add_(
+            0, owner, (logprobs.argmax(-1) != targets).float()
+        )
+        return [(total, miss == 0) for total, miss in zip(totals.tolist(), misses.tolist())]
 
     def _fit(self, ctx: list[int], cont: list[int]) -> tuple[list[int], list[int]]:
         """Cut the context from the left so that context + continuation fits the model's window."""

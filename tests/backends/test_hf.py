@@ -53,6 +53,22 @@ def test_loglikelihood_matches_a_plain_forward(tiny):
         assert logprob == pytest.approx(plain_loglikelihood(tiny, context, continuation), abs=1e-4)
 
 
+def test_distinct_contexts_match_a_per_request_forward_at_every_budget(tiny_folder):
+    """Contexts asked about once take the single-pass path (no cache, head only at scored positions): whatever the
+    budget cuts the sorted rows into, each score and greedy flag is that of one plain forward per request."""
+    pairs = [(f"Row {i}: " + "lo " * (i % 11), f" tail {i}" + " x" * (i % 4)) for i in range(20)]
+    reference = HFLM(tiny_folder)
+    plain = [plain_loglikelihood(reference, c, x) for c, x in pairs]
+    encoded = [reference._encode_pair(c, x) for c, x in pairs]
+    ((completion,),) = reference.generate(["Once more"], SamplingParams(max_tokens=3))
+    greedy_ids = (reference.encode("Once more"), completion.token_ids)  # ids: random-model text need not round-trip
+    for budget in (1, 40, 100_000):  # one row per forward, a few rows, all rows
+        lm = HFLM(tiny_folder, score_tokens=budget)
+        scores = lm._score_pairs(encoded + [greedy_ids])
+        assert [s[0] for s in scores[:-1]] == pytest.approx(plain, abs=1e-4)
+        assert not any(greedy for _, greedy in scores[:-1]) and scores[-1][1]
+
+
 def test_is_greedy_means_argmax_at_every_position(tiny):
     context = "Once upon a time"
     ((completion,),) = tiny.generate([context], SamplingParams(max_tokens=4))
@@ -74,7 +90,7 @@ def test_greedy_generation_matches_transformers(tiny):
 
 
 def test_batch_size_1_and_32_give_the_same_results(tiny, tiny_folder):
-    one = HFLM(tiny_folder, batch_tokens=1, decode_tokens=1)  # every batch holds a single request
+    one = HFLM(tiny_folder, batch_tokens=1, score_tokens=1, decode_tokens=1)  # every batch: one request
     many = HFLM(tiny_folder, batch_tokens=32 * 64, decode_tokens=32 * 64)
     singles, batched = one.loglikelihood(MANY_PAIRS), many.loglikelihood(MANY_PAIRS)
     assert [s[0] for s in singles] == pytest.approx([b[0] for b in batched], abs=1e-4)
