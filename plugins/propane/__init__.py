@@ -2,13 +2,15 @@
 
 Registers the optimizers ``propane`` (gradient-guided single-token swaps), ``random`` (the unguided baseline with
 the same budget) and ``propane-soft`` (Adam on prompt embeddings), and the tasks ``propane_transfer`` (evaluate a
-run's prompts on another model) and ``propane_compare`` (PROPANE vs random in one run and one plot).
+run's prompts on another model), ``propane_compare`` (PROPANE vs random in one run and one plot) and
+``propane_suite`` (PROPANE vs random over a set of target prompts, a paired comparison).
 Nothing heavy is imported here: torch loads when a factory's object runs.
 """
 
 from __future__ import annotations
 
 from harness.plugins.propane.runner import CompareTask, PropaneOptimizer, RandomSearch, SoftPropane
+from harness.plugins.propane.suite import SuiteTask
 from harness.plugins.propane.transfer import TransferTask
 
 from harness.hookspecs import hookimpl
@@ -25,3 +27,4 @@ def harness_register_optimizers(register):
 def harness_register_tasks(register):
     register("propane_transfer", TransferTask, description="KL of a PROPANE run's prompts on another model")
     register("propane_compare", CompareTask, description="PROPANE vs random swaps, same budget, one plot")
+    register("propane_suite", SuiteTask, description="PROPANE vs random search over a prompt set, paired by prompt")

@@ -126,7 +126,7 @@ class Objective:
         n, doc_len = self.docs.shape
         blocks = self._doc_blocks()
         context_len = len(self.prefix) + embeds.shape[1] + len(self.suffix)
-        by_logits = (blocks[0].stop - blocks[0].start) // n  # whole proposals per logits budget (0: split docs)
+        by_logits = LOGITS_BUDGET_BYTES // (4 * n * doc_len * self.box.vocab_size)  # whole proposals (0: split docs)
         per_chunk = max(1, min(by_logits, self.max_batch_tokens // (context_len + n * doc_len)))
         nll = torch.empty(embeds.shape[0], n)
         for p in range(0, embeds.shape[0], per_chunk):
