@@ -145,3 +145,25 @@ def test_models_trained_to_depth_2_are_evaluated_at_every_depth(tmp_path):
         assert (out / run_dir.rsplit("/", 1)[1] / png).stat().st_size > 1000
     bad = run_harness("run", "--task", "graph_cot", "--task-args", "depth=2,eval_depths=3", "--out", out)
     assert bad.returncode == 2 and "training depth 2" in bad.stderr
+
+
+def test_every_strategy_trains_and_gets_its_heatmap(tmp_path):
+    """The strategies graph_cot_strategies trains besides dfs and path: each model trains, is scored over B x N and
+    gets its heatmap (a few steps: this checks the plumbing, the preset the accuracy)."""
+    out = tmp_path / "runs"
+    done = run_harness(
+        "run",
+        "--task",
+        "graph_cot",
+        "--task-args",
+        "depth=1,cot=optimal,dfs-bt,walk-6,steps=5,examples=4,samples=2,workers=1",
+        "--out",
+        out,
+        "--no-cache",
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics, run_dir = metrics_of(out, done.stdout)
+    for strategy in ("optimal", "dfs-bt", "walk-6"):
+        assert 0 <= metrics[f"{strategy}/evidence_accuracy@B=24,N=2"] <= 1  # dfs-bt's longest chain sets B=24
+        assert (out / run_dir.rsplit("/", 1)[1] / f"heatmap_{strategy}.png").stat().st_size > 1000
