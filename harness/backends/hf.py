@@ -63,15 +63,19 @@ class HFLM(LM):
         prefill_tokens: int = 1024,
         device: str | None = None,
         max_length: int | None = None,
+        fused: bool = True,
     ):
         """dtype: the shared policy (base.DTYPES: float32 on a CPU, bfloat16 on a GPU); device: the GPU if any.
         Padded tokens per forward: batch_tokens per scoring batch of shared contexts (contexts + continuations);
         score_tokens per batch of contexts scored once (small batches of rows sorted by length waste little on
         padding, and a few hundred rows of tokens already keep the matmuls efficient); decode_tokens per
         generation batch (prompts + max_tokens, times n: the KV cache); prefill_tokens per prefill run of a
-        generation batch. The defaults were the fastest for benchmarks/backends_hf_vs_lmeval.py on a CPU."""
+        generation batch. The defaults were the fastest for benchmarks/backends_hf_vs_lmeval.py on a CPU.
+        fused: score Llama-family models through harness/backends/fused.py's leaner forward (same function)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from harness.backends.fused import FusedForward, supports
 
         device = device or default_device()
         dtype = resolve_dtype(dtype, device)
@@ -114,6 +118,7 @@ class HFLM(LM):
         forward_args = inspect.signature(self.module.base_model.forward).parameters
         self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         self._head_float: tuple | None = None  # ((data pointer, version), float32 copy) of a low-precision head
+        self._fused = FusedForward(self.module) if fused and supports(self.module) else None
 
     @classmethod
     def from_spec(cls, target: str, **model_args) -> HFLM:
@@ -308,7 +313,7 @@ class HFLM(LM):
         projection only at the sum(len(cont)) scored positions, gathered before the head."""
         torch = self.torch
         ids, mask = self._left_pad(rows)
-        hidden, _ = self._hidden(ids, mask, use_cache=False)  # (B, T, d)
+        hidden = self._fused(ids, mask) if self._fused else self._hidden(ids, mask, use_cache=False)[0]  # (B, T, d)
         counts = torch.tensor([len(c) for c in conts], device=self.device)
         scored = torch.arange(ids.shape[1], device=self.device)[None] >= ids.shape[1] - counts[:, None]  # (B, T)
         logprobs = self._logprobs(hidden[scored])  # (sum of len(cont), V), rows in order, positions in order

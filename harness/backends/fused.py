@@ -1,0 +1,97 @@
+"""A lean, cache-free forward for Llama-family models, for scoring whole rows (harness/backends/hf.py).
+
+transformers' eager Llama spends a third of a CPU scoring forward outside its matmuls (benchmarks/: RMSNorm in five
+elementwise passes, rotary embeddings through cat and neg on q and k apart, seven separate projections per layer,
+q, k and v each a narrow matmul). This forward computes the same function with fewer, wider operations: one q|k|v
+matmul and one gate|up matmul per layer (weights concatenated once, rebuilt when the model's weights change),
+torch's fused rms_norm, the rotary embedding applied to q and k together, and SDPA with grouped-query heads. It
+reads the model's own modules for the embedding and the rotary tables (so any RoPE scaling the config asks for
+holds), and declines models it does not describe exactly (biases, other activations, sliding windows, other
+families): those keep transformers' forward.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+SUPPORTED = ("llama", "mistral")
+
+
+def supports(module) -> bool:
+    """True when ``module`` (a *ForCausalLM from transformers) is a plain Llama-family decoder this forward computes
+    exactly: SiLU-gated MLP, no biases, RMSNorm, RoPE, no sliding window, one tensor-parallel slice."""
+    config = module.config
+    layers = getattr(module.base_model, "layers", None)
+    return (
+        getattr(config, "model_type", None) in SUPPORTED
+        and layers is not None
+        and getattr(config, "hidden_act", None) == "silu"
+        and not getattr(config, "attention_bias", False)
+        and not getattr(config, "mlp_bias", False)
+        and getattr(config, "sliding_window", None) is None
+        and getattr(config, "pretraining_tp", 1) == 1
+        and hasattr(module.base_model, "rotary_emb")
+        and all(hasattr(layer.self_attn, "q_proj") and hasattr(layer.mlp, "gate_proj") for layer in layers)
+    )
+
+
+class FusedForward:
+    """Final hidden states (B, T, d) of a Llama-family model for left-padded rows, without a KV cache."""
+
+    def __init__(self, module):
+        self.module = module
+        self.key: tuple | None = None  # (data pointer, version) of every weight the fused copies were made from
+        self.layers: list[dict] = []
+
+    def _weights(self) -> list[dict]:
+        """Per layer: q|k|v and gate|up concatenated, the rest as they are; rebuilt if any weight changed."""
+        model = self.module.base_model
+        key = tuple((p.data_ptr(), p._version) for p in model.parameters())
+        if key != self.key:
+            self.layers = []
+            for layer in model.layers:
+                attn, mlp = layer.self_attn, layer.mlp
+                self.layers.append(
+                    {
+                        "qkv": torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]).detach(),
+                        "o": attn.o_proj.weight.detach(),
+                        "gate_up": torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).detach(),
+                        "down": mlp.down_proj.weight.detach(),
+                        "norm_in": layer.input_layernorm.weight.detach(),
+                        "norm_post": layer.post_attention_layernorm.weight.detach(),
+                    }
+                )
+            self.key = key
+        return self.layers
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        model, config = self.module.base_model, self.module.config
+        batch, width = input_ids.shape
+        heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        eps, d_ff = config.rms_norm_eps, config.intermediate_size
+        x = model.embed_tokens(input_ids)  # (B, T, d)
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        cos, sin = model.rotary_emb(x, positions)  # (B, T, head_dim) each
+        cos, sin = cos[:, :, None], sin[:, :, None]  # broadcast over heads
+        half = head_dim // 2
+        sin = torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)  # rotate_half's sign folded into sin
+        valid = attention_mask.bool()
+        causal = torch.ones(width, width, dtype=torch.bool, device=x.device).tril()
+        # (B, 1, T, T): causal, real keys only; a padding query sees itself (finite, and never read)
+        mask = (causal & valid[:, None, None, :]) | torch.eye(width, dtype=torch.bool, device=x.device)
+        scale = head_dim**-0.5
+        for w in self._weights():
+            h = F.rms_norm(x, (x.shape[-1],), w["norm_in"], eps)
+            qkv = F.linear(h, w["qkv"]).view(batch, width, heads + 2 * kv_heads, head_dim)
+            qk = qkv[:, :, : heads + kv_heads]
+            qk = qk * cos + torch.cat([qk[..., half:], qk[..., :half]], dim=-1) * sin  # RoPE on q and k at once
+            q = qk[:, :, :heads].transpose(1, 2)  # (B, H, T, hd)
+            k = qk[:, :, heads:].transpose(1, 2)  # (B, KV, T, hd)
+            v = qkv[:, :, heads + kv_heads :].transpose(1, 2)
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
+            x = x + F.linear(attended.transpose(1, 2).reshape(batch, width, heads * head_dim), w["o"])
+            gate, up = F.linear(F.rms_norm(x, (x.shape[-1],), w["norm_post"], eps), w["gate_up"]).split(d_ff, -1)
+            x = x + F.linear(F.silu(gate) * up, w["down"])
+        return F.rms_norm(x, (x.shape[-1],), model.norm.weight, getattr(model.norm, "variance_epsilon", eps))
