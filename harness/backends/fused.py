@@ -65,22 +65,35 @@ class FusedForward:
             self.key = key
         return self.layers
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, segments: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """input_ids, attention_mask: (B, T), left-padded. ``segments`` (B, T) packs several continuations of one
+        context into a row: 0 marks the context, j > 0 the j-th continuation, which sees the context and itself
+        only and takes its positions from the context's end, as if it were alone after it (padding: any value)."""
         model, config = self.module.base_model, self.module.config
         batch, width = input_ids.shape
         heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
         eps, d_ff = config.rms_norm_eps, config.intermediate_size
         x = model.embed_tokens(input_ids)  # (B, T, d)
-        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        valid = attention_mask.bool()
+        causal = torch.ones(width, width, dtype=torch.bool, device=x.device).tril()
+        # (B, 1, T, T): causal, real keys only; a padding query sees itself (finite, and never read)
+        mask = causal & valid[:, None, None, :]
+        if segments is None:
+            positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        else:
+            context = (segments == 0) & valid
+            same = segments[:, :, None] == segments[:, None, :]  # (B, T, T): query and key in one segment
+            mask = mask & (context[:, None, :] | same)[:, None]
+            positions = context.sum(-1, keepdim=True) + _rank_in_segment(segments, valid) - 1
+            positions = torch.where(context, attention_mask.cumsum(-1) - 1, positions).clamp(min=0)
+        mask = mask | torch.eye(width, dtype=torch.bool, device=x.device)
         cos, sin = model.rotary_emb(x, positions)  # (B, T, head_dim) each
         cos, sin = cos[:, :, None], sin[:, :, None]  # broadcast over heads
         half = head_dim // 2
         sin = torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)  # rotate_half's sign folded into sin
-        valid = attention_mask.bool()
-        causal = torch.ones(width, width, dtype=torch.bool, device=x.device).tril()
-        # (B, 1, T, T): causal, real keys only; a padding query sees itself (finite, and never read)
-        mask = (causal & valid[:, None, None, :]) | torch.eye(width, dtype=torch.bool, device=x.device)
         scale = head_dim**-0.5
         for w in self._weights():
             h = F.rms_norm(x, (x.shape[-1],), w["norm_in"], eps)
@@ -95,3 +108,13 @@ class FusedForward:
             gate, up = F.linear(F.rms_norm(x, (x.shape[-1],), w["norm_post"], eps), w["gate_up"]).split(d_ff, -1)
             x = x + F.linear(F.silu(gate) * up, w["down"])
         return F.rms_norm(x, (x.shape[-1],), model.norm.weight, getattr(model.norm, "variance_epsilon", eps))
+
+
+def _rank_in_segment(segments: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(B, T): 1 for a segment's first token, 2 for its second, ... (segments are contiguous runs)."""
+    width = segments.shape[1]
+    index = torch.arange(width, device=segments.device).expand_as(segments)
+    starts = torch.ones_like(valid)
+    starts[:, 1:] = (segments[:, 1:] != segments[:, :-1]) | ~valid[:, :-1]
+    first = torch.where(starts, index, torch.zeros_like(index)).cummax(-1).values  # index of the segment's start
+    return index - first + 1

@@ -295,6 +295,14 @@ class HFLM(LM):
             ctx, cont = self._fit(ctx, cont)
             pairs[i] = (ctx, cont)
             contexts.setdefault(tuple(ctx), []).append(i)
+        if self._fused:  # every context once, its continuations packed after it in the same row
+            groups = list(contexts.values())
+            rows = [pairs[g[0]][0] + [t for i in g for t in pairs[i][1][:-1]] for g in groups]
+            with torch.inference_mode():
+                for batch in self._batches([len(r) for r in rows], budget=self.score_tokens):
+                    for i, result in self._score_packed([groups[b] for b in batch], pairs).items():
+                        results[i] = result
+            return results
         shared = [k for k, owners in contexts.items() if len(owners) > 1]
         solo = [owners[0] for owners in contexts.values() if len(owners) == 1]
         lengths = [len(k) + max(len(pairs[i][1]) for i in contexts[k]) for k in shared]
@@ -306,6 +314,44 @@ class HFLM(LM):
                 scored = self._score_rows([rows[b] for b in batch], [pairs[solo[b]][1] for b in batch])
                 for b, result in zip(batch, scored):
                     results[solo[b]] = result
+        return results
+
+    def _score_packed(self, groups: list[list[int]], pairs) -> dict[int, tuple[float, bool]]:
+        """Requests grouped by context, one row per context: the context, then each continuation but its last token,
+        every continuation seeing only the context and itself (fused.py's segments). One cache-free forward scores
+        them all; the head runs only at the scored positions, gathered first. {request index: (logprob, greedy)}."""
+        torch = self.torch
+        rows, segments, where, targets, owners = [], [], [], [], []
+        for group in groups:
+            ctx = pairs[group[0]][0]
+            row, segment = list(ctx), [0] * len(ctx)
+            for j, i in enumerate(group, start=1):
+                cont = pairs[i][1]
+                # the first token is predicted at the context's end, the others inside the continuation's segment
+                where.append(
+                    (len(rows), ([len(ctx) - 1] if cont else []) + list(range(len(row), len(row) + len(cont) - 1)))
+                )
+                row += cont[:-1]
+                segment += [j] * (len(cont) - 1)
+                targets += cont
+                owners += [i] * len(cont)
+            rows.append(row)
+            segments.append(segment)
+        ids, mask = self._left_pad(rows)
+        width = ids.shape[1]
+        packed = torch.zeros_like(ids)
+        for r, segment in enumerate(segments):
+            packed[r, width - len(segment) :] = torch.tensor(segment)
+        hidden = self._fused(ids, mask, packed).flatten(0, 1)  # (B * T, d)
+        flat = [r * width + width - len(rows[r]) + t for r, positions in where for t in positions]
+        logprobs = self._logprobs(hidden[torch.tensor(flat, device=self.device)])  # (scored tokens, V)
+        target = torch.tensor(targets, device=self.device)
+        picked = logprobs.gather(-1, target[:, None])[:, 0].tolist()
+        missed = (logprobs.argmax(-1) != target).tolist()
+        results = {i: (0.0, True) for group in groups for i in group}  # an empty continuation scores 0, greedy
+        for i, logprob, miss in zip(owners, picked, missed):
+            total, greedy = results[i]
+            results[i] = (total + logprob, greedy and not miss)
         return results
 
     def _score_rows(self, rows: list[list[int]], conts: list[list[int]]) -> list[tuple[float, bool]]:

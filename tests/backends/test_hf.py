@@ -69,6 +69,18 @@ def test_distinct_contexts_match_a_per_request_forward_at_every_budget(tiny_fold
         assert not any(greedy for _, greedy in scores[:-1]) and scores[-1][1]
 
 
+def test_continuations_packed_after_their_context_match_separate_forwards(tiny):
+    """Several continuations of one context share its row (each sees the context and itself only); an empty one
+    scores 0 and counts as greedy."""
+    context = "The list goes on and on:"
+    pairs = [(context, " one"), (context, " two three four"), (context, ""), (context, " five six")]
+    scores = tiny.loglikelihood(pairs)
+    assert scores[2] == (0.0, True)
+    for (c, x), (logprob, _) in zip(pairs, scores):
+        if x:
+            assert logprob == pytest.approx(plain_loglikelihood(tiny, c, x), abs=1e-4)
+
+
 def test_is_greedy_means_argmax_at_every_position(tiny):
     context = "Once upon a time"
     ((completion,),) = tiny.generate([context], SamplingParams(max_tokens=4))
