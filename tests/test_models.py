@@ -24,7 +24,7 @@ def tiny(**overrides) -> ModelConfig:
     return ModelConfig(**{"vocab_size": 20, "n_layer": 2, "n_head": 2, "d_model": 16, "max_seq_len": 12, **overrides})
 
 
-@pytest.mark.parametrize("positions", ["learned", "rotary"])
+@pytest.mark.parametrize("positions", ["learned", "rotary", "sinusoidal"])
 def test_lm_shapes_and_no_attention_to_the_future(positions):
     torch.manual_seed(0)
     model = build_model(tiny(positions=positions)).eval()
@@ -84,11 +84,25 @@ def test_bfloat16_on_cpu_takes_the_grouped_path_and_stays_causal(monkeypatch):
 def test_positions_matter():
     """With positions, swapping two early tokens changes the last logits."""
     torch.manual_seed(0)
-    for positions in ("learned", "rotary"):
+    for positions in ("learned", "rotary", "sinusoidal"):
         model = build_model(tiny(positions=positions)).eval()
         ids = torch.tensor([[1, 2, 3, 4, 5]])
         swapped = torch.tensor([[2, 1, 3, 4, 5]])
         assert not torch.allclose(model(ids)[0, -1], model(swapped)[0, -1])
+
+
+def test_sinusoidal_positions_carry_parity_and_are_not_saved():
+    """The fastest pair is (-1)^t (the parity a graph's edge list needs); the table is rebuilt from the config, so
+    a checkpoint holds no position weights and loads into a model of another length."""
+    from harness.models.model import sinusoids
+
+    table = sinusoids(12, 16)
+    assert torch.allclose(table[:, 1] / table[0, 1], torch.tensor([(-1.0) ** t for t in range(12)]), atol=1e-5)
+    assert abs(table.pow(2).mean().sqrt().item() - 0.02) < 1e-3  # the learned table's scale at init
+    model = build_model(tiny(positions="sinusoidal"))
+    assert not any("pos" in name for name in model.state_dict())
+    longer = build_model(tiny(positions="sinusoidal", max_seq_len=30))
+    longer.load_state_dict(model.state_dict())
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from torch import nn
 from harness.errors import UsageError
 
 HEADS = ("lm", "cls", "regression")
-POSITIONS = ("learned", "rotary")
+POSITIONS = ("learned", "rotary", "sinusoidal")
 
 
 @dataclass
@@ -29,7 +29,7 @@ class ModelConfig:
     d_model: int = 128  # residual stream width
     d_ff: int | None = None  # FFN hidden width; None means 4 * d_model
     max_seq_len: int = 256  # longest input; sizes the learned position table and the rotary cache
-    positions: str = "learned"  # "learned" (added embedding table) or "rotary" (RoPE inside attention)
+    positions: str = "learned"  # "learned" (added table), "rotary" (RoPE inside attention) or "sinusoidal" (fixed)
     attention: str = "sdpa"  # component name, looked up as "attention:<name>"
     ffn: str = "gelu"  # component name, looked up as "ffn:<name>"
     norm: str = "layernorm"  # component name, looked up as "norm:<name>"
@@ -79,6 +79,18 @@ class Block(nn.Module):
         return x + self.ffn(self.norm2(x))
 
 
+def sinusoids(length: int, width: int) -> torch.Tensor:
+    """Fixed positions (Vaswani et al.): sin/cos at geometric frequencies, (length, width), scaled to the RMS of the
+    learned table at init (0.02) so tokens are not drowned out. The fastest pair, cos(pi t) = (-1)^t, is an exact
+    parity feature, and every offset is a fixed rotation: the previous-token and pair-parity lookups a learned
+    table must learn position by position come for free."""
+    t = torch.arange(length, dtype=torch.float32)[:, None]  # (T, 1)
+    rates = torch.pi * torch.pow(10000.0, -torch.arange(0, width, 2, dtype=torch.float32) / width)  # (C/2,)
+    table = torch.zeros(length, width)
+    table[:, 0::2], table[:, 1::2] = torch.sin(t * rates), torch.cos(t * rates)
+    return table * 0.02 * math.sqrt(2)
+
+
 class Transformer(nn.Module):
     """Token ids (B, T) -> logits (B, T, V) for ``head="lm"``, or (B, n_outputs) for cls/regression."""
 
@@ -87,6 +99,8 @@ class Transformer(nn.Module):
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         self.pos_emb = nn.Embedding(config.max_seq_len, config.d_model) if config.positions == "learned" else None
+        if config.positions == "sinusoidal":
+            self.register_buffer("pos_table", sinusoids(config.max_seq_len, config.d_model), persistent=False)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         self.norm_f = component("norm", config.norm, config, config.n_layer)
@@ -129,6 +143,8 @@ class Transformer(nn.Module):
             raise ValueError(f"sequence of {T} tokens is longer than max_seq_len {self.config.max_seq_len}")
         if self.pos_emb is not None:
             x = x + self.pos_emb(torch.arange(T, device=x.device))  # (T, C) broadcast over B
+        elif self.config.positions == "sinusoidal":
+            x = x + self.pos_table[:T].to(x.dtype)
         x = self.drop(x)
         for block in self.blocks:
             x = block(x)

@@ -71,8 +71,8 @@ class GraphCoT:
                 raise UsageError(f"{name}={value}: give a positive number")
         if budget < 0:
             raise UsageError(f"budget={budget}: give a positive number of tokens (0: fit to depth)")
-        if positions not in ("learned", "rotary"):
-            raise UsageError(f"positions={positions}: choose learned or rotary")
+        if positions not in ("learned", "rotary", "sinusoidal"):
+            raise UsageError(f"positions={positions}: choose learned, rotary or sinusoidal")
         if device != "cpu" and not device.startswith("cuda"):
             raise UsageError(f"device={device}: choose cpu or cuda")
         if prompt not in ("auto", "raw", "text"):
