@@ -66,11 +66,17 @@ class FusedForward:
         return self.layers
 
     def __call__(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, segments: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        segments: torch.Tensor | None = None,
+        cache=None,
     ) -> torch.Tensor:
         """input_ids, attention_mask: (B, T), left-padded. ``segments`` (B, T) packs several continuations of one
         context into a row: 0 marks the context, j > 0 the j-th continuation, which sees the context and itself
-        only and takes its positions from the context's end, as if it were alone after it (padding: any value)."""
+        only and takes its positions from the context's end, as if it were alone after it (padding: any value).
+        ``cache``: an empty transformers DynamicCache that receives every layer's keys (after RoPE) and values, as
+        transformers' own prefill would leave them, for decoding on from these rows."""
         model, config = self.module.base_model, self.module.config
         batch, width = input_ids.shape
         heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
@@ -95,7 +101,7 @@ class FusedForward:
         half = head_dim // 2
         sin = torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)  # rotate_half's sign folded into sin
         scale = head_dim**-0.5
-        for w in self._weights():
+        for index, w in enumerate(self._weights()):
             h = F.rms_norm(x, (x.shape[-1],), w["norm_in"], eps)
             qkv = F.linear(h, w["qkv"]).view(batch, width, heads + 2 * kv_heads, head_dim)
             qk = qkv[:, :, : heads + kv_heads]
@@ -103,6 +109,8 @@ class FusedForward:
             q = qk[:, :, :heads].transpose(1, 2)  # (B, H, T, hd)
             k = qk[:, :, heads:].transpose(1, 2)  # (B, KV, T, hd)
             v = qkv[:, :, heads + kv_heads :].transpose(1, 2)
+            if cache is not None:
+                k, v = cache.update(k.contiguous(), v.contiguous(), index)
             attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
             x = x + F.linear(attended.transpose(1, 2).reshape(batch, width, heads * head_dim), w["o"])
             gate, up = F.linear(F.rms_norm(x, (x.shape[-1],), w["norm_post"], eps), w["gate_up"]).split(d_ff, -1)

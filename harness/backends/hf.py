@@ -199,6 +199,11 @@ class HFLM(LM):
         shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps a token to predict from
         if shared < min_shared:
             ids, mask = self._left_pad(rows)
+            if self._fused:  # the leaner forward, filling the cache transformers' decode steps continue from
+                from transformers import DynamicCache
+
+                past = DynamicCache(config=self.module.config)
+                return self._fused(ids, mask, cache=past)[:, -1], past, mask
             hidden, past = self._hidden(ids, mask)
             return hidden[:, -1], past, mask
         prefix = torch.tensor([rows[0][:shared]], device=self.device)
