@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from importlib import resources
 
 from harness.errors import UsageError
@@ -100,6 +101,7 @@ class SuiteTask:
         max_batch_tokens: int = 8192,
         chat: bool = False,
         threads: int = 1,
+        workers: int = 1,
     ):
         from harness.plugins.propane.problem import Settings
 
@@ -112,9 +114,10 @@ class SuiteTask:
             raise UsageError("propane_suite needs at least 2 target prompts for a paired comparison")
         if seeds < 1:
             raise UsageError(f"seeds={seeds}: give a positive number of seeds per prompt")
-        if threads < 1:
-            raise UsageError(f"threads={threads}: give a positive number of torch threads")
-        self.seeds, self.chat, self.threads = seeds, chat, threads
+        if threads < 1 or workers < 1:
+            raise UsageError(f"threads={threads}, workers={workers}: give positive numbers of threads and processes")
+        self.seeds, self.chat, self.threads, self.workers = seeds, chat, threads, workers
+        self.cores = threads * workers  # what a sweep reserves for one run
         self.settings = Settings(
             target_prompt=self.targets[0],
             steps=steps,
@@ -134,60 +137,89 @@ class SuiteTask:
             raise UsageError(f"n_heldout={n_heldout}: the held-out KL needs at least 2 documents for its stderr")
 
     def run(self, ctx) -> dict[str, float]:
-        import dataclasses
-
-        import torch
-        from harness.plugins.propane import search
-        from harness.plugins.propane.problem import Problem
-
         for name in ("metrics.jsonl", "samples.jsonl"):  # deterministic: a rerun recomputes everything
             ctx.path(name).unlink(missing_ok=True)
-        torch.manual_seed(ctx.seed)
-        torch.set_num_threads(self.threads)
-        lm = ctx.load_model()
+        jobs = [
+            PromptJob(index, target, self.settings, self.seeds, self.chat, self.threads)
+            for index, target in enumerate(self.targets)
+        ]
+        results = ctx.map(solve_prompt, jobs, self.workers)  # in prompt order, whichever process ran each
         initial, best = [], {m: [] for m in METHODS}
         curves = {m: [] for m in METHODS}  # per prompt and seed: training KL per step
-        for index, target in enumerate(self.targets):
-            runs = []
-            for repeat in range(self.seeds):
-                settings = dataclasses.replace(self.settings, target_prompt=target)
-                problem = Problem(lm, settings, ctx.seed_for("propane-suite", index, repeat), chat=self.chat)
-                runs.append(self._both_searches(ctx, problem, search, index, repeat, curves))
-            initial.append(sum(r["initial"] for r in runs) / len(runs))
+        for index, result in enumerate(results):
+            initial.append(result["initial"])
             for method in METHODS:
-                best[method].append(sum(r[method] for r in runs) / len(runs))
+                best[method].append(result[method])
+                curves[method].extend(result["curves"][method])
+            ctx.record(result["samples"])
             ctx.log(index, {"kl_initial": initial[-1], **{f"kl_best_{m}": best[m][-1] for m in METHODS}})
         metrics = paired_summary(initial, best)
         plot_pairs(ctx.path("paired_kl.png"), self.targets, initial, best)
         plot_training_curves(ctx.path("kl_train_curves.png"), curves)
         return metrics
 
-    def _both_searches(self, ctx, problem, search, index: int, repeat: int, curves: dict) -> dict:
-        """PROPANE and random search on one problem: held-out KLs, and one sample record per method."""
-        result = {"initial": problem.heldout_kl(problem.init_ids)[0]}
-        for method in METHODS:
-            proposer = search.GradientProposer(problem) if method == "propane" else search.RandomProposer(problem)
-            trace = search.swap_search(problem, proposer, lambda step, record: None)
-            values = search.summarise(problem, trace)
-            result[method] = values["kl_heldout_best"]
-            curves[method].append([r["kl_train"] for r in trace.history])
-            ctx.record(
-                [
-                    {
-                        "id": f"prompt{index}/seed{repeat}/{method}",
-                        "target_prompt": problem.settings.target_prompt,
-                        "target_tokens": len(problem.target_ids),
-                        "method": method,
-                        "best_prompt": problem.box.decode(trace.best_ids),
-                        "best_ids": trace.best_ids,
-                        "best_step": trace.best_step,
-                        **{k: v for k, v in values.items() if k.startswith("kl_")},
-                        "loss_evaluations": trace.evaluations,
-                        "search_seconds": trace.search_seconds,
-                    }
-                ]
-            )
-        return result
+
+@dataclass
+class PromptJob:
+    """One target prompt's share of the suite (picklable: it may run in a worker process)."""
+
+    index: int
+    target: str
+    settings: object  # problem.Settings, its target_prompt replaced by ``target``
+    seeds: int
+    chat: bool
+    threads: int
+
+
+_MODELS: dict = {}  # a worker process loads the model once, whatever number of prompts it runs
+
+
+def solve_prompt(ctx, job: PromptJob) -> dict:
+    """Both searches on one target prompt for each seed; values are means over seeds."""
+    import dataclasses
+
+    import torch
+    from harness.plugins.propane.problem import Problem
+
+    torch.set_num_threads(job.threads)
+    if ctx.model not in _MODELS:
+        _MODELS[ctx.model] = ctx.load_model()
+    settings = dataclasses.replace(job.settings, target_prompt=job.target)
+    runs, samples, curves = [], [], {m: [] for m in METHODS}
+    for repeat in range(job.seeds):
+        torch.manual_seed(ctx.seed_for("propane-suite", job.index, repeat))
+        problem = Problem(_MODELS[ctx.model], settings, ctx.seed_for("propane-suite", job.index, repeat), job.chat)
+        runs.append(both_searches(problem, f"prompt{job.index}/seed{repeat}", samples, curves))
+    result = {key: sum(r[key] for r in runs) / len(runs) for key in ("initial", *METHODS)}
+    return {**result, "samples": samples, "curves": curves}
+
+
+def both_searches(problem, name: str, samples: list, curves: dict) -> dict:
+    """PROPANE and random search on one problem (same documents, start and budget): the held-out KLs."""
+    from harness.plugins.propane import search
+
+    result = {"initial": problem.heldout_kl(problem.init_ids)[0]}
+    for method in METHODS:
+        proposer = search.GradientProposer(problem) if method == "propane" else search.RandomProposer(problem)
+        trace = search.swap_search(problem, proposer, lambda step, record: None)
+        values = search.summarise(problem, trace)
+        result[method] = values["kl_heldout_best"]
+        curves[method].append([r["kl_train"] for r in trace.history])
+        samples.append(
+            {
+                "id": f"{name}/{method}",
+                "target_prompt": problem.settings.target_prompt,
+                "target_tokens": len(problem.target_ids),
+                "method": method,
+                "best_prompt": problem.box.decode(trace.best_ids),
+                "best_ids": trace.best_ids,
+                "best_step": trace.best_step,
+                **{k: v for k, v in values.items() if k.startswith("kl_")},
+                "loss_evaluations": trace.evaluations,
+                "search_seconds": trace.search_seconds,
+            }
+        )
+    return result
 
 
 def plot_pairs(path, targets: list[str], initial: list[float], best: dict[str, list[float]]) -> None:

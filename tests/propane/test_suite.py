@@ -53,7 +53,7 @@ def run_suite(tiny_folder, tmp_path, task_args):
 
 
 def test_suite_on_a_tiny_llama(tiny_folder, tmp_path):
-    args = "n_prompts=3,steps=2,prompt_len=3,topk=16,n_docs=4,n_heldout=4,doc_len=4,batch_size=6,eval_every=2"
+    args = "n_prompts=3,steps=2,prompt_len=3,topk=16,n_docs=4,n_heldout=4,doc_len=4,batch_size=6,eval_every=2,workers=2"
     result = run_suite(tiny_folder, tmp_path, args)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
