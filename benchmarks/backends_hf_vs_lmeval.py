@@ -1,17 +1,23 @@
 """The hf engine against lm-evaluation-harness 0.4.13's hf backend, on SmolLM2-135M-Instruct, same machine, same
-process, same dtype.
+process, same dtype, same threads (2 by default: the machine's cores).
 
-(a) 64 prompts x 32 greedy tokens, (b) 256 loglikelihood pairs (64 contexts x 4 continuations, as in multiple
-choice), (c) one prompt with n=32 samples of 64 tokens against 32 separate calls of n=1 (both on our engine; lm-eval
-has no n). lm-eval runs at each batch size in --lmeval-batch-sizes and its best time counts. Each measurement is the
-best of --repeats runs, ours and lm-eval's interleaved so that background load hits both alike.
+Workloads (issue 18):
+  ll   256 loglikelihoods with 256 distinct contexts of 8-80 words and one-word continuations (LAMBADA, perplexity)
+  mc   256 loglikelihoods, 64 contexts x 4 continuations of 1-8 words (multiple choice)
+  gen  64 prompts of 15-120 words x 32 greedy tokens
+  n    one prompt, n=32 samples of 64 tokens, against 32 separate calls of n=1 (ours only; lm-eval has no n)
 
-Targets (issue 3): ours >= 2x lm-eval on (a), >= 1.5x on (b), and (c) <= 1/4 of the 32 separate calls.
+lm-eval runs at each batch size in --lmeval-batch-sizes and its best time counts. Each time is the best of --repeats
+runs, ours and lm-eval's interleaved so that background load hits both alike. Every line also gives the fraction of
+the matmul floor each side reaches: the seconds the workload's unavoidable matmuls need at the matmul peak measured
+now (same threads, same dtype), divided by the measured time. The floor counts 2 x parameters FLOPs per token through
+the body (each distinct context once, each continuation token but the last) and 2 x head parameters per scored or
+generated token; attention and everything elementwise are left out, so no engine reaches 1.
 
-Needs lm-eval beside harness (it leaves torch and transformers alone):
-    python -m venv /work/lmeval-venv && /work/lmeval-venv/bin/pip install torch==2.13.0 lm-eval==0.4.13 \\
-        gguf accelerate && /work/lmeval-venv/bin/pip install -e . --no-deps
-    HF_HUB_OFFLINE=1 /work/lmeval-venv/bin/python benchmarks/backends_hf_vs_lmeval.py
+Targets: ll >= 1.5x lm-eval, mc >= 2x; gen at <= 1.25x the floor in float32 and <= 1.5x in bfloat16; n <= 1/4.
+
+Run with the lm-eval tox env's python (the working tree's harness is put first on sys.path):
+    tox -e lmeval --notest && .tox/lmeval/bin/python benchmarks/backends_hf_vs_lmeval.py [--json out.json]
 """
 
 from __future__ import annotations
@@ -22,13 +28,17 @@ import os
 import random
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's harness, not an installed copy
 
 WORDS = (
     "the model reads a long document about rivers mountains cities and people then answers questions on "
     "history science music and sport with care while the reader waits for a short clear reply"
 ).split()
+TARGETS = {"ll": 1.5, "mc": 2.0}  # lm-eval time / ours
+FLOOR_TARGETS = {"float32": 1.25, "bfloat16": 1.5}  # generation: ours / floor
 
 
 def make_prompts(count: int, rng: random.Random) -> list[str]:
@@ -36,7 +46,16 @@ def make_prompts(count: int, rng: random.Random) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(15, 120))).capitalize() + "." for _ in range(count)]
 
 
-def make_pairs(rng: random.Random) -> list[tuple[str, str]]:
+def make_distinct(rng: random.Random, count: int = 256) -> list[tuple[str, str]]:
+    """``count`` distinct contexts of 8-80 words, each with one one-word continuation."""
+    pairs: dict[str, str] = {}
+    while len(pairs) < count:
+        context = " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 80))).capitalize()
+        pairs.setdefault(context, " " + rng.choice(WORDS))
+    return list(pairs.items())
+
+
+def make_choices(rng: random.Random) -> list[tuple[str, str]]:
     """64 contexts x 4 continuations of 1 to 8 words."""
     contexts = make_prompts(64, rng)
     return [
@@ -44,17 +63,6 @@ def make_pairs(rng: random.Random) -> list[tuple[str, str]]:
         for c in contexts
         for _ in range(4)
     ]
-
-
-def best_of(repeats: int, work, label: str) -> tuple[float, object]:
-    """The best wall time of ``repeats`` runs, and the last run's result."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = work()
-        times.append(time.perf_counter() - start)
-    print(f"  {label}: {', '.join(f'{t:.2f}' for t in times)} s", file=sys.stderr, flush=True)
-    return min(times), result
 
 
 class Ours:
@@ -110,121 +118,207 @@ class LMEval:
         return self.lm.loglikelihood(requests, disable_tqdm=True)
 
 
-def measure(dtype: str, args, prompts, pairs) -> dict:
-    """All three workloads at one dtype; lm-eval at each batch size, its best time kept."""
+def timed(work) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = work()
+    return time.perf_counter() - start, result
+
+
+def interleaved(repeats: int, contenders: dict, label: str) -> dict[str, tuple[float, object]]:
+    """Best time of each contender over ``repeats`` rounds, the contenders taking turns within a round."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    results = {}
+    for _ in range(repeats):
+        for name, work in contenders.items():
+            seconds, results[name] = timed(work)
+            times[name].append(seconds)
+    for name, seconds in times.items():
+        print(f"  {label} {name}: {', '.join(f'{t:.2f}' for t in seconds)} s", file=sys.stderr, flush=True)
+    return {name: (min(times[name]), results[name]) for name in contenders}
+
+
+def matmul_peak(dtype: str, sizes: tuple[int, ...] = (1024, 2048), repeats: int = 5) -> float:
+    """Best FLOP/s of a square matmul at ``dtype`` with the current threads (the best over a few sizes)."""
+    import torch
+
+    best = 0.0
+    for size in sizes:
+        a, b = torch.randn(size, size).to(getattr(torch, dtype)), torch.randn(size, size).to(getattr(torch, dtype))
+        a @ b
+        for _ in range(repeats):
+            seconds, _ = timed(lambda a=a, b=b: a @ b)
+            best = max(best, 2 * size**3 / seconds)
+    return best
+
+
+def parameter_counts(module) -> tuple[int, int]:
+    """(body parameters: every matmul weight between the embedding and the head, head parameters)."""
+    embedding = module.get_input_embeddings().weight.numel()
+    body = sum(p.numel() for p in module.base_model.parameters()) - embedding
+    return body, module.get_output_embeddings().weight.numel()
+
+
+def scoring_flops(lm, pairs: list[tuple[str, str]]) -> float:
+    """The matmul FLOPs any engine needs for these loglikelihoods: each distinct context once and every continuation
+    token but the last through the body, the head at every continuation token."""
+    body, head = parameter_counts(lm.module)
+    encoded = [lm._encode_pair(c, x) for c, x in pairs]
+    context_tokens = sum(len(c) for c in {tuple(c) for c, _ in encoded})
+    continuation_tokens = sum(len(x) for _, x in encoded)
+    return 2 * body * (context_tokens + continuation_tokens - len(encoded)) + 2 * head * continuation_tokens
+
+
+def generation_flops(lm, prompts: list[str], max_tokens: int) -> float:
+    """2 x body parameters FLOPs per prompt token (only the last position meets the vocabulary) and 2 x (body +
+    head) per generated token."""
+    body, head = parameter_counts(lm.module)
+    prompt_tokens = sum(len(lm.encode(p)) for p in prompts)
+    return 2 * body * prompt_tokens + 2 * (body + head) * len(prompts) * max_tokens
+
+
+def max_abs_diff(ours: list, theirs: list) -> float:
+    return max(abs(a[0] - b[0]) for a, b in zip(ours, theirs))
+
+
+def share_equal(a: list[list[int]], b: list[list[int]]) -> float:
+    """Share of prompts whose greedy tokens agree (lm-eval re-tokenizes its text, so a few may differ)."""
+    return sum(x == y for x, y in zip(a, b)) / len(a)
+
+
+def measure(dtype: str, args, data: dict) -> dict:
+    """Every chosen workload at one dtype: ours against lm-eval at each batch size, interleaved."""
     from harness.backends.weights import pull
 
     folder = pull("smollm2")
     ours = Ours(folder, dtype)
     theirs = {b: LMEval(folder, dtype, b) for b in args.lmeval_batch_sizes}
-    ours.generate(prompts[:2], 4)  # warm up both
+    ours.generate(data["gen"][:2], 4)  # warm up both
     for lm in theirs.values():
-        lm.generate(prompts[:2], 4)
-    row = {"dtype": dtype}
-    if "a" in args.workloads:
-        row["a_ours"], mine = best_of(args.repeats, lambda: ours.generate(prompts, 32), f"{dtype} (a) ours")
-        timed = {
-            b: best_of(args.repeats, lambda lm=lm: lm.generate(prompts, 32), f"{dtype} (a) lm-eval bs={b}")
-            for b, lm in theirs.items()
+        lm.generate(data["gen"][:2], 4)
+    peak = max(matmul_peak(dtype) for _ in range(2))
+    row: dict = {"dtype": dtype, "matmul_peak_gflops": peak / 1e9}
+    for workload in ("ll", "mc", "gen"):
+        if workload not in args.workloads:
+            continue
+        if workload == "gen":
+            work = {"ours": lambda: ours.generate(data["gen"], 32)}
+            work |= {f"lm-eval bs={b}": (lambda lm=lm: lm.generate(data["gen"], 32)) for b, lm in theirs.items()}
+            flops = generation_flops(ours.lm, data["gen"], 32)
+        else:
+            work = {"ours": lambda w=workload: ours.loglikelihood(data[w])}
+            work |= {
+                f"lm-eval bs={b}": (lambda lm=lm, w=workload: lm.loglikelihood(data[w])) for b, lm in theirs.items()
+            }
+            flops = scoring_flops(ours.lm, data[workload])
+        timings = interleaved(args.repeats, work, f"{dtype} {workload}")
+        best = min((name for name in timings if name != "ours"), key=lambda name: timings[name][0])
+        row[workload] = {
+            "ours_s": timings["ours"][0],
+            "lmeval_s": timings[best][0],
+            "lmeval_batch_size": int(best.split("=")[1]),
+            "floor_s": flops / peak,
+            "gflop": flops / 1e9,
         }
-        row["a_lmeval"] = min(t for t, _ in timed.values())
-        row["a_same_tokens"] = _share_equal(mine, next(iter(timed.values()))[1])
-        row["a_floor"] = generation_floor(ours.lm, prompts, 32, dtype)
-    if "b" in args.workloads:
-        row["b_ours"], mine = best_of(args.repeats, lambda: ours.loglikelihood(pairs), f"{dtype} (b) ours")
-        timed = {
-            b: best_of(args.repeats, lambda lm=lm: lm.loglikelihood(pairs), f"{dtype} (b) lm-eval bs={b}")
-            for b, lm in theirs.items()
-        }
-        row["b_lmeval"] = min(t for t, _ in timed.values())
-        row["b_max_abs_diff"] = max(abs(a[0] - b[0]) for a, b in zip(mine, next(iter(timed.values()))[1]))
-    if "c" in args.workloads:
-        row["c_n32"], _ = best_of(args.repeats, lambda: ours.n_samples(prompts[0], 32, 64), f"{dtype} (c) n=32")
-        row["c_separate"], _ = best_of(
-            args.repeats, lambda: ours.separate_calls(prompts[0], 32, 64), f"{dtype} (c) 32 calls"
+        if workload == "gen":
+            row[workload]["same_tokens"] = share_equal(timings["ours"][1], timings[best][1])
+        else:
+            row[workload]["max_abs_diff"] = max_abs_diff(timings["ours"][1], timings[best][1])
+    if "gen" in args.workloads and args.profile_gen:
+        row["gen"]["profile"] = profile(lambda: ours.generate(data["gen"], 32))
+    if "n" in args.workloads:
+        prompt = data["gen"][0]
+        timings = interleaved(
+            args.repeats,
+            {"n=32": lambda: ours.n_samples(prompt, 32, 64), "32 calls": lambda: ours.separate_calls(prompt, 32, 64)},
+            f"{dtype} n",
         )
+        row["n"] = {"n32_s": timings["n=32"][0], "separate_s": timings["32 calls"][0]}
     return row
 
 
-def matmul_peak(dtype: str, size: int = 1024) -> float:
-    """Best FLOP/s of a square matmul at ``dtype`` with the current threads."""
-    import torch
+def profile(work, top: int = 8) -> dict:
+    """Where one run of ``work`` spends its time: the matmuls' share, the first ``top`` operators by own time, and
+    the share outside every operator (Python, the tokenizer, the sampler's bookkeeping)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
-    a = torch.randn(size, size, dtype=getattr(torch, dtype))
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
-
-
-def generation_floor(lm, prompts: list[str], max_tokens: int, dtype: str) -> float:
-    """Seconds that (a)'s matmuls alone need at this machine's matmul peak: 2 x (non-embedding parameters) FLOPs per
-    prompt token (only the last position meets the vocabulary) and 2 x (all parameters, head included) per
-    generated token; attention and everything else left out. No engine can beat it."""
-    module = lm.module
-    body = sum(p.numel() for p in module.base_model.parameters()) - module.get_input_embeddings().weight.numel()
-    head = module.get_output_embeddings().weight.numel()
-    prompt_tokens = sum(len(lm.encode(p)) for p in prompts)
-    flops = 2 * body * prompt_tokens + 2 * (body + head) * len(prompts) * max_tokens
-    return flops / matmul_peak(dtype)
-
-
-def _share_equal(a: list[list[int]], b: list[list[int]]) -> float:
-    """Share of prompts whose greedy tokens agree (lm-eval re-tokenizes its text, so a few may differ)."""
-    return sum(x == y for x, y in zip(a, b)) / len(a)
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        wall, _ = timed(work)
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    own = {e.key: e.self_cpu_time_total / 1e6 for e in events}
+    matmuls = sum(seconds for name, seconds in own.items() if name in ("aten::mm", "aten::addmm", "aten::bmm"))
+    ranked = sorted(own.items(), key=lambda item: -item[1])[:top]
+    return {
+        "wall_s": wall,
+        "matmul_share": matmuls / wall,
+        "outside_operators_share": max(0.0, 1 - sum(own.values()) / wall),
+        "top": [[name, seconds / wall] for name, seconds in ranked],
+    }
 
 
 def report(rows: list[dict]) -> None:
-    print(
-        f"{'dtype':9} {'(a) ours':>9} {'lm-eval':>8} {'ratio':>6} | {'(b) ours':>9} {'lm-eval':>8} {'ratio':>6} "
-        f"{'max|dlogp|':>10} | {'(c) n=32':>9} {'32 calls':>9} {'share':>6}"
-    )
+    """One line per workload and dtype: both times, the ratio with its target, each side's fraction of the floor."""
     for r in rows:
-        r = {
-            **dict.fromkeys(["a_ours", "a_lmeval", "b_ours", "b_lmeval", "c_n32", "c_separate"], float("nan")),
-            "b_max_abs_diff": float("nan"),
-            **r,
-        }
-        print(
-            f"{r['dtype']:9} {r['a_ours']:9.2f} {r['a_lmeval']:8.2f} {r['a_lmeval'] / r['a_ours']:5.2f}x | "
-            f"{r['b_ours']:9.2f} {r['b_lmeval']:8.2f} {r['b_lmeval'] / r['b_ours']:5.2f}x "
-            f"{r['b_max_abs_diff']:10.1e} | "
-            f"{r['c_n32']:9.2f} {r['c_separate']:9.2f} {r['c_n32'] / r['c_separate']:6.3f}"
-        )
-    print(
-        "times in seconds (best of repeats); ratio = lm-eval time / ours (target a >= 2, b >= 1.5); "
-        "share = n=32 time / 32 separate calls (target <= 0.25)"
-    )
-    for r in rows:
-        if "a_floor" in r:
-            print(
-                f"{r['dtype']}: (a)'s matmuls need {r['a_floor']:.2f} s at the measured matmul peak; lm-eval takes "
-                f"{r['a_lmeval'] / r['a_floor']:.2f}x that, ours {r['a_ours'] / r['a_floor']:.2f}x"
+        dtype = r["dtype"]
+        print(f"{dtype}: matmul peak {r['matmul_peak_gflops']:.1f} GFLOP/s at {r['threads']} threads")
+        for workload in ("ll", "mc", "gen"):
+            if workload not in r:
+                continue
+            w = r[workload]
+            ratio = w["lmeval_s"] / w["ours_s"]
+            target = (
+                f"target {TARGETS[workload]}x: {'met' if ratio >= TARGETS[workload] else 'NOT met'}"
+                if workload in TARGETS
+                else f"ours / floor {w['ours_s'] / w['floor_s']:.2f} (target <= {FLOOR_TARGETS[dtype]}: "
+                f"{'met' if w['ours_s'] / w['floor_s'] <= FLOOR_TARGETS[dtype] else 'NOT met'})"
             )
+            agree = (
+                f"same tokens {w['same_tokens']:.2f}" if workload == "gen" else f"max|dlogp| {w['max_abs_diff']:.1e}"
+            )
+            print(
+                f"  {workload:3} ours {w['ours_s']:6.2f} s ({w['floor_s'] / w['ours_s']:.2f} of floor)  "
+                f"lm-eval {w['lmeval_s']:6.2f} s bs={w['lmeval_batch_size']} ({w['floor_s'] / w['lmeval_s']:.2f} of "
+                f"floor)  floor {w['floor_s']:.2f} s  ratio {ratio:.2f}x  {target}  {agree}"
+            )
+        if "profile" in r.get("gen", {}):
+            p = r["gen"]["profile"]
+            print(
+                f"  gen profile of ours ({p['wall_s']:.2f} s profiled): matmuls {100 * p['matmul_share']:.0f}%, "
+                f"outside operators (Python) {100 * p['outside_operators_share']:.0f}%; top: "
+                + ", ".join(f"{name[6:]} {100 * share:.0f}%" for name, share in p["top"])
+            )
+        if "n" in r:
+            share = r["n"]["n32_s"] / r["n"]["separate_s"]
+            print(
+                f"  n   n=32 {r['n']['n32_s']:.2f} s, 32 calls {r['n']['separate_s']:.2f} s: share {share:.3f} "
+                f"(target <= 0.25: {'met' if share <= 0.25 else 'NOT met'})"
+            )
+    print(f"load average {os.getloadavg()}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--workloads", nargs="+", choices="abc", default=list("abc"))
+    parser.add_argument("--workloads", nargs="+", choices=["ll", "mc", "gen", "n"], default=["ll", "mc", "gen"])
     parser.add_argument("--lmeval-batch-sizes", type=int, nargs="+", default=[16, 64])
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--no-profile-gen", dest="profile_gen", action="store_false", help="skip gen's profile")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     rng = random.Random(0)
-    prompts, pairs = make_prompts(64, rng), make_pairs(rng)
-    rows = [measure(dtype, args, prompts, pairs) for dtype in args.dtypes]
+    data = {"gen": make_prompts(64, rng), "mc": make_choices(rng), "ll": make_distinct(rng)}
+    rows = []
+    for dtype in args.dtypes:
+        loads = [os.getloadavg()[0]]
+        row = measure(dtype, args, data)
+        rows.append({**row, "threads": torch.get_num_threads(), "loadavg": loads + [os.getloadavg()[0]]})
     report(rows)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"threads": torch.get_num_threads(), "rows": rows}, f, indent=1)
+        Path(args.json).write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
