@@ -4,7 +4,7 @@ process, same dtype, same threads (2 by default: the machine's cores).
 Workloads (issue 18):
   ll   256 loglikelihoods with 256 distinct contexts of 8-80 words and one-word continuations (LAMBADA, perplexity)
   mc   256 loglikelihoods, 64 contexts x 4 continuations of 1-8 words (multiple choice)
-  gen  64 prompts of 15-120 words x 32 greedy tokens
+  gen  64 prompts of 15-120 words x 32 greedy tokens (--gen-prompts: the first N of them)
   n    one prompt, n=32 samples of 64 tokens, against 32 separate calls of n=1 (ours only; lm-eval has no n)
 
 lm-eval runs at each batch size in --lmeval-batch-sizes and its best time counts. Each time is the best of --repeats
@@ -38,6 +38,8 @@ WORDS = (
     "history science music and sport with care while the reader waits for a short clear reply"
 ).split()
 TARGETS = {"ll": 1.5, "mc": 2.0}  # lm-eval time / ours
+SMOKE = os.environ.get("HARNESS_BENCH_SMOKE") == "1"  # run_all.py --smoke: tiny workloads, checks the plumbing only
+GEN_TOKENS = 4 if SMOKE else 32
 FLOOR_TARGETS = {"float32": 1.25, "bfloat16": 1.5}  # generation: ours / floor
 
 
@@ -63,6 +65,14 @@ def make_choices(rng: random.Random) -> list[tuple[str, str]]:
         for c in contexts
         for _ in range(4)
     ]
+
+
+def workloads(gen_prompts: int = 64) -> dict:
+    """gen (its first ``gen_prompts`` prompts), mc and ll, drawn in this order from one seeded stream (vllm_anchor.py
+    uses the same)."""
+    rng = random.Random(0)
+    data = {"gen": make_prompts(64, rng)[:gen_prompts], "mc": make_choices(rng), "ll": make_distinct(rng)}
+    return {"gen": data["gen"][:4], "mc": data["mc"][:8], "ll": data["ll"][:8]} if SMOKE else data
 
 
 class Ours:
@@ -201,9 +211,11 @@ def measure(dtype: str, args, data: dict) -> dict:
         if workload not in args.workloads:
             continue
         if workload == "gen":
-            work = {"ours": lambda: ours.generate(data["gen"], 32)}
-            work |= {f"lm-eval bs={b}": (lambda lm=lm: lm.generate(data["gen"], 32)) for b, lm in theirs.items()}
-            flops = generation_flops(ours.lm, data["gen"], 32)
+            work = {"ours": lambda: ours.generate(data["gen"], GEN_TOKENS)}
+            work |= {
+                f"lm-eval bs={b}": (lambda lm=lm: lm.generate(data["gen"], GEN_TOKENS)) for b, lm in theirs.items()
+            }
+            flops = generation_flops(ours.lm, data["gen"], GEN_TOKENS)
         else:
             work = {"ours": lambda w=workload: ours.loglikelihood(data[w])}
             work |= {
@@ -224,7 +236,7 @@ def measure(dtype: str, args, data: dict) -> dict:
         else:
             row[workload]["max_abs_diff"] = max_abs_diff(timings["ours"][1], timings[best][1])
     if "gen" in args.workloads and args.profile_gen:
-        row["gen"]["profile"] = profile(lambda: ours.generate(data["gen"], 32))
+        row["gen"]["profile"] = profile(lambda: ours.generate(data["gen"], GEN_TOKENS))
     if "n" in args.workloads:
         prompt = data["gen"][0]
         timings = interleaved(
@@ -303,14 +315,14 @@ def main() -> None:
     parser.add_argument("--workloads", nargs="+", choices=["ll", "mc", "gen", "n"], default=["ll", "mc", "gen"])
     parser.add_argument("--lmeval-batch-sizes", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--gen-prompts", type=int, default=64, help="gen: the first N of the 64 prompts")
     parser.add_argument("--no-profile-gen", dest="profile_gen", action="store_false", help="skip gen's profile")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    rng = random.Random(0)
-    data = {"gen": make_prompts(64, rng), "mc": make_choices(rng), "ll": make_distinct(rng)}
+    data = workloads(args.gen_prompts)
     rows = []
     for dtype in args.dtypes:
         loads = [os.getloadavg()[0]]
@@ -318,7 +330,8 @@ def main() -> None:
         rows.append({**row, "threads": torch.get_num_threads(), "loadavg": loads + [os.getloadavg()[0]]})
     report(rows)
     if args.json:
-        Path(args.json).write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=1))
+        sizes = {"ll_pairs": len(data["ll"]), "mc_pairs": len(data["mc"]), "gen_prompts": len(data["gen"])}
+        Path(args.json).write_text(json.dumps({"threads": args.threads, "sizes": sizes, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

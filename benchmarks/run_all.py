@@ -3,14 +3,16 @@
     python benchmarks/run_all.py              # runs them all (half an hour or more on 2 busy cores), writes the record
     python benchmarks/run_all.py --readme     # only rewrites README.md's performance table from the record
 
-Runs, one after another (never side by side: each measures its contenders interleaved on the same cores):
-  backends_hf_vs_lmeval.py  with the lm-eval tox env's python (.tox/lmeval; `tox -e lmeval --notest` makes it),
-                            lm-eval at batch size 16 (its better one for these workloads here)
-  vllm_anchor.py            with the vllm tox env's python (.tox/vllm; `tox -e vllm --notest`, then uninstall
-                            torchvision torchaudio torchcodec there as tox.ini's commands_pre do); the hf engine's
-                            times for its ratio come from the first benchmark's record
-  train_throughput.py       bfloat16, the dtype both sides train fastest in
+Runs, one after another (never side by side: each measures its contenders interleaved on the same cores), sized
+for about half an hour on this project's 2 busy cores:
+  backends_hf_vs_lmeval.py  with the lm-eval tox env's python (.tox/lmeval; `tox -e lmeval --notest` makes it):
+                            ll and mc in full, gen on the first 16 of its 64 prompts, lm-eval at batch size 16
+                            (the issue measured 16 and 64: no clear winner), best of two
+  train_throughput.py       bfloat16 (both sides train fastest in it), 2 rounds of 2 timed steps per contender
   propane_speed.py          SmolLM2, 2 threads, 1 step per side (the search's speed-up over a per-proposal loop)
+  vllm_anchor.py            with the vllm tox env's python (.tox/vllm; `tox -e vllm --notest`, then uninstall
+                            torchvision torchaudio torchcodec there as tox.ini's commands_pre do), one round; the
+                            hf engine's times for its ratio come from the first benchmark's record
 and writes docs/results/benchmarks/: results.json (every figure, the commands, load averages; rewritten after each
 benchmark, so an interrupted run keeps what it measured), results.md (the table), each script's output
 (<name>.log) and --json record (<name>.json). README.md's table between its two marker comments is made from
@@ -33,23 +35,30 @@ RECORD = ROOT / "docs" / "results" / "benchmarks"
 START, END = "<!-- benchmarks:start (python benchmarks/run_all.py --readme) -->", "<!-- benchmarks:end -->"
 LMEVAL_PYTHON = ROOT / ".tox" / "lmeval" / "bin" / "python"
 VLLM_PYTHON = ROOT / ".tox" / "vllm" / "bin" / "python"
+GEN_PROMPTS = 16  # of the 64: a half-hour run on 2 busy cores; the floor ratio does not depend on the count
 
 
-def benchmarks() -> dict[str, list[str]]:
+def benchmarks(smoke: bool = False) -> dict[str, list[str]]:
     """name -> command line; the paths as run from the repository root."""
     here = sys.executable
+    if smoke:
+        return {
+            "lmeval": [str(LMEVAL_PYTHON), "benchmarks/backends_hf_vs_lmeval.py", "--repeats", "1", "--json", "{json}"],
+            "vllm": [str(VLLM_PYTHON), "benchmarks/vllm_anchor.py", "--repeats", "1", "--json", "{json}"]
+            + ["--hf-from", "{dir}/lmeval.json"],
+            "train": [here, "benchmarks/train_throughput.py", "--dtypes", "bfloat16", "--json", "{json}"]
+            + ["--steps", "1", "--warmup", "1", "--rounds", "1"],
+            "propane": [here, "benchmarks/propane_speed.py", "--model", "hf:smollm2", "--threads", "2", "--steps", "1"]
+            + ["--batch-size", "4", "--n-docs", "2", "--doc-len", "4"],
+        }
     return {
-        "lmeval": [
-            str(LMEVAL_PYTHON),
-            "benchmarks/backends_hf_vs_lmeval.py",
-            "--lmeval-batch-sizes",
-            "16",
-            "--json",
-            "{json}",
-        ],
-        "vllm": [str(VLLM_PYTHON), "benchmarks/vllm_anchor.py", "--json", "{json}", "--hf-from", "{dir}/lmeval.json"],
-        "train": [here, "benchmarks/train_throughput.py", "--dtypes", "bfloat16", "--json", "{json}"],
+        "lmeval": [str(LMEVAL_PYTHON), "benchmarks/backends_hf_vs_lmeval.py", "--json", "{json}"]
+        + ["--lmeval-batch-sizes", "16", "--gen-prompts", str(GEN_PROMPTS)],
+        "train": [here, "benchmarks/train_throughput.py", "--dtypes", "bfloat16", "--json", "{json}"]
+        + ["--steps", "2", "--warmup", "2", "--rounds", "2"],
         "propane": [here, "benchmarks/propane_speed.py", "--model", "hf:smollm2", "--threads", "2", "--steps", "1"],
+        "vllm": [str(VLLM_PYTHON), "benchmarks/vllm_anchor.py", "--json", "{json}", "--repeats", "1"]
+        + ["--gen-prompts", str(GEN_PROMPTS), "--hf-from", "{dir}/lmeval.json"],
     }
 
 
@@ -95,8 +104,12 @@ def table_rows(record: dict) -> list[dict]:
     """One row per ratio: what, ours, the peer, the ratio, the floor, the target and whether it is met."""
     rows = []
     lmeval, vllm, train, propane = (record["benchmarks"].get(k, {}) for k in ("lmeval", "vllm", "train", "propane"))
-    names = {"ll": "256 loglikelihoods, distinct contexts", "mc": "256 loglikelihoods, 64 contexts x 4 choices"}
-    names["gen"] = "64 prompts x 32 greedy tokens"
+    sizes = lmeval.get("sizes", {"ll_pairs": 256, "mc_pairs": 256, "gen_prompts": 64})
+    names = {
+        "ll": f"{sizes['ll_pairs']} loglikelihoods, distinct contexts",
+        "mc": f"{sizes['mc_pairs']} loglikelihoods, {sizes['mc_pairs'] // 4} contexts x 4 choices",
+        "gen": f"{sizes['gen_prompts']} prompts x 32 greedy tokens",
+    }
     for r in lmeval.get("rows", []):
         for w in ("ll", "mc", "gen"):
             if w not in r:
@@ -204,6 +217,7 @@ def main() -> None:
     parser.add_argument("--readme", action="store_true", help="only rewrite README.md's table from the record")
     parser.add_argument("--only", nargs="+", choices=list(benchmarks()), help="run only these (a partial record)")
     parser.add_argument("--out", type=Path, default=RECORD, help="where the record goes")
+    parser.add_argument("--smoke", action="store_true", help="tiny workloads into --out: checks the plumbing only")
     args = parser.parse_args()
     if args.readme:
         rewrite_readme(json.loads((args.out / "results.json").read_text()))
@@ -215,7 +229,11 @@ def main() -> None:
         "loadavg_start": os.getloadavg()[0],
         "benchmarks": {},
     }
-    for name, command in benchmarks().items():
+    if args.smoke:
+        if args.out == RECORD:
+            sys.exit("run_all: --smoke figures mean nothing; give --out DIR away from the record")
+        os.environ["HARNESS_BENCH_SMOKE"] = "1"
+    for name, command in benchmarks(args.smoke).items():
         if not args.only or name in args.only:
             record["benchmarks"][name] = run_one(name, command, args.out)
             record["loadavg_end"] = os.getloadavg()[0]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -32,15 +31,9 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's harness, not an installed copy
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from backends_hf_vs_lmeval import GEN_TOKENS, workloads  # noqa: E402  (the same workloads, drawn the same way)
+
 WITHIN = 1.10  # harness vllm time / raw vLLM time
-
-
-def workloads() -> dict:
-    """The hf-vs-lm-eval benchmark's data, drawn with the same seed in the same order."""
-    from backends_hf_vs_lmeval import make_choices, make_distinct, make_prompts
-
-    rng = random.Random(0)
-    return {"gen": make_prompts(64, rng), "mc": make_choices(rng), "ll": make_distinct(rng)}
 
 
 def timed(work) -> tuple[float, object]:
@@ -61,7 +54,7 @@ def best_times(sides: dict, repeats: int, label: str, before=lambda: None) -> di
     return {name: min(seconds) for name, seconds in times.items()}
 
 
-def measure_vllm(dtype: str, repeats: int) -> dict:
+def measure_vllm(dtype: str, repeats: int, gen_prompts: int) -> dict:
     """Every workload at one dtype through raw vLLM and the harness vllm backend (one engine), interleaved."""
     import vllm
     from vllm.inputs import TokensPrompt
@@ -71,7 +64,7 @@ def measure_vllm(dtype: str, repeats: int) -> dict:
     from harness.backends.vllm import VLLM
     from harness.backends.weights import pull
 
-    data = workloads()
+    data = workloads(gen_prompts)
     ours = VLLM(pull("smollm2"), dtype=dtype)
     engine = ours.engine
     scoring = vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
@@ -87,7 +80,7 @@ def measure_vllm(dtype: str, repeats: int) -> dict:
     }
     sides["gen"] = {
         "vllm": lambda: engine.generate(data["gen"], greedy, use_tqdm=False),
-        "harness vllm": lambda: ours.generate(data["gen"], SamplingParams(max_tokens=32)),
+        "harness vllm": lambda: ours.generate(data["gen"], SamplingParams(max_tokens=GEN_TOKENS)),
     }
     ours.generate(data["gen"][:2], SamplingParams(max_tokens=4))  # warm up
     row = {}
@@ -97,7 +90,7 @@ def measure_vllm(dtype: str, repeats: int) -> dict:
     return row
 
 
-def measure_hf(dtype: str, repeats: int, threads: int) -> dict:
+def measure_hf(dtype: str, repeats: int, threads: int, gen_prompts: int) -> dict:
     """The same workloads through the harness hf engine, in a process of its own: a live vLLM engine process on the
     same cores (its workers busy-wait after each call) would slow it by a factor that measures nothing of ours."""
     import torch
@@ -107,11 +100,11 @@ def measure_hf(dtype: str, repeats: int, threads: int) -> dict:
     from harness.backends.weights import pull
 
     torch.set_num_threads(threads)
-    data = workloads()
+    data = workloads(gen_prompts)
     hf = HFLM(pull("smollm2"), dtype=dtype)
     hf.generate(data["gen"][:2], SamplingParams(max_tokens=4))  # warm up
     work = {w: (lambda w=w: hf.loglikelihood(data[w])) for w in ("ll", "mc")}
-    work["gen"] = lambda: hf.generate(data["gen"], SamplingParams(max_tokens=32))
+    work["gen"] = lambda: hf.generate(data["gen"], SamplingParams(max_tokens=GEN_TOKENS))
     return {
         w: {"harness_hf_s": best_times({"harness hf": job}, repeats, f"{dtype} {w}")["harness hf"]}
         for w, job in work.items()
@@ -156,17 +149,29 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the hf engine")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--gen-prompts", type=int, default=64, help="gen: the first N of the 64 prompts")
     parser.add_argument("--hf-from", help="take the hf engine's times from backends_hf_vs_lmeval.py's --json file")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # internal: (vllm|hf, dtype), prints JSON
     args = parser.parse_args()
     if args.child:
         side, dtype = args.child
-        figures = measure_vllm(dtype, args.repeats) if side == "vllm" else measure_hf(dtype, args.repeats, args.threads)
+        figures = (
+            measure_vllm(dtype, args.repeats, args.gen_prompts)
+            if side == "vllm"
+            else measure_hf(dtype, args.repeats, args.threads, args.gen_prompts)
+        )
         print("RESULT " + json.dumps(figures), flush=True)
         return
     rows = []
     for dtype in args.dtypes:
-        options = ["--repeats", str(args.repeats), "--threads", str(args.threads)]
+        options = [
+            "--repeats",
+            str(args.repeats),
+            "--threads",
+            str(args.threads),
+            "--gen-prompts",
+            str(args.gen_prompts),
+        ]
         vllm_side = run_child("--child", "vllm", dtype, *options)
         hf_side = hf_times(args.hf_from, dtype) if args.hf_from else run_child("--child", "hf", dtype, *options)
         row = {w: vllm_side[w] | hf_side[w] for w in vllm_side}
