@@ -222,7 +222,8 @@ def measure(dtype: str, args, data: dict) -> dict:
                 f"lm-eval bs={b}": (lambda lm=lm, w=workload: lm.loglikelihood(data[w])) for b, lm in theirs.items()
             }
             flops = scoring_flops(ours.lm, data[workload])
-        timings = interleaved(args.repeats, work, f"{dtype} {workload}")
+        repeats = args.gen_repeats if workload == "gen" and args.gen_repeats else args.repeats
+        timings = interleaved(repeats, work, f"{dtype} {workload}")
         best = min((name for name in timings if name != "ours"), key=lambda name: timings[name][0])
         row[workload] = {
             "ours_s": timings["ours"][0],
@@ -315,6 +316,7 @@ def main() -> None:
     parser.add_argument("--workloads", nargs="+", choices=["ll", "mc", "gen", "n"], default=["ll", "mc", "gen"])
     parser.add_argument("--lmeval-batch-sizes", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--gen-repeats", type=int, default=0, help="gen's repeats (0: --repeats)")
     parser.add_argument("--gen-prompts", type=int, default=64, help="gen: the first N of the 64 prompts")
     parser.add_argument("--no-profile-gen", dest="profile_gen", action="store_false", help="skip gen's profile")
     parser.add_argument("--json", help="also write the figures to this file")

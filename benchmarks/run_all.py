@@ -6,9 +6,9 @@
 Runs, one after another (never side by side: each measures its contenders interleaved on the same cores), sized
 for about half an hour on this project's 2 busy cores:
   backends_hf_vs_lmeval.py  with the lm-eval tox env's python (.tox/lmeval; `tox -e lmeval --notest` makes it):
-                            ll and mc in full, gen on the first 16 of its 64 prompts, lm-eval at batch size 16
-                            (the issue measured 16 and 64: no clear winner), best of two
-  train_throughput.py       bfloat16 (both sides train fastest in it), 2 rounds of 2 timed steps per contender
+                            ll and mc in full, best of two; gen once, on the first 16 of its 64 prompts (its
+                            target is a ratio to the floor); lm-eval at batch size 16 (the issue measured 16 and 64)
+  train_throughput.py       bfloat16 (both sides train fastest in it), one round of 2 timed steps per contender
   propane_speed.py          SmolLM2, 2 threads, 1 step per side (the search's speed-up over a per-proposal loop)
   vllm_anchor.py            with the vllm tox env's python (.tox/vllm; `tox -e vllm --notest`, then uninstall
                             torchvision torchaudio torchcodec there as tox.ini's commands_pre do), one round; the
@@ -53,9 +53,9 @@ def benchmarks(smoke: bool = False) -> dict[str, list[str]]:
         }
     return {
         "lmeval": [str(LMEVAL_PYTHON), "benchmarks/backends_hf_vs_lmeval.py", "--json", "{json}"]
-        + ["--lmeval-batch-sizes", "16", "--gen-prompts", str(GEN_PROMPTS)],
+        + ["--lmeval-batch-sizes", "16", "--gen-prompts", str(GEN_PROMPTS), "--gen-repeats", "1"],
         "train": [here, "benchmarks/train_throughput.py", "--dtypes", "bfloat16", "--json", "{json}"]
-        + ["--steps", "2", "--warmup", "2", "--rounds", "2"],
+        + ["--steps", "2", "--warmup", "2", "--rounds", "1"],
         "propane": [here, "benchmarks/propane_speed.py", "--model", "hf:smollm2", "--threads", "2", "--steps", "1"],
         "vllm": [str(VLLM_PYTHON), "benchmarks/vllm_anchor.py", "--json", "{json}", "--repeats", "1"]
         + ["--gen-prompts", str(GEN_PROMPTS), "--hf-from", "{dir}/lmeval.json"],
@@ -218,6 +218,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(benchmarks()), help="run only these (a partial record)")
     parser.add_argument("--out", type=Path, default=RECORD, help="where the record goes")
     parser.add_argument("--smoke", action="store_true", help="tiny workloads into --out: checks the plumbing only")
+    parser.add_argument("--deadline", help="HH:MM (UTC): a benchmark not started by then is skipped")
     args = parser.parse_args()
     if args.readme:
         rewrite_readme(json.loads((args.out / "results.json").read_text()))
@@ -234,7 +235,11 @@ def main() -> None:
             sys.exit("run_all: --smoke figures mean nothing; give --out DIR away from the record")
         os.environ["HARNESS_BENCH_SMOKE"] = "1"
     for name, command in benchmarks(args.smoke).items():
-        if not args.only or name in args.only:
+        if args.only and name not in args.only:
+            continue
+        if args.deadline and time.strftime("%H:%M", time.gmtime()) >= args.deadline:
+            record["benchmarks"][name] = {"command": " ".join(command), "skipped": f"not started by {args.deadline}"}
+        else:
             record["benchmarks"][name] = run_one(name, command, args.out)
             record["loadavg_end"] = os.getloadavg()[0]
             write_record(record, args.out)  # after each benchmark: an interrupted run keeps what it measured
