@@ -91,7 +91,7 @@ def run_one(name: str, command: list[str], folder: Path) -> dict:
 
 def propane_figures(output: str) -> dict:
     """propane_speed.py prints its figures as text: steps/s per side, ratios ('a / b: 2.10x  (target >= 3x)')."""
-    rates = {m[1]: float(m[2]) for m in re.finditer(r"^\s+(\S.*?)\s+([\d.]+) steps/s", output, re.M)}
+    rates = {m[1]: float(m[2]) for m in re.finditer(r"^\s+(\S.*?)\s+([\d.]+) steps/(?:CPU-)?s\b", output, re.M)}
     ratios = {m[1]: float(m[2]) for m in re.finditer(r"^(\S[^:\n]*?):\s+([\d.]+)x(.*)$", output, re.M)}
     old = re.search(r"batched: ([\d.]+) steps/s\s+plain loop: ([\d.]+) steps/s\s+speed-up: ([\d.]+)x", output)
     if old:  # the format before the plugin's ranking sides
@@ -164,8 +164,8 @@ def table_rows(record: dict) -> list[dict]:
                 "met": train["ratio"] >= 1.5,
             }
         )
-    if propane.get("headline"):
-        ours, peer = (name.strip() for name in propane["headline"].split(" / "))
+    ours, peer = (name.strip() for name in (propane.get("headline") or "? / ?").split(" / ", 1))
+    if ours in propane.get("rates", {}) and peer in propane["rates"]:
         rows.append(
             {
                 "what": "PROPANE search steps/s on SmolLM2 (32 proposals x 16 documents x 16 tokens), 2 threads",
