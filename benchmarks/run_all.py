@@ -97,7 +97,8 @@ def propane_figures(output: str) -> dict:
     if old:  # the format before the plugin's ranking sides
         rates, ratios = {"batched": float(old[1]), "plain loop": float(old[2])}, {"batched / plain loop": float(old[3])}
     headline = next((k for k in ratios if "naive" in k or "plain" in k), None)
-    return {"rates": rates, "ratios": ratios, "headline": headline}
+    unit = "steps/CPU-s" if "steps/CPU-s" in output else "steps/s"
+    return {"rates": rates, "ratios": ratios, "headline": headline, "unit": unit}
 
 
 def table_rows(record: dict) -> list[dict]:
@@ -169,8 +170,8 @@ def table_rows(record: dict) -> list[dict]:
         rows.append(
             {
                 "what": "PROPANE search steps/s on SmolLM2 (32 proposals x 16 documents x 16 tokens), 2 threads",
-                "ours": f"{ours} {propane['rates'][ours]:.4f} steps/s",
-                "peer": f"per-proposal {peer} {propane['rates'][peer]:.4f} steps/s",
+                "ours": f"{ours} {propane['rates'][ours]:.4f} {propane.get('unit', 'steps/s')}",
+                "peer": f"per-proposal {peer} {propane['rates'][peer]:.4f} {propane.get('unit', 'steps/s')}",
                 "ratio": propane["ratios"][propane["headline"]],
                 "floor": "",
                 "target": ">= 3x",
