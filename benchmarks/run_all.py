@@ -54,11 +54,11 @@ def benchmarks(smoke: bool = False) -> dict[str, list[str]]:
     return {
         "lmeval": [str(LMEVAL_PYTHON), "benchmarks/backends_hf_vs_lmeval.py", "--json", "{json}"]
         + ["--lmeval-batch-sizes", "16", "--gen-prompts", str(GEN_PROMPTS), "--gen-repeats", "1"],
+        "vllm": [str(VLLM_PYTHON), "benchmarks/vllm_anchor.py", "--json", "{json}", "--repeats", "1"]
+        + ["--gen-prompts", str(GEN_PROMPTS), "--hf-from", "{dir}/lmeval.json"],
         "train": [here, "benchmarks/train_throughput.py", "--dtypes", "bfloat16", "--json", "{json}"]
         + ["--steps", "2", "--warmup", "2", "--rounds", "1"],
         "propane": [here, "benchmarks/propane_speed.py", "--model", "hf:smollm2", "--threads", "2", "--steps", "1"],
-        "vllm": [str(VLLM_PYTHON), "benchmarks/vllm_anchor.py", "--json", "{json}", "--repeats", "1"]
-        + ["--gen-prompts", str(GEN_PROMPTS), "--hf-from", "{dir}/lmeval.json"],
     }
 
 
