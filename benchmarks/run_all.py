@@ -8,11 +8,11 @@ for about half an hour on this project's 2 busy cores:
   backends_hf_vs_lmeval.py  with the lm-eval tox env's python (.tox/lmeval; `tox -e lmeval --notest` makes it):
                             ll and mc in full, best of two; gen once, on the first 16 of its 64 prompts (its
                             target is a ratio to the floor); lm-eval at batch size 16 (the issue measured 16 and 64)
-  train_throughput.py       bfloat16 (both sides train fastest in it), one round of 2 timed steps per contender
-  propane_speed.py          SmolLM2, 2 threads, 1 step per side (the search's speed-up over a per-proposal loop)
   vllm_anchor.py            with the vllm tox env's python (.tox/vllm; `tox -e vllm --notest`, then uninstall
                             torchvision torchaudio torchcodec there as tox.ini's commands_pre do), one round; the
                             hf engine's times for its ratio come from the first benchmark's record
+  train_throughput.py       bfloat16 (both sides train fastest in it), one round of 2 timed steps per contender
+  propane_speed.py          SmolLM2, 2 threads, 1 step per side (the search's speed-up over a per-proposal loop)
 and writes docs/results/benchmarks/: results.json (every figure, the commands, load averages; rewritten after each
 benchmark, so an interrupted run keeps what it measured), results.md (the table), each script's output
 (<name>.log) and --json record (<name>.json). README.md's table between its two marker comments is made from
