@@ -243,7 +243,7 @@ def main() -> None:
         else:
             record["benchmarks"][name] = run_one(name, command, args.out)
             record["loadavg_end"] = os.getloadavg()[0]
-            write_record(record, args.out)  # after each benchmark: an interrupted run keeps what it measured
+        write_record(record, args.out)  # after each benchmark: an interrupted run keeps what it measured
     print(markdown(record))
 
 

@@ -1,0 +1,47 @@
+"""The README's performance table is the one benchmarks/run_all.py makes from the committed record."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD = ROOT / "docs" / "results" / "benchmarks" / "results.json"
+
+
+def run_all():
+    spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_table_matches_the_committed_record():
+    module = run_all()
+    record = json.loads(RECORD.read_text())
+    readme = (ROOT / "README.md").read_text()
+    between = readme.split(module.START, 1)[1].split(module.END, 1)[0]
+    assert between == "\n" + module.markdown(record)
+    assert (RECORD.parent / "results.md").read_text() == module.markdown(record)
+
+
+def test_every_benchmark_ran_or_is_named_as_not_run():
+    record = json.loads(RECORD.read_text())
+    module = run_all()
+    assert set(record["benchmarks"]) == set(module.benchmarks())
+    ran = {name for name, b in record["benchmarks"].items() if "skipped" not in b}
+    assert "lmeval" in ran and all(record["benchmarks"][name]["exit"] == 0 for name in ran)
+    rows = module.table_rows(record)
+    expected = {"lmeval": 2 * 3, "vllm": 2 * 3, "train": 1, "propane": 1}  # (ll, mc, gen) x 2 dtypes; one ratio each
+    assert len(rows) == sum(expected[name] for name in ran)
+    assert all(row["ratio"] > 0 for row in rows)
+    for name in set(record["benchmarks"]) - ran:
+        assert name in module.markdown(record).split("Not run:")[1]
+
+
+def test_rewriting_the_readme_replaces_only_the_table(tmp_path):
+    module = run_all()
+    record = json.loads(RECORD.read_text())
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{module.START}\nold table\n{module.END}\nafter\n")
+    module.rewrite_readme(record, readme)
+    assert readme.read_text() == f"intro\n{module.START}\n{module.markdown(record)}{module.END}\nafter\n"
