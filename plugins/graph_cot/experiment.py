@@ -7,6 +7,8 @@ Choices not fixed by the paper (the preset must finish in minutes on a shared 2-
   endpoint, and in ``u v u v ...`` that is the previous or the next token depending on the parity of the
   position, which rotary attention cannot see. Measured on Bridge(1), dfs, 600 steps of batch 32: loss 1.90
   learned vs 2.56 rotary (rotary had not even learned to copy the start). ``positions=rotary`` stays available.
+  Fixed sinusoids (``positions=sinusoidal``, which carry parity exactly) did not help either: Bridge(1), dfs,
+  1000 steps, seed 0: loss 2.31 against 1.44 learned.
 - Data: fresh problems every step (seeded by run seed, strategy and step), not a fixed training set.
 - Threads and processes: torch runs on one intra-op thread unless ``threads`` says otherwise (on a shared
   2-core machine two threads made a step up to 25x slower), and the strategies train side by side in
@@ -26,7 +28,12 @@ Choices not fixed by the paper (the preset must finish in minutes on a shared 2-
   within a batch) lets the lookup learned on small graphs carry over and is what the deeper presets use.
   ``eval_depths`` scores the models trained up to ``depth`` at every smaller depth too: one training per
   strategy gives the curve against depth (tasks/graph_cot_depth.yaml), where a model per depth would cost
-  three trainings.
+  three trainings. Depth 3 on this CPU model, what was tried: a 12000-step curriculum with depths mixed within
+  each batch (an earlier version) left dfs at training loss 0.21 with no valid chain at depth 3; graph_cot_depth's
+  8000 steps of one-depth batches (3820 CPU-s) left dfs at loss 0.66, still falling, with 0.47 / 0.23 / 0.00
+  evidence at depths 1 / 2 / 3 and path below the random-path closed form at every depth. The dfs loss stays on
+  its first plateau (~3.4) for ~3000 steps, three times longer than path's; a larger model or many more steps
+  (the GPU presets) is what remains to try.
 - Budget B counts CoT node tokens. Evidence at budget B checks the first B nodes. The decision at budget B
   is the model's own when its CoT ended within B nodes; otherwise the model is forced to answer
   (``decision:`` appended after the B-th node, one token sampled): budget forcing.

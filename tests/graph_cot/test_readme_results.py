@@ -1,25 +1,53 @@
-"""The README's graph_cot table is read from the committed run record: a code change that moves a number fails here
-until docs/results/graph_cot/ is regenerated."""
+"""The README's graph_cot tables are read from the committed run records: a code change that moves a number fails
+here until docs/results/graph_cot/ is regenerated (python docs/results/regenerate.py graph_cot)."""
 
 import json
 import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
 
 
-def test_readme_table_matches_the_committed_metrics():
-    metrics = json.loads((ROOT / "docs/results/graph_cot/flagship/metrics.json").read_text())
-    readme = (ROOT / "README.md").read_text()
+def record(name: str) -> dict:
+    return json.loads((ROOT / f"docs/results/graph_cot/{name}/metrics.json").read_text())
+
+
+def with_stderr(metrics: dict, key: str) -> str:
+    return f"{metrics[key]:.2f} ± {metrics[key + '_stderr']:.2f}"
+
+
+def readme_row(first_cell: str) -> list[str]:
+    return re.search(rf"^\| {re.escape(first_cell)} \| (.*) \|$", README, re.M).group(1).split(" | ")
+
+
+def test_flagship_table_matches_the_committed_metrics():
+    metrics = record("flagship")
     for strategy in ("dfs", "path"):
-        row = re.search(rf"^\| {strategy} \| (.*) \|$", readme, re.M).group(1).split(" | ")
         p = f"{strategy}/"
-        vote = f"{p}decision_accuracy@B=12,N=16"
         expected = [
-            f"{metrics[p + 'evidence_accuracy']:.2f} ± {metrics[p + 'evidence_accuracy_stderr']:.2f}",
+            with_stderr(metrics, p + "evidence_accuracy"),
             f"{metrics[p + 'evidence_accuracy@B=12,N=16']:.2f}",
-            f"{metrics[p + 'decision_accuracy']:.2f} ± {metrics[p + 'decision_accuracy_stderr']:.2f}",
-            f"{metrics[vote]:.2f} ± {metrics[vote + '_stderr']:.2f}",
+            with_stderr(metrics, p + "decision_accuracy"),
+            with_stderr(metrics, f"{p}decision_accuracy@B=12,N=16"),
             f"{metrics[p + 'cot_tokens@B=12']:.1f}",
         ]
-        assert row == expected, strategy
+        assert readme_row(strategy) == expected, strategy
+
+
+def test_depth_table_matches_the_committed_metrics():
+    metrics = record("depth")
+    for depth, full in ((1, 12), (2, 24), (3, 32)):
+        dfs, path = f"dfs/d{depth}/", f"path/d{depth}/"
+        chance = metrics[f"baseline/random-path/d{depth}/evidence_accuracy"]
+        expected = [
+            with_stderr(metrics, f"{dfs}evidence_accuracy@B={full},N=1"),
+            with_stderr(metrics, f"{dfs}decision_accuracy@B={full},N=1"),
+            f"{metrics[f'{dfs}cot_tokens@B={full}']:.1f}",
+            with_stderr(metrics, f"{path}evidence_accuracy@B={full},N=1"),
+            str(metrics[f"{path}matched_n"]),
+            with_stderr(metrics, f"{path}evidence_accuracy@matched"),
+            with_stderr(metrics, f"{path}decision_accuracy@matched"),
+            f"{chance:.3f} / {(1 + chance) / 2:.3f}",
+        ]
+        assert readme_row(f"Bridge({depth})") == expected, depth
