@@ -116,23 +116,20 @@ def test_same_command_and_seed_give_the_same_metrics(tmp_path):
     assert results[0] != results[2]
 
 
+def experiment(out, task_args: str):
+    """A finished tiny experiment: (process, metrics, run folder)."""
+    done = run_harness("run", "--task", "graph_cot", "--task-args", task_args, "--out", out, "--no-cache", timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return (done, *metrics_of(out, done.stdout))
+
+
 def test_models_trained_to_depth_2_are_evaluated_at_every_depth(tmp_path):
     """``eval_depths``: one curriculum model per strategy, scored at each depth, with the other strategy's votes at
     the first one's token cost, the closed forms per depth, and the plots against depth."""
     out = tmp_path / "runs"
-    done = run_harness(
-        "run",
-        "--task",
-        "graph_cot",
-        "--task-args",
-        "depth=2,eval_depths=1,curriculum=true,cot=dfs,path,steps=10,examples=6,samples=4,workers=1",
-        "--out",
-        out,
-        "--no-cache",
-        timeout=600,
+    done, metrics, run_dir = experiment(
+        out, "depth=2,eval_depths=1,curriculum=true,cot=dfs,path,steps=10,examples=6,samples=4,workers=1"
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    metrics, run_dir = metrics_of(out, done.stdout)
     for depth in (1, 2):
         assert f"dfs/d{depth}/evidence_accuracy@B=4,N=1" in metrics
         assert 1 <= metrics[f"path/d{depth}/matched_n"] <= 4
@@ -151,19 +148,7 @@ def test_every_strategy_trains_and_gets_its_heatmap(tmp_path):
     """The strategies graph_cot_strategies trains besides dfs and path: each model trains, is scored over B x N and
     gets its heatmap (a few steps: this checks the plumbing, the preset the accuracy)."""
     out = tmp_path / "runs"
-    done = run_harness(
-        "run",
-        "--task",
-        "graph_cot",
-        "--task-args",
-        "depth=1,cot=optimal,dfs-bt,walk-6,steps=5,examples=4,samples=2,workers=1",
-        "--out",
-        out,
-        "--no-cache",
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    metrics, run_dir = metrics_of(out, done.stdout)
+    done, metrics, run_dir = experiment(out, "depth=1,cot=optimal,dfs-bt,walk-6,steps=5,examples=4,samples=2,workers=1")
     for strategy in ("optimal", "dfs-bt", "walk-6"):
         assert 0 <= metrics[f"{strategy}/evidence_accuracy@B=24,N=2"] <= 1  # dfs-bt's longest chain sets B=24
         assert (out / run_dir.rsplit("/", 1)[1] / f"heatmap_{strategy}.png").stat().st_size > 1000
