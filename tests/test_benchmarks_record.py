@@ -45,3 +45,17 @@ def test_rewriting_the_readme_replaces_only_the_table(tmp_path):
     readme.write_text(f"intro\n{module.START}\nold table\n{module.END}\nafter\n")
     module.rewrite_readme(record, readme)
     assert readme.read_text() == f"intro\n{module.START}\n{module.markdown(record)}{module.END}\nafter\n"
+
+
+def test_a_partial_run_without_lmevals_record_lets_the_vllm_anchor_time_hf_itself(tmp_path, capsys):
+    """``run_all --only vllm --out DIR``: DIR holds no lmeval.json, so --hf-from is dropped rather than passed a
+    missing file (the vLLM anchor then times the hf engine itself); with the file there it is passed on."""
+    import sys
+
+    module = run_all()
+    echo = [sys.executable, "-c", "import sys; print(sys.argv[1:])", "--hf-from", "{dir}/lmeval.json"]
+    module.run_one("vllm", echo, tmp_path)
+    assert "--hf-from" not in (tmp_path / "vllm.log").read_text()
+    (tmp_path / "lmeval.json").write_text("{}")
+    module.run_one("vllm", echo, tmp_path)
+    assert f"'--hf-from', '{tmp_path}/lmeval.json'" in (tmp_path / "vllm.log").read_text()
