@@ -8,6 +8,7 @@ import torch
 from harness.errors import UsageError
 from harness.models import (
     MLP,
+    KVCache,
     ModelConfig,
     ResidualMLP,
     WordTokenizer,
@@ -89,6 +90,38 @@ def test_positions_matter():
         ids = torch.tensor([[1, 2, 3, 4, 5]])
         swapped = torch.tensor([[2, 1, 3, 4, 5]])
         assert not torch.allclose(model(ids)[0, -1], model(swapped)[0, -1])
+
+
+def cached_logits(model, ids: torch.Tensor, prompt: int) -> torch.Tensor:
+    """Logits of ``ids`` read as generation does: the first ``prompt`` tokens at once, then one token a call."""
+    cache = KVCache(len(model.blocks))
+    steps = [model(ids[:, :prompt], cache=cache)] + [model(ids[:, t : t + 1], cache=cache) for t in range(prompt, 10)]
+    assert cache.length == 10
+    return torch.cat(steps, dim=1)
+
+
+@pytest.mark.parametrize("positions", ["learned", "rotary", "sinusoidal"])
+@pytest.mark.parametrize("attention", ["sdpa", "identity"])
+def test_generation_cache_gives_the_logits_of_a_full_read(positions, attention):
+    """Read token by token through a KVCache, a model gives the logits of one pass over the whole sequence
+    (identity attention with its a_h, b_h switched on, so its cached X is used too)."""
+    torch.manual_seed(0)
+    model = build_model(tiny(positions=positions, attention=attention)).eval()
+    for name, param in model.named_parameters():
+        if "identity" in name:
+            param.data.fill_(0.5)
+    assert model.supports_cache
+    ids = torch.randint(0, 20, (3, 10))
+    with torch.no_grad():
+        full = model(ids)
+        for prompt in (1, 4):
+            assert torch.allclose(cached_logits(model, ids, prompt), full, atol=1e-5)
+        # a chunk of several tokens after cached ones is masked causally too
+        cache = KVCache(len(model.blocks))
+        model(ids[:, :4], cache=cache)
+        assert torch.allclose(model(ids[:, 4:], cache=cache), full[:, 4:], atol=1e-5)
+        with pytest.raises(ValueError, match="max_seq_len"):
+            model(ids[:, :3], cache=cache)  # 13 tokens in all: past the position table
 
 
 def test_sinusoidal_positions_carry_parity_and_are_not_saved():

@@ -48,3 +48,22 @@ def test_a_damaged_record_is_regenerated_from_its_command(tmp_path):
         [sys.executable, SCRIPT, "nothing", "--results", tmp_path / "results"], capture_output=True
     )
     assert nothing.returncode == 2
+
+
+def test_a_gpu_record_is_skipped_where_there_is_no_gpu(tmp_path):
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the record would be regenerated")
+    record = tmp_path / "results" / "graph_cot" / "gpu_depth"
+    record.mkdir(parents=True)
+    command = "harness run --task graph_cot --model scratch --task-args device=cuda,steps=5 --out x"
+    (record / "config.yaml").write_text(f"command: {command}\ntask_args: {{device: cuda, steps: 5}}\n")
+    (record / "metrics.json").write_text('{"evidence_accuracy": 0.9}')
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "gpu", "--results", tmp_path / "results"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "skipped (made on a GPU" in done.stdout
+    assert json.loads((record / "metrics.json").read_text()) == {"evidence_accuracy": 0.9}

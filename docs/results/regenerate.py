@@ -8,6 +8,9 @@ then one command away from an updated record, and the README tests say which tab
     python docs/results/regenerate.py --list                 # every record and its command
     python docs/results/regenerate.py graph_cot propane      # the records whose path contains these words
     python docs/results/regenerate.py --all                  # everything (hours on a 2-core CPU)
+
+A record made on a GPU (``device: cuda`` in its task args) is skipped, with a line that says so, where torch sees no
+GPU: run there, it would take hours on a CPU or refuse to start.
 """
 
 from __future__ import annotations
@@ -73,6 +76,17 @@ def matching_run(record: Path, runs: list[Path]) -> Path:
     raise SystemExit(f"{record}: no single new run matches its config.yaml; compare the command's runs by hand")
 
 
+def needs_gpu(folder: Path) -> bool:
+    args = yaml.safe_load((folder / "config.yaml").read_text()).get("task_args") or {}
+    return str(args.get("device", "cpu")).startswith("cuda")
+
+
+def gpu_present() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def regenerate(command: str, folders: list[Path], scratch: Path) -> None:
     out = scratch / hashlib.sha256(command.encode()).hexdigest()[:12]
     argv = with_out(command, out)
@@ -107,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="harness-regenerate-") as scratch:
         for command, folders in chosen.items():
+            if any(needs_gpu(folder) for folder in folders) and not gpu_present():
+                print(f"skipped (made on a GPU, and none is here): {command}", flush=True)
+                continue
             regenerate(command, folders, Path(scratch))
     return 0
 

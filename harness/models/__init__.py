@@ -10,6 +10,7 @@ import importlib
 
 _EXPORTS = {
     "ModelConfig": "harness.models.model",
+    "KVCache": "harness.models.model",
     "Transformer": "harness.models.model",
     "build_model": "harness.models.model",
     "component": "harness.models.model",

@@ -5,7 +5,10 @@ Every part is built by a factory ``factory(config, layer_index) -> nn.Module`` l
 variant without touching the model. The contract for each kind:
 
 - ``attention``: ``forward(x: (B, T, C)) -> (B, T, C)``, causal when ``config.causal``; rotary positions, when
-  ``config.positions == "rotary"``, are the attention's job (use :class:`Rotary`). The rank probe reads
+  ``config.positions == "rotary"``, are the attention's job (use :class:`Rotary`). An attention with
+  ``supports_cache = True`` also takes ``cache``: its own dict in a :class:`harness.models.model.KVCache`, where
+  it keeps what it needs of the tokens already read (``x`` then holds only the new ones), so generation does not
+  recompute the prefix; :meth:`SelfAttention.project` does this for Q, K and V. The rank probe reads
   an attention's ``effective_maps()`` when it defines one (the per-head QK logit and VO maps it applies), else
   ``q_proj``, ``k_proj``, ``v_proj``, ``o_proj`` (``nn.Linear``) and ``n_head``.
 - ``ffn``: ``forward(x: (B, T, C)) -> (B, T, C)``.
@@ -34,10 +37,10 @@ class Rotary(nn.Module):
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Rotate ``x`` of shape (B, nh, T, hs) by its positions 0..T-1."""
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Rotate ``x`` of shape (B, nh, T, hs) by its positions start..start+T-1."""
         T = x.size(-2)
-        cos, sin = self.cos[:T].to(x.dtype), self.sin[:T].to(x.dtype)  # (T, hs)
+        cos, sin = self.cos[start : start + T].to(x.dtype), self.sin[start : start + T].to(x.dtype)  # (T, hs)
         first, second = x.chunk(2, dim=-1)
         rotated = torch.cat([-second, first], dim=-1)
         return x * cos + rotated * sin
@@ -48,6 +51,8 @@ class SelfAttention(nn.Module):
 
     Separate projections (not one fused QKV matrix) keep W_Q, W_K, W_V, W_O readable for the rank probe.
     """
+
+    supports_cache = True
 
     def __init__(self, config, layer_index: int = 0):
         super().__init__()
@@ -69,20 +74,30 @@ class SelfAttention(nn.Module):
         B, T, C = x.shape
         return x.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, C = x.shape
-        q, k, v = (
-            self.split_heads(self.q_proj(x)),
-            self.split_heads(self.k_proj(x)),
-            self.split_heads(self.v_proj(x)),
-        )
+    def project(self, x: torch.Tensor, cache: dict | None = None) -> tuple[torch.Tensor, ...]:
+        """Queries of the new tokens and keys/values of every token read so far, each (B, nh, ., hs), and the
+        position of the first new token (the number in ``cache`` before this call; it is updated in place)."""
+        q, k, v = (self.split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
+        start = 0 if cache is None or "k" not in cache else cache["k"].size(2)
         if self.rotary is not None:
-            q, k = self.rotary(q), self.rotary(k)
+            q, k = self.rotary(q, start), self.rotary(k, start)
+        if start:
+            k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
+        if cache is not None:
+            cache["k"], cache["v"] = k, v
+        return q, k, v, start
+
+    def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v, start = self.project(x, cache)
         dropout = self.dropout if self.training else 0.0
-        if prefer_grouped(q, dropout):
+        if not start and prefer_grouped(q, dropout):
             y = grouped_attention(q, k, v, self.causal)  # (B, nh, T, hs)
-        else:
+        elif not start:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=dropout)
+        else:  # after cached tokens a causal mask is offset by their number (SDPA's is_causal is not)
+            mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(start) if self.causal else None
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.o_proj(y)
 

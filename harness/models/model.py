@@ -74,9 +74,19 @@ class Block(nn.Module):
         self.norm2 = component("norm", config.norm, config, layer_index)
         self.ffn = component("ffn", config.ffn, config, layer_index)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + (self.attn(h) if cache is None else self.attn(h, cache=cache))  # an attention may take no cache
         return x + self.ffn(self.norm2(x))
+
+
+class KVCache:
+    """What a model has read of a batch (each layer's attention keeps its own dict: keys, values, ...), so that
+    generating a token reads only that token instead of the whole sequence again."""
+
+    def __init__(self, n_layer: int):
+        self.length = 0  # tokens read
+        self.layers: list[dict] = [{} for _ in range(n_layer)]
 
 
 def sinusoids(length: int, width: int) -> torch.Tensor:
@@ -136,18 +146,33 @@ class Transformer(nn.Module):
         """Token embeddings (B, T, C), without positions (the white-box surface works on these)."""
         return self.tok_emb(input_ids)
 
-    def forward(self, input_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None):
+    @property
+    def supports_cache(self) -> bool:
+        """Whether ``forward(..., cache=KVCache)`` works: every block's attention keeps a cache."""
+        return self.config.causal and all(getattr(block.attn, "supports_cache", False) for block in self.blocks)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ):
+        """Logits of the tokens given; with ``cache`` (a :class:`KVCache` of this batch) they follow the
+        ``cache.length`` tokens read before, and are added to it."""
         x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
-        T = x.size(1)
-        if T > self.config.max_seq_len:
-            raise ValueError(f"sequence of {T} tokens is longer than max_seq_len {self.config.max_seq_len}")
+        start = 0 if cache is None else cache.length
+        end = start + x.size(1)
+        if end > self.config.max_seq_len:
+            raise ValueError(f"sequence of {end} tokens is longer than max_seq_len {self.config.max_seq_len}")
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(T, device=x.device))  # (T, C) broadcast over B
+            x = x + self.pos_emb(torch.arange(start, end, device=x.device))  # (T, C) broadcast over B
         elif self.config.positions == "sinusoidal":
-            x = x + self.pos_table[:T].to(x.dtype)
+            x = x + self.pos_table[start:end].to(x.dtype)
         x = self.drop(x)
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if cache is None else cache.layers[i])
+        if cache is not None:
+            cache.length = end
         x = self.norm_f(x)  # (B, T, C)
         if self.config.head != "lm":
             x = x[:, -1]  # (B, C): the last position has seen the whole sequence

@@ -2,7 +2,8 @@
 
 Choices not fixed by the paper (the preset must finish in minutes on a shared 2-core CPU):
 - Model: the harness Transformer, smaller than the reference (hidden 128, 4 layers): ``d_model=64,
-  n_layer=3, n_head=4`` by default, AdamW lr 3e-3, wd 0.05, cosine with 10% warmup as in the reference.
+  n_layer=3, n_head=4`` by default (the depth presets need larger ones: below), AdamW lr 3e-3, wd 0.05, cosine with
+  10% warmup as in the reference.
 - Positions: learned by default, not the reference's rotary. Following an edge needs the edge's other
   endpoint, and in ``u v u v ...`` that is the previous or the next token depending on the parity of the
   position, which rotary attention cannot see. Measured on Bridge(1), dfs, 600 steps of batch 32: loss 1.90
@@ -28,18 +29,25 @@ Choices not fixed by the paper (the preset must finish in minutes on a shared 2-
   within a batch) lets the lookup learned on small graphs carry over and is what the deeper presets use.
   ``eval_depths`` scores the models trained up to ``depth`` at every smaller depth too: one training per
   strategy gives the curve against depth (tasks/graph_cot_depth.yaml), where a model per depth would cost
-  three trainings. Depth 3 on this CPU model, what was tried: a 12000-step curriculum with depths mixed within
-  each batch (an earlier version) left dfs at training loss 0.21 with no valid chain at depth 3; graph_cot_depth's
-  8000 steps of one-depth batches (3820 CPU-s) left dfs at loss 0.66, still falling, with 0.47 / 0.23 / 0.00
-  evidence at depths 1 / 2 / 3 and path below the random-path closed form at every depth. The dfs loss stays on
-  its first plateau (~3.4) for ~3000 steps, three times longer than path's; a larger model or many more steps
-  (the GPU presets) is what remains to try.
+  three trainings.
+- What depth 3 takes: model width and depth, more than steps. On one GPU (runs and table in
+  docs/results/graph_cot/gpu_d3_search/, dfs only, curriculum, batch 32 unless said), dfs evidence at depth 3 after
+  12000 steps: 0.03 at 64 x 3 layers (loss 0.36; 20000 steps of another run were still at loss ~0.5; lr 1e-3 and
+  batch 64 did not rescue it: 0.04, 0.12), 0.21 at 64 x 4, 0.87 at 128 x 4 (the paper's size); 0.64 for the paper's
+  Mistral-style model (sdpa, rotary, SwiGLU, RMSNorm; batch 64). In budgets a 2-core CPU affords (about 50 min of
+  training at each model's speed): 96 x 4 reached 0.71 in 7800 steps, 96 x 3 0.24 in 9500, 128 x 3 0.02 in 7500, and
+  128 x 4 had not left its first plateau after 5000 (the plateau lasts ~3000-4500 steps at every size). So the CPU
+  preset ``graph_cot_depth`` uses 96 x 4 for 7800 steps and ``graph_cot_depth_gpu`` 128 x 4 for 12000. Earlier CPU
+  attempts with 64 x 3 (a 12000-step curriculum with mixed-depth batches; 8000 steps of one-depth batches) left dfs
+  without valid chains at depth 3, as the search predicts.
 - Budget B counts CoT node tokens. Evidence at budget B checks the first B nodes. The decision at budget B
   is the model's own when its CoT ended within B nodes; otherwise the model is forced to answer
   (``decision:`` appended after the B-th node, one token sampled): budget forcing.
 - Sampling: temperature 1 everywhere, N samples per problem, nested (the first N of the largest draw),
   majority vote with random tie-break for decisions and best-of-N (any valid) for evidence. The headline
-  ``evidence_accuracy`` and ``decision_accuracy`` are the N=1 cell at the largest budget.
+  ``evidence_accuracy`` and ``decision_accuracy`` are the N=1 cell at the largest budget. Sampled chains are read
+  through a :class:`harness.models.KVCache` (each step reads one new token, not the prefix again): at depth 3 on one
+  CPU core, 20 problems x 16 chains of a 128 x 4 model took 34 s against 266 s without it (evidence 0.80 both).
 - Cost: ``cot_tokens@B=b`` is the mean number of CoT tokens one sample writes within budget b; N samples cost
   N times that. ``compute_matched.png`` puts both scalings on that axis.
 """
@@ -246,6 +254,7 @@ def generate(model, rows, max_new: int, stop_ids: set[int], decision_id: int, ge
     padding); ``generator``: one stream for all rows, drawn in row order."""
     import torch
 
+    from harness.models import KVCache
     from harness.sampling import sample
 
     out, device = [], next(model.parameters()).device
@@ -253,8 +262,10 @@ def generate(model, rows, max_new: int, stop_ids: set[int], decision_id: int, ge
         x = torch.tensor(rows[lo : lo + batch])
         done = torch.zeros(len(x), dtype=torch.bool)
         new = []
+        cache = KVCache(len(model.blocks)) if model.supports_cache else None  # else the prefix is read every step
         for _ in range(max_new):
-            logits = model(x.to(device))[:, -1].float().cpu()  # (R, V); drawn on the CPU: one stream anywhere
+            unread = x if cache is None else x[:, cache.length :]
+            logits = model(unread.to(device), cache=cache)[:, -1].float().cpu()  # (R, V); drawn on the CPU: one stream
             token = sample(logits, generator)[:, None]  # (R, 1)
             previous = x[:, -1]
             x = torch.cat([x, token], dim=1)

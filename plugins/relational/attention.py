@@ -22,22 +22,25 @@ from harness.models.components import SelfAttention
 
 
 class IdentityAttention(SelfAttention):
+    supports_cache = True  # keeps X of the tokens read, beside their keys and values
+
     def __init__(self, config, layer_index: int = 0):
         super().__init__(config, layer_index)  # Q, K, V, O projections, heads and rotary as in plain attention
         self.identity_logit = nn.Parameter(torch.zeros(config.n_head))  # a_h
         self.identity_value = nn.Parameter(torch.zeros(config.n_head))  # b_h
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = (self.split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
-        if self.rotary is not None:
-            q, k = self.rotary(q), self.rotary(k)
-        same = (x @ x.transpose(1, 2)).unsqueeze(1)  # (B, 1, T, T): X X^T
+        q, k, v, start = self.project(x, cache)
+        xs = torch.cat([cache["x"], x], dim=1) if start else x  # (B, S, C): every token read so far
+        if cache is not None:
+            cache["x"] = xs
+        same = (x @ xs.transpose(1, 2)).unsqueeze(1)  # (B, 1, T, S): X X^T
         logits = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + self.identity_logit.view(1, -1, 1, 1) * same
         if self.causal:
-            future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+            future = torch.ones(T, xs.size(1), dtype=torch.bool, device=x.device).triu(start + 1)
             logits = logits.masked_fill(future, float("-inf"))
-        weights = logits.softmax(dim=-1)  # (B, nh, T, T)
+        weights = logits.softmax(dim=-1)  # (B, nh, T, S)
         heads = (weights @ v).transpose(1, 2).reshape(B, T, C)
-        copied = torch.einsum("h,bhts,bsc->btc", self.identity_value.to(x.dtype), weights, x)
+        copied = torch.einsum("h,bhts,bsc->btc", self.identity_value.to(x.dtype), weights, xs)
         return self.o_proj(heads) + copied
