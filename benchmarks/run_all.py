@@ -75,14 +75,15 @@ def run_one(name: str, command: list[str], folder: Path) -> dict:
     if not Path(command[0]).exists():
         print(f"   skipped: {command[0]} is missing (see this script's docstring)", flush=True)
         return {"command": shown, "skipped": f"{Path(command[0]).relative_to(ROOT)} missing"}
-    began, load = time.time(), os.getloadavg()[0]
+    began, load, when = time.time(), os.getloadavg()[0], time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in process.stdout:
         if "it/s]" not in line and "Loading weights" not in line:  # progress bars
             print("   " + line, end="", flush=True)
             lines.append(line)
-    figures = {"command": shown, "exit": process.wait(), "wall_s": time.time() - began, "loadavg_start": load}
+    figures = {"command": shown, "exit": process.wait(), "wall_s": time.time() - began, "when": when}
+    figures["loadavg_start"] = load
     figures["loadavg_end"] = os.getloadavg()[0]
     (folder / f"{name}.log").write_text("".join(lines))
     if json_path.exists():  # kept beside the record: the next benchmark may read it (vllm reads lmeval's)
@@ -186,9 +187,16 @@ def table_rows(record: dict) -> list[dict]:
 
 def markdown(record: dict) -> str:
     """The performance table of README.md and results.md, from the record alone."""
+    ran = [b | {"name": name} for name, b in record["benchmarks"].items() if "skipped" not in b]
+    merged = any(b.get("when", record["when"]) != record["when"] for b in ran)  # a partial run kept earlier ones
+    when = (
+        f"on {record['machine']}, each benchmark at the time and load average below"
+        if merged
+        else f"{record['when']} on {record['machine']}, load average {record['loadavg_start']:.1f} at the start and "
+        f"{record['loadavg_end']:.1f} at the end"
+    )
     lines = [
-        f"Measured {record['when']} on {record['machine']}, load average {record['loadavg_start']:.1f} at the start "
-        f"and {record['loadavg_end']:.1f} at the end; ratio = peer time / ours (for training: our tokens/s / the "
+        f"Measured {when}; ratio = peer time / ours (for training: our tokens/s / the "
         f"peer's). Every figure from `python benchmarks/run_all.py` (record: docs/results/benchmarks/results.json).",
         "",
         "| what | ours | peer | ratio | matmul floor | target | met |",
@@ -200,6 +208,12 @@ def markdown(record: dict) -> str:
             f"| {row['what']} | {row['ours']} | {row['peer']} | {row['ratio']:.2f}x | {row['floor']} | "
             f"{row['target']} | {met} |"
         )
+    if merged:
+        lines += [""] + [
+            f"- {b['name']}: {b.get('when', record['when'])}, load {b['loadavg_start']:.1f} to {b['loadavg_end']:.1f}, "
+            f"{b['wall_s'] / 60:.0f} min"
+            for b in ran
+        ]
     skipped = [f"{name} ({b['skipped']})" for name, b in record["benchmarks"].items() if "skipped" in b]
     if skipped:
         lines += ["", "Not run: " + ", ".join(skipped) + "."]
@@ -234,6 +248,12 @@ def main() -> None:
         "loadavg_start": os.getloadavg()[0],
         "benchmarks": {},
     }
+    earlier = args.out / "results.json"
+    if args.only and earlier.exists():  # a partial run updates its benchmarks and keeps the others, with their times
+        kept = json.loads(earlier.read_text())
+        for b in kept["benchmarks"].values():
+            b.setdefault("when", kept["when"])
+        record["benchmarks"] = kept["benchmarks"]
     if args.smoke:
         if args.out == RECORD:
             sys.exit("run_all: --smoke figures mean nothing; give --out DIR away from the record")
@@ -244,6 +264,9 @@ def main() -> None:
         if args.deadline and time.strftime("%H:%M", time.gmtime()) >= args.deadline:
             record["benchmarks"][name] = {"command": " ".join(command), "skipped": f"not started by {args.deadline}"}
         else:
+            if args.only and "lmeval" not in args.only and "--hf-from" in command:
+                at = command.index("--hf-from")  # lmeval's times are from another hour: time the hf side alongside
+                command = command[:at] + command[at + 2 :]
             record["benchmarks"][name] = run_one(name, command, args.out)
             record["loadavg_end"] = os.getloadavg()[0]
         write_record(record, args.out)  # after each benchmark: an interrupted run keeps what it measured

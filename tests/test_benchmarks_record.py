@@ -59,3 +59,32 @@ def test_a_partial_run_without_lmevals_record_lets_the_vllm_anchor_time_hf_itsel
     (tmp_path / "lmeval.json").write_text("{}")
     module.run_one("vllm", echo, tmp_path)
     assert f"'--hf-from', '{tmp_path}/lmeval.json'" in (tmp_path / "vllm.log").read_text()
+
+
+def test_a_partial_run_keeps_the_other_benchmarks_with_their_times(tmp_path, monkeypatch):
+    """``run_all --only train``: the record's lmeval entry stays, dated by when it ran, and the table says when each
+    benchmark ran; the vLLM anchor in such a run would time the hf side itself (no --hf-from)."""
+    import sys
+
+    module = run_all()
+    echo = [sys.executable, "-c", "import sys; print(sys.argv[1:])"]
+    monkeypatch.setattr(
+        module, "benchmarks", lambda smoke=False: {"lmeval": echo, "vllm": echo + ["--hf-from", "x"], "train": echo}
+    )
+    old = {"command": "old", "wall_s": 60.0, "loadavg_start": 6.0, "loadavg_end": 5.0}
+    earlier = {
+        "when": "2026-11-29 22:30 UTC",
+        "machine": "2 CPU cores",
+        "loadavg_start": 6.0,
+        "benchmarks": {"lmeval": old},
+    }
+    (tmp_path / "results.json").write_text(json.dumps(earlier))
+    monkeypatch.setattr(sys, "argv", ["run_all.py", "--only", "vllm", "train", "--out", str(tmp_path)])
+    module.main()
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert set(record["benchmarks"]) == {"lmeval", "vllm", "train"}
+    assert record["benchmarks"]["lmeval"]["when"] == "2026-11-29 22:30 UTC"
+    assert "--hf-from" not in (tmp_path / "vllm.log").read_text()
+    table = (tmp_path / "results.md").read_text()
+    assert "- lmeval: 2026-11-29 22:30 UTC, load 6.0 to 5.0, 1 min" in table
+    assert f"- train: {record['benchmarks']['train']['when']}" in table
