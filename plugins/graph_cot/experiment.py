@@ -37,7 +37,10 @@ Choices not fixed by the paper (the preset must finish in minutes on a shared 2-
   Mistral-style model (sdpa, rotary, SwiGLU, RMSNorm; batch 64). In budgets a 2-core CPU affords (about 50 min of
   training at each model's speed): 96 x 4 reached 0.71 in 7800 steps, 96 x 3 0.24 in 9500, 128 x 3 0.02 in 7500, and
   128 x 4 had not left its first plateau after 5000 (the plateau lasts ~3000-4500 steps at every size). So the CPU
-  preset ``graph_cot_depth`` uses 96 x 4 for 7800 steps and ``graph_cot_depth_gpu`` 128 x 4 for 12000. Earlier CPU
+  preset ``graph_cot_depth`` uses 96 x 4 for 7800 steps and ``graph_cot_depth_gpu`` 128 x 4 for 12000. Run on the
+  CPU (53 min), that preset's dfs model left its plateau at step ~4600 instead of ~2950 and ended with evidence 0.92 /
+  0.24 / 0.01 at depths 1 / 2 / 3 (docs/results/graph_cot/depth): when the plateau breaks decides what the rest of the
+  budget can learn, and 53 CPU-minutes do not make depth 3 reliable. Earlier CPU
   attempts with 64 x 3 (a 12000-step curriculum with mixed-depth batches; 8000 steps of one-depth batches) left dfs
   without valid chains at depth 3, as the search predicts.
 - Budget B counts CoT node tokens. Evidence at budget B checks the first B nodes. The decision at budget B

@@ -1,9 +1,12 @@
 """The README's graph_cot tables are read from the committed run records: a code change that moves a number fails
 here until docs/results/graph_cot/ is regenerated (python docs/results/regenerate.py graph_cot)."""
 
+import importlib.util
 import json
 import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -35,8 +38,9 @@ def test_flagship_table_matches_the_committed_metrics():
         assert readme_row(strategy) == expected, strategy
 
 
-def test_depth_table_matches_the_committed_metrics():
-    metrics = record("depth")
+@pytest.mark.parametrize("name,label", [("depth", "Bridge({d})"), ("gpu_depth", "Bridge({d}), GPU")])
+def test_depth_tables_match_the_committed_metrics(name, label):
+    metrics = record(name)
     for depth, full in ((1, 12), (2, 24), (3, 32)):
         dfs, path = f"dfs/d{depth}/", f"path/d{depth}/"
         chance = metrics[f"baseline/random-path/d{depth}/evidence_accuracy"]
@@ -48,6 +52,19 @@ def test_depth_table_matches_the_committed_metrics():
             str(metrics[f"{path}matched_n"]),
             with_stderr(metrics, f"{path}evidence_accuracy@matched"),
             with_stderr(metrics, f"{path}decision_accuracy@matched"),
+            f"{metrics[f'{path}evidence_accuracy@B={full},N=16']:.2f}",
             f"{chance:.3f} / {(1 + chance) / 2:.3f}",
         ]
-        assert readme_row(f"Bridge({depth})") == expected, depth
+        assert readme_row(label.format(d=depth)) == expected, depth
+
+
+def test_depth_search_table_matches_its_runs():
+    """The README's table of the depth-3 search is what summarize.py makes of the committed runs."""
+    script = ROOT / "docs/results/graph_cot/gpu_d3_search/summarize.py"
+    spec = importlib.util.spec_from_file_location("summarize", script)
+    summarize = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summarize)
+    lines = summarize.table()
+    assert len(lines) > 2
+    for line in lines:
+        assert line in README.splitlines(), line

@@ -29,13 +29,13 @@ def runs():
         yield folder.name, args, loss, scores
 
 
-def main() -> None:
+def table() -> list[str]:
+    """The summary table's lines (markdown), one row per run."""
     lines = [
         "| run | d_model x layers | attention, positions, ffn, norm | lr | batch | steps | final loss "
         "| dfs evidence d1 / d2 / d3 |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    fig, ax = plt.subplots(figsize=(7, 4))
     for name, a, loss, scores in runs():
         evidence = " / ".join(f"{scores[f'd{d}/evidence_accuracy']:.2f}" for d in (1, 2, 3)) if scores else "stopped"
         steps = f"{loss[-1][0]}" + (f" of {a['steps']}" if loss[-1][0] < a["steps"] else "")
@@ -44,11 +44,18 @@ def main() -> None:
             f"| {name} | {a['d_model']} x {a['n_layer']} | {parts} | {a['lr']} "
             f"| {a['batch_size']} | {steps} | {loss[-1][1]:.2f} | {evidence} |"
         )
-        ax.plot(*zip(*loss), label=name, lw=1)
+    return lines
+
+
+def main() -> None:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, _, loss, _) in enumerate(runs()):
+        ax.plot(*zip(*loss), label=name, lw=1, color=plt.cm.tab20(i))
     ax.set(xlabel="step", ylabel="dfs training loss", yscale="log", title="Bridge(3) curriculum, dfs: training loss")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(HERE / "loss.png", dpi=120)
+    lines = table()
     (HERE / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
