@@ -43,6 +43,7 @@ def test_a_damaged_record_is_regenerated_from_its_command(tmp_path):
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((record / "metrics.json").read_text()) == original  # same command and seed, same numbers
+    assert f"--out {tmp_path / 'first'}" in (record / "config.yaml").read_text()  # the command as it was recorded
     assert not (record / "samples.jsonl").exists()  # only the files the record keeps
     nothing = subprocess.run(
         [sys.executable, SCRIPT, "nothing", "--results", tmp_path / "results"], capture_output=True

@@ -98,6 +98,9 @@ def regenerate(command: str, folders: list[Path], scratch: Path) -> None:
         for kept in record.iterdir():
             if kept.is_file() and (source / kept.name).is_file():
                 shutil.copy2(source / kept.name, kept)
+        config = yaml.safe_load((record / "config.yaml").read_text())
+        config["command"] = command  # as recorded, not with the scratch --out it was re-run into
+        (record / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         print(f"  updated {record} from {source}", flush=True)
 
 
