@@ -186,6 +186,27 @@ def generation_flops(lm, prompts: list[str], max_tokens: int) -> float:
     return 2 * body * prompt_tokens + 2 * (body + head) * len(prompts) * max_tokens
 
 
+def copy_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
+    """Best bytes/s of a large tensor copy with the current threads (bytes read plus bytes written)."""
+    import torch
+
+    src = torch.ones(megabytes * 2**18)  # float32: 4 bytes each
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    return max(2 * src.numel() * 4 / timed(lambda: dst.copy_(src))[0] for _ in range(repeats))
+
+
+def decoding_floor(lm, prompts: list[str], max_tokens: int, peak: float, bandwidth: float, dtype: str) -> float:
+    """A roofline floor for generation, which at a few rows a step reads every weight per token: prefill at the
+    matmul peak, then each of the max_tokens - 1 decode steps of one batch holding every prompt at the slower of
+    reading all weights once (at the copy bandwidth) and its matmuls at the peak."""
+    body, head = parameter_counts(lm.module)
+    prompt_tokens = sum(len(lm.encode(p)) for p in prompts)
+    weight_bytes = (body + head) * (2 if dtype == "bfloat16" else 4)
+    step = max(weight_bytes / bandwidth, 2 * (body + head) * len(prompts) / peak)
+    return 2 * body * prompt_tokens / peak + (max_tokens - 1) * step
+
+
 def max_abs_diff(ours: list, theirs: list) -> float:
     return max(abs(a[0] - b[0]) for a, b in zip(ours, theirs))
 
@@ -206,7 +227,8 @@ def measure(dtype: str, args, data: dict) -> dict:
     for lm in theirs.values():
         lm.generate(data["gen"][:2], 4)
     peak = max(matmul_peak(dtype) for _ in range(2))
-    row: dict = {"dtype": dtype, "matmul_peak_gflops": peak / 1e9}
+    bandwidth = copy_bandwidth()
+    row: dict = {"dtype": dtype, "matmul_peak_gflops": peak / 1e9, "copy_gb_per_s": bandwidth / 1e9}
     for workload in ("ll", "mc", "gen"):
         if workload not in args.workloads:
             continue
@@ -234,6 +256,7 @@ def measure(dtype: str, args, data: dict) -> dict:
         }
         if workload == "gen":
             row[workload]["same_tokens"] = share_equal(timings["ours"][1], timings[best][1])
+            row[workload]["roofline_s"] = decoding_floor(ours.lm, data["gen"], GEN_TOKENS, peak, bandwidth, dtype)
         else:
             row[workload]["max_abs_diff"] = max_abs_diff(timings["ours"][1], timings[best][1])
     if "gen" in args.workloads and args.profile_gen:
@@ -292,6 +315,13 @@ def report(rows: list[dict]) -> None:
                 f"  {workload:3} ours {w['ours_s']:6.2f} s ({w['floor_s'] / w['ours_s']:.2f} of floor)  "
                 f"lm-eval {w['lmeval_s']:6.2f} s bs={w['lmeval_batch_size']} ({w['floor_s'] / w['lmeval_s']:.2f} of "
                 f"floor)  floor {w['floor_s']:.2f} s  ratio {ratio:.2f}x  {target}  {agree}"
+            )
+        if "roofline_s" in r.get("gen", {}):
+            g = r["gen"]
+            print(
+                f"  gen roofline floor (weights read once a decode step at {r['copy_gb_per_s']:.1f} GB/s copy "
+                f"bandwidth): {g['roofline_s']:.2f} s; ours / roofline {g['ours_s'] / g['roofline_s']:.2f}, lm-eval / "
+                f"roofline {g['lmeval_s'] / g['roofline_s']:.2f}"
             )
         if "profile" in r.get("gen", {}):
             p = r["gen"]["profile"]
