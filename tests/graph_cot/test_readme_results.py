@@ -38,6 +38,20 @@ def test_flagship_table_matches_the_committed_metrics():
         assert readme_row(strategy) == expected, strategy
 
 
+def test_strategies_table_matches_the_committed_metrics():
+    metrics = record("strategies")
+    for strategy in ("optimal", "path", "dfs", "dfs-bt", "walk-10"):
+        p = f"{strategy}/"
+        expected = [
+            with_stderr(metrics, p + "evidence_accuracy"),
+            f"{metrics[p + 'evidence_accuracy@B=24,N=16']:.2f}",
+            with_stderr(metrics, p + "decision_accuracy"),
+            with_stderr(metrics, f"{p}decision_accuracy@B=24,N=16"),
+            f"{metrics[p + 'cot_tokens@B=24']:.1f}",
+        ]
+        assert readme_row(f"all five: {strategy}") == expected, strategy
+
+
 @pytest.mark.parametrize("name,label", [("depth", "Bridge({d})"), ("gpu_depth", "Bridge({d}), GPU")])
 def test_depth_tables_match_the_committed_metrics(name, label):
     metrics = record(name)
