@@ -24,32 +24,25 @@ def readme_row(first_cell: str) -> list[str]:
     return re.search(rf"^\| {re.escape(first_cell)} \| (.*) \|$", README, re.M).group(1).split(" | ")
 
 
-def test_flagship_table_matches_the_committed_metrics():
-    metrics = record("flagship")
-    for strategy in ("dfs", "path"):
+@pytest.mark.parametrize(
+    "name,strategies,full,label",
+    [
+        ("flagship", ("dfs", "path"), 12, "{}"),
+        ("strategies", ("optimal", "path", "dfs", "dfs-bt", "walk-10"), 24, "all five: {}"),
+    ],
+)
+def test_strategy_tables_match_the_committed_metrics(name, strategies, full, label):
+    metrics = record(name)
+    for strategy in strategies:
         p = f"{strategy}/"
         expected = [
             with_stderr(metrics, p + "evidence_accuracy"),
-            f"{metrics[p + 'evidence_accuracy@B=12,N=16']:.2f}",
+            f"{metrics[f'{p}evidence_accuracy@B={full},N=16']:.2f}",
             with_stderr(metrics, p + "decision_accuracy"),
-            with_stderr(metrics, f"{p}decision_accuracy@B=12,N=16"),
-            f"{metrics[p + 'cot_tokens@B=12']:.1f}",
+            with_stderr(metrics, f"{p}decision_accuracy@B={full},N=16"),
+            f"{metrics[f'{p}cot_tokens@B={full}']:.1f}",
         ]
-        assert readme_row(strategy) == expected, strategy
-
-
-def test_strategies_table_matches_the_committed_metrics():
-    metrics = record("strategies")
-    for strategy in ("optimal", "path", "dfs", "dfs-bt", "walk-10"):
-        p = f"{strategy}/"
-        expected = [
-            with_stderr(metrics, p + "evidence_accuracy"),
-            f"{metrics[p + 'evidence_accuracy@B=24,N=16']:.2f}",
-            with_stderr(metrics, p + "decision_accuracy"),
-            with_stderr(metrics, f"{p}decision_accuracy@B=24,N=16"),
-            f"{metrics[p + 'cot_tokens@B=24']:.1f}",
-        ]
-        assert readme_row(f"all five: {strategy}") == expected, strategy
+        assert readme_row(label.format(strategy)) == expected, strategy
 
 
 @pytest.mark.parametrize("name,label", [("depth", "Bridge({d})"), ("gpu_depth", "Bridge({d}), GPU")])
