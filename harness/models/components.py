@@ -74,7 +74,9 @@ class SelfAttention(nn.Module):
         B, T, C = x.shape
         return x.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
 
-    def project(self, x: torch.Tensor, cache: dict | None = None) -> tuple[torch.Tensor, ...]:
+    def project(
+        self, x: torch.Tensor, cache: dict | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         """Queries of the new tokens and keys/values of every token read so far, each (B, nh, ., hs), and the
         position of the first new token (the number in ``cache`` before this call; it is updated in place)."""
         q, k, v = (self.split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
