@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -161,9 +162,22 @@ class OpenAILM(LM):
         """Apply ``function`` to every item concurrently; results come back in order, one per item. If some fail,
         PartialResults carries the finished ones; a server that is down or hung stops the items not yet sent."""
         results, errors = [None] * len(items), {}
+        stop = threading.Event()  # set by the first failure that stops sending, in its own thread: no race to cancel
+
+        def send(item):
+            if stop.is_set():
+                raise CancelledError()
+            try:
+                return function(item)
+            except RequestRejected:
+                raise
+            except Exception:
+                stop.set()
+                raise
+
         pool = ThreadPoolExecutor(self.concurrency)
         try:
-            futures = {pool.submit(function, item): i for i, item in enumerate(items)}
+            futures = {pool.submit(send, item): i for i, item in enumerate(items)}
             for future in as_completed(futures):
                 try:
                     results[futures[future]] = future.result()
