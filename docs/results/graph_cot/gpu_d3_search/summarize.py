@@ -6,6 +6,7 @@ depth curriculum, scored at depths 1-3 on 100 problems x 4 chains. `long` was st
 so it has a loss curve and no scores.
 """
 
+import inspect
 import json
 from pathlib import Path
 
@@ -16,13 +17,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-DEFAULTS = {"d_model": 64, "n_layer": 3, "lr": 0.003, "batch_size": 32}
-PARTS = {"attention": "identity", "positions": "learned", "ffn": "gelu", "norm": "layernorm"}
+PARTS = ("attention", "positions", "ffn", "norm")
+
+
+def task_defaults() -> dict:
+    """graph_cot's own argument defaults (what a run's task_args leave out)."""
+    from harness.plugins.graph_cot.task import GraphCoT
+
+    return {k: p.default for k, p in inspect.signature(GraphCoT.__init__).parameters.items() if k != "self"}
 
 
 def runs():
     for folder in sorted(p for p in HERE.iterdir() if (p / "config.yaml").exists()):
-        args = {**DEFAULTS, **PARTS, **yaml.safe_load((folder / "config.yaml").read_text())["task_args"]}
+        args = {**task_defaults(), **yaml.safe_load((folder / "config.yaml").read_text())["task_args"]}
         rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
         loss = [(r["step"], r["dfs/train_loss"]) for r in rows if "dfs/train_loss" in r]
         scores = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").exists() else {}
