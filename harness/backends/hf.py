@@ -71,7 +71,7 @@ class HFLM(LM):
         padding, and a few hundred rows of tokens already keep the matmuls efficient); decode_tokens per
         generation batch (prompts + max_tokens, times n: the KV cache); prefill_tokens per prefill run of a
         generation batch. The defaults were the fastest for benchmarks/backends_hf_vs_lmeval.py on a CPU.
-        fused: score Llama-family models through harness/backends/fused.py's leaner forward (same function)."""
+        fused: run Llama-family models through harness/backends/fused.py's leaner forward (same function)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -151,7 +151,15 @@ class HFLM(LM):
     # scoring helpers -------------------------------------------------------------------------------------------
     def _hidden(self, input_ids, attention_mask, past=None, positions=None, use_cache: bool = True):
         """Final hidden states (B, T, d) and the updated KV cache (None without use_cache); no vocabulary
-        projection here."""
+        projection here. Llama-family models go through fused.py's leaner forward, the others through
+        transformers'."""
+        if self._fused:
+            if use_cache and past is None:
+                from transformers import DynamicCache
+
+                past = DynamicCache(config=self.module.config)
+            hidden = self._fused(input_ids, attention_mask, cache=past if use_cache else None, positions=positions)
+            return hidden, past if use_cache else None
         if positions is None:
             positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1] :]
         out = self.module.base_model(
@@ -167,7 +175,9 @@ class HFLM(LM):
         """Log-softmax over the vocabulary, always in float32. Scored positions (loglikelihood) also project in
         float32; decoding (scored=False) projects in the model's dtype, as transformers' generate does: under bf16
         a float32 projection at every decode step made generation slower than lm-eval's (benchmarks/)."""
-        if scored:
+        if self._fused:
+            logits = self._fused.logits(hidden, self.torch.float32 if scored else hidden.dtype).float()
+        elif scored:
             logits = self.torch.nn.functional.linear(hidden.float(), self._head_weight())
         else:
             logits = self.module.get_output_embeddings()(hidden).float()
@@ -199,11 +209,6 @@ class HFLM(LM):
         shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps a token to predict from
         if shared < min_shared:
             ids, mask = self._left_pad(rows)
-            if self._fused:  # the leaner forward, filling the cache transformers' decode steps continue from
-                from transformers import DynamicCache
-
-                past = DynamicCache(config=self.module.config)
-                return self._fused(ids, mask, cache=past)[:, -1], past, mask
             hidden, past = self._hidden(ids, mask)
             return hidden[:, -1], past, mask
         prefix = torch.tensor([rows[0][:shared]], device=self.device)
@@ -364,7 +369,7 @@ class HFLM(LM):
         projection only at the sum(len(cont)) scored positions, gathered before the head."""
         torch = self.torch
         ids, mask = self._left_pad(rows)
-        hidden = self._fused(ids, mask) if self._fused else self._hidden(ids, mask, use_cache=False)[0]  # (B, T, d)
+        hidden, _ = self._hidden(ids, mask, use_cache=False)  # (B, T, d)
         counts = torch.tensor([len(c) for c in conts], device=self.device)
         scored = torch.arange(ids.shape[1], device=self.device)[None] >= ids.shape[1] - counts[:, None]  # (B, T)
         logprobs = self._logprobs(hidden[scored])  # (sum of len(cont), V), rows in order, positions in order

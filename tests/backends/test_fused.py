@@ -11,39 +11,68 @@ from harness.backends.hf import HFLM
 ROWS = [[1, 5, 9, 200, 7, 7, 31], [4, 8], [300, 2, 2, 2, 1000]]
 
 
-def hidden_both_ways(lm: HFLM) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+@pytest.fixture(scope="module")
+def plain(tiny_folder):
+    """The tiny model through transformers' own forward."""
+    return HFLM(tiny_folder, fused=False)
+
+
+def hidden_both_ways(lm: HFLM, plain: HFLM, packs: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     ids, mask = lm._left_pad(ROWS)
+    forward = FusedForward(lm.module)
+    forward.packs = packs
     with torch.inference_mode():
-        reference, _ = lm._hidden(ids, mask, use_cache=False)
-        return reference, FusedForward(lm.module)(ids, mask), mask.bool()
+        reference, _ = plain._hidden(ids, mask, use_cache=False)
+        return reference, forward(ids, mask), mask.bool()
 
 
-def test_fused_forward_equals_transformers_on_real_tokens(tiny, one_thread):
-    assert supports(tiny.module)
-    reference, fused, real = hidden_both_ways(tiny)
+@pytest.mark.parametrize("packs", [True, False], ids=["onednn-packed", "plain-linear"])
+def test_fused_forward_equals_transformers_on_real_tokens(tiny, plain, packs, one_thread):
+    assert supports(tiny.module) and tiny._fused.packs  # a CPU with oneDNN packs; other devices run plain F.linear
+    reference, fused, real = hidden_both_ways(tiny, plain, packs)
     torch.testing.assert_close(fused[real], reference[real], atol=1e-5, rtol=1e-5)
     assert torch.isfinite(fused).all()  # padding queries see themselves: no NaN even where nothing is read
 
 
-def test_fused_forward_in_bfloat16_stays_near_float32(tiny_folder, tiny, one_thread):
-    reference, _, real = hidden_both_ways(tiny)
-    _, fused, _ = hidden_both_ways(HFLM(tiny_folder, dtype="bfloat16"))
+def test_fused_forward_in_bfloat16_stays_near_float32(tiny_folder, tiny, plain, one_thread):
+    reference, _, real = hidden_both_ways(tiny, plain)
+    _, fused, _ = hidden_both_ways(HFLM(tiny_folder, dtype="bfloat16"), plain)
     error = (fused[real].float() - reference[real]).abs().max() / reference[real].abs().max()
     assert error < 0.05
 
 
-def test_fused_copies_follow_the_weights(tiny, one_thread):
+def test_decoding_on_from_a_fused_prefill_equals_transformers(tiny, plain, one_thread):
+    """The cache a fused prefill leaves and fused decode steps after it (explicit positions, keys wider than the
+    queries) give transformers' hidden states and logits."""
+    ids, mask = tiny._left_pad(ROWS)
+    step = torch.tensor([[11], [12], [13]])
+    grown = torch.cat([mask, torch.ones_like(step)], dim=1)
+    positions = mask.sum(-1, keepdim=True)
+    with torch.inference_mode():
+        outputs = []
+        for lm in (tiny, plain):
+            _, past = lm._hidden(ids, mask)
+            hidden, _ = lm._hidden(step, grown, past=past, positions=positions)
+            outputs.append((hidden, lm._logprobs(hidden[:, -1], scored=False)))
+    (fused, fused_logprobs), (reference, reference_logprobs) = outputs
+    torch.testing.assert_close(fused, reference, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fused_logprobs, reference_logprobs, atol=1e-4, rtol=1e-4)
+
+
+def test_fused_copies_follow_the_weights(tiny, plain, one_thread):
     forward = FusedForward(tiny.module)
     ids, mask = tiny._left_pad(ROWS)
     before = forward(ids, mask)
-    norm = tiny.module.model.layers[0].input_layernorm.weight
+    norms = [lm.module.model.layers[0].input_layernorm.weight for lm in (tiny, plain)]
     with torch.no_grad():
-        norm.mul_(2.0)
+        for norm in norms:
+            norm.mul_(2.0)
     try:
-        after, (reference, _) = forward(ids, mask), tiny._hidden(ids, mask, use_cache=False)
+        after, (reference, _) = forward(ids, mask), plain._hidden(ids, mask, use_cache=False)
     finally:
         with torch.no_grad():
-            norm.div_(2.0)
+            for norm in norms:
+                norm.div_(2.0)
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after[mask.bool()], reference[mask.bool()], atol=1e-5, rtol=1e-5)
 
