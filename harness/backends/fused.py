@@ -26,8 +26,8 @@ PACKED_FOR_ROWS = 16  # oneDNN's batch-size hint: the fastest packing at 16 rows
 def supports(module) -> bool:
     """True when ``module`` (a *ForCausalLM from transformers) is a plain Llama-family decoder this forward computes
     exactly: SiLU-gated MLP, no biases, RMSNorm, RoPE, no sliding window, one tensor-parallel slice."""
-    config = module.config
-    layers = getattr(module.base_model, "layers", None)
+    config = getattr(module, "config", None)
+    layers = getattr(getattr(module, "base_model", None), "layers", None)
     return (
         getattr(config, "model_type", None) in SUPPORTED
         and layers is not None
@@ -90,35 +90,42 @@ class FusedForward:
 
     def __call__(
         self,
-        input_ids: torch.Tensor,
+        tokens: torch.Tensor,
         attention_mask: torch.Tensor,
         segments: torch.Tensor | None = None,
         cache=None,
         positions: torch.Tensor | None = None,
+        documents: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """input_ids (B, T), left-padded; attention_mask (B, P + T): the P positions already in ``cache``, then
-        these. ``segments`` (B, T) packs several continuations of one context into a row (without a cache): 0 marks
-        the context, j > 0 the j-th continuation, which sees the context and itself only and takes its positions from
-        the context's end, as if it were alone after it (padding: any value). ``cache``: a transformers
-        DynamicCache that receives every layer's keys (after RoPE) and values, as transformers' own forward would
-        leave them. ``positions`` (B, T): by default each token's count of real tokens before it."""
+        """tokens: ids (B, T) or input embeddings (B, T, d), left-padded; attention_mask (B, P + T): the P positions
+        already in ``cache``, then these. ``cache``: a transformers DynamicCache that receives every layer's keys
+        (after RoPE) and values, as transformers' own forward would leave them. ``positions`` (B, T): by default
+        each token's count of real tokens before it.
+
+        Packed rows (no cache): ``documents`` (B, T) numbers the independent sequences laid back to back in a row
+        (none sees another; each takes positions from 0), and ``segments`` (B, T) the parts of one: 0 its context,
+        j > 0 its j-th continuation, which sees the context and itself only and takes its positions from the
+        context's end, as if it were alone after it. Padding: any value."""
         model, config = self.module.base_model, self.module.config
-        batch, width = input_ids.shape
+        batch, width = tokens.shape[:2]
         past = attention_mask.shape[1] - width
         heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
         eps, d_ff = config.rms_norm_eps, config.intermediate_size
-        x = model.embed_tokens(input_ids)  # (B, T, d)
+        x = tokens if tokens.is_floating_point() else model.embed_tokens(tokens)  # (B, T, d)
         valid = attention_mask.bool()
         causal = torch.ones(width, past + width, dtype=torch.bool, device=x.device).tril(diagonal=past)
         # (B, 1, T, P + T): causal, real keys only; a padding query sees itself (finite, and never read)
         mask = causal & valid[:, None, None, :]
-        if segments is not None:
+        if segments is not None or documents is not None:
+            segments = torch.zeros_like(documents) if segments is None else segments
+            documents = torch.zeros_like(segments) if documents is None else documents
             context = (segments == 0) & valid
-            same = segments[:, :, None] == segments[:, None, :]  # (B, T, T): query and key in one segment
-            mask = mask & (context[:, None, :] | same)[:, None]
-            positions = context.sum(-1, keepdim=True) + _rank_in_segment(segments, valid) - 1
-            positions = torch.where(context, attention_mask.cumsum(-1) - 1, positions).clamp(min=0)
+            same_document = documents[:, :, None] == documents[:, None, :]  # (B, T, T): query and key
+            context_key = same_document & context[:, None, :]  # the key is context of the query's document
+            mask = mask & (context_key | same_document & (segments[:, :, None] == segments[:, None, :]))[:, None]
+            rank = _rank_in_segment(documents * (int(segments.max()) + 1) + segments, valid)
+            positions = torch.where(context, rank, context_key.sum(-1) + rank) - 1
         elif positions is None:
             positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, past:]
         itself = torch.zeros_like(causal)
@@ -147,7 +154,7 @@ class FusedForward:
 
 
 def _rank_in_segment(segments: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """(B, T): 1 for a segment's first token, 2 for its second, ... (segments are contiguous runs)."""
+    """(B, T): 1 for a segment's first token, 2 for its second, ... (segments are contiguous runs of one value)."""
     width = segments.shape[1]
     index = torch.arange(width, device=segments.device).expand_as(segments)
     starts = torch.ones_like(valid)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from harness.backends.fused import FusedForward
 from harness.errors import UsageError
 from harness.models.tokenizer import WordTokenizer
 from harness.sampling import sample
@@ -66,6 +67,7 @@ class WhiteBox:
         parameters = inspect.signature(self.module.forward).parameters
         self._keeps_logits = "logits_to_keep" in parameters
         self._cache_arg = "cache" if "cache" in parameters else "past_key_values"  # renamed in transformers 5.2x
+        self._fused = getattr(lm, "fused_forward", None)  # the hf engine's leaner forward, for scoring
 
     # text <-> ids ------------------------------------------------------------------------------------------------
     @property
@@ -181,6 +183,7 @@ class WhiteBox:
         view = copy.copy(self)
         view.module = copy.deepcopy(self.module).to(dtype)
         view.embedding_matrix = view.module.get_input_embeddings().weight
+        view._fused = FusedForward(view.module) if self._fused else None
         return view
 
     @property
@@ -193,8 +196,23 @@ class WhiteBox:
         rows = self.embedding_matrix[ids.to(self.device)]
         return rows * self.embed_scale if self.embed_scale != 1.0 else rows
 
+    def _scores_fused(self) -> bool:
+        """Whether to score through the hf engine's fused forward: it has one and no gradient is wanted (the
+        fused forward's packed weights have none)."""
+        return self._fused is not None and not torch.is_grad_enabled()
+
+    def _fused_logits(self, embeds: torch.Tensor, keep: int, cache=None, positions=None) -> torch.Tensor:
+        """Float32 logits of the last ``keep`` positions of ``embeds`` (B, T, d) run after the ``P`` positions in
+        ``cache``, through the fused forward; the head in the model's dtype, as the module's own forward does."""
+        past = cache.get_seq_length() if cache is not None else 0
+        mask = torch.ones(embeds.shape[0], past + embeds.shape[1], dtype=torch.long, device=self.device)
+        hidden = self._fused(embeds, mask, cache=cache, positions=positions)[:, -keep:]
+        return self._fused.logits(hidden, self.dtype).float()
+
     def tail_logits(self, embeds: torch.Tensor, keep: int) -> torch.Tensor:
         """Float32 logits of the last ``keep`` positions (B, keep, V); only those go through the LM head."""
+        if self._scores_fused():
+            return self._fused_logits(embeds, keep)
         if self._keeps_logits:
             logits = self.module(inputs_embeds=embeds, logits_to_keep=keep, use_cache=False).logits
         else:
@@ -212,19 +230,26 @@ class WhiteBox:
         for the k documents, which then run on it (instead of P * k rows of context + document)."""
         count, context_len = contexts.shape[:2]
         k, doc_len = documents.shape[:2]
-        output = self.module(inputs_embeds=contexts, use_cache=True, logits_to_keep=1)
-        first = output.logits.float().repeat_interleave(k, dim=0)  # (P*k, 1, V): predicts each document's token 0
+        if self._scores_fused():
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.module.config)
+            first = self._fused_logits(contexts, 1, cache=cache)
+        else:
+            output = self.module(inputs_embeds=contexts, use_cache=True, logits_to_keep=1)
+            first, cache = output.logits.float(), getattr(output, self._cache_arg)
+        first = first.repeat_interleave(k, dim=0)  # (P*k, 1, V): predicts each document's token 0
         if doc_len == 1:
             return first
-        cache = getattr(output, self._cache_arg)
         cache.batch_repeat_interleave(k)
         positions = torch.arange(context_len, context_len + doc_len - 1, device=self.device).expand(count * k, -1)
-        rest = self.module(
-            inputs_embeds=documents[:, :-1].repeat(count, 1, 1),
-            position_ids=positions,
-            use_cache=True,
-            **{self._cache_arg: cache},
-        ).logits.float()  # (P*k, Ld-1, V)
+        rows = documents[:, :-1].repeat(count, 1, 1)
+        if self._scores_fused():
+            rest = self._fused_logits(rows, doc_len - 1, cache=cache, positions=positions)
+        else:
+            rest = self.module(
+                inputs_embeds=rows, position_ids=positions, use_cache=True, **{self._cache_arg: cache}
+            ).logits.float()  # (P*k, Ld-1, V)
         return torch.cat([first, rest], dim=1)
 
     @torch.no_grad()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness.backends import SamplingParams, load
-from harness.backends.hf import HFLM
+from harness.backends.hf import HFLM, pack
 from harness.errors import UsageError
 
 PAIRS = [
@@ -79,6 +79,25 @@ def test_continuations_packed_after_their_context_match_separate_forwards(tiny):
     for (c, x), (logprob, _) in zip(pairs, scores):
         if x:
             assert logprob == pytest.approx(plain_loglikelihood(tiny, c, x), abs=1e-4)
+
+
+def test_groups_packed_into_shared_rows_match_separate_forwards(tiny):
+    """Short contexts with their continuations lie back to back in one row, none seeing another; each gets the
+    score of its own plain forward."""
+    pairs = [(f"Case {i}:" + " so" * i * i, answer) for i in range(6) for answer in (" yes", " no way", "")]
+    encoded = [tiny._encode_pair(c, x) for c, x in pairs]
+    sizes = [len(encoded[g][0]) + sum(len(x) - 1 for _, x in encoded[g : g + 3]) for g in range(0, 18, 3)]
+    assert len(pack(sizes, max(sizes))) < 6  # fewer rows than groups: some rows hold several
+    for (context, continuation), (logprob, _) in zip(pairs, tiny.loglikelihood(pairs)):
+        expected = plain_loglikelihood(tiny, context, continuation) if continuation else 0.0
+        assert logprob == pytest.approx(expected, abs=1e-4)
+
+
+def test_packing_fills_rows_best_fit_and_keeps_long_items_alone():
+    rows = pack([9, 8, 5, 5, 5, 2, 30, 1], 10)
+    assert sorted(i for row in rows for i in row) == list(range(8))
+    assert [6] in rows and all(sum([9, 8, 5, 5, 5, 2, 30, 1][i] for i in row) <= 10 for row in rows if row != [6])
+    assert len(rows) == 5  # 35 tokens of short items in 4 rows of 10, the long one alone
 
 
 def test_is_greedy_means_argmax_at_every_position(tiny):

@@ -83,6 +83,7 @@ def test_shared_context_scores_equal_plain_forwards(tiny_lm, monkeypatch, docs_p
     if docs_per_block:  # a logits budget that splits the 8 documents of each proposal into blocks
         monkeypatch.setattr(objective, "LOGITS_BUDGET_BYTES", 4 * 6 * p.box.vocab_size * docs_per_block)
     proposals = search.RandomProposer(p)(torch.tensor(p.init_ids), torch.Generator().manual_seed(2))[:5]
+    assert p.box._fused is not None  # scored through the hf engine's fused forward, held here to transformers'
     scores = p.train.objective.doc_nll(proposals)
     for row, proposal in zip(scores, proposals):
         assert torch.allclose(row, plain_doc_nll(tiny_lm, p, proposal), atol=1e-3)
