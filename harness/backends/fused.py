@@ -99,7 +99,7 @@ class FusedForward:
     ) -> torch.Tensor:
         """tokens: ids (B, T) or input embeddings (B, T, d), left-padded; attention_mask (B, P + T): the P positions
         already in ``cache``, then these. ``cache``: a transformers DynamicCache that receives every layer's keys
-        (after RoPE) and values, as transformers' own forward would leave them. ``positions`` (B, T): by default
+        (after RoPE) and values, as transformers' own forward would leave them (in float32 on a CPU). ``positions`` (B, T): by default
         each token's count of real tokens before it.
 
         Packed rows (no cache): ``documents`` (B, T) numbers the independent sequences laid back to back in a row
@@ -136,18 +136,21 @@ class FusedForward:
         half = head_dim // 2
         sin = torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)  # rotate_half's sign folded into sin
         scale = head_dim**-0.5
+        # a CPU attends in float32: torch's CPU attention is no faster in bfloat16, and 7x slower at a decode step
+        attention = torch.float32 if self.packs else x.dtype
         for index, w in enumerate(self._weights()):
             h = F.rms_norm(x, (x.shape[-1],), w["norm_in"], eps)
             qkv = _linear(h, w["qkv"]).view(batch, width, heads + 2 * kv_heads, head_dim)
             qk = qkv[:, :, : heads + kv_heads]
             qk = qk * cos + torch.cat([qk[..., half:], qk[..., :half]], dim=-1) * sin  # RoPE on q and k at once
-            q = qk[:, :, :heads].transpose(1, 2)  # (B, H, T, hd)
-            k = qk[:, :, heads:].transpose(1, 2)  # (B, KV, T, hd)
-            v = qkv[:, :, heads + kv_heads :].transpose(1, 2)
+            q = qk[:, :, :heads].transpose(1, 2).to(attention)  # (B, H, T, hd)
+            k = qk[:, :, heads:].transpose(1, 2).to(attention)  # (B, KV, T, hd)
+            v = qkv[:, :, heads + kv_heads :].transpose(1, 2).to(attention)
             if cache is not None:
                 k, v = cache.update(k.contiguous(), v.contiguous(), index)
             attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
-            x = x + _linear(attended.transpose(1, 2).reshape(batch, width, heads * head_dim), w["o"])
+            attended = attended.to(x.dtype).transpose(1, 2).reshape(batch, width, heads * head_dim)
+            x = x + _linear(attended, w["o"])
             gate, up = _linear(F.rms_norm(x, (x.shape[-1],), w["norm_post"], eps), w["gate_up"]).split(d_ff, -1)
             x = x + _linear(F.silu(gate) * up, w["down"])
         return F.rms_norm(x, (x.shape[-1],), model.norm.weight, getattr(model.norm, "variance_epsilon", eps))

@@ -83,7 +83,7 @@ class HFLM(LM):
         batch_tokens: int = 8192,
         score_tokens: int = 2048,
         decode_tokens: int = 16384,
-        prefill_tokens: int = 1024,
+        prefill_tokens: int = 256,
         device: str | None = None,
         max_length: int | None = None,
         fused: bool = True,
