@@ -272,6 +272,9 @@ def measure(dtype: str, args, data: dict) -> dict:
     return row
 
 
+MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "mkldnn::_linear_pointwise")  # the last: oneDNN-packed weights
+
+
 def profile(work, top: int = 8) -> dict:
     """Where one run of ``work`` spends its time: the matmuls' share, the first ``top`` operators by own time, and
     the share outside every operator (Python, the tokenizer, the sampler's bookkeeping)."""
@@ -280,9 +283,9 @@ def profile(work, top: int = 8) -> dict:
 
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         wall, _ = timed(work)
-    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    events = [e for e in prof.key_averages() if e.key.startswith(("aten::", "mkldnn::"))]
     own = {e.key: e.self_cpu_time_total / 1e6 for e in events}
-    matmuls = sum(seconds for name, seconds in own.items() if name in ("aten::mm", "aten::addmm", "aten::bmm"))
+    matmuls = sum(seconds for name, seconds in own.items() if name in MATMULS)
     ranked = sorted(own.items(), key=lambda item: -item[1])[:top]
     return {
         "wall_s": wall,
@@ -328,7 +331,7 @@ def report(rows: list[dict]) -> None:
             print(
                 f"  gen profile of ours ({p['wall_s']:.2f} s profiled): matmuls {100 * p['matmul_share']:.0f}%, "
                 f"outside operators (Python) {100 * p['outside_operators_share']:.0f}%; top: "
-                + ", ".join(f"{name[6:]} {100 * share:.0f}%" for name, share in p["top"])
+                + ", ".join(f"{name.split('::')[1]} {100 * share:.0f}%" for name, share in p["top"])
             )
         if "n" in r:
             share = r["n"]["n32_s"] / r["n"]["separate_s"]
