@@ -38,3 +38,12 @@ def test_the_record_is_the_presets_run():
     metrics = json.loads((RECORD / "metrics.json").read_text())
     assert len(samples) == 2 * metrics["prompts"]
     assert (RECORD / "paired_kl.png").stat().st_size > 5000
+
+
+def test_readme_thirty_step_search_matches_its_record():
+    record = ROOT / "docs/results/propane/smollm2_30_steps"
+    m = json.loads((record / "metrics.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    after = f"{m['kl_heldout_best']:.2f} \u00b1 {m['kl_heldout_best_stderr']:.2f}"
+    assert f"held-out KL {m['kl_heldout_initial']:.2f} to {after}" in readme
+    assert int(m["steps"]) == 30 and "steps=30" in (record / "config.yaml").read_text()
