@@ -1,4 +1,4 @@
-"""A lean, cache-free forward for Llama-family models, for scoring whole rows (harness/backends/hf.py).
+"""A lean forward for Llama-family models: the hf engine's scoring, prefill and decode steps (harness/backends/hf.py).
 
 transformers' eager Llama spends a third of a CPU scoring forward outside its matmuls (benchmarks/: RMSNorm in five
 elementwise passes, rotary embeddings through cat and neg on q and k apart, seven separate projections per layer,
@@ -99,8 +99,8 @@ class FusedForward:
     ) -> torch.Tensor:
         """tokens: ids (B, T) or input embeddings (B, T, d), left-padded; attention_mask (B, P + T): the P positions
         already in ``cache``, then these. ``cache``: a transformers DynamicCache that receives every layer's keys
-        (after RoPE) and values, as transformers' own forward would leave them (in float32 on a CPU). ``positions`` (B, T): by default
-        each token's count of real tokens before it.
+        (after RoPE) and values, as transformers' own forward would leave them (in float32 on a CPU).
+        ``positions`` (B, T): by default each token's count of real tokens before it.
 
         Packed rows (no cache): ``documents`` (B, T) numbers the independent sequences laid back to back in a row
         (none sees another; each takes positions from 0), and ``segments`` (B, T) the parts of one: 0 its context,
