@@ -337,7 +337,7 @@ class HFLM(LM):
         if self._fused:  # every context once, its continuations after it; several such groups to a row
             groups = list(contexts.values())
             sizes = [len(pairs[g[0]][0]) + sum(len(pairs[i][1]) - 1 for i in g) for g in groups]
-            rows = pack(sizes, min(max(sizes), PACK_WIDTH))
+            rows = pack(sizes, min(max(sizes, default=1), PACK_WIDTH))
             with torch.inference_mode():
                 for batch in self._batches([sum(sizes[g] for g in row) for row in rows], budget=self.score_tokens):
                     for i, result in self._score_packed([[groups[g] for g in rows[b]] for b in batch], pairs).items():

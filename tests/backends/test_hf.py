@@ -93,6 +93,11 @@ def test_groups_packed_into_shared_rows_match_separate_forwards(tiny):
         assert logprob == pytest.approx(expected, abs=1e-4)
 
 
+def test_no_requests_give_no_results(tiny):
+    assert tiny.loglikelihood([]) == [] and tiny.loglikelihood_rolling([]) == []
+    assert tiny.generate([], SamplingParams(max_tokens=2)) == []
+
+
 def test_packing_fills_rows_best_fit_and_keeps_long_items_alone():
     rows = pack([9, 8, 5, 5, 5, 2, 30, 1], 10)
     assert sorted(i for row in rows for i in row) == list(range(8))
