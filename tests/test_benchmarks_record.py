@@ -88,3 +88,21 @@ def test_a_partial_run_keeps_the_other_benchmarks_with_their_times(tmp_path, mon
     table = (tmp_path / "results.md").read_text()
     assert "- lmeval: 2026-11-29 22:30 UTC, load 6.0 to 5.0, 1 min" in table
     assert f"- train: {record['benchmarks']['train']['when']}" in table
+
+
+def test_readme_packed_linear_figures_come_from_their_log():
+    import re
+
+    log = (RECORD.parent / "packed_linear.log").read_text()
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    ratio = {
+        (dtype, int(rows)): ratio
+        for dtype, rows, ratio in re.findall(r"linear (\w+)\s+(\d+) rows: .* ratio ([\d.]+x)", log)
+    }
+    quoted = (
+        f"packed float32 matmuls run at {ratio['float32', 16]} F.linear's rate at 16 rows (a decode step) and "
+        f"{ratio['float32', 2048]} at 2048 rows, bfloat16 at {ratio['bfloat16', 16]} and {ratio['bfloat16', 2048]}"
+    )
+    assert quoted in readme
+    slow, fast = re.search(r"decode attention: bfloat16 (\d+) us, float32 (\d+) us", log).groups()
+    assert f"attention takes {slow} us in bfloat16 and {fast} us in float32" in readme

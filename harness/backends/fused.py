@@ -9,9 +9,10 @@ reads the model's own modules for the embedding and the rotary tables (so any Ro
 holds), and declines models it does not describe exactly (biases, other activations, sliding windows, other
 families): those keep transformers' forward.
 
-On a CPU the copies are oneDNN's prepacked weights (what torch.compile's CPU freezing uses): at the few rows of a
-decode step a packed float32 matmul runs 2.1x faster than F.linear, at 2048 rows 1.2x (benchmarks/, SmolLM2's
-shapes, 2 threads); bfloat16 gains 1.8x at 16 rows, nothing at 2048. The price is a second copy of the weights.
+On a CPU the copies are oneDNN's prepacked weights (what torch.compile's CPU freezing uses): at the 16 rows of a
+decode step a packed float32 matmul runs 2.0x faster than F.linear, at 2048 rows 1.2x; bfloat16 gains 1.6x at 16
+rows, little at 2048 (benchmarks/packed_linear.py, SmolLM2's shapes, 2 threads). The price is a second copy of the
+weights.
 """
 
 from __future__ import annotations
