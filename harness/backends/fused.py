@@ -82,6 +82,12 @@ class FusedForward:
             self.key = key
         return self.layers
 
+    def new_cache(self):
+        """An empty transformers DynamicCache for this model, for __call__ to fill."""
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.module.config)
+
     def logits(self, hidden: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """The vocabulary projection of ``hidden`` (..., d) computed in ``dtype`` (the head converted once)."""
         self._weights()  # drops stale heads with the layers
@@ -138,7 +144,7 @@ class FusedForward:
         sin = torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)  # rotate_half's sign folded into sin
         scale = head_dim**-0.5
         # a CPU attends in float32: torch's CPU attention is no faster in bfloat16, and 7x slower at a decode step
-        attention = torch.float32 if self.packs else x.dtype
+        attention = torch.float32 if x.device.type == "cpu" else x.dtype
         for index, w in enumerate(self._weights()):
             h = F.rms_norm(x, (x.shape[-1],), w["norm_in"], eps)
             qkv = _linear(h, w["qkv"]).view(batch, width, heads + 2 * kv_heads, head_dim)

@@ -184,9 +184,7 @@ class HFLM(LM):
         transformers'."""
         if self._fused:
             if use_cache and past is None:
-                from transformers import DynamicCache
-
-                past = DynamicCache(config=self.module.config)
+                past = self._fused.new_cache()
             hidden = self._fused(input_ids, attention_mask, cache=past if use_cache else None, positions=positions)
             return hidden, past if use_cache else None
         if positions is None:

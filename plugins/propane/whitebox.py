@@ -231,9 +231,7 @@ class WhiteBox:
         count, context_len = contexts.shape[:2]
         k, doc_len = documents.shape[:2]
         if self._scores_fused():
-            from transformers import DynamicCache
-
-            cache = DynamicCache(config=self.module.config)
+            cache = self._fused.new_cache()
             first = self._fused_logits(contexts, 1, cache=cache)
         else:
             output = self.module(inputs_embeds=contexts, use_cache=True, logits_to_keep=1)
