@@ -47,3 +47,5 @@ def test_readme_thirty_step_search_matches_its_record():
     after = f"{m['kl_heldout_best']:.2f} \u00b1 {m['kl_heldout_best_stderr']:.2f}"
     assert f"held-out KL {m['kl_heldout_initial']:.2f} to {after}" in readme
     assert int(m["steps"]) == 30 and "steps=30" in (record / "config.yaml").read_text()
+    minutes, seconds = re.search(r"Elapsed .*: (\d+):(\d+)\.", (record / "time.txt").read_text()).groups()
+    assert f"{int(minutes)} min {int(seconds)} s wall" in readme
