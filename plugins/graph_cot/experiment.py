@@ -144,51 +144,66 @@ def make_batches(task, tokenizer, strategy: str, seed: int):
     return batches
 
 
+def build_strategy_model(task, strategy: str, seed: int):
+    """A fresh model for ``strategy`` (seeded init) and its tokenizer; positions sized for the longest sequence."""
+    from harness.models import ModelConfig, build_model
+    from harness.training import seed_everything
+
+    tokenizer = make_tokenizer(task.pool)
+    t = task.train
+    longest = max(longest_cot(strategy, task.depth), budget_ladder(task)[-1] + 3)  # the evaluation's too
+    seq_len = 2 + len(make_problem(task.depth, random.Random(0), task.pool).prompt_tokens()) + longest + 4
+    seed_everything(seed)
+    config = ModelConfig(
+        vocab_size=tokenizer.vocab_size,
+        n_layer=t["n_layer"],
+        n_head=t["n_head"],
+        d_model=t["d_model"],
+        max_seq_len=seq_len + 8,
+        positions=t["positions"],
+        attention=t["attention"],
+        ffn=t["ffn"],
+        norm=t["norm"],
+        init_scale=t.get("init_scale", 1.0),
+    )
+    return build_model(config), tokenizer
+
+
+def train_config(task, seed: int):
+    """The trainer's settings for ``task`` (AdamW, warmup then cosine, clipped gradients)."""
+    from harness.training import TrainConfig
+
+    t = task.train
+    return TrainConfig(
+        steps=t["steps"],
+        batch_size=t["batch_size"],
+        lr=t["lr"],
+        weight_decay=t["weight_decay"],
+        warmup=t.get("warmup", 0.1),
+        betas=t.get("betas", (0.9, 0.95)),
+        schedule="cosine",
+        grad_clip=1.0,
+        seed=seed,
+        checkpoint_every=200,
+        log_every=25,
+        device=task.device,
+    )
+
+
 def trained_model(task, ctx, strategy: str):
     """The strategy's model: loaded from ``<run>/<strategy>`` if finished there, else trained."""
-    from harness.models import ModelConfig, build_model, load_checkpoint_dir, save_checkpoint_dir
-    from harness.training import TrainConfig, seed_everything
+    from harness.models import load_checkpoint_dir, save_checkpoint_dir
 
     final = ctx.path(strategy)
     if (final / "config.json").exists():
         model, tokenizer, extra = load_checkpoint_dir(final)
         return model.eval(), tokenizer, extra
-    tokenizer = make_tokenizer(task.pool)
-    t = task.train
-    longest = max(longest_cot(strategy, task.depth), budget_ladder(task)[-1] + 3)  # the evaluation's too
-    seq_len = 2 + len(make_problem(task.depth, random.Random(0), task.pool).prompt_tokens()) + longest + 4
-    seed_everything(ctx.seed)
-    model = build_model(
-        ModelConfig(
-            vocab_size=tokenizer.vocab_size,
-            n_layer=t["n_layer"],
-            n_head=t["n_head"],
-            d_model=t["d_model"],
-            max_seq_len=seq_len + 8,
-            positions=t["positions"],
-            attention=t["attention"],
-            ffn=t["ffn"],
-            norm=t["norm"],
-        )
-    )
-    config = TrainConfig(
-        steps=t["steps"],
-        batch_size=t["batch_size"],
-        lr=t["lr"],
-        weight_decay=t["weight_decay"],
-        warmup=0.1,
-        schedule="cosine",
-        grad_clip=1.0,
-        seed=ctx.seed,
-        checkpoint_every=200,
-        log_every=25,
-        device=task.device,
-    )
+    model, tokenizer = build_strategy_model(task, strategy, ctx.seed)
     extra = {"task": "graph_cot", "strategy": strategy, "depth": task.depth, "pool": task.pool, "add_bos": True}
     began = time.perf_counter()
     trainer = ctx.trainer(
         model,
-        config,
+        train_config(task, ctx.seed),
         make_batches(task, tokenizer, strategy, ctx.seed),
         name=f"train-{strategy}",
         prefix=f"{strategy}/",

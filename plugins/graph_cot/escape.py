@@ -1,0 +1,135 @@
+"""The escape-step study (issue 25): when does a graph_cot model leave its loss plateau, over seeds and settings?
+
+The escape step of one training is the first logged step (the trainer logs the mean loss of every 25 steps) whose
+loss is below ``threshold`` (1.0: the plateau sits near 1.4-1.6 for dfs at Bridge(1), a trained model near 0.3).
+Training stops there, so a study costs only the plateau; a seed that never escapes within ``steps`` counts as
+"never". Each configuration is a set of task options (``GraphCoT``'s) plus trainer settings the task does not
+expose (``warmup``, ``betas``, ``init_scale``), applied to the dfs strategy.
+
+    python -m harness.plugins.graph_cot.escape --config flagship --seeds 0-9 --out escape.jsonl
+
+Results append to ``--out`` as one JSON line per (config, seed); finished pairs are skipped on a rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+# name -> (task options, trainer settings); "flagship" is today's default configuration
+CONFIGS: dict[str, tuple[dict, dict]] = {
+    "flagship": ({}, {}),
+    "lr1e-3": ({"lr": 1e-3}, {}),
+    "lr1e-2": ({"lr": 1e-2}, {}),
+    "warmup2": ({}, {"warmup": 0.02}),
+    "wd0": ({"weight_decay": 0.0}, {}),
+    "beta2_0.99": ({}, {"betas": (0.9, 0.99)}),
+    "batch64": ({"batch_size": 64}, {}),
+    "batch16": ({"batch_size": 16}, {}),
+    "init0.5": ({}, {"init_scale": 0.5}),
+    "layers2": ({"n_layer": 2}, {}),
+    "d128": ({"d_model": 128}, {}),
+    "heads2": ({"n_head": 2}, {}),
+}
+
+
+class Escaped(Exception):
+    """Raised from the trainer's log callback to end a training at its escape step."""
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-9`` or ``0,3,5`` -> seeds."""
+    if "-" in text:
+        lo, hi = text.split("-")
+        return list(range(int(lo), int(hi) + 1))
+    return [int(s) for s in text.split(",") if s.strip()]
+
+
+def escape_step(config: str, seed: int, threshold: float = 1.0, steps: int = 2500) -> dict:
+    """Train dfs under ``config`` at ``seed`` until the logged loss drops below ``threshold``; the step or None."""
+    import torch
+
+    from harness.plugins.graph_cot.experiment import build_strategy_model, make_batches, train_config
+    from harness.plugins.graph_cot.task import GraphCoT
+    from harness.training import Trainer
+
+    torch.set_num_threads(1)
+    options, trainer_settings = CONFIGS[config]
+    task = GraphCoT(cot="dfs", steps=steps, **options)
+    task.train.update(trainer_settings)
+    model, tokenizer = build_strategy_model(task, "dfs", seed)
+    losses: list[tuple[int, float]] = []
+
+    def log(step: int, values: dict) -> None:
+        losses.append((step, values["train_loss"]))
+        if values["train_loss"] < threshold:
+            raise Escaped
+
+    began = time.perf_counter()
+    trainer = Trainer(
+        model, train_config(task, seed), make_batches(task, tokenizer, "dfs", seed), log=log, progress=False
+    )
+    try:
+        trainer.fit()
+        escaped = None
+    except Escaped:
+        escaped = losses[-1][0]
+    return {
+        "config": config,
+        "seed": seed,
+        "escape_step": escaped,
+        "steps": steps,
+        "threshold": threshold,
+        "seconds": round(time.perf_counter() - began, 1),
+        "losses": losses,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
+def summarize(records: list[dict]) -> dict[str, dict]:
+    """Per config: median and quartiles of the escape step (never-escaped seeds count as infinite), and the
+    fraction that never escaped."""
+    out = {}
+    for config in dict.fromkeys(r["config"] for r in records):
+        rows = [r for r in records if r["config"] == config]
+        steps = sorted(math.inf if r["escape_step"] is None else r["escape_step"] for r in rows)
+        quartiles = statistics.quantiles(steps, n=4, method="inclusive") if len(steps) > 1 else steps * 3
+        out[config] = {
+            "seeds": len(rows),
+            "median": statistics.median(steps),
+            "q1": quartiles[0],
+            "q3": quartiles[-1],
+            "never": sum(s == math.inf for s in steps) / len(steps),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="flagship", help=f"comma list of: {', '.join(CONFIGS)}")
+    parser.add_argument("--seeds", default="0-9")
+    parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--threshold", type=float, default=1.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("escape.jsonl"))
+    args = parser.parse_args(argv)
+    done = set()
+    if args.out.exists():
+        done = {(r["config"], r["seed"]) for r in map(json.loads, args.out.read_text().splitlines())}
+    todo = [(c, s) for c in args.config.split(",") for s in parse_seeds(args.seeds) if (c, s) not in done]
+    with ProcessPoolExecutor(args.workers) as pool:
+        futures = [pool.submit(escape_step, c, s, args.threshold, args.steps) for c, s in todo]
+        for future in futures:
+            record = future.result()
+            with open(args.out, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            print(record["config"], record["seed"], record["escape_step"], record["seconds"], flush=True)
+
+
+if __name__ == "__main__":
+    main()
