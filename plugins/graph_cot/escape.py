@@ -53,9 +53,9 @@ def parse_seeds(text: str) -> list[int]:
 def escape_step(config: str, seed: int, threshold: float = 1.0, steps: int = 2500) -> dict:
     """Train dfs under ``config`` at ``seed`` until the logged loss drops below ``threshold``; the step or None."""
     import torch
-
     from harness.plugins.graph_cot.experiment import build_strategy_model, make_batches, train_config
     from harness.plugins.graph_cot.task import GraphCoT
+
     from harness.training import Trainer
 
     torch.set_num_threads(1)
