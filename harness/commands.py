@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness import report, runs_command, sweep
 from harness.errors import UsageError
-from harness.options import build, parse_kv
+from harness.options import build, described, doc_text, parse_kv
 from harness.paths import out_dir
 from harness.registry import get_plugins
 from harness.store import Index, Run
@@ -294,7 +294,7 @@ def configure_describe(parser) -> None:
 
 
 def describe_command(args) -> int:
-    """The options a name takes, read from its factory's signature: what --task-args / --args accept."""
+    """The options a name takes (type, default, range, help), from its factory's declaration or signature."""
     from harness.presets import load_presets
 
     plugins, presets = get_plugins(), load_presets(args.include_path)
@@ -313,28 +313,16 @@ def describe_command(args) -> int:
 
         names = set(presets) | {e.name for k in ("tasks", "optimizers", "probes") for e in plugins.registry(k)}
         raise unknown("name", args.name, names)
-    doc = inspect.getdoc(entry.factory) or entry.description
+    doc = doc_text(inspect.getdoc(entry.factory) or entry.description)
     print(f"{args.name}  ({kind[:-1]} from plugin '{entry.plugin}')\n\n{doc}\n")
     if preset:
         print(f"preset {preset.source}: {preset.description}\n  defaults: {preset.args or '{}'}\n")
     rows = [
-        {
-            "option": name,
-            "type": kind_name(p.annotation),
-            "default": p.default,
-            "preset": (preset.args if preset else {}).get(name, ""),
-        }
-        for name, p in inspect.signature(entry.factory).parameters.items()
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name != "self"
+        {**row, "preset": (preset.args if preset else {}).get(row["option"], "")} for row in described(entry.factory)
     ]
-    print(report.render(rows, ["option", "type", "default"] + (["preset"] if preset else [])))
+    columns = ["option", "type", "default"] + (["preset"] if preset else []) + ["range", "help"]
+    print(report.render(rows, columns))
     return 0
-
-
-def kind_name(annotation) -> str:
-    if annotation is inspect.Parameter.empty:
-        return ""
-    return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
 
 
 def configure_plugins(parser) -> None:

@@ -143,8 +143,8 @@ def test_describe_prints_options_from_the_factory_signature_and_version():
     shown = run_harness("describe", "graph_cot_d2")
     assert shown.returncode == 0, shown.stderr
     rows = {line.split()[0]: line.split() for line in shown.stdout.splitlines() if line.strip()}
-    assert rows["depth"][1:] == ["int", "1", "2"]  # type, default, the preset's value
-    assert rows["steps"][1:] == ["int", "2500", "8000"] and "curriculum" in rows
+    assert rows["depth"][1:4] == ["int", "1", "2"]  # type, default, the preset's value (then range, help)
+    assert rows["steps"][1:4] == ["int", "2500", "8000"] and "curriculum" in rows
     optimizer = run_harness("describe", "propane")
     assert optimizer.returncode == 0 and "target_prompt" in optimizer.stdout
     missing = run_harness("describe", "graph_cott")

@@ -70,27 +70,27 @@ def freeze_at_teacher(student: MoE, teacher: MoE, part: str) -> None:
 def train_student(task, ctx) -> dict[str, float]:
     torch.set_num_threads(task.threads)
     teacher = make_teacher(task.teacher, ctx.seed)
-    test = sample(teacher, task.test_size, generator(ctx.seed, "test"))
+    o = task.options
+    test = sample(teacher, o.test_size, generator(ctx.seed, "test"))
     student = MoE(task.student, generator=generator(ctx.seed, "student", task.student.n_experts, task.student.top_k))
-    if task.init_at_teacher:
+    if o.init_at_teacher:
         student.load_state_dict(teacher.state_dict())
-    freeze_at_teacher(student, teacher, task.freeze)
-    t = task.training
+    freeze_at_teacher(student, teacher, o.freeze)
     config = TrainConfig(
-        steps=t["steps"],
-        batch_size=t["batch_size"],
-        lr=t["lr"],
+        steps=o.steps,
+        batch_size=o.batch_size,
+        lr=o.lr,
         warmup=0.05,
         schedule="cosine",
-        eval_every=t["eval_every"],
-        log_every=t["eval_every"],
+        eval_every=o.eval_every,
+        log_every=o.eval_every,
         seed=ctx.seed_for("batches"),
     )
     began = time.perf_counter()
     trainer = ctx.trainer(
         student,
         config,
-        lambda step, gen: sample(teacher, t["batch_size"], gen),
+        lambda step, gen: sample(teacher, o.batch_size, gen),
         name=TRAINER_NAME,
         loss_fn=mse_loss,
         progress=False,

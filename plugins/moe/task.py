@@ -6,82 +6,68 @@ One run trains one student (k, experts) against the teacher that the run seed dr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from harness.errors import UsageError
+from harness.options import Options, option, takes
+
+FREEZE = ("gate", "experts", "")
 
 
+@dataclass(frozen=True)
+class MoEOptions(Options):
+    """What one student-teacher run takes: shapes, training and evaluation."""
+
+    d: int = option(16, "input dimension (inputs x ~ N(0, I_d), scalar output)", ge=1)
+    teacher_k: int = option(8, "the teacher's granularity k_t (active experts)", ge=1)
+    teacher_experts: int = option(0, "the teacher's total experts (0: 2 * teacher_k, the paper's setting)", ge=0)
+    k: int = option(8, "the student's granularity", ge=1)
+    experts: int = option(16, "the student's total experts", ge=1)
+    active_hidden: int = option(64, "hidden ReLU units one input uses, the same for teacher and students", ge=1)
+    steps: int = option(3000, "Adam updates, each on a fresh batch", ge=1)
+    batch_size: int = option(256, "fresh samples per update", ge=1)
+    lr: float = option(0.01, "peak learning rate (AdamW, 5% warmup, cosine decay)", gt=0)
+    test_size: int = option(4096, "held-out inputs for the normalized MSE", ge=1)
+    eval_every: int = option(100, "steps between test evaluations (the metric is the best one)", ge=1)
+    init_at_teacher: bool = option(False, "start the student at the teacher's weights (needs the teacher's shape)")
+    freeze: str = option(
+        "",
+        "start the gate or the experts at the teacher's and keep them fixed, so only the other part is learnt "
+        "(needs the teacher's shape; tells optimisation from expressivity); '' trains everything",
+        choices=FREEZE,
+    )
+    threads: int = option(1, "torch threads", ge=1)
+
+    def check(self) -> None:
+        if (self.init_at_teacher or self.freeze) and self.student != self.teacher:
+            raise UsageError(
+                "init_at_teacher and freeze need the teacher's shape: set k=teacher_k and experts=teacher_experts"
+            )
+
+    @property
+    def teacher(self):
+        from harness.plugins.moe.layer import MoEConfig
+
+        return MoEConfig(self.d, 1, self.teacher_experts or 2 * self.teacher_k, self.teacher_k, self.active_hidden)
+
+    @property
+    def student(self):
+        from harness.plugins.moe.layer import MoEConfig
+
+        return MoEConfig(self.d, 1, self.experts, self.k, self.active_hidden)
+
+
+@takes(MoEOptions)
 class MoEGranularity:
-    """Student-teacher MoE regression on Gaussian inputs (arXiv 2505.06839); see :mod:`experiment` for choices.
-
-    Args:
-        d: input dimension (inputs x ~ N(0, I_d), scalar output).
-        teacher_k: the teacher's granularity k_t (active experts).
-        teacher_experts: the teacher's total experts (0: 2 * teacher_k, the paper's setting).
-        k: the student's granularity.
-        experts: the student's total experts.
-        active_hidden: hidden ReLU units one input uses, the same for teacher and students and every k.
-        steps: Adam updates, each on a fresh batch.
-        batch_size: fresh samples per update.
-        lr: peak learning rate (AdamW, 5% warmup, cosine decay).
-        test_size: held-out inputs for the normalized MSE.
-        eval_every: steps between test evaluations (the metric is the best one).
-        init_at_teacher: start the student at the teacher's weights (needs k, experts equal to the teacher's).
-        freeze: "gate" or "experts": start that part at the teacher's and keep it fixed, so only the other part is
-            learnt (needs the teacher's shape; tells optimisation from expressivity); "" trains everything.
-        threads: torch threads.
-    """
+    """Student-teacher MoE regression on Gaussian inputs (arXiv 2505.06839); the choices are in experiment.py."""
 
     name = "moe_granularity"
     version = "1"
     primary_metric = "normalized_mse"
 
-    def __init__(
-        self,
-        d: int = 16,
-        teacher_k: int = 8,
-        teacher_experts: int = 0,
-        k: int = 8,
-        experts: int = 16,
-        active_hidden: int = 64,
-        steps: int = 3000,
-        batch_size: int = 256,
-        lr: float = 0.01,
-        test_size: int = 4096,
-        eval_every: int = 100,
-        init_at_teacher: bool = False,
-        freeze: str = "",
-        threads: int = 1,
-    ):
-        from harness.plugins.moe.layer import MoEConfig
-
-        for name, value in (
-            ("d", d),
-            ("teacher_k", teacher_k),
-            ("k", k),
-            ("experts", experts),
-            ("active_hidden", active_hidden),
-            ("steps", steps),
-            ("batch_size", batch_size),
-            ("test_size", test_size),
-            ("eval_every", eval_every),
-            ("threads", threads),
-        ):
-            if value < 1:
-                raise UsageError(f"{name}={value}: give a positive number")
-        if teacher_experts < 0:
-            raise UsageError(f"teacher_experts={teacher_experts}: give a positive number (0: 2 * teacher_k)")
-        if lr <= 0:
-            raise UsageError(f"lr={lr}: give a positive learning rate")
-        self.teacher = MoEConfig(d, 1, teacher_experts or 2 * teacher_k, teacher_k, active_hidden)
-        self.student = MoEConfig(d, 1, experts, k, active_hidden)
-        if freeze not in ("", "gate", "experts"):
-            raise UsageError(f"freeze={freeze}: choose gate, experts or leave it empty")
-        if (init_at_teacher or freeze) and self.student != self.teacher:
-            raise UsageError(
-                "init_at_teacher and freeze need the teacher's shape: set k=teacher_k and experts=teacher_experts"
-            )
-        self.init_at_teacher, self.freeze = init_at_teacher, freeze
-        self.training = {"steps": steps, "batch_size": batch_size, "lr": lr, "eval_every": eval_every}
-        self.test_size, self.threads = test_size, threads
+    def __init__(self, options: MoEOptions):
+        self.options = options
+        self.teacher, self.student, self.threads = options.teacher, options.student, options.threads
 
     def run(self, ctx) -> dict[str, float]:
         from harness.plugins.moe.experiment import train_student

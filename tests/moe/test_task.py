@@ -30,7 +30,7 @@ def test_bad_args_exit_2(tmp_path, capsys):
         ("k=1,init_at_teacher=true", "init_at_teacher"),
         ("expert=4", "experts"),
         ("steps=0", "steps=0"),
-        ("freeze=all", "choose gate, experts"),
+        ("freeze=all", "choose one of gate, experts"),
     ]:
         code = main(["run", "--task", "moe_granularity", "--task-args", args, "--out", str(tmp_path)])
         err = capsys.readouterr().err
