@@ -7,25 +7,13 @@ aggregation for free; experiments implement ``run`` themselves and use ``ctx`` f
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.paths import cache_dir
+from harness.stats import mean_stderr  # noqa: F401  (its old home; tasks import it from here)
 from harness.store import Run
-
-
-def mean_stderr(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (sample standard deviation / sqrt(n); 0 for n < 2)."""
-    n = len(values)
-    if n == 0:
-        return float("nan"), float("nan")
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
 
 
 @dataclass
