@@ -3,7 +3,7 @@
 arXiv 2302.11055 conjectures that a two-layer network trained by online SGD on isotropic data needs
 ~ d^max(Leap - 1, 1) steps (one fresh sample each; d^max(Leap, 2) total work) to learn a target of leap Leap, and
 that it learns the support coordinates one leap at a time (saddle-to-saddle). One run trains ``runs`` independent
-networks on one target at one d (see :mod:`sgd`) and reports the steps until the held-out loss falls below
+networks on one target at one d (see sgd.py) and reports the steps until the held-out loss falls below
 ``threshold`` times the target's variance. The d grid is a sweep (tasks/leap.yaml); ``sweep_summary`` fits
 log steps against log d per target: ``exponent@target=...`` beside ``conjecture@target=...``.
 """
@@ -11,10 +11,39 @@ log steps against log d per target: ``exponent@target=...`` beside ``conjecture@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+from harness.plugins.leap.targets import DATA
 
 from harness.errors import UsageError
+from harness.options import Options, option, takes
 
 
+@dataclass(frozen=True)
+class LeapOptions(Options):
+    """One target at one dimension d: the network, the online SGD and when the target counts as learned."""
+
+    target: str = option(
+        "staircase", "staircase, leap2, leap3, or a sum of monomials such as x1+x1*x2 (x1^2: Hermite, gaussian only)"
+    )
+    d: int = option(32, "input dimension (at least the largest coordinate of the target)", ge=1)
+    data: str = option("boolean", "boolean (uniform signs) or gaussian (standard normal)", choices=DATA)
+    width: int = option(64, "hidden units of the two-layer network", ge=1)
+    lr: float = option(0.1, "SGD step on the second layer; the first layer takes lr / d", gt=0)
+    runs: int = option(6, "independent networks (seeds) trained side by side", ge=1)
+    max_steps: int = option(400_000, "samples per run before giving up", ge=1)
+    threshold: float = option(0.1, "learned = held-out MSE <= threshold * E[f*^2]", gt=0, lt=1)
+    n_test: int = option(512, "held-out samples", ge=1)
+
+    def check(self) -> None:
+        from harness.plugins.leap.targets import parse_target, support
+
+        last = support(parse_target(self.target, self.data))[-1]
+        if self.d <= last:
+            raise UsageError(f"d={self.d}: target {self.target} uses x{last + 1}; give d >= {last + 1}")
+
+
+@takes(LeapOptions)
 class Leap:
     """Online SGD steps to learn a low-dimensional target on isotropic data, at one dimension d."""
 
@@ -22,51 +51,23 @@ class Leap:
     version = "1"
     primary_metric = "log10_steps"
 
-    def __init__(
-        self,
-        target: str = "staircase",
-        d: int = 32,
-        data: str = "boolean",
-        width: int = 64,
-        lr: float = 0.1,
-        runs: int = 6,
-        max_steps: int = 400_000,
-        threshold: float = 0.1,
-        n_test: int = 512,
-    ):
-        """
-        Args:
-            target: staircase, leap2, leap3, or a sum of monomials such as x1+x1*x2 (x1^2: Hermite, gaussian only)
-            d: input dimension (at least the largest coordinate of the target)
-            data: boolean (uniform signs) or gaussian (standard normal)
-            width: hidden units of the two-layer network
-            lr: SGD step on the second layer; the first layer takes lr / d
-            runs: independent networks (seeds) trained side by side
-            max_steps: samples per run before giving up
-            threshold: learned = held-out MSE <= threshold * E[f*^2]
-            n_test: held-out samples
-        """
-        from harness.plugins.leap.targets import DATA, leap, parse_target, support
-
-        if data not in DATA:
-            raise UsageError(f"data={data}: choose one of {', '.join(DATA)}")
-        self.terms = parse_target(target, data)
-        if d <= support(self.terms)[-1]:
-            raise UsageError(
-                f"d={d}: target {target} uses x{support(self.terms)[-1] + 1}; give d >= {support(self.terms)[-1] + 1}"
-            )
-        for label, value in (("width", width), ("runs", runs), ("max_steps", max_steps), ("n_test", n_test)):
-            if value < 1:
-                raise UsageError(f"{label}={value}: give a positive integer")
-        if not lr > 0:
-            raise UsageError(f"lr={lr}: give a positive learning rate")
-        if not 0 < threshold < 1:
-            raise UsageError(f"threshold={threshold}: give a fraction of the target's variance in (0, 1)")
+    def __init__(self, options: LeapOptions):
         from harness.plugins.leap.sgd import OnlineConfig
+        from harness.plugins.leap.targets import leap, parse_target
 
-        self.target, self.leap = target, leap(self.terms)
+        self.options = options
+        self.terms = parse_target(options.target, options.data)
+        self.target, self.leap = options.target, leap(self.terms)
+        o = options
         self.config = OnlineConfig(
-            d=d, width=width, lr=lr, runs=runs, max_steps=max_steps, threshold=threshold, n_test=n_test, data=data
+            d=o.d,
+            width=o.width,
+            lr=o.lr,
+            runs=o.runs,
+            max_steps=o.max_steps,
+            threshold=o.threshold,
+            n_test=o.n_test,
+            data=o.data,
         )
 
     def run(self, ctx) -> dict[str, float]:
