@@ -2,7 +2,7 @@
 
 arXiv 2305.13141 proves that alpha = O(T) suffices (the gap between the scaled model and its linearisation is
 O(T / alpha)), where Chizat et al. 2019 needed alpha = O(T^2). One run trains a two-layer tanh network and its
-linearisation side by side for every alpha of a grid (see :mod:`lazy`), records the sup over t <= T of the
+linearisation side by side for every alpha of a grid (see lazy.py), records the sup over t <= T of the
 held-out prediction gap for each T of a geometric grid, interpolates the alpha needed to keep that gap below
 ``epsilon`` up to T, and fits its log-log slope against T: ``fitted_exponent``.
 
@@ -18,12 +18,62 @@ the slope over the last decade of T alone; ``alpha_over_T_spread`` (and ``_T2_``
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from harness.errors import UsageError
+from harness.options import Options, option, takes
 
 TARGETS = ("teacher", "random")
 
 
+@dataclass(frozen=True)
+class NTKOptions(Options):
+    """The network and data, the alpha grid, the gaps allowed and the T grid of the fit."""
+
+    target: str = option(
+        "teacher", "teacher (a random width-4 tanh network) or random (i.i.d. N(0, 1) labels)", choices=TARGETS
+    )
+    d: int = option(8, "input dimension", ge=1)
+    width: int = option(128, "hidden units", ge=1)
+    n_train: int = option(64, "training inputs", ge=1)
+    n_test: int = option(256, "held-out inputs", ge=1)
+    alphas: str = option("0.316,1,3.16,10,31.6,100,316,1000,3160", "the scales trained, comma-separated, increasing")
+    epsilon: float = option(1e-3, "the held-out RMS gap allowed (labels have unit variance)", gt=0)
+    param_epsilon: float = option(
+        0.03, "the parameter gap alpha ||w - w_lin|| allowed (for param_fitted_exponent)", gt=0
+    )
+    t_min: float = option(1.0, "the first T of the fit, in kernel time (units of 1 / lambda_max of the NTK)", gt=0)
+    horizon: float = option(1000.0, "the last T of the fit, in kernel time", gt=0)
+    times_per_decade: int = option(4, "points of the geometric T grid per factor 10", ge=1)
+    dt: float = option(0.5, "GD step in kernel time (gradient flow is the limit dt -> 0; stable below 2)", gt=0, lt=2)
+
+    def check(self) -> None:
+        self.alpha_grid  # noqa: B018 (parsing is the check)
+        if not self.t_min < self.horizon:
+            raise UsageError(f"t_min={self.t_min}, horizon={self.horizon}: need 0 < t_min < horizon")
+        if self.dt > self.t_min:
+            raise UsageError(f"dt={self.dt}: give a step in (0, 2) no larger than t_min (e.g. 0.25)")
+
+    @property
+    def alpha_grid(self) -> list[float]:
+        try:
+            alphas = [float(a) for a in self.alphas.split(",") if a.strip()]
+        except ValueError:
+            raise UsageError(
+                f"alphas={self.alphas}: give positive numbers separated by commas, e.g. 1,10,100"
+            ) from None
+        if len(alphas) < 2 or any(a <= 0 for a in alphas) or alphas != sorted(set(alphas)):
+            raise UsageError(f"alphas={self.alphas}: give at least two positive, increasing numbers, e.g. 1,10,100")
+        return alphas
+
+    @property
+    def times(self) -> list[float]:
+        """The geometric T grid from t_min to horizon."""
+        count = max(2, round(math.log10(self.horizon / self.t_min) * self.times_per_decade) + 1)
+        return [self.t_min * (self.horizon / self.t_min) ** (k / (count - 1)) for k in range(count)]
+
+
+@takes(NTKOptions)
 class NTKValidity:
     """Lazy training vs its linearisation: the alpha needed to keep them epsilon-close until time T."""
 
@@ -31,64 +81,15 @@ class NTKValidity:
     version = "1"
     primary_metric = "fitted_exponent"
 
-    def __init__(
-        self,
-        target: str = "teacher",
-        d: int = 8,
-        width: int = 128,
-        n_train: int = 64,
-        n_test: int = 256,
-        alphas: str = "0.316,1,3.16,10,31.6,100,316,1000,3160",
-        epsilon: float = 1e-3,
-        param_epsilon: float = 0.03,
-        t_min: float = 1.0,
-        horizon: float = 1000.0,
-        times_per_decade: int = 4,
-        dt: float = 0.5,
-    ):
-        """
-        Args:
-            target: teacher (a random width-4 tanh network) or random (i.i.d. N(0, 1) labels)
-            d, width, n_train, n_test: input dimension, hidden units, training inputs, held-out inputs
-            alphas: the scales trained, comma-separated, increasing
-            epsilon: the held-out RMS gap allowed (labels have unit variance)
-            param_epsilon: the parameter gap alpha ||w - w_lin|| allowed (for param_fitted_exponent)
-            t_min, horizon: the first and last T of the fit, in kernel time (units of 1 / lambda_max of the NTK)
-            times_per_decade: points of the geometric T grid per factor 10
-            dt: GD step in kernel time (gradient flow is the limit dt -> 0; stable below 2)
-        """
-        if target not in TARGETS:
-            raise UsageError(f"target={target}: choose one of {', '.join(TARGETS)}")
-        for label, value in (
-            ("d", d),
-            ("width", width),
-            ("n_train", n_train),
-            ("n_test", n_test),
-            ("times_per_decade", times_per_decade),
-        ):
-            if value < 1:
-                raise UsageError(f"{label}={value}: give a positive integer")
-        try:
-            self.alphas = [float(a) for a in str(alphas).split(",") if a.strip()]
-        except ValueError:
-            raise UsageError(f"alphas={alphas}: give positive numbers separated by commas, e.g. 1,10,100") from None
-        if len(self.alphas) < 2 or any(a <= 0 for a in self.alphas) or self.alphas != sorted(set(self.alphas)):
-            raise UsageError(f"alphas={alphas}: give at least two positive, increasing numbers, e.g. 1,10,100")
-        if not (epsilon > 0 and param_epsilon > 0):
-            raise UsageError(f"epsilon={epsilon}, param_epsilon={param_epsilon}: give positive gaps")
-        if not 0 < t_min < horizon:
-            raise UsageError(f"t_min={t_min}, horizon={horizon}: need 0 < t_min < horizon")
-        if not 0 < dt < 2 or dt > t_min:
-            raise UsageError(f"dt={dt}: give a step in (0, 2) no larger than t_min (e.g. 0.25)")
+    def __init__(self, options: NTKOptions):
         from harness.plugins.ntk.lazy import LazyConfig
 
+        o = self.options = options
         self.config = LazyConfig(
-            d=d, width=width, n_train=n_train, n_test=n_test, target=target, dt=dt, horizon=horizon
+            d=o.d, width=o.width, n_train=o.n_train, n_test=o.n_test, target=o.target, dt=o.dt, horizon=o.horizon
         )
-        self.epsilon, self.param_epsilon = epsilon, param_epsilon
-        decades = math.log10(horizon / t_min)
-        count = max(2, round(decades * times_per_decade) + 1)
-        self.times = [t_min * (horizon / t_min) ** (k / (count - 1)) for k in range(count)]
+        self.alphas, self.times = o.alpha_grid, o.times
+        self.epsilon, self.param_epsilon = o.epsilon, o.param_epsilon
 
     def run(self, ctx) -> dict[str, float]:
         import torch
