@@ -1,7 +1,7 @@
 """Every engine benchmark in one go, one record: the ratios against each peer, the matmul floors, the targets.
 
     python benchmarks/run_all.py              # runs them all (half an hour or more on 2 busy cores), writes the record
-    python benchmarks/run_all.py --readme     # only rewrites README.md's performance table from the record
+    python benchmarks/run_all.py --docs       # only rewrites docs/performance.md's table from the record
 
 Runs, one after another (never side by side: each measures its contenders interleaved on the same cores), sized
 for about half an hour on this project's 2 busy cores:
@@ -15,8 +15,8 @@ for about half an hour on this project's 2 busy cores:
   propane_speed.py          SmolLM2, 2 threads, 1 step per side (the search's speed-up over a per-proposal loop)
 and writes docs/results/benchmarks/: results.json (every figure, the commands, load averages; rewritten after each
 benchmark, so an interrupted run keeps what it measured), results.md (the table), each script's output
-(<name>.log) and --json record (<name>.json). README.md's table between its two marker comments is made from
-results.json (tests/test_benchmarks_record.py holds the README to the committed record).
+(<name>.log) and --json record (<name>.json). docs/performance.md's table between its two marker comments is made
+from results.json (tests/test_benchmarks_record.py holds the page to the committed record).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "docs" / "results" / "benchmarks"
-START, END = "<!-- benchmarks:start (python benchmarks/run_all.py --readme) -->", "<!-- benchmarks:end -->"
+START, END = "<!-- benchmarks:start (python benchmarks/run_all.py --docs) -->", "<!-- benchmarks:end -->"
+PAGE = ROOT / "docs" / "performance.md"  # the docs page whose table is made from the record
 LMEVAL_PYTHON = ROOT / ".tox" / "lmeval" / "bin" / "python"
 VLLM_PYTHON = ROOT / ".tox" / "vllm" / "bin" / "python"
 GEN_PROMPTS = 16  # of the 64: a half-hour run on 2 busy cores; the floor ratio does not depend on the count
@@ -188,7 +189,7 @@ def table_rows(record: dict) -> list[dict]:
 
 
 def markdown(record: dict) -> str:
-    """The performance table of README.md and results.md, from the record alone."""
+    """The performance table of docs/performance.md and results.md, from the record alone."""
     ran = [b | {"name": name} for name, b in record["benchmarks"].items() if "skipped" not in b]
     merged = any(b.get("when", record["when"]) != record["when"] for b in ran)  # a partial run kept earlier ones
     when = (
@@ -222,26 +223,28 @@ def markdown(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rewrite_readme(record: dict, readme: Path = ROOT / "README.md") -> None:
-    """Replace what lies between the two marker comments of README.md with the table made from ``record``."""
-    text = readme.read_text()
+def rewrite_table(record: dict, page: Path = PAGE) -> None:
+    """Replace what lies between the two marker comments of ``page`` with the table made from ``record``."""
+    text = page.read_text()
     if START not in text or END not in text:
-        sys.exit(f"run_all: {readme} lacks the marker comments {START} ... {END}")
+        sys.exit(f"run_all: {page} lacks the marker comments {START} ... {END}")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(head + START + "\n" + markdown(record) + END + tail)
+    page.write_text(head + START + "\n" + markdown(record) + END + tail)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", action="store_true", help="only rewrite README.md's table from the record")
+    parser.add_argument(
+        "--docs", "--readme", action="store_true", help="only rewrite docs/performance.md's table from the record"
+    )
     parser.add_argument("--only", nargs="+", choices=list(benchmarks()), help="run only these (a partial record)")
     parser.add_argument("--out", type=Path, default=RECORD, help="where the record goes")
     parser.add_argument("--smoke", action="store_true", help="tiny workloads into --out: checks the plumbing only")
     parser.add_argument("--deadline", help="HH:MM (UTC): a benchmark not started by then is skipped")
     args = parser.parse_args()
-    if args.readme:
-        rewrite_readme(json.loads((args.out / "results.json").read_text()))
+    if args.docs:
+        rewrite_table(json.loads((args.out / "results.json").read_text()))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     record = {

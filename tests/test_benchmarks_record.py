@@ -1,4 +1,5 @@
-"""The README's performance table is the one benchmarks/run_all.py makes from the committed record."""
+"""The performance page's table (docs/performance.md) is the one benchmarks/run_all.py makes from the committed
+record."""
 
 import importlib.util
 import json
@@ -18,7 +19,7 @@ def run_all():
 def test_readme_table_matches_the_committed_record():
     module = run_all()
     record = json.loads(RECORD.read_text())
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "performance.md").read_text()
     between = readme.split(module.START, 1)[1].split(module.END, 1)[0]
     assert between == "\n" + module.markdown(record)
     assert (RECORD.parent / "results.md").read_text() == module.markdown(record)
@@ -41,9 +42,9 @@ def test_every_benchmark_ran_or_is_named_as_not_run():
 def test_rewriting_the_readme_replaces_only_the_table(tmp_path):
     module = run_all()
     record = json.loads(RECORD.read_text())
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "performance.md"
     readme.write_text(f"intro\n{module.START}\nold table\n{module.END}\nafter\n")
-    module.rewrite_readme(record, readme)
+    module.rewrite_table(record, readme)
     assert readme.read_text() == f"intro\n{module.START}\n{module.markdown(record)}{module.END}\nafter\n"
 
 
@@ -94,7 +95,7 @@ def test_readme_packed_linear_figures_come_from_their_log():
     import re
 
     log = (RECORD.parent / "packed_linear.log").read_text()
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = " ".join((ROOT / "docs" / "performance.md").read_text().split())
     ratio = {
         (dtype, int(rows)): ratio
         for dtype, rows, ratio in re.findall(r"linear (\w+)\s+(\d+) rows: .* ratio ([\d.]+x)", log)

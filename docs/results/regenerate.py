@@ -3,7 +3,8 @@
 Every record's config.yaml holds the ``command`` that produced it. This script runs each distinct command once,
 into a temporary ``--out`` folder, finds the new run with the same task, arguments, model and seed, and copies over
 the files the record keeps (config.yaml, metrics.json, samples.jsonl, plots): a code change that moves a number is
-then one command away from an updated record, and the README tests say which tables to update.
+then one command away from an updated record, and the tests that hold the docs pages (docs/papers/, docs/performance.md)
+to the records say which tables to update.
 
     python docs/results/regenerate.py --list                 # every record and its command
     python docs/results/regenerate.py graph_cot propane      # the records whose path contains these words

@@ -1,5 +1,5 @@
-"""The README's propane_suite table is read from the committed run record: a code change that moves a number fails
-here until docs/results/propane/suite/ is regenerated."""
+"""The propane results page's suite table (docs/papers/propane.md) is read from the committed run record: a code
+change that moves a number fails here until docs/results/propane/suite/ is regenerated."""
 
 import json
 import re
@@ -15,7 +15,7 @@ def row(readme: str, label: str) -> list[str]:
 
 def test_readme_suite_table_matches_the_committed_metrics():
     m = json.loads((RECORD / "metrics.json").read_text())
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs/papers/propane.md").read_text()
     pm = "\u00b1"
     for label, method in (("PROPANE", "propane"), ("random search", "random")):
         assert row(readme, label) == [
@@ -41,9 +41,10 @@ def test_the_record_is_the_presets_run():
 
 
 def test_readme_thirty_step_search_matches_its_record():
+    """The performance page (docs/performance.md) quotes the 30-step search's record."""
     record = ROOT / "docs/results/propane/smollm2_30_steps"
     m = json.loads((record / "metrics.json").read_text())
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs/performance.md").read_text()
     after = f"{m['kl_heldout_best']:.2f} \u00b1 {m['kl_heldout_best_stderr']:.2f}"
     assert f"held-out KL {m['kl_heldout_initial']:.2f} to {after}" in readme
     assert int(m["steps"]) == 30 and "steps=30" in (record / "config.yaml").read_text()

@@ -7,7 +7,8 @@ the stars at night." --steps 100 --topk 256 --n-docs 8 --doc-len 10 --batch-size
 n_heldout=16,eval_every=10``), with version 1 of the optimizer (all proposals scored in float32): held-out KL
 17.12 +- 2.52 -> 7.43 +- 1.49 nats (2.3x lower; best prompt at step 96), train KL 13.8 -> 1.6, 0.124 steps/s.
 Small documents (8 x 10 tokens) keep it affordable on CPU; the train/held-out gap shows they also overfit. PROPANE
-against random search is measured over a prompt set, paired, by ``harness run --task propane_suite`` (README).
+against random search is measured over a prompt set, paired, by ``harness run --task propane_suite``
+(docs/papers/propane.md).
 """
 
 import pytest

@@ -1,4 +1,5 @@
-"""The README's relational tables quote the committed records in docs/results/relational/."""
+"""The relational results page's tables (docs/papers/relational.md) quote the committed records in
+docs/results/relational/."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ RESULTS = ROOT / "docs/results/relational"
 
 
 def section() -> str:
-    match = re.search(r"### relational:.*?(?=\n### |\n## )", (ROOT / "README.md").read_text(), re.S)
-    assert match, "README has no relational section"
+    match = re.search(r"# relational:.*", (ROOT / "docs/papers/relational.md").read_text(), re.S)
+    assert match, "docs/papers/relational.md has no relational section"
     return match.group(0)
 
 
