@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from harness.report import _figure
+
+if TYPE_CHECKING:
+    from harness.plugins.linear_resnet.task import LinearResNetOptions
 
 
 def shrinkage_curves(y_max: float, mu: float, depth: int, lams: list[float], points: int = 400) -> dict:
@@ -40,19 +45,19 @@ def plot_shrinkage(path, curves: dict, trained: dict, rank_points: tuple | None,
     plt.close(fig)
 
 
-def plot_run(ctx, spectra: dict, history: dict, net: dict) -> None:
+def plot_run(ctx, spectra: dict, history: dict, net: LinearResNetOptions) -> None:
     """This run's shrinkage plot and its singular values over training."""
     from harness.report import plot_lines
 
     y = spectra["observed"]
-    label = f"ResNet L={net['depth']}, lambda={net['lam']:g}"
-    curves = shrinkage_curves(float(y[0]), net["mu"], net["depth"], [net["lam"]])
+    label = f"ResNet L={net.depth}, lambda={net.lam:g}"
+    curves = shrinkage_curves(float(y[0]), net.mu, net.depth, [net.lam])
     plot_shrinkage(
         ctx.path("shrinkage.png"),
         curves,
         {label: (y, spectra["trained"])},
         (y, spectra["rank_constrained"]),
-        f"mu={net['mu']:g}: closed forms (lines), trained (circles)",
+        f"mu={net.mu:g}: closed forms (lines), trained (circles)",
     )
     sv = np.array(history["sv"])  # (snapshots, dim)
     top = min(8, sv.shape[1])

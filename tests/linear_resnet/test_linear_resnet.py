@@ -89,9 +89,9 @@ def test_gradient_descent_lands_on_the_closed_form():
     "args, message",
     [
         ({"rank": 20}, "rank=20 is larger than dim=16"),
-        ({"mu": 0.0}, "mu=0.0: give a positive number"),
+        ({"mu": 0.0}, "mu=0.0: give mu > 0"),
         ({"depth": -1}, "depth=-1"),
-        ({"noise": -0.1}, "noise and lr must be >= 0"),
+        ({"noise": -0.1}, "noise=-0.1: give noise >= 0"),
     ],
 )
 def test_bad_args_name_the_fix(args, message):
