@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from harness.plugins.incremental_rank.experiment import spectra
@@ -16,14 +17,17 @@ from harness.plugins.incremental_rank.staircase import (
     transition_width,
 )
 
+if TYPE_CHECKING:
+    from harness.plugins.incremental_rank.task import IncrementalRankOptions
 
-def analyse(ctx, name: str, result: dict, args: dict) -> dict[str, float]:
+
+def analyse(ctx, name: str, result: dict, options: IncrementalRankOptions) -> dict[str, float]:
     """Metrics ``<name>_...``; writes ``<name>_staircase.json`` and the two plots."""
-    lr = args["lr"] if name == "toy" else args["transformer_lr"]  # tau is lr x step / log(1/alpha) for both
-    clock = lr / math.log(1 / args["alpha"])  # tau per step
+    lr = options.lr if name == "toy" else options.transformer_lr  # tau is lr x step / log(1/alpha) for both
+    clock = lr / math.log(1 / options.alpha)  # tau per step
     tau_loss, loss = result["loss_steps"] * clock, result["loss"]
     tau_probe = result["probe_steps"] * clock
-    maps = spectra(result["readings"], args["dim"])
+    maps = spectra(result["readings"], options.dim)
     floor = SIGNIFICANT * max(float(s[-1, 0]) for s in maps.values())
     jumps = sorted((t, key) for key, s in maps.items() for t in rank_jumps(tau_probe, s, floor))
     found, flats = drops(tau_loss, loss), plateaus(tau_loss, loss)
@@ -52,7 +56,7 @@ def analyse(ctx, name: str, result: dict, args: dict) -> dict[str, float]:
         end = row["plateau_end"]
         metrics[f"jump{k}_plateau_end_step"] = float(round(end / clock)) if math.isfinite(end) else math.nan
     record = {
-        "alpha": args["alpha"],
+        "alpha": options.alpha,
         "tau": tau_loss.tolist(),
         "loss": loss.tolist(),
         "plateaus": flats,
@@ -63,7 +67,7 @@ def analyse(ctx, name: str, result: dict, args: dict) -> dict[str, float]:
     ctx.path(f"{name}_staircase.json").write_text(json.dumps(record))
     from harness.plugins.incremental_rank.plots import plot_loss, plot_spectra
 
-    title = f"{name}, alpha={args['alpha']:g}"
+    title = f"{name}, alpha={options.alpha:g}"
     plot_loss(ctx.path(f"{name}_loss.png"), record, title)
     plot_spectra(ctx.path(f"{name}_singular_values.png"), record, floor, title)
     return {f"{name}_{k}": v for k, v in metrics.items()}

@@ -8,6 +8,7 @@ diagonal maps through ``effective_maps`` and the transformer's per-head W_Q W_K^
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,12 +20,15 @@ from harness.training import TrainConfig, make_probes
 
 RECORDS = 400  # loss and spectrum snapshots per training
 
+if TYPE_CHECKING:
+    from harness.plugins.incremental_rank.task import IncrementalRankOptions
 
-def make_data(args: dict, seed: int) -> dict[str, torch.Tensor]:
+
+def make_data(options: IncrementalRankOptions, seed: int) -> dict[str, torch.Tensor]:
     """Gaussian sequences (n, N, d) and the teacher's outputs on them."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(args["samples"], args["tokens"], args["dim"], generator=g)
-    qk, vo = teacher_diagonals(args["dim"], args["teacher_qk"], args["teacher_vo"])
+    x = torch.randn(options.samples, options.tokens, options.dim, generator=g)
+    qk, vo = teacher_diagonals(options.dim, options.qk, options.vo)
     return {"x": x, "y": diagonal_attention(x, qk, vo)}
 
 
@@ -90,15 +94,15 @@ def spectra(readings: list[dict], top: int) -> dict[str, np.ndarray]:
     }
 
 
-def run_toy(ctx, args: dict) -> dict:
+def run_toy(ctx, options: IncrementalRankOptions) -> dict:
     torch.manual_seed(ctx.seed_for("toy", "init"))
-    model = ToyModel(args["dim"], args["alpha"], torch.Generator().manual_seed(ctx.seed_for("toy", "init")))
-    data = make_data(args, ctx.seed_for("data"))
-    steps = steps_for(args["alpha"], args["lr"], args["horizon"])
-    return train(ctx, model, data, args["lr"], steps, "toy", top=args["dim"])
+    model = ToyModel(options.dim, options.alpha, torch.Generator().manual_seed(ctx.seed_for("toy", "init")))
+    data = make_data(options, ctx.seed_for("data"))
+    steps = steps_for(options.alpha, options.lr, options.horizon)
+    return train(ctx, model, data, options.lr, steps, "toy", top=options.dim)
 
 
-def run_transformer(ctx, args: dict) -> dict:
+def run_transformer(ctx, options: IncrementalRankOptions) -> dict:
     """A 1-layer pre-LN transformer (LayerNorm, GELU FFN, learned positions, heads of the harness) on the same data.
 
     Its input is the token vectors themselves (``inputs_embeds``), its LM head reads out d values per position;
@@ -106,16 +110,16 @@ def run_transformer(ctx, args: dict) -> dict:
     """
     torch.manual_seed(ctx.seed_for("transformer", "init"))
     config = ModelConfig(
-        vocab_size=args["dim"],
+        vocab_size=options.dim,
         n_layer=1,
-        n_head=args["heads"],
-        d_model=args["dim"],
-        max_seq_len=args["tokens"],
+        n_head=options.heads,
+        d_model=options.dim,
+        max_seq_len=options.tokens,
         causal=False,
         bias=False,
-        init_scale=args["alpha"],
+        init_scale=options.alpha,
     )
     model = build_model(config)
-    data = make_data(args, ctx.seed_for("data"))
-    steps = steps_for(args["alpha"], args["transformer_lr"], args["transformer_horizon"])
-    return train(ctx, model, data, args["transformer_lr"], steps, "transformer", top=args["dim"])
+    data = make_data(options, ctx.seed_for("data"))
+    steps = steps_for(options.alpha, options.transformer_lr, options.transformer_horizon)
+    return train(ctx, model, data, options.transformer_lr, steps, "transformer", top=options.dim)
