@@ -37,7 +37,7 @@ def register(cli) -> None:
         describe_command,
     )
     cli.command("show", "show one run's config and metrics", configure_show, show_command)
-    cli.command("compare", "compare the metrics of two runs", configure_compare, compare_command)
+    cli.command("compare", "compare two runs of a task, paired by sample id", configure_compare, compare_command)
     cli.command(
         "leaderboard", "models x tasks table of each task's primary metric", configure_leaderboard, leaderboard_command
     )
@@ -445,25 +445,19 @@ def show_command(args) -> int:
 
 
 def configure_compare(parser) -> None:
+    from harness.compare import add_options
+
     parser.add_argument("runs", nargs=2, metavar="RUN")
     _out_arg(parser)
     parser.add_argument("--format", choices=report.FORMATS, default="table")
+    add_options(parser)
 
 
 def compare_command(args) -> int:
-    index = _index(args)
-    a, b = (index.get(r) for r in args.runs)
-    names = list(dict.fromkeys(list(a["metrics"]) + list(b["metrics"])))
-    rows = []
-    for name in names:
-        if name.endswith("_stderr"):
-            continue
-        va, vb = a["metrics"].get(name), b["metrics"].get(name)
-        delta = vb - va if isinstance(va, int | float) and isinstance(vb, int | float) else None
-        rows.append({"metric": name, a["run_id"]: va, b["run_id"]: vb, "delta": delta})
-    print(f"A: {a['run_id']} ({a['task']}, {a['model']})\nB: {b['run_id']} ({b['task']}, {b['model']})\n")
-    print(report.render(rows, ["metric", a["run_id"], b["run_id"], "delta"], args.format))
-    return 0
+    """The two runs' metrics and, paired by sample id, each metric's test (harness/compare.py)."""
+    from harness import compare
+
+    return compare.compare_command(args, _index(args))
 
 
 def configure_leaderboard(parser) -> None:

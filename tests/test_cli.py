@@ -64,8 +64,9 @@ def test_run_show_compare_leaderboard(tmp_path):
     show = run_harness("show", a["run_id"][:14], "--out", tmp_path)
     assert show.returncode == 0 and "counting" in show.stdout and "hit" in show.stdout
     compare = run_harness("compare", a["run_id"], b["run_id"], "--out", tmp_path, "--format", "json")
-    rows = json.loads(compare.stdout[compare.stdout.index("[") :])
-    assert rows[0]["delta"] == pytest.approx(1 - 2 / 14)
+    result = json.loads(compare.stdout)  # JSON only: the side-by-side metrics and the paired test
+    assert result["metrics"][0]["delta"] == pytest.approx(1 - 2 / 14)
+    assert result["paired"][0]["test"] == "mcnemar_exact" and result["paired"][0]["b_only"] == 12
     board = run_harness("leaderboard", "--out", tmp_path, "--format", "csv")
     assert board.returncode == 0
     assert board.stdout.splitlines()[0] == "model,counting/hit"
