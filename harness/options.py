@@ -179,6 +179,7 @@ def _checked(field: dataclasses.Field, hint, value):
         if optional or expected is None:
             return value
         raise OptionError(f"{field.name}=None: {field.name} must be {expected.__name__}")
+    given = value
     if expected is float and type(value) is int:
         value = float(value)
     if expected is not None and not (isinstance(value, expected) and not (expected is int and type(value) is bool)):
@@ -190,7 +191,7 @@ def _checked(field: dataclasses.Field, hint, value):
     low = ("ge" in meta and value < meta["ge"]) or ("gt" in meta and value <= meta["gt"])
     high = ("le" in meta and value > meta["le"]) or ("lt" in meta and value >= meta["lt"])
     if low or high:
-        raise OptionError(f"{field.name}={value}: give {field.name} {allowed}")
+        raise OptionError(f"{field.name}={given}: give {field.name} {allowed}")
     return value
 
 

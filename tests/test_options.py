@@ -191,5 +191,5 @@ def test_a_bad_value_on_the_command_line_exits_2_with_one_line(tmp_path, capsys)
     code = main(["run", "--task", "moe_granularity", "--task-args", "lr=-1", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.splitlines() == [
-        "harness: error: task 'moe_granularity': lr=-1.0: give lr > 0; fix --task-args"
+        "harness: error: task 'moe_granularity': lr=-1: give lr > 0; fix --task-args"
     ]

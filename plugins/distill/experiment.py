@@ -22,6 +22,7 @@ import time
 
 import torch
 from harness.plugins.distill.search import RidgeProbes, activations, beam_search, best_tree
+from harness.plugins.distill.task import DistillOptions
 from harness.plugins.distill.trees import Tree, depth, describe, predict, random_tree, uniform_inputs
 from torch import nn
 
@@ -43,46 +44,45 @@ def network_labels(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return positive.long() * 2 - 1
 
 
-def train_network(task, ctx, target: Tree) -> nn.Module:
+def train_network(options: DistillOptions, ctx, target: Tree) -> nn.Module:
     """A ResidualMLP trained by the harness Trainer to fit the target tree on fresh uniform inputs."""
     from harness.models import ResidualMLP
 
-    net = task.network
     torch.manual_seed(ctx.seed_for("network init"))
-    model = ResidualMLP(task.d, net["width"], 1, depth=net["blocks"], bias=True, task="regression")
-    test_x = uniform_inputs(task.test_size, task.d, generator(ctx.seed, "network test"))
+    model = ResidualMLP(options.d, options.width, 1, depth=options.blocks, bias=True, task="regression")
+    test_x = uniform_inputs(options.test_size, options.d, generator(ctx.seed, "network test"))
     test_y = predict(target, test_x)
 
     def batches(step: int, gen: torch.Generator) -> dict:
-        x = uniform_inputs(net["batch_size"], task.d, gen)
+        x = uniform_inputs(options.batch_size, options.d, gen)
         return {"input_ids": x, "targets": predict(target, x).float().unsqueeze(1)}
 
     def evaluate(model: nn.Module, step: int) -> dict:
         return {"test_accuracy": float((network_labels(model, test_x) == test_y).float().mean())}
 
     config = TrainConfig(
-        steps=net["steps"],
-        batch_size=net["batch_size"],
-        lr=net["lr"],
+        steps=options.steps,
+        batch_size=options.batch_size,
+        lr=options.lr,
         optimizer="sgd",
         momentum=0.9,
         warmup=0.02,
         schedule="cosine",
-        eval_every=max(1, net["steps"] // 10),
-        log_every=max(1, net["steps"] // 50),
+        eval_every=max(1, options.steps // 10),
+        log_every=max(1, options.steps // 50),
         seed=ctx.seed_for("network batches"),
     )
     ctx.trainer(model, config, batches, name="network", evaluate=evaluate, progress=False).fit()
     return model.eval()
 
 
-def distill(model: nn.Module, d: int, r: int, task, seed: int) -> dict:
+def distill(model: nn.Module, d: int, r: int, options: DistillOptions, seed: int) -> dict:
     """The distilled tree, the baseline tree and the query/probe counts, for a network on {+1, -1}^d."""
     began = time.perf_counter()
-    x = uniform_inputs(task.samples, d, generator(seed, "probe inputs"))
-    held_x = uniform_inputs(task.heldout, d, generator(seed, "held-out probe inputs"))
-    probes = RidgeProbes(activations(model, x), x, activations(model, held_x), held_x, ridge=task.ridge)
-    terms = beam_search(probes, d, r, task.beam)
+    x = uniform_inputs(options.samples, d, generator(seed, "probe inputs"))
+    held_x = uniform_inputs(options.heldout, d, generator(seed, "held-out probe inputs"))
+    probes = RidgeProbes(activations(model, x), x, activations(model, held_x), held_x, ridge=options.ridge)
+    terms = beam_search(probes, d, r, options.beam)
     tree, train_agreement = best_tree(terms, x, network_labels(model, x), r)
     distill_time = time.perf_counter() - began
     baseline = fit_baseline(model, torch.cat([x, held_x]), r, seed)
@@ -120,27 +120,27 @@ def agreements(result: dict, model: nn.Module, x: torch.Tensor, target: Tree | N
     }
 
 
-def run_distill(task, ctx) -> dict[str, float]:
-    torch.set_num_threads(task.threads)
-    if task.checkpoint:
-        model, d, target = load_boolean_network(task.checkpoint), None, None
+def run_distill(options: DistillOptions, ctx) -> dict[str, float]:
+    torch.set_num_threads(options.threads)
+    if options.checkpoint:
+        model, d, target = load_boolean_network(options.checkpoint), None, None
         d = model.init_args["d_in"]
         metrics = {}
     else:
-        d = task.d
-        target = random_tree(d, task.r, random.Random(derive_seed(ctx.seed, "tree", d, task.r)))
-        model = train_network(task, ctx, target)
-    test_x = uniform_inputs(task.test_size, d, generator(ctx.seed, "agreement inputs"))
+        d = options.d
+        target = random_tree(d, options.r, random.Random(derive_seed(ctx.seed, "tree", d, options.r)))
+        model = train_network(options, ctx, target)
+    test_x = uniform_inputs(options.test_size, d, generator(ctx.seed, "agreement inputs"))
     if target is not None:
         metrics = {
             "network_test_accuracy": float((network_labels(model, test_x) == predict(target, test_x)).float().mean())
         }
-    result = distill(model, d, task.r, task, ctx.seed_for("distill"))
+    result = distill(model, d, options.r, options, ctx.seed_for("distill"))
     metrics.update(agreements(result, model, test_x, target))
     metrics.update(
         {
             "probes_used": float(result["probes_used"]),
-            "queries": float(task.samples + task.heldout),
+            "queries": float(options.samples + options.heldout),
             "tree_depth": float(depth(result["tree"])),
             "baseline_depth": float(result["baseline"].get_depth()),
             "time_s": result["time_s"],
