@@ -20,9 +20,11 @@ network's Jacobian with respect to every layer's input, which this loop computes
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.errors import UsageError, unknown
+from harness.errors import unknown
+from harness.options import Options, option, takes
 
 if TYPE_CHECKING:
     import torch
@@ -45,14 +47,14 @@ def layer_statistics(model, X: torch.Tensor, targets: torch.Tensor, weight_decay
     """FACT and NFA agreement of every layer at the current weights (the loss is the model's mean loss)."""
     import torch
     from harness.plugins.fact.rfm import psd_power
-    from harness.plugins.probes.fact import FactProbe, correlation
 
-    from harness.models.mlp import _loss
+    from harness.models.mlp import mean_loss
+    from harness.probes.fact import FactProbe, correlation
 
     probe = FactProbe(weight_decay=weight_decay)
     X = X.detach().requires_grad_(True)
     out, inputs, outputs = forward_with_inputs(model, X)
-    loss = _loss(out, targets, None, model.task)
+    loss = mean_loss(out, targets, None, model.task)
     grads_z = torch.autograd.grad(loss, outputs, retain_graph=True)  # gradient of the mean loss: g_i / n
     jacobians = [torch.autograd.grad(out[:, c].sum(), inputs, retain_graph=True) for c in range(out.shape[1])]
     values = {}
@@ -76,6 +78,30 @@ def layer_statistics(model, X: torch.Tensor, targets: torch.Tensor, weight_decay
     return values
 
 
+@dataclass(frozen=True)
+class FactMLPOptions(Options):
+    """The data, the bias-free MLP, and full-batch GD with weight decay to a stationary point."""
+
+    dataset: str = option("lowrank", "lowrank, iris, wine, breast_cancer or digits", choices=DATASETS)
+    n: int = option(256, "training points of the lowrank target", ge=1)
+    d: int = option(10, "input dimension of the lowrank target", ge=1)
+    depth: int = option(3, "linear layers of the MLP (no biases)", ge=1)
+    width: int = option(64, "hidden units per layer", ge=1)
+    activation: str = option("relu", "the MLP's activation (harness.models.mlp)")
+    lr: float = option(0.2, "the GD step", gt=0)
+    weight_decay: float = option(1e-2, "lambda (the theorem needs lambda > 0)", gt=0)
+    max_steps: int = option(30000, "GD steps at most", ge=1)
+    grad_tol: float = option(1e-6, "stop at ||grad|| < grad_tol", gt=0)
+    log_every: int = option(100, "steps between measurements", ge=1)
+
+    def check(self) -> None:
+        from harness.models.mlp import ACTIVATIONS
+
+        if self.activation not in ACTIVATIONS:
+            raise unknown("activation", self.activation, ACTIVATIONS)
+
+
+@takes(FactMLPOptions)
 class FactMLP:
     """W^T W against the FACT and the AGOP, per layer, over full-batch GD with L2 weight decay to stationarity.
 
@@ -87,50 +113,8 @@ class FactMLP:
     version = "1"
     primary_metric = "layer0/fact_correlation"
 
-    def __init__(
-        self,
-        dataset: str = "lowrank",
-        n: int = 256,
-        d: int = 10,
-        depth: int = 3,
-        width: int = 64,
-        activation: str = "relu",
-        lr: float = 0.2,
-        weight_decay: float = 1e-2,
-        max_steps: int = 30000,
-        grad_tol: float = 1e-6,
-        log_every: int = 100,
-    ):
-        """
-        Args:
-            dataset: lowrank, iris, wine, breast_cancer or digits.
-            n, d: training points and input dimension of the lowrank target.
-            depth, width, activation: the MLP (depth linear layers, no biases).
-            lr, weight_decay: the GD step and lambda.  max_steps, grad_tol: stop at ||grad|| < grad_tol.
-            log_every: steps between measurements.
-        """
-        from harness.models.mlp import ACTIVATIONS
-
-        if dataset not in DATASETS:
-            raise unknown("dataset", dataset, DATASETS)
-        if activation not in ACTIVATIONS:
-            raise unknown("activation", activation, ACTIVATIONS)
-        if weight_decay <= 0:
-            raise UsageError(f"weight_decay={weight_decay}: the theorem needs lambda > 0")
-        if lr <= 0 or grad_tol <= 0:
-            raise UsageError("lr and grad_tol must be positive")
-        if min(n, d, depth, width, max_steps, log_every) < 1:
-            raise UsageError("n, d, depth, width, max_steps and log_every must be positive")
-        self.dataset = dataset
-        self.data = {"n": n, "d": d}
-        self.model = {"depth": depth, "width": width, "activation": activation}
-        self.train = {
-            "lr": lr,
-            "weight_decay": weight_decay,
-            "max_steps": max_steps,
-            "grad_tol": grad_tol,
-            "log_every": log_every,
-        }
+    def __init__(self, options: FactMLPOptions):
+        self.options, self.dataset = options, options.dataset
 
     def split(self, ctx):
         from harness.plugins.fact.data import low_rank_polynomial, sklearn_classification
@@ -139,7 +123,7 @@ class FactMLP:
 
         g = generator(ctx.seed, "data", self.dataset)
         if self.dataset == "lowrank":
-            return low_rank_polynomial(self.data["n"], 1000, self.data["d"], g)
+            return low_rank_polynomial(self.options.n, 1000, self.options.d, g)
         return sklearn_classification(self.dataset, 0.2, g)
 
     def build(self, ctx, d_in: int, d_out: int, classification: bool):
@@ -149,10 +133,10 @@ class FactMLP:
         seed_everything(ctx.seed_for("init"))
         return MLP(
             d_in,
-            self.model["width"],
+            self.options.width,
             d_out,
-            depth=self.model["depth"],
-            activation=self.model["activation"],
+            depth=self.options.depth,
+            activation=self.options.activation,
             task="classification" if classification else "regression",
         ).double()
 
@@ -167,21 +151,21 @@ class FactMLP:
         X, Y = split.X_train, split.Y_train
         targets = Y.argmax(1) if classification else Y
         model = self.build(ctx, X.shape[1], Y.shape[1], classification)
-        c = self.train
+        c = self.options
         history, step, grad_norm = [], 0, float("inf")
         while True:
             loss = model.loss(X, targets)
             penalty = sum(p.pow(2).sum() for p in model.parameters())
-            objective = loss + c["weight_decay"] / 2 * penalty
+            objective = loss + c.weight_decay / 2 * penalty
             grads = torch.autograd.grad(objective, list(model.parameters()))
             grad_norm = float(torch.sqrt(sum(g.pow(2).sum() for g in grads)))
-            done = grad_norm < c["grad_tol"] or step >= c["max_steps"]
-            if step % c["log_every"] == 0 or step & (step - 1) == 0 or done:  # and at powers of 2 (log axis)
+            done = grad_norm < c.grad_tol or step >= c.max_steps
+            if step % c.log_every == 0 or step & (step - 1) == 0 or done:  # and at powers of 2 (log axis)
                 values = {
                     "train_loss": loss.item(),
                     "objective": objective.item(),
                     "grad_norm": grad_norm,
-                    **layer_statistics(model, X, targets, c["weight_decay"]),
+                    **layer_statistics(model, X, targets, c.weight_decay),
                 }
                 history.append({"step": step, **values})
                 ctx.log(step, values)
@@ -189,7 +173,7 @@ class FactMLP:
                 break
             with torch.no_grad():
                 for param, grad in zip(model.parameters(), grads):
-                    param -= c["lr"] * grad
+                    param -= c.lr * grad
             step += 1
         with torch.no_grad():
             predictions = model(split.X_test)
@@ -201,4 +185,4 @@ class FactMLP:
         plot_layer_curves(ctx.path("correlations.png"), history, len(model.layers))
         plot_training(ctx.path("training.png"), history)
         final = {k: v for k, v in history[-1].items() if k != "step"}
-        return {**final, **test, "steps": float(step), "converged": float(grad_norm < c["grad_tol"])}
+        return {**final, **test, "steps": float(step), "converged": float(grad_norm < c.grad_tol)}

@@ -2,83 +2,76 @@
 
 ``fact_rfm`` runs one RFM (``update=fact`` is FACT-RFM, ``update=agop`` ordinary RFM) on modular addition or sparse
 parity, logging train and test accuracy after every fit; ``fact_rfm_tabular`` compares four learners on
-scikit-learn's bundled classification sets over several random splits. The algorithm is in :mod:`rfm`.
+scikit-learn's bundled classification sets over several random splits. The algorithm is in rfm.py.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from harness.errors import UsageError, unknown
+from harness.options import Options, option, takes
 
 DATA = ("modular", "parity")
 
 
-def check_rfm_args(kernel: str, update: str, bandwidth: float, ridge: float, iterations: int) -> None:
+def check_rfm_args(kernel: str, update: str) -> None:
+    """The kernel and the update are the algorithm's names (rfm.py), so the did-you-mean reads them there."""
     from harness.plugins.fact.rfm import KERNELS, UPDATES
 
     if kernel not in KERNELS:
         raise unknown("kernel", kernel, KERNELS)
     if update not in UPDATES:
         raise unknown("update", update, UPDATES)
-    if bandwidth <= 0:
-        raise UsageError(f"bandwidth={bandwidth}: give a positive kernel bandwidth")
-    if ridge < 0:
-        raise UsageError(f"ridge={ridge}: give a ridge >= 0 (0 interpolates)")
-    if iterations < 0:
-        raise UsageError(f"iterations={iterations}: give a number of M updates >= 0")
 
 
+@dataclass(frozen=True)
+class FactRFMOptions(Options):
+    """The data (modular or parity) and the RFM; defaults are the modular preset's."""
+
+    data: str = option(
+        "modular", "modular ((a + b) mod p, one-hot pairs) or parity (k-sparse parity of d +-1 bits)", choices=DATA
+    )
+    update: str = option("fact", "fact (FACT-RFM), fact_geo, agop (RFM) or agop_sqrt")
+    kernel: str = option("gaussian", "gaussian or laplace")
+    bandwidth: float = option(1.5, "the kernel bandwidth", gt=0)
+    ridge: float = option(1e-3, "the kernel regression's ridge (0 interpolates)", ge=0)
+    iterations: int = option(50, "M updates", ge=0)
+    normalize: bool = option(True, "rescale M after each update (see rfm.RFMConfig)")
+    p: int = option(61, "modular data: the modulus", ge=2)
+    train_fraction: float = option(0.5, "modular data: the fraction of pairs trained on", gt=0, lt=1)
+    n: int = option(1000, "parity data: training points", ge=2)
+    n_test: int = option(2000, "parity data: test points", ge=1)
+    d: int = option(50, "parity data: input bits", ge=1)
+    k: int = option(3, "parity data: the parity's support size (1 <= k <= d)", ge=1)
+
+    def check(self) -> None:
+        check_rfm_args(self.kernel, self.update)
+        if self.k > self.d:
+            raise UsageError(f"k={self.k}, d={self.d}: the parity's support size k must be between 1 and d")
+
+
+@takes(FactRFMOptions)
 class FactRFM:
-    """FACT-RFM (arXiv 2507.05644) on (a + b) mod p (grokking) or on sparse parity (support recovery).
-
-    Defaults are the modular preset's: Gaussian kernel, M_0 = I, bandwidth 1.5, near-interpolating ridge, 50 updates.
-    """
+    """FACT-RFM (arXiv 2507.05644) on (a + b) mod p (grokking) or on sparse parity (support recovery)."""
 
     name = "fact_rfm"
     version = "1"
     primary_metric = "test_accuracy"
 
-    def __init__(
-        self,
-        data: str = "modular",
-        update: str = "fact",
-        kernel: str = "gaussian",
-        bandwidth: float = 1.5,
-        ridge: float = 1e-3,
-        iterations: int = 50,
-        normalize: bool = True,
-        p: int = 61,
-        train_fraction: float = 0.5,
-        n: int = 1000,
-        n_test: int = 2000,
-        d: int = 50,
-        k: int = 3,
-    ):
-        """
-        Args:
-            data: "modular" ((a + b) mod p, one-hot pairs) or "parity" (k-sparse parity of d +-1 bits).
-            update: "fact" (FACT-RFM), "fact_geo", "agop" (RFM) or "agop_sqrt".
-            kernel, bandwidth, ridge, iterations, normalize: the RFM (see rfm.RFMConfig).
-            p, train_fraction: modular data.  n, n_test, d, k: parity data.
-        """
+    def __init__(self, options: FactRFMOptions):
         from harness.plugins.fact.rfm import RFMConfig
 
-        if data not in DATA:
-            raise unknown("data", data, DATA)
-        check_rfm_args(kernel, update, bandwidth, ridge, iterations)
-        if p < 2:
-            raise UsageError(f"p={p}: give a modulus >= 2")
-        if not 0 < train_fraction < 1:
-            raise UsageError(f"train_fraction={train_fraction}: give a fraction in (0, 1)")
-        if n < 2 or n_test < 1:
-            raise UsageError(f"n={n}, n_test={n_test}: give n >= 2 training and n_test >= 1 test points")
-        if not 1 <= k <= d:
-            raise UsageError(f"k={k}, d={d}: the parity's support size k must be between 1 and d")
-        self.data = data
+        o = self.options = options
+        self.data = o.data
         self.config = RFMConfig(
-            kernel=kernel, bandwidth=bandwidth, ridge=ridge, iterations=iterations, update=update, normalize=normalize
+            kernel=o.kernel,
+            bandwidth=o.bandwidth,
+            ridge=o.ridge,
+            iterations=o.iterations,
+            update=o.update,
+            normalize=o.normalize,
         )
-        self.modular = {"p": p, "train_fraction": train_fraction}
-        self.parity = {"n": n, "n_test": n_test, "d": d, "k": k}
 
     def split(self, ctx):
         from harness.plugins.fact.data import modular_addition, sparse_parity
@@ -86,17 +79,18 @@ class FactRFM:
         from harness.seeding import generator
 
         g = generator(ctx.seed, "data", self.data)
+        o = self.options
         if self.data == "modular":
-            return modular_addition(self.modular["p"], self.modular["train_fraction"], g)
-        return sparse_parity(self.parity["n"], self.parity["n_test"], self.parity["d"], self.parity["k"], g)
+            return modular_addition(o.p, o.train_fraction, g)
+        return sparse_parity(o.n, o.n_test, o.d, o.k, g)
 
     def structure(self, M) -> dict[str, float]:
         """What the learned M should show: mass on the parity's support, or circulant blocks for (a + b) mod p."""
         from harness.plugins.fact.structure import circulant_fraction, support_mass
 
         if self.data == "parity":
-            return {"support_mass": support_mass(M, self.parity["k"])}
-        return {"circulant_fraction": circulant_fraction(M, self.modular["p"])}
+            return {"support_mass": support_mass(M, self.options.k)}
+        return {"circulant_fraction": circulant_fraction(M, self.options.p)}
 
     def run(self, ctx) -> dict[str, float]:
         import torch
@@ -167,6 +161,37 @@ class FactRFM:
 METHODS = ("fact", "agop", "kernel", "mlp")
 
 
+@dataclass(frozen=True)
+class FactRFMTabularOptions(Options):
+    """The datasets and splits, the RFMs (fixed, not tuned) and the MLP baseline."""
+
+    datasets: str = option("iris,wine,breast_cancer,digits", "scikit-learn sets, comma-separated")
+    splits: int = option(5, "random stratified splits per dataset", ge=1)
+    test_fraction: float = option(0.2, "the held-out part of each split", gt=0, lt=1)
+    kernel: str = option("laplace", "laplace or gaussian")
+    bandwidth: float = option(10.0, "the kernel bandwidth", gt=0)
+    ridge: float = option(1e-3, "the kernel regression's ridge (0 interpolates)", ge=0)
+    iterations: int = option(5, "M updates", ge=0)
+    mlp_steps: int = option(1000, "AdamW steps of the MLP", ge=1)
+    mlp_width: int = option(256, "hidden ReLUs of the one-hidden-layer MLP", ge=1)
+    mlp_lr: float = option(1e-3, "the MLP's learning rate", gt=0)
+
+    def check(self) -> None:
+        from harness.plugins.fact.data import SKLEARN_SETS
+
+        if not self.names:
+            raise UsageError("datasets is empty: give names, e.g. datasets=iris,wine")
+        for name in self.names:
+            if name not in SKLEARN_SETS:
+                raise unknown("dataset", name, SKLEARN_SETS)
+        check_rfm_args(self.kernel, "fact")
+
+    @property
+    def names(self) -> list[str]:
+        return [s.strip() for s in self.datasets.split(",") if s.strip()]
+
+
+@takes(FactRFMTabularOptions)
 class FactRFMTabular:
     """FACT-RFM vs AGOP-RFM vs the plain kernel (M = I) vs an MLP on scikit-learn's bundled classification sets.
 
@@ -181,43 +206,16 @@ class FactRFMTabular:
     version = "1"
     primary_metric = "fact/test_accuracy"
 
-    def __init__(
-        self,
-        datasets: str = "iris,wine,breast_cancer,digits",
-        splits: int = 5,
-        test_fraction: float = 0.2,
-        kernel: str = "laplace",
-        bandwidth: float = 10.0,
-        ridge: float = 1e-3,
-        iterations: int = 5,
-        mlp_steps: int = 1000,
-        mlp_width: int = 256,
-        mlp_lr: float = 1e-3,
-    ):
-        from harness.plugins.fact.data import SKLEARN_SETS
-
-        self.datasets = [s.strip() for s in str(datasets).split(",") if s.strip()]
-        if not self.datasets:
-            raise UsageError("datasets is empty: give names, e.g. datasets=iris,wine")
-        for name in self.datasets:
-            if name not in SKLEARN_SETS:
-                raise unknown("dataset", name, SKLEARN_SETS)
-        check_rfm_args(kernel, "fact", bandwidth, ridge, iterations)
-        if splits < 1:
-            raise UsageError(f"splits={splits}: give at least one split")
-        if not 0 < test_fraction < 1:
-            raise UsageError(f"test_fraction={test_fraction}: give a fraction in (0, 1)")
-        if mlp_steps < 1 or mlp_width < 1 or mlp_lr <= 0:
-            raise UsageError("mlp_steps, mlp_width and mlp_lr must be positive")
-        self.splits, self.test_fraction = splits, test_fraction
-        self.rfm = {"kernel": kernel, "bandwidth": bandwidth, "ridge": ridge, "iterations": iterations}
-        self.mlp = {"steps": mlp_steps, "width": mlp_width, "lr": mlp_lr}
+    def __init__(self, options: FactRFMTabularOptions):
+        self.options, self.datasets = options, options.names
+        self.splits, self.test_fraction = options.splits, options.test_fraction
 
     def rfm_accuracy(self, split, update: str, iterations: int) -> float:
         from harness.plugins.fact.data import accuracy
         from harness.plugins.fact.rfm import RFMConfig, rfm
 
-        config = RFMConfig(**{**self.rfm, "iterations": iterations}, update=update)
+        o = self.options
+        config = RFMConfig(kernel=o.kernel, bandwidth=o.bandwidth, ridge=o.ridge, iterations=iterations, update=update)
         model = rfm(split.X_train, split.Y_train, config)
         return accuracy(model.predict(split.X_test), split.Y_test)
 
@@ -231,7 +229,7 @@ class FactRFMTabular:
 
         X, labels = split.X_train.float(), split.Y_train.argmax(1)
         seed_everything(ctx.seed_for("mlp", run_name))
-        model = MLP(X.shape[1], self.mlp["width"], split.Y_train.shape[1], depth=2, task="classification")
+        model = MLP(X.shape[1], self.options.mlp_width, split.Y_train.shape[1], depth=2, task="classification")
         batch_size = min(64, len(X))
 
         def batches(step, g):
@@ -239,11 +237,11 @@ class FactRFMTabular:
             return {"input_ids": X[index], "targets": labels[index]}
 
         config = TrainConfig(
-            steps=self.mlp["steps"],
+            steps=self.options.mlp_steps,
             batch_size=batch_size,
-            lr=self.mlp["lr"],
+            lr=self.options.mlp_lr,
             weight_decay=0.0,
-            log_every=max(1, self.mlp["steps"] // 10),
+            log_every=max(1, self.options.mlp_steps // 10),
             seed=ctx.seed_for("mlp-batches", run_name),
         )
         ctx.trainer(model, config, batches, name=run_name, progress=False).fit()
@@ -264,8 +262,8 @@ class FactRFMTabular:
             for s in range(self.splits):
                 split = sklearn_classification(dataset, self.test_fraction, generator(ctx.seed, "split", dataset, s))
                 row = {
-                    "fact": self.rfm_accuracy(split, "fact", self.rfm["iterations"]),
-                    "agop": self.rfm_accuracy(split, "agop", self.rfm["iterations"]),
+                    "fact": self.rfm_accuracy(split, "fact", self.options.iterations),
+                    "agop": self.rfm_accuracy(split, "agop", self.options.iterations),
                     "kernel": self.rfm_accuracy(split, "fact", 0),
                     "mlp": self.mlp_accuracy(ctx, split, f"mlp_{dataset}_{s}"),
                 }

@@ -61,7 +61,7 @@ def test_fact_rfm_parity_writes_series_and_plots(tmp_path):
     "task,args,message",
     [
         ("fact_rfm", "kernel=cosine", "unknown kernel 'cosine'"),
-        ("fact_mlp", "weight_decay=0", "lambda > 0"),
+        ("fact_mlp", "weight_decay=0", "weight_decay=0: give weight_decay > 0"),
         ("fact_rfm_tabular", "datasets=iris,mnist", "unknown dataset 'mnist'"),
     ],
 )
