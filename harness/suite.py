@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
+import dataclasses
 import json
 
 from harness import report
@@ -36,29 +34,20 @@ def expand(task: str, presets: dict) -> tuple[list[str], str | None]:
     return list(dict.fromkeys(names)), model
 
 
-def run_suite(args, presets: dict, run_one) -> int:
-    """Run each task with ``run_one(args)`` (the run command), one engine per model for all of them."""
-    names, model = expand(args.task, presets)
-    shared: dict = {}
+def run_suite(request, presets: dict, fmt: str) -> int:
+    """Run each task of the suite as its own run (:func:`harness.runs.run`), one engine per model for all of them."""
+    from harness.runs import run
+
+    names, model = expand(request.task, presets)
+    engines: dict = {}
     results = []
-    fmt = "json" if args.json or getattr(args, "format", "table") == "json" else getattr(args, "format", "table")
     try:
         for name in names:
-            sub = argparse.Namespace(
-                **{
-                    **vars(args),
-                    "task": name,
-                    "model": args.model or model,
-                    "shared_models": shared,
-                    "json": True,
-                    "format": "json",
-                }
-            )
-            with contextlib.redirect_stdout(io.StringIO()) as printed:
-                run_one(sub)
-            results.append({"task": name, **json.loads(printed.getvalue())})
+            sub = dataclasses.replace(request, task=name, model=request.model or model, quiet=True)
+            result = run(sub, engines)
+            results.append({"task": name, "run_id": result.run_id, "dir": str(result.dir), "metrics": result.metrics})
     finally:
-        for lm in shared.values():
+        for lm in engines.values():
             lm.close()
     if fmt == "json":
         print(json.dumps(results, indent=2, default=float))

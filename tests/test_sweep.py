@@ -1,4 +1,4 @@
-"""Sweeps (harness/sweep.py): grid parsing, preset blocks, bad input, the sweep run's metrics, resume after kill -9,
+"""Sweeps (harness/sweep/): grid parsing, preset blocks, bad input, the sweep run's metrics, resume after kill -9,
 the graph_cot depth curve against its closed form, and (marked ``ray``, tox -e ray) the same through Ray."""
 
 import json
@@ -18,7 +18,9 @@ from harness.cli import main
 from harness.errors import UsageError
 from harness.presets import load_presets, parse_preset
 from harness.store import Index
-from harness.sweep import check_grid_keys, format_kv, geometric, last_json, parse_grid
+from harness.sweep.collect import geometric
+from harness.sweep.plan import check_grid_keys, task_threads
+from harness.sweep.spec import format_kv, parse_grid
 
 PLUGIN = ("-p", "harness_sweepplugin")
 
@@ -65,12 +67,6 @@ def test_geometric_grids_get_log_x():
     assert geometric([16, 64, 256, 1024]) and geometric([0.001, 0.01, 0.1]) and geometric([8, 2, 4])
     assert not geometric([1, 2, 3, 4]) and not geometric([0, 1, 2]) and not geometric([16, 64])
     assert not geometric([1, 2, 8])
-
-
-def test_last_json_skips_what_a_task_printed_before():
-    text = 'step 1 {"loss": 2}\n{\n  "not": "a result"\n}\n{\n  "run_id": "x-1",\n  "metrics": {}\n}\n'
-    assert last_json(text) == {"run_id": "x-1", "metrics": {}}
-    assert last_json("Traceback ...\n") is None
 
 
 def test_importing_sweep_imports_neither_ray_nor_torch():
@@ -154,7 +150,7 @@ def test_bad_input_is_one_line_exit_2(in_process, tmp_path, args, message):
 def test_ray_missing_names_the_pip_command(in_process, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` does where Ray is not installed
     code, err = in_process("sweep", "--task", "line", "--grid", "a=1", "--executor", "ray", "--out", tmp_path)
-    assert code == 2 and "pip install -e '.[ray]'" in err and err.count("\n") == 1
+    assert code == 2 and "harness-lm[ray]" in err and err.count("\n") == 1
 
 
 def test_unknown_grid_key_in_a_preset_names_the_file(in_process, tmp_path):
@@ -269,7 +265,7 @@ def test_a_failed_point_fails_the_sweep_and_reruns_alone(tmp_path):
     assert records[True]["status"] == "failed" and records[True]["run_id"] is None
     assert records[False]["status"] == "finished"
     log = next((Path(row["dir"]) / "logs").glob("crash=true*.log")).read_text()
-    assert "crashed on purpose" in log and "harness.cli -p harness_sweepplugin run --task line" in log
+    assert "crashed on purpose" in log and "$ harness -p harness_sweepplugin run --task line" in log
     good = Index(out).get(records[False]["run_id"])
 
     fixed = run_harness(*command)
@@ -290,15 +286,35 @@ def wait_for(condition, timeout: float = 120):
     raise AssertionError("timed out")
 
 
-def processes_mentioning(text: str) -> list[int]:
+def ray_workers_running_points() -> list[int]:
+    """A Ray point logs its worker's pid first thing, in its temporary run folder's point.log."""
+    import re
+    import tempfile
+
     pids = []
-    for entry in Path("/proc").iterdir():
+    for log in Path(tempfile.gettempdir()).glob("harness-point-*/point.log"):
         try:
-            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                pids.append(int(entry.name))
+            pids += [int(pid) for pid in re.findall(r", pid (\d+)\)", log.read_text())]
         except OSError:
             pass
-    return pids
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (Linux /proc)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit():
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="die-with-parent is Linux-only")
@@ -325,10 +341,12 @@ def test_kill_9_mid_sweep_loses_no_point_and_leaves_no_orphan(tmp_path):
     ]
     sweeper = subprocess.Popen(command, env=harness_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finished = wait_for(lambda: [r for r in Index(out).runs("finished") if r["task"] == "counting"], timeout=600)
+    workers = descendants(sweeper.pid)
+    assert workers, "the sweep runs its points in processes of its own"
     os.kill(sweeper.pid, signal.SIGKILL)  # the sweep only: its point processes must die with it
     sweeper.wait()
     assert len(finished) < 4, "the sweep finished before it could be killed; make its points slower"
-    wait_for(lambda: not processes_mentioning(str(out)), timeout=30)
+    wait_for(lambda: not [pid for pid in workers if Path(f"/proc/{pid}").exists()], timeout=30)
     before = {r["run_id"]: r["finished"] for r in Index(out).runs("finished")}
 
     result = run_harness(*command[3:], timeout=600)
@@ -508,8 +526,7 @@ def test_ray_point_whose_worker_dies_is_retried_once_into_out(tmp_path, ray_head
     sweeper = subprocess.Popen(
         command, env=ray_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    point = wait_for(lambda: processes_mentioning("harness-point-"), timeout=300)[0]
-    worker = int(Path(f"/proc/{point}/stat").read_text().rsplit(")", 1)[1].split()[1])  # its parent
+    worker = wait_for(ray_workers_running_points, timeout=300)[0]
     assert "harness.cli" not in Path(f"/proc/{worker}/cmdline").read_text()
     os.kill(worker, signal.SIGKILL)
     stdout, stderr = sweeper.communicate(timeout=600)
@@ -543,7 +560,6 @@ def test_default_workers_count_the_processes_a_run_starts():
     them (threads x processes), so two-core machines run one such point at a time, not two."""
     from harness.plugins.graph_cot.task import GraphCoT
 
-    from harness.sweep import task_threads
 
     assert task_threads(GraphCoT(cot="dfs,path", workers=2), {}) == 2
     assert task_threads(GraphCoT(cot="dfs", workers=2), {}) == 1

@@ -1,0 +1,157 @@
+"""Where a sweep's points run: local worker processes, or Ray tasks. Either way a point is one call of
+:func:`harness.runs.run` with the point's request; the driver learns its run id from the call's return value and
+reads the record from the store, never from a child's printed output."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.runs import RunRequest
+from harness.sweep.spec import Point
+
+Done = Callable[[Point, "str | None", str], None]  # (point, run id or None when it failed, its log's path)
+
+
+def run_point(request: RunRequest, log: str) -> str:
+    """In a worker process: run one point with its output (and its subprocesses') in ``log``; its run id."""
+    from harness.runs import run
+    from harness.workers import die_with_parent
+
+    die_with_parent()
+    with open(log, "a") as f:
+        f.write(f"$ {request.command}\n")
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    sys.stdout.flush(), sys.stderr.flush()
+    os.dup2(fd, 1), os.dup2(fd, 2)
+    try:
+        return run(request).run_id
+    except BaseException:
+        traceback.print_exc()
+        raise
+
+
+def run_locally(sweep, todo: list[Point], done: Done, logs: Path) -> None:
+    """Up to ``workers`` points at once, each in a fresh spawned process that dies with this one."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    logs.mkdir(exist_ok=True)
+    with ProcessPoolExecutor(
+        min(sweep.workers, len(todo)), mp_context=get_context("spawn"), max_tasks_per_child=1
+    ) as pool:
+        futures = {}
+        for point in todo:
+            log = logs / f"{file_name(point.id)}.log"
+            log.write_text("")
+            futures[pool.submit(run_point, sweep.request(point), str(log))] = (point, log)
+        for future in as_completed(futures):
+            point, log = futures[future]
+            done(point, None if future.exception() else future.result(), str(log))
+
+
+def check_ray() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError("--executor ray needs Ray, which is not installed: pip install 'harness-lm[ray]'")
+
+
+def run_on_ray(sweep, todo: list[Point], done: Done, logs: Path) -> None:
+    """Each point as a Ray task (``max_retries``: a point whose worker dies runs again); its run folder comes back
+    as bytes and is written into the driver's ``--out`` under its run id, so writing it twice changes nothing."""
+    import ray
+
+    logs.mkdir(exist_ok=True)
+    start_ray(sweep.options.ray_address)
+    try:
+        remote = ray.remote(num_cpus=sweep.threads, max_retries=3)(run_point_in_temp_dir)
+        queue, futures = list(todo), {}
+        in_flight = sweep.spec.workers or len(todo)
+        while queue or futures:
+            while queue and len(futures) < in_flight:
+                point = queue.pop(0)
+                futures[remote.remote(sweep.request(point))] = point
+            (ready,), _ = ray.wait(list(futures), num_returns=1)
+            point = futures.pop(ready)
+            try:
+                returned = ray.get(ready)
+            except ray.exceptions.RayError as exc:  # retries used up, or the task could not run at all
+                returned = {"run_id": None, "log": f"{type(exc).__name__}: {exc}"}
+            log = logs / f"{file_name(point.id)}.log"
+            log.write_text(returned["log"])
+            run_id = store_returned_run(sweep.out, returned) if returned["run_id"] else None
+            done(point, run_id, str(log))
+    finally:
+        ray.shutdown()
+
+
+def start_ray(address: str | None) -> None:
+    import ray
+
+    try:
+        ray.init(**({"address": address} if address else {"include_dashboard": False}), log_to_driver=False)
+    except ConnectionError as exc:
+        reason = str(exc).splitlines()[0]
+        raise UsageError(
+            f"--ray-address {address}: {reason}; start the cluster (ray start --head) or fix the "
+            "address (with token authentication, export RAY_AUTH_MODE=token)"
+        ) from None
+
+
+def run_point_in_temp_dir(request: RunRequest) -> dict:
+    """On a Ray worker: run the point in a temporary ``--out`` (in a child process, so a crash is contained and the
+    worker's state is fresh); return its files (path -> bytes) and primary metric."""
+    import dataclasses
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from harness.store import Index
+
+    with tempfile.TemporaryDirectory(prefix="harness-point-") as tmp:
+        log = Path(tmp) / "point.log"
+        log.write_text(f"(on {os.uname().nodename}, pid {os.getpid()})\n")
+        local = dataclasses.replace(request, out=tmp)
+        try:
+            with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+                run_id = pool.submit(run_point, local, str(log)).result()
+        except Exception:  # the log holds the traceback
+            return {"run_id": None, "log": log.read_text()}
+        folder = Path(tmp) / run_id
+        files = {
+            str(f.relative_to(folder)): f.read_bytes()
+            for f in sorted(folder.rglob("*"))
+            if f.is_file() and f.name != ".lock" and not f.name.endswith(".tmp")
+        }
+        primary = Index(Path(tmp)).get(run_id)["primary_metric"]
+        return {"run_id": run_id, "log": log.read_text(), "files": files, "primary_metric": primary}
+
+
+def store_returned_run(out: Path, returned: dict) -> str:
+    """Write a run folder that came back from a worker into ``out`` and index it there, finished, with this
+    process's store code (the worker's harness may be another version); its run id."""
+    import json
+
+    import yaml
+
+    from harness.store import Run, write_bytes_atomic
+
+    files = returned["files"]
+    folder = out / returned["run_id"]
+    for name, data in files.items():
+        if name != "metrics.json":  # written last, by Run.finish: it marks the run finished
+            write_bytes_atomic(folder / name, data)
+    run = Run(out, returned["run_id"], yaml.safe_load(files["config.yaml"]) or {})
+    run.finish(json.loads(files["metrics.json"]), returned["primary_metric"])
+    return run.id
+
+
+def file_name(text: str) -> str:
+    import re
+
+    return re.sub(r"[^\w.=,-]+", "_", text)[:150]
