@@ -560,7 +560,6 @@ def test_default_workers_count_the_processes_a_run_starts():
     them (threads x processes), so two-core machines run one such point at a time, not two."""
     from harness.plugins.graph_cot.task import GraphCoT
 
-
     assert task_threads(GraphCoT(cot="dfs,path", workers=2), {}) == 2
     assert task_threads(GraphCoT(cot="dfs", workers=2), {}) == 1
     assert task_threads(GraphCoT(cot="dfs,path", workers=2, threads=2), {}) == 4
