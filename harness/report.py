@@ -141,12 +141,13 @@ def leaderboard_cells(runs: list[dict], include_limited: bool = True) -> list[Ce
 
 
 def leaderboard(
-    runs: list[dict], include_limited: bool = True, with_stderr: bool = False
+    runs: list[dict], include_limited: bool = True, with_stderr: bool = False, marks: dict | None = None
 ) -> tuple[list[dict], list[str]]:
     """Models x tasks: each task's headline metric, one column per task (family and variant) and metric.
 
     Runs of a task whose ``variant_args`` differ (propane_transfer's ``source``) get a column each, ``task[k=v]``.
-    With ``with_stderr`` a cell is text, ``value ± stderr``, and ``*`` marks a run with --limit.
+    With ``with_stderr`` a cell is text, ``value ± stderr``, and ``*`` marks a run with --limit; ``marks`` (from
+    :func:`harness.significance.column_marks`) add each cell's CI, ``[low, high]``, and its significance mark.
     """
     table: dict[str, dict] = {}
     columns: list[str] = []
@@ -155,8 +156,11 @@ def leaderboard(
             columns.append(cell.column)
         value = cell.value
         if with_stderr:
+            mark = (marks or {}).get((cell.row, cell.column))
             value = fmt_value(cell.value) + (f" ± {fmt_value(cell.stderr)}" if cell.stderr is not None else "")
+            value += mark.interval() if mark else ""
             value += "*" if cell.limit is not None else ""
+            value += mark.symbol if mark else ""
         table.setdefault(cell.row, {"model": cell.row})[cell.column] = value
     return list(table.values()), ["model"] + columns
 

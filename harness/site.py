@@ -1,7 +1,9 @@
 """``harness leaderboard --html DIR``: a static site of the runs in an output folder, opened without a server.
 
-``index.html`` holds the models x tasks table (value ± stderr, ``*`` for a run with --limit, a link per cell to its
-run; a click on a header sorts by that column, a checkbox hides the limited runs) and the list of every run.
+``index.html`` holds the models x tasks table (value ± stderr, its 95% CI, ``*`` for a run with --limit, a link per
+cell to its run, and per column a mark on the best and on every model not significantly different from it, the
+rule stated on the page; a click on a header sorts by that column, a checkbox hides the limited runs) and the list
+of every run.
 ``runs/<id>.html`` shows a run's config, metrics, plots (copied beside it) and a filterable table of its samples.
 Everything from run records is untrusted text (model outputs, prompts, data): templates render with Jinja2's
 autoescape on, and the page's script reads only ``data-`` attributes, never run text as code.
@@ -27,7 +29,8 @@ th.sortable { cursor: pointer; background: #f3f3f3; }
 th.sortable:hover { background: #e4e4e4; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .limited { color: #a05a00; }
-.stderr { color: #777; }
+.stderr, .ci { color: #777; }
+.mark { color: #1a7f37; font-weight: bold; }
 pre { margin: 0; white-space: pre-wrap; word-break: break-word; max-width: 60em; }
 .failed { color: #b00020; }
 img { max-width: 640px; border: 1px solid #ddd; margin: 4px; }
@@ -80,8 +83,9 @@ INDEX = """<!doctype html>
 <body>
 <h1>Leaderboard</h1>
 <p>{{ models|length }} models x {{ columns|length }} tasks from {{ out }}. Each cell: the task's headline metric
-± its standard error, from the model's latest full run (a run with --limit, marked *, only where no full run exists).
-Click a column header to sort.</p>
+± its standard error [95% CI], from the model's latest full run (a run with --limit, marked *, only where no full
+run exists). Click a column header to sort.</p>
+<p id="rule">{{ rule }}</p>
 <label><input type="checkbox" id="hide-limited"{% if not limited_shown %} disabled{% endif %}> hide runs with
 --limit</label>
 <table class="sortable" id="leaderboard">
@@ -93,6 +97,9 @@ Click a column header to sort.</p>
 <td class="num{% if cell.limit is not none %} limited{% endif %}" data-value="{{ cell.value }}"
  data-full="{{ cell.value }}"><span class="cell"><a href="runs/{{ cell.run_id }}.html">{{ fmt(cell.value) }}</a>
 {% if cell.stderr is not none %}<span class="stderr">± {{ fmt(cell.stderr) }}</span>{% endif %}
+{% set mark = marks.get((model, column)) %}{% if mark and mark.low is not none %}<span class="ci">[{{ fmt(mark.low) }},
+{{ fmt(mark.high) }}]</span>{% endif %}{% if mark and mark.symbol %}<span class="mark" title="{{ mark.title }}"
+ data-test="{{ mark.test }}">{{ mark.symbol }}</span>{% endif %}
 {% if cell.limit is not none %}<span title="run with --limit {{ cell.limit }}">*</span>{% endif %}</span></td>
 {% else %}<td class="num" data-value=""></td>{% endif %}{% endfor %}</tr>
 {% endfor %}</tbody></table>
@@ -168,6 +175,8 @@ def write_site(runs: list[dict], out: Path, site: Path, include_limited: bool = 
     env = _environment()
     site = Path(site)
     (site / "runs").mkdir(parents=True, exist_ok=True)
+    from harness import significance
+
     cells = report.leaderboard_cells(runs, include_limited)
     models = list(dict.fromkeys(c.row for c in cells))
     columns = list(dict.fromkeys(c.column for c in cells))
@@ -179,6 +188,8 @@ def write_site(runs: list[dict], out: Path, site: Path, include_limited: bool = 
             models=models,
             columns=columns,
             cells={(c.row, c.column): c for c in cells},
+            marks=significance.column_marks(cells, runs),
+            rule=significance.RULE,
             limited_shown=any(c.limit is not None for c in cells),
             runs=listed,
             run_columns=run_columns,

@@ -87,8 +87,9 @@ document.getElementById("f").onload = function () {
 
 
 def table_rows(dom: str, table_id: str) -> list[list[str]]:
+    """The cells' text: a value without its stderr, CI and significance mark."""
     table = re.search(rf'<table[^>]*id="{table_id}".*?</table>', dom, re.S).group(0)
-    body = table[table.index("<tbody>") :]
+    body = re.sub(r'<span class="(ci|mark)".*?</span>', "", table[table.index("<tbody>") :], flags=re.S)
     rows = re.findall(r"<tr>(.*?)</tr>", body, re.S)
     return [
         [unescape(re.sub(r"<[^>]+>", "", c)).split("±")[0].strip() for c in re.findall(r"<td.*?</td>", r, re.S)]
@@ -153,4 +154,106 @@ def test_exclude_limited_drops_partial_runs(tmp_path, capsys):
     assert rows["hf:alpha"]["qa/acc"] == 0.25
     assert main(["leaderboard", "--out", str(out)]) == 0
     table = capsys.readouterr().out
-    assert "0.5 ± 0.1*" in table and "--limit" in table
+    assert "0.5 ± 0.1 [0.304, 0.696]*" in table and "--limit" in table  # value ± stderr [95% CI]
+
+
+def significance_runs(out) -> dict[str, str]:
+    """A 0/1 column (mc/acc, 40 questions) and a loss-like continuous one (lm/kl, lower is better), with
+    per-sample records: models tied with the best, clearly worse, and runs over other documents."""
+    import random
+
+    def record(task, model, metric, scores, docs=None):
+        samples = [
+            {"id": doc_id, "target": target, metric: score}
+            for (doc_id, target), score in zip(docs or [(str(i), f"t{i}") for i in range(len(scores))], scores)
+        ]
+        mean = sum(scores) / len(scores)
+        stderr = (sum((s - mean) ** 2 for s in scores) / (len(scores) - 1) / len(scores)) ** 0.5
+        config = {"task": task, "task_family": task, "model": model, "limit": None, "model_args": {}}
+        run = Run.open(out, config, config)
+        run.append_samples(samples)
+        run.finish({metric: mean, f"{metric}_stderr": stderr}, metric)
+        run.close()
+        return run.id
+
+    ids = {
+        "best": record("mc", "hf:best", "acc", [1.0] * 36 + [0.0] * 4),  # 0.9
+        "close": record("mc", "hf:close", "acc", [1.0] * 34 + [0.0] * 6),  # 2 discordant pairs: p = 0.5
+        "worse": record("mc", "hf:worse", "acc", [1.0] * 20 + [0.0] * 20),  # 16 discordant pairs, all one way
+        # other questions (other ids; the same ids with other targets): never paired, an unpaired z-test instead
+        "elsewhere": record("mc", "hf:elsewhere", "acc", [1.0] * 35 + [0.0] * 5, [(f"x{i}", "y") for i in range(40)]),
+        "relabelled": record("mc", "hf:relabelled", "acc", [1.0] * 30 + [0.0] * 10, [(str(i), "z") for i in range(40)]),
+    }
+    rng = random.Random(0)
+    kl = [1.0 + rng.gauss(0, 0.2) for _ in range(20)]
+    ids["kl_best"] = record("lm", "hf:best", "kl", kl)
+    ids["kl_close"] = record("lm", "hf:close", "kl", [k + rng.gauss(0.01, 0.05) for k in kl])
+    ids["kl_worse"] = record("lm", "hf:worse", "kl", [k + 0.5 + rng.gauss(0, 0.05) for k in kl])
+    return ids
+
+
+def cell_marks(dom: str) -> dict[str, list[str]]:
+    """Per model, each task column's significance mark ("" for none)."""
+    table = re.search(r'<table[^>]*id="leaderboard".*?</table>', dom, re.S).group(0)
+    rows = re.findall(r"<tr>(.*?)</tr>", table[table.index("<tbody>") :], re.S)
+    out = {}
+    for row in rows:
+        cells = re.findall(r"<td.*?</td>", row, re.S)
+        marks = [re.search(r'<span class="mark"[^>]*>(.*?)</span>', c, re.S) for c in cells[1:]]
+        out[re.sub(r"<[^>]+>", "", cells[0]).strip()] = [m.group(1).strip() if m else "" for m in marks]
+    return out
+
+
+def test_leaderboard_marks_models_not_significantly_different_from_the_best(tmp_path, capsys):
+    import scipy.stats
+    from statsmodels.stats.multitest import multipletests
+
+    from harness import significance
+    from harness.report import leaderboard_cells
+
+    out, site = tmp_path / "runs", tmp_path / "site"
+    significance_runs(out)
+    runs = Index(out).runs("finished")
+    marks = significance.column_marks(leaderboard_cells(runs), runs)
+    acc = {row: marks[(row, "mc/acc")] for row in ("hf:best", "hf:close", "hf:worse", "hf:elsewhere", "hf:relabelled")}
+    assert acc["hf:best"].test == "best" and acc["hf:close"].test == "paired McNemar exact test"
+    assert acc["hf:worse"].test == "paired McNemar exact test"
+    assert acc["hf:elsewhere"].test == acc["hf:relabelled"].test == "unpaired z-test"  # other documents
+    se = {k: (k / 40 * (1 - k / 40) / 39) ** 0.5 for k in (36, 35, 30)}  # the runs' stderrs: sqrt(p(1-p)/(n-1))
+    raw = [
+        scipy.stats.binomtest(2, 2).pvalue,
+        scipy.stats.binomtest(16, 16).pvalue,
+        2 * scipy.stats.norm.sf(0.025 / (se[36] ** 2 + se[35] ** 2) ** 0.5),
+        2 * scipy.stats.norm.sf(0.15 / (se[36] ** 2 + se[30] ** 2) ** 0.5),
+    ]
+    holm = multipletests(raw, method="holm")[1]
+    got = [acc[m].p_adjusted for m in ("hf:close", "hf:worse", "hf:elsewhere", "hf:relabelled")]
+    assert got == pytest.approx(list(holm))
+    assert [acc[m].symbol for m in acc] == ["†", "†", "", "‡", "‡"]
+    low, high = acc["hf:best"].low, acc["hf:best"].high  # Wilson's interval from the samples
+    assert (low, high) == pytest.approx(scipy.stats.binomtest(36, 40).proportion_ci(method="wilson"))
+    kl = {row: marks[(row, "lm/kl")] for row in ("hf:best", "hf:close", "hf:worse")}
+    assert [kl[m].symbol for m in kl] == ["†", "†", ""]  # lower is better for KL: hf:best is the lowest
+    assert kl["hf:close"].test == "paired sign-flip permutation test"
+
+    assert main(["leaderboard", "--out", str(out), "--format", "markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "Holm-corrected" in text and "never paired" in text  # the rule, stated under the table
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| hf:")}
+    assert "[0.7695, 0.9604]†" in rows["hf:best"] and rows["hf:worse"].count("†") == 0
+    assert "‡" in rows["hf:elsewhere"]
+
+    assert main(["leaderboard", "--out", str(out), "--html", str(site)]) == 0
+    if CHROMIUM is None:
+        pytest.skip("no chromium binary here (Debian: apt-get install chromium); .ci/run installs it")
+    dom = chromium(tmp_path, "--dump-dom", (site / "index.html").as_uri())
+    assert cell_marks(dom) == {
+        "hf:best": ["†", "†"],
+        "hf:close": ["†", "†"],
+        "hf:worse": ["", ""],
+        "hf:elsewhere": ["‡", ""],
+        "hf:relabelled": ["‡", ""],
+    }
+    rule = unescape(re.search(r'<p id="rule">(.*?)</p>', dom, re.S).group(1))
+    assert "Holm-corrected" in rule and "paired by sample id" in rule
+    assert 'title="paired McNemar exact test against the best, Holm-adjusted p = 1"' in dom
