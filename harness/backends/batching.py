@@ -115,15 +115,26 @@ class PackedLayout:
 
 
 def left_pad(rows: list[list[int]], pad_token_id: int, device="cpu"):
-    """(ids, attention mask), both (B, T) long tensors on ``device``: each row right-aligned, padding in front."""
+    """(ids, attention mask), both (B, T) long tensors on ``device``: each row right-aligned, padding in front (rows
+    that end where the next token is predicted)."""
+    return _padded(rows, pad_token_id, device, left=True)
+
+
+def right_pad(rows: list[list[int]], pad_token_id: int, device="cpu"):
+    """(ids, attention mask) as :func:`left_pad`, each row left-aligned (continuations appended to a cache)."""
+    return _padded(rows, pad_token_id, device, left=False)
+
+
+def _padded(rows: list[list[int]], pad_token_id: int, device, left: bool):
     import torch
 
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, width - len(row) :] = torch.tensor(row)
-        mask[i, width - len(row) :] = 1
+        where = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, where] = torch.tensor(row, dtype=torch.long)
+        mask[i, where] = 1
     return ids.to(device), mask.to(device)
 
 

@@ -28,10 +28,11 @@ from harness.backends.batching import (
     left_pad,
     pack,
     pad_left,
+    right_pad,
     runs,
 )
-from harness.backends.kv_cache import make_room
-from harness.backends.tokens import encode_pair, fit_window, lead_tokens, rolling_windows
+from harness.backends.kv_cache import join_left_padded, make_room
+from harness.backends.tokens import encode_pair, fit_window, lead_tokens, prompt_tokens, rolling_windows
 from harness.backends.weights import pull
 from harness.errors import UsageError
 
@@ -224,15 +225,7 @@ class HFLM(LM):
             return self._prefill(rows)
         parts = [self._prefill(rows[run]) for run in found]
         widest = max(range(len(parts)), key=lambda p: parts[p][2].shape[1])
-        past = parts[widest][1]  # its bookkeeping (lengths, sliding windows) already matches the joined width
-        for index, layer in enumerate(past.layers):
-            for name in ("keys", "values"):
-                width = getattr(layer, name).shape[-2]
-                setattr(
-                    layer,
-                    name,
-                    torch.cat([pad_left(getattr(p.layers[index], name), width, dim=-2) for _, p, _ in parts]),
-                )
+        past = join_left_padded([p for _, p, _ in parts], widest)
         width = parts[widest][2].shape[1]
         mask = torch.cat([pad_left(m, width, dim=1) for _, _, m in parts])
         return torch.cat([last for last, _, _ in parts]), past, mask
@@ -327,12 +320,8 @@ class HFLM(LM):
         rows = [(c, i) for c, key in enumerate(ctx_keys) for i in contexts[key]]
         past.batch_select_indices(torch.tensor([c for c, _ in rows], device=self.device))
         conts = [pairs[i][1] for _, i in rows]
-        width = max(len(x) for x in conts)
-        cont_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long, device=self.device)
-        cont_mask = torch.zeros_like(cont_ids)
-        for r, cont in enumerate(conts):
-            cont_ids[r, : len(cont)] = torch.tensor(cont)
-            cont_mask[r, : len(cont)] = 1
+        cont_ids, cont_mask = right_pad(conts, self.pad_token_id, self.device)
+        width = cont_ids.shape[1]
         starts = ctx_mask.sum(-1)[[c for c, _ in rows]]  # position of the first continuation token
         positions = starts[:, None] + torch.arange(width, device=self.device)[None]
         mask = torch.cat([ctx_mask[[c for c, _ in rows]], cont_mask], dim=1)
@@ -368,13 +357,7 @@ class HFLM(LM):
         server tokenizes a prompt (special tokens included); like vLLM's echo, the first token has no logprob.
         Token ids (what lm-eval's local-completions sends) are scored as given, offsets into their decoded text."""
         torch = self.torch
-        if isinstance(text, str):
-            encoded = self.tokenizer(text, return_offsets_mapping=True)
-            ids = encoded["input_ids"][-self.max_length :]
-            offsets = [start for start, _ in encoded["offset_mapping"]][-len(ids) :]
-        else:
-            ids = list(text)[-self.max_length :]
-            offsets = [len(self.tokenizer.decode(ids[:j], skip_special_tokens=True)) for j in range(len(ids))]
+        ids, offsets = prompt_tokens(self.tokenizer, text, self.max_length)
         with torch.inference_mode():
             tensor = torch.tensor([ids], device=self.device)
             hidden, _ = self.hidden_states(tensor, torch.ones_like(tensor))

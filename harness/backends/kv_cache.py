@@ -21,6 +21,23 @@ def make_room(past, tokens: int) -> None:
             past.layers[index] = roomy.around(layer, tokens)
 
 
+def join_left_padded(caches: list, widest: int):
+    """The caches of consecutive runs of rows, prefilled apart, as one decode batch: every layer's keys and values
+    those of all runs in order, each left-padded to the layer's width in ``caches[widest]``, whose bookkeeping
+    (lengths, sliding windows) already matches the joined width. Returns that cache, changed in place."""
+    import torch
+
+    from harness.backends.batching import pad_left
+
+    past = caches[widest]
+    for index, layer in enumerate(past.layers):
+        for name in ("keys", "values"):
+            width = getattr(layer, name).shape[-2]
+            joined = [pad_left(getattr(cache.layers[index], name), width, dim=-2) for cache in caches]
+            setattr(layer, name, torch.cat(joined))
+    return past
+
+
 @functools.cache
 def _roomy_layer_class():
     from transformers.cache_utils import DynamicLayer

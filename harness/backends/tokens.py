@@ -34,6 +34,17 @@ def encode_pair(tokenizer, prefix_token_id: int, context: str, continuation: str
     return (lead_tokens(tokenizer) + ctx) or [prefix_token_id], whole[len(ctx) :]
 
 
+def prompt_tokens(tokenizer, text: str | list[int], max_length: int) -> tuple[list[int], list[int]]:
+    """(token ids, character offset of each) of a prompt as a server tokenizes it (special tokens included), its
+    last ``max_length`` tokens. Token ids are taken as given, their offsets into their decoded text."""
+    if isinstance(text, str):
+        encoded = tokenizer(text, return_offsets_mapping=True)
+        ids = encoded["input_ids"][-max_length:]
+        return ids, [start for start, _ in encoded["offset_mapping"]][-len(ids) :]
+    ids = list(text)[-max_length:]
+    return ids, [len(tokenizer.decode(ids[:j], skip_special_tokens=True)) for j in range(len(ids))]
+
+
 def fit_window(ctx: list[int], cont: list[int], max_length: int) -> tuple[list[int], list[int]]:
     """Cut the context from the left so that context + continuation fits a window of ``max_length`` tokens."""
     if len(cont) >= max_length:

@@ -2,7 +2,7 @@
 
 import torch
 
-from harness.backends.batching import PackedLayout, batches, group_by_context, left_pad, pack, pad_left, runs
+from harness.backends.batching import PackedLayout, batches, group_by_context, left_pad, pack, pad_left, right_pad, runs
 
 
 def test_packing_fills_rows_best_fit_and_keeps_long_items_alone():
@@ -51,6 +51,8 @@ def test_left_padding_right_aligns_rows_and_masks_the_pads():
     ids, mask = left_pad([[5, 6, 7], [8]], pad_token_id=0)
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
     assert ids.dtype == mask.dtype == torch.long
+    ids, mask = right_pad([[5, 6, 7], [8]], pad_token_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
     grown = pad_left(torch.ones(2, 3), 5, dim=1)
     assert grown.tolist() == [[0, 0, 1, 1, 1]] * 2
     same = torch.ones(2, 3)

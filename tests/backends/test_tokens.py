@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.backends.tokens import encode_pair, fit_window, lead_tokens, rolling_windows
+from harness.backends.tokens import encode_pair, fit_window, lead_tokens, prompt_tokens, rolling_windows
 from harness.errors import UsageError
 
 
@@ -20,6 +20,15 @@ def test_a_pair_splits_where_the_joint_tokenization_does(tokenizer):
     assert tokenizer.decode(cont) == " Paris"
     assert encode_pair(tokenizer, 7, "", "Hi")[0] == [7]  # an empty context: the prefix token
     assert lead_tokens(tokenizer) == []  # SmolLM2 puts nothing before a prompt
+
+
+def test_prompt_tokens_carry_their_character_offsets(tokenizer):
+    ids, offsets = prompt_tokens(tokenizer, "Hello there, world", 100)
+    assert ids == tokenizer("Hello there, world")["input_ids"]
+    assert [tokenizer.decode(ids[:j]) for j in range(1, len(ids))] == ["Hello there, world"[:o] for o in offsets[1:]]
+    last_two, tail = prompt_tokens(tokenizer, "Hello there, world", 2)
+    assert last_two == ids[-2:] and tail == offsets[-2:]
+    assert prompt_tokens(tokenizer, ids, 100) == (ids, offsets)  # token ids: offsets into their decoded text
 
 
 def test_the_window_keeps_the_end_of_the_context():
