@@ -9,7 +9,7 @@ import sys
 
 from harness import __version__
 from harness.errors import UsageError, unknown
-from harness.registry import Plugins, set_plugins
+from harness.registry import Plugins, duplicate, set_plugins
 
 
 class Parser(argparse.ArgumentParser):
@@ -24,20 +24,24 @@ class Parser(argparse.ArgumentParser):
 
 
 class Commands:
-    """What ``harness_register_commands`` receives: a way to add subcommands."""
+    """What ``harness_register_commands`` receives: a way to add subcommands (the built-in ones come the same way)."""
 
     def __init__(self, subparsers):
         self.subparsers = subparsers
+        self.plugin = ""  # the plugin whose hook is adding commands now
+        self.owners: dict[str, str] = {}  # command -> the plugin that added it
 
     def command(self, name: str, help: str, configure, handler) -> None:
+        if name in self.owners:
+            raise duplicate("command", name, self.owners[name], self.plugin)
+        self.owners[name] = self.plugin
         parser = self.subparsers.add_parser(name, help=help, description=help)
         configure(parser)
         parser.set_defaults(handler=handler)
 
 
-def build_parser(commands_hook=None) -> Parser:
-    from harness import commands
-
+def build_parser(plugins: Plugins) -> Parser:
+    """The ``harness`` parser with every subcommand the plugins add (built-ins first, see registry.BUILTIN)."""
     parser = Parser(prog="harness", description="Evaluate, train and probe language models; results in ./runs.")
     parser.add_argument(
         "-p",
@@ -49,11 +53,13 @@ def build_parser(commands_hook=None) -> Parser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    cli = Commands(sub)
-    commands.register(cli)
-    if commands_hook is not None:
-        commands_hook(cli=cli)
+    cli = Commands(parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser))
+
+    def kwargs_for(plugin_name: str) -> dict:
+        cli.plugin = plugin_name
+        return {"cli": cli}
+
+    plugins.call_each("harness_register_commands", kwargs_for)
     return parser
 
 
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = known.debug or bool(os.environ.get("HARNESS_DEBUG"))
     try:
         plugins = set_plugins(Plugins(extra_modules=known.plugin))
-        parser = build_parser(plugins.hook.harness_register_commands)
+        parser = build_parser(plugins)
         args = parser.parse_args(argv)
         if not getattr(args, "handler", None):
             parser.print_help()

@@ -1,9 +1,11 @@
 """Plugin manager and registries.
 
 Built-in plugins are ordinary entry points of group ``harness`` (see pyproject.toml), loaded exactly like a third
-party's. ``-p/--plugin MODULE`` adds a module for one command; ``HARNESS_DISABLE_PLUGINS=a,b`` skips plugins by
+party's; the core's own subcommands come in through the same hook as a plugin's (:data:`BUILTIN`).
+``-p/--plugin MODULE`` adds a module for one command; ``HARNESS_DISABLE_PLUGINS=a,b`` skips plugins by
 entry-point name; ``HARNESS_TRACE_HOOKS=1`` prints every hook call. A plugin that fails to import or register is
-reported once on stderr and the rest keep working.
+reported once on stderr and the rest keep working; a name registered twice, or a hook implementation that matches
+no hookspec (a misspelling), is a UsageError that names the plugins.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from typing import Any
 
 import pluggy
 
-from harness import hookspecs
-from harness.errors import UsageError, unknown
+from harness import __version__, hookspecs
+from harness.errors import DISTRIBUTION, UsageError, unknown
 
 GROUP = "harness"
+# Parts of the core that plug in through the hooks like any plugin (pytest's and tox's internal plugins): loaded
+# first whatever the entry points, disabled by name like the others. Imported by name, so no import cycle.
+BUILTIN = {"builtin_commands": "harness.commands"}
 
 
 @dataclass
@@ -67,6 +72,9 @@ class Plugins:
             self.pm.trace.root.setwriter(lambda msg: print(msg, end="", file=sys.stderr))
             self.pm.enable_tracing()
         disabled = {n.strip() for n in os.environ.get("HARNESS_DISABLE_PLUGINS", "").split(",") if n.strip()}
+        for name, module in BUILTIN.items():
+            if name not in disabled:
+                self._add(name, lambda m=module: importlib.import_module(m), (DISTRIBUTION, __version__))
         if use_entry_points and not os.environ.get("HARNESS_NO_ENTRY_POINTS"):
             for ep in importlib.metadata.entry_points(group=GROUP):
                 if ep.name in disabled or self.pm.has_plugin(ep.name):
@@ -76,6 +84,7 @@ class Plugins:
         for module in extra_modules:
             if module not in disabled:
                 self._add(module, lambda m=module: importlib.import_module(m), ("(--plugin)", ""))
+        self._check_pending()
 
     def _add(self, name: str, load, dist: tuple[str, str]) -> None:
         try:
@@ -83,6 +92,19 @@ class Plugins:
             self.dists[name] = dist
         except Exception as exc:  # a broken plugin must not take the others down
             self._fail(name, exc)
+
+    def _check_pending(self) -> None:
+        """Refuse a ``harness_*`` hook implementation that matches no hookspec: pluggy would never call it."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = self.pm.get_name(exc.plugin)
+            hook = next(h.name for h in self.pm.get_hookcallers(exc.plugin) or [] if not h.has_spec())
+            specs = [n for n in dir(hookspecs) if n.startswith("harness_")]
+            raise UsageError(
+                f"plugin '{name}': {unknown('hook', hook, specs)} (fix it, or skip the plugin with "
+                f"HARNESS_DISABLE_PLUGINS={name})"
+            ) from None
 
     def _fail(self, name: str, exc: Exception) -> None:
         if name not in self.failures:
@@ -101,20 +123,33 @@ class Plugins:
 
     def _collect(self, kind: str) -> Registry:
         registry = Registry(kind.rstrip("s"))
-        hook = getattr(self.pm.hook, f"harness_register_{kind}")
-        for impl in reversed(hook.get_hookimpls()):  # call each plugin alone so one failure stays contained
-            plugin_name = self.pm.get_name(impl.plugin)
 
-            def register(*args, description: str = "", _plugin=plugin_name, **extra):
+        def register_for(plugin_name: str):
+            def register(*args, description: str = "", **extra):
                 *key, factory = args
                 name = ":".join(key)  # components register (kind, name, factory) under "kind:name"
-                registry.entries[name] = Entry(name, factory, _plugin, description, extra)
+                if name in registry.entries:
+                    raise duplicate(registry.kind, name, registry.entries[name].plugin, plugin_name)
+                registry.entries[name] = Entry(name, factory, plugin_name, description, extra)
 
+            return {"register": register}
+
+        self.call_each(f"harness_register_{kind}", register_for)
+        return registry
+
+    def call_each(self, hook_name: str, kwargs_for) -> None:
+        """Call each plugin's implementation of ``hook_name`` alone, in hook order, with ``kwargs_for(plugin_name)``,
+        so a registration knows its plugin and one that fails is reported and skipped (a UsageError stops all)."""
+        everyone = [plugin for _, plugin in self.pm.list_name_plugin()]
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            plugin_name = self.pm.get_name(impl.plugin)
+            only = self.pm.subset_hook_caller(hook_name, [p for p in everyone if p is not impl.plugin])
             try:
-                impl.function(register)
+                only(**kwargs_for(plugin_name))  # through pluggy, so HARNESS_TRACE_HOOKS shows the call
+            except UsageError:
+                raise
             except Exception as exc:
                 self._fail(plugin_name, exc)
-        return registry
 
     def listing(self) -> list[dict]:
         """Each plugin with its distribution, version and the hooks it implements."""
@@ -127,6 +162,16 @@ class Plugins:
             {"name": n, "distribution": "", "version": "", "hooks": [], "error": e} for n, e in self.failures.items()
         ]
         return sorted(rows, key=lambda r: r["name"])
+
+
+def duplicate(kind: str, name: str, first: str, second: str) -> UsageError:
+    """The error for a name two registrations claim: the last one must not silently win."""
+    if first == second:
+        return UsageError(f"{kind} '{name}' is registered twice by plugin '{first}': register each name once")
+    return UsageError(
+        f"{kind} '{name}' is registered by two plugins, '{first}' and '{second}': rename or uninstall one, or skip "
+        f"one with HARNESS_DISABLE_PLUGINS={second}"
+    )
 
 
 _current: Plugins | None = None
@@ -159,4 +204,15 @@ def lookup(kind: str, name: str) -> Entry:
     return get_plugins().registry(kind).get(name)
 
 
-__all__ = ["Entry", "Plugins", "Registry", "UsageError", "get_plugins", "plugins_with", "set_plugins", "lookup"]
+__all__ = [
+    "BUILTIN",
+    "Entry",
+    "Plugins",
+    "Registry",
+    "UsageError",
+    "duplicate",
+    "get_plugins",
+    "plugins_with",
+    "set_plugins",
+    "lookup",
+]

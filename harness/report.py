@@ -165,7 +165,9 @@ def leaderboard(
     return list(table.values()), ["model"] + columns
 
 
-def _figure():
+def figure():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed); imported on first use, so that
+    importing this module stays cheap. Plugins draw their own plots with it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,7 +187,7 @@ def plot_lines(
     errors: dict | None = None,
 ) -> Path:
     """One line per label: ``series = {label: (xs, ys)}``, optional ``errors = {label: stderrs}`` as bands."""
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, (xs, ys) in series.items():
         ax.plot(xs, ys, marker="o", markersize=3, label=label)
@@ -209,7 +211,7 @@ def plot_lines(
 
 def plot_heatmap(path: Path, matrix, row_labels, col_labels, xlabel: str, ylabel: str, title: str = "") -> Path:
     """A labelled heatmap with the value written in each cell."""
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(1 + 0.7 * len(col_labels), 1 + 0.5 * len(row_labels)))
     image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1, aspect="auto", origin="lower")
     ax.set_xticks(range(len(col_labels)), [str(c) for c in col_labels])

@@ -65,3 +65,21 @@ def test_the_core_import_contract_covers_every_core_module():
     }
     assert contract["forbidden_modules"] == ["harness.plugins"]
     assert core == set(contract["source_modules"])
+
+
+def test_no_plugin_imports_another_plugin():
+    """What plugins share (plots, probes, statistics) is a public service of the core, so any plugin can be
+    disabled or uninstalled without breaking another; imports inside functions count."""
+    import ast
+
+    crossings = []
+    for package in sorted(p for p in (ROOT / "plugins").iterdir() if (p / "__init__.py").exists()):
+        own = f"harness.plugins.{package.name}"
+        for path in package.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                names += [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+                for name in names:
+                    if name.startswith("harness.plugins.") and name != own and not name.startswith(own + "."):
+                        crossings.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert crossings == []

@@ -4,12 +4,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from cli_helpers import harness_env, run_harness
 
 from harness.errors import UsageError
-from harness.store import Index, Run, read_jsonl
+from harness.store import Index, Run, append_jsonl, read_jsonl
 
 COUNTING = ("-p", "harness_testplugin", "run", "--task", "counting")
 
@@ -29,6 +30,33 @@ def test_append_after_a_torn_line_starts_a_fresh_line(tmp_path):
     run.append_samples([{"id": "c"}])
     assert [s["id"] for s in run.samples()] == ["a", "c"]
     run.close()
+
+
+APPEND_MANY = """
+import sys
+from pathlib import Path
+from harness.store import append_jsonl
+path, writer = Path(sys.argv[1]), int(sys.argv[2])
+for i in range(200):
+    pair = [{"writer": writer, "i": i, "pad": "x" * 2000}, {"writer": writer, "i": -i}]
+    append_jsonl(path, pair, sync=i % 50 == 0)
+"""
+
+
+def test_append_jsonl_lines_from_several_processes_never_mix(tmp_path):
+    """The one JSONL writer (samples, a run's series, the trainer's metrics): whole lines even when processes
+    append to the same file at once, each call's records together and in order."""
+    path = tmp_path / "m.jsonl"
+    workers = [subprocess.Popen([sys.executable, "-c", APPEND_MANY, str(path), str(w)]) for w in range(4)]
+    assert [worker.wait(timeout=120) for worker in workers] == [0] * 4
+    records = read_jsonl(path)
+    assert len(records) == 4 * 200 * 2 and path.read_text().count("\n") == len(records)
+    for w in range(4):
+        mine = [r["i"] for r in records if r["writer"] == w]
+        assert mine == [v for i in range(200) for v in (i, -i)]
+    append_jsonl(path, [])  # nothing to write: the file is untouched
+    append_jsonl(path, [{"when": Path("p")}])  # what JSON cannot encode is written as its str
+    assert read_jsonl(path)[-1] == {"when": "p"} and len(read_jsonl(path)) == len(records) + 1
 
 
 def test_same_configuration_reopens_the_same_run(tmp_path):

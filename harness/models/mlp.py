@@ -21,7 +21,7 @@ def _activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def _loss(out: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor | None, task: str) -> torch.Tensor:
+def mean_loss(out: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor | None, task: str) -> torch.Tensor:
     """Mean over examples: cross-entropy for classification; for regression 1/2 * squared error summed over
     outputs (the 1/2 keeps the gradient equal to the residual, as in the FACT paper's square loss)."""
     if task == "classification":
@@ -75,7 +75,7 @@ class MLP(nn.Module):
         return x
 
     def loss(self, inputs, targets, loss_mask=None) -> torch.Tensor:
-        return _loss(self(inputs), targets, loss_mask, self.task)
+        return mean_loss(self(inputs), targets, loss_mask, self.task)
 
 
 class ResidualMLP(nn.Module):
@@ -132,4 +132,4 @@ class ResidualMLP(nn.Module):
         return self.out_proj(h)
 
     def loss(self, inputs, targets, loss_mask=None) -> torch.Tensor:
-        return _loss(self(inputs), targets, loss_mask, self.task)
+        return mean_loss(self(inputs), targets, loss_mask, self.task)

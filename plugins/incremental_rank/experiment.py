@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from harness.plugins.incremental_rank.toy import ToyModel, diagonal_attention, teacher_diagonals
-from harness.plugins.probes.rank import RankProbe
 
 from harness.models import ModelConfig, build_model
+from harness.probes.rank import RankProbe
 from harness.training import TrainConfig, make_probes
 
 RECORDS = 400  # loss and spectrum snapshots per training

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from harness.report import _figure
+from harness.report import figure
 
 
 def plot_loss(path, record: dict, title: str) -> None:
     """Loss (log) against rescaled time; grey bands are plateaus, dashed lines rank jumps (coloured by map)."""
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.plot(record["tau"], record["loss"], color="black", lw=1.3, label="training loss")
     for start, end in record["plateaus"]:
@@ -32,7 +32,7 @@ def plot_loss(path, record: dict, title: str) -> None:
 
 def plot_spectra(path, record: dict, floor: float, title: str) -> None:
     """Every significant singular value of Delta(W_Q W_K^T) (solid) and Delta(W_V W_O) (dashed), per head."""
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for i, (key, values) in enumerate(record["spectra"].items()):
         style = "-" if key.endswith("qk") else "--"
@@ -56,7 +56,7 @@ def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
     """Loss against rescaled time, one line per alpha, for the toy and the transformer; the fitted sharpening."""
     from harness.plugins.incremental_rank.staircase import width_exponent
 
-    plt = _figure()
+    plt = figure()
     fitted = {}
     for name in ("toy", "transformer"):
         key = f"{name}_transition_width"

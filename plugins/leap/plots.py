@@ -19,9 +19,9 @@ def plot_loss_curve(
     """Left: held-out loss / E[f*^2] against online SGD steps (log x), one thin line per run and their mean.
     Right: the network's coefficient on each target term (the target's are 1). Both: a dotted vertical line at the
     mean (in log steps) step each support coordinate is picked up."""
-    from harness.report import _figure
+    from harness.report import figure
 
-    plt = _figure()
+    plt = figure()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for row in zip(*losses):
         axes[0].plot(steps, row, color="gray", linewidth=0.6, alpha=0.5)
@@ -56,9 +56,9 @@ def plot_loss_curve(
 def plot_steps_vs_d(path: Path, lines: dict) -> Path:
     """Steps to the threshold against d on log-log axes, one line per target, with the fitted slope and the
     conjecture's slope (dashed, through the line's geometric centre)."""
-    from harness.report import _figure
+    from harness.report import figure
 
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for target, (ds, steps, slope, conjecture) in lines.items():
         line = ax.plot(ds, steps, marker="o", label=f"{target}: fitted {slope:.2f}, conjecture {conjecture}")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.report import _figure
+from harness.report import figure
 
 if TYPE_CHECKING:
     from harness.plugins.linear_resnet.task import LinearResNetOptions
@@ -24,7 +24,7 @@ def shrinkage_curves(y_max: float, mu: float, depth: int, lams: list[float], poi
 
 def plot_shrinkage(path, curves: dict, trained: dict, rank_points: tuple | None, title: str) -> None:
     """Closed-form curves as lines; ``trained = {label: (y, s)}`` as markers; the rank-constrained fit as crosses."""
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     colors = {}
     for label, (y, s) in curves.items():

@@ -10,9 +10,9 @@ def plot_deviations(
     path: Path, times: list[float], alphas: list[float], result: dict, epsilon: float, target: str
 ) -> Path:
     """Left: sup_{t<=T} held-out prediction gap; right: sup_{t<=T} alpha ||w - w_lin||; one line per alpha."""
-    from harness.report import _figure
+    from harness.report import figure
 
-    plt = _figure()
+    plt = figure()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, kind, label in (
         (axes[0], "pred", "sup$_{t\\leq T}$ RMS gap of predictions (held out)"),
@@ -35,9 +35,9 @@ def plot_deviations(
 def plot_alpha_needed(path: Path, series: dict, slopes: dict, epsilon: float) -> Path:
     """alpha needed against T on log-log axes, one line per label, with slope-1 (this paper) and slope-2
     (Chizat et al.) references through each line's first point."""
-    from harness.report import _figure
+    from harness.report import figure
 
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for label, (times, needed) in series.items():
         line = ax.plot(times, needed, marker="o", markersize=4, label=f"{label}: fitted slope {slopes[label]:.2f}")

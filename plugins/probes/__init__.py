@@ -10,13 +10,13 @@ from harness.hookspecs import hookimpl
 
 
 def rank_probe(top: int = 8, **_):
-    from harness.plugins.probes.rank import RankProbe
+    from harness.probes.rank import RankProbe
 
     return RankProbe(top=top)
 
 
 def fact_probe(weight_decay: float | None = None, fact_layers: list[str] | None = None, **_):
-    from harness.plugins.probes.fact import FactProbe
+    from harness.probes.fact import FactProbe
 
     return FactProbe(weight_decay=weight_decay, layer_names=fact_layers)
 

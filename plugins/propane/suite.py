@@ -225,9 +225,9 @@ def both_searches(problem, name: str, samples: list, curves: dict) -> dict:
 def plot_pairs(path, targets: list[str], initial: list[float], best: dict[str, list[float]]) -> None:
     """Left: per prompt, the held-out KL before and after each search. Right: PROPANE against random, one point per
     prompt (below the diagonal: PROPANE's prompt is the better match)."""
-    from harness.report import _figure
+    from harness.report import figure
 
-    plt = _figure()
+    plt = figure()
     fig, (bars, scatter) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
     xs = range(len(targets))
     width = 0.27

@@ -42,7 +42,7 @@ def test_bad_model_args_are_usage_errors_before_anything_loads(spec, args, messa
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
 def test_vllm_engine_args_pass_the_check_and_then_ask_for_vllm():
     """Without vLLM the common EngineArgs fields still pass the check; the error is then the install hint."""
-    with pytest.raises(UsageError, match="needs vLLM: pip install"):
+    with pytest.raises(UsageError, match=r"needs vLLM, which is not installed: pip install 'harness-lm\[vllm\]'"):
         load(
             "vllm:smollm2",
             tensor_parallel_size=2,

@@ -17,10 +17,10 @@ from harness.plugins.incremental_rank.staircase import (
 )
 from harness.plugins.incremental_rank.task import IncrementalRank
 from harness.plugins.incremental_rank.toy import ToyModel, diagonal_attention
-from harness.plugins.probes.rank import RankProbe, effective_maps
 
 from harness.errors import UsageError
 from harness.evaluation import RunContext
+from harness.probes.rank import RankProbe, effective_maps
 from harness.store import Run
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from harness.plugins.probes.rank import RankProbe, attention_modules, effective_maps
 from harness.plugins.relational.attention import IdentityAttention
 
 from harness.models import ModelConfig
+from harness.probes.rank import RankProbe, attention_modules, effective_maps
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
