@@ -27,7 +27,6 @@ Only rank 0 logs, probes, evaluates and writes checkpoints.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import os
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
+from harness.store import append_jsonl, read_jsonl
 
 STATE_FILE = "train_state.pt"
 
@@ -446,8 +446,7 @@ class Trainer:
             self.log_fn(step, values)
         elif self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps({"step": step, **values}) + "\n")
+            append_jsonl(self.run_dir / "metrics.jsonl", [{"step": step, **values}])
 
     def _run_probes(self, step: int, batch: dict, captures: dict) -> None:
         values = {}
@@ -606,8 +605,6 @@ class Trainer:
         path = self.run_dir / "metrics.jsonl"
         records = self.history
         if path.exists():  # the whole record, steps before a resume included (also when log wrote it)
-            from harness.store import read_jsonl
-
             records = read_jsonl(path)
         return plot_series(self.run_dir, records)
 

@@ -14,12 +14,13 @@ Results append to ``--out`` as one JSON line per (config, seed); finished pairs 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from harness.store import append_jsonl, read_jsonl
 
 # name -> (task options, trainer settings); "flagship" is today's default configuration
 CONFIGS: dict[str, tuple[dict, dict]] = {
@@ -118,16 +119,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("escape.jsonl"))
     args = parser.parse_args(argv)
-    done = set()
-    if args.out.exists():
-        done = {(r["config"], r["seed"]) for r in map(json.loads, args.out.read_text().splitlines())}
+    done = {(r["config"], r["seed"]) for r in read_jsonl(args.out)}
     todo = [(c, s) for c in args.config.split(",") for s in parse_seeds(args.seeds) if (c, s) not in done]
     with ProcessPoolExecutor(args.workers) as pool:
         futures = [pool.submit(escape_step, c, s, args.threshold, args.steps) for c, s in todo]
         for future in futures:
             record = future.result()
-            with open(args.out, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_jsonl(args.out, [record])
             print(record["config"], record["seed"], record["escape_step"], record["seconds"], flush=True)
 
 
