@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 
 
 def collect(sweep: Sweep, results: dict[str, dict], ctx, complete: bool) -> dict[str, float]:
-    """``<metric>@<point>`` (mean over seeds) and its ``_stderr`` for every point; plots; the task's summary."""
-    from harness.evaluation import mean_stderr
-
+    """``<metric>@<point>`` for every point (``<metric>`` alone when only seeds are swept): over several seeds the
+    mean, its ``_stderr`` and the 95% t interval ``_ci_low`` / ``_ci_high`` (a training result is a distribution
+    over seeds); over one, the run's own value and stderr. Then plots and the task's summary."""
     names = collected_metrics(sweep, results)
     metrics: dict[str, float] = {}
     groups: dict[str, list[Point]] = {}
@@ -26,15 +26,8 @@ def collect(sweep: Sweep, results: dict[str, dict], ctx, complete: bool) -> dict
     for key, group in groups.items():
         for name in names:
             runs = [results[p.id]["metrics"] for p in group if p.id in results and name in results[p.id]["metrics"]]
-            if not runs:
-                continue
-            if len(sweep.spec.seeds) > 1:
-                mean, stderr = mean_stderr([float(m[name]) for m in runs])
-            else:
-                mean, stderr = runs[0][name], runs[0].get(f"{name}_stderr")
-            metrics[f"{name}@{key}"] = mean
-            if stderr is not None:
-                metrics[f"{name}@{key}_stderr"] = stderr
+            if runs:
+                metrics.update(point_metrics(f"{name}@{key}" if key else name, name, runs, len(sweep.spec.seeds)))
     write_plots(sweep, names, metrics, ctx)
     summary = getattr(sweep.factory, "sweep_summary", None)
     if summary is not None and complete:
@@ -50,6 +43,23 @@ def collect(sweep: Sweep, results: dict[str, dict], ctx, complete: bool) -> dict
         ]
         metrics.update(summary(points, ctx) or {})
     return metrics
+
+
+def point_metrics(label: str, name: str, runs: list[dict], seeds: int) -> dict[str, float]:
+    """One point's value of metric ``name`` over its runs (one per seed)."""
+    from harness.stats import mean_ci, mean_stderr
+
+    if seeds < 2:
+        stderr = runs[0].get(f"{name}_stderr")
+        return {label: runs[0][name], **({f"{label}_stderr": stderr} if stderr is not None else {})}
+    values = [float(m[name]) for m in runs]
+    interval = mean_ci(values)
+    return {
+        label: interval.estimate,
+        f"{label}_stderr": mean_stderr(values)[1],
+        f"{label}_ci_low": interval.low,
+        f"{label}_ci_high": interval.high,
+    }
 
 
 def collected_metrics(sweep: Sweep, results: dict[str, dict]) -> list[str]:
@@ -71,6 +81,8 @@ def write_plots(sweep: Sweep, names: list[str], metrics: dict, ctx) -> None:
     from harness import report
 
     grid = sweep.spec.grid
+    if not grid:
+        return  # seeds alone: nothing to plot against
     first = next(iter(grid))
     for plot in sweep.spec.plots or [{"metric": name, "x": first} for name in names]:
         name, x = plot["metric"], plot["x"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness.errors import UsageError
 from harness.options import parse_kv
 from harness.sweep.spec import parse_grid, parse_plot, parse_seeds
+from harness.tracking import OPTION_HELP, selected
 
 HELP = "run a task over a grid of task args (each point is an ordinary run; the sweep collects them)"
 
@@ -66,6 +67,7 @@ def configure_sweep(parser) -> None:
     )
     parser.add_argument("--out", help="results folder (default ./runs or $HARNESS_OUT)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the response cache")
+    parser.add_argument("--log", action="append", metavar="NAME", help=OPTION_HELP)
     parser.add_argument("--json", action="store_true", help="print the sweep's metrics as JSON")
 
 
@@ -93,6 +95,7 @@ def sweep_command(args) -> int:
             json=args.json,
             executor=args.executor,
             ray_address=args.ray_address,
+            trackers=selected(args.log),
         )
     )
     result.show("json" if args.json else "table")
@@ -119,6 +122,7 @@ def run_preset_sweep(request, preset, json: bool) -> int:
             include_paths=request.include_paths,
             out=request.out,
             no_cache=not request.use_cache,
+            trackers=request.trackers,
             json=json,
         )
     )

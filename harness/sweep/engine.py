@@ -13,6 +13,7 @@ from harness.sweep.collect import collect
 from harness.sweep.executors import run_locally, run_on_ray
 from harness.sweep.plan import Sweep, SweepOptions
 from harness.sweep.spec import Point
+from harness.tracking import replay_folder
 
 
 def run_sweep(options: SweepOptions) -> RunResult:
@@ -33,7 +34,13 @@ def run_sweep(options: SweepOptions) -> RunResult:
         "limit": options.limit,
         "probes": options.probes,
     }
-    request = RunRequest(task=identity["task"], out=sweep.out, use_cache=not options.no_cache, quiet=options.json)
+    request = RunRequest(
+        task=identity["task"],
+        out=sweep.out,
+        use_cache=not options.no_cache,
+        quiet=options.json,
+        trackers=options.trackers,
+    )
     return execute(SweepRun(sweep), identity, request)
 
 
@@ -49,6 +56,7 @@ class SweepRun:
 
     def run(self, ctx) -> dict[str, float]:
         sweep = self.sweep
+        sweep.parent = ctx.run.id
         records = {r["id"]: r for r in ctx.run.samples() if r.get("status") == "finished"}
         results = finished_points(sweep, records)
         ctx.record([record(p, results[p.id]) for p in sweep.points if p.id in results and p.id not in records])
@@ -67,6 +75,8 @@ class SweepRun:
                 failures[point.id] = log
             else:
                 results[point.id] = result
+                if sweep.options.executor == "ray":  # it ran in a temporary folder: the trackers get it from here
+                    replay_folder(result["dir"], sweep.options.trackers, parent=ctx.run.id)
                 ctx.record([record(point, result)])
             status = f"finished {result['run_id']}" if result else f"FAILED (log: {log})"
             print(f"sweep: [{len(results) + len(failures)}/{len(sweep.points)}] {point.id}: {status}", file=sys.stderr)

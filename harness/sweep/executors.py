@@ -122,14 +122,18 @@ def run_point_in_temp_dir(request: RunRequest) -> dict:
                 run_id = pool.submit(run_point, local, str(log)).result()
         except Exception:  # the log holds the traceback
             return {"run_id": None, "log": log.read_text()}
-        folder = Path(tmp) / run_id
-        files = {
-            str(f.relative_to(folder)): f.read_bytes()
-            for f in sorted(folder.rglob("*"))
-            if f.is_file() and f.name != ".lock" and not f.name.endswith(".tmp")
-        }
+        files = run_files(Path(tmp) / run_id)
         primary = Index(Path(tmp)).get(run_id)["primary_metric"]
         return {"run_id": run_id, "log": log.read_text(), "files": files, "primary_metric": primary}
+
+
+def run_files(folder: Path) -> dict[str, bytes]:
+    """A finished run folder's files (path -> bytes), to send back from a worker to the driver's ``--out``."""
+    return {
+        str(f.relative_to(folder)): f.read_bytes()
+        for f in sorted(folder.rglob("*"))
+        if f.is_file() and f.name != ".lock" and not f.name.endswith(".tmp")
+    }
 
 
 def store_returned_run(out: Path, returned: dict) -> str:

@@ -40,6 +40,7 @@ class SweepOptions:
     json: bool = False
     executor: str = "local"
     ray_address: str | None = None
+    trackers: list[str] = field(default_factory=list)  # --log: the sweep and each point go to these trackers
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Sweep:
     threads: int  # the task's own thread count: workers default to cores // threads
     out: Path
     plugin_modules: list[str]
+    parent: str | None = None  # the sweep's own run id, once it runs: trackers nest the points under it
 
     @classmethod
     def resolve(cls, options: SweepOptions) -> Sweep:
@@ -146,6 +148,8 @@ class Sweep:
             quiet=True,
             command=self.command_line(point),
             plugin_modules=self.plugin_modules,
+            trackers=o.trackers if o.executor == "local" else [],  # a Ray point is sent from the driver
+            parent=self.parent,
         )
 
     def command_line(self, point: Point) -> str:
@@ -166,8 +170,10 @@ def sweep_spec(options: SweepOptions, preset) -> SweepSpec:
     """The preset's sweep with the command line's choices on top."""
     base = preset.sweep or SweepSpec(grid={})
     grid = options.grid if options.grid is not None else base.grid
-    if not grid:
-        raise UsageError(f"'{options.task}' declares no sweep: give the args to sweep, e.g. --grid 'depth=1,2,3'")
+    if not grid and len(options.seeds or base.seeds) < 2:  # seeds alone are a sweep: one point, many seeds
+        raise UsageError(
+            f"'{options.task}' declares no sweep: give the args to sweep, e.g. --grid 'depth=1,2,3', or --seeds 0,1,2"
+        )
     plots = options.plots if options.plots is not None else [p for p in base.plots if p["x"] in grid]
     for plot in plots:
         if plot["x"] not in grid:

@@ -36,6 +36,9 @@ CONFIGS: dict[str, tuple[dict, dict]] = {
     "layers2": ({"n_layer": 2}, {}),
     "d128": ({"d_model": 128}, {}),
     "heads2": ({"n_head": 2}, {}),
+    "ainit0.05": ({}, {"identity_logit_init": 0.05}),
+    "ainit0.2": ({}, {"identity_logit_init": 0.2}),
+    "lr6e-3": ({"lr": 6e-3}, {}),
 }
 
 

@@ -165,6 +165,7 @@ def build_strategy_model(task, strategy: str, seed: int):
         ffn=t["ffn"],
         norm=t["norm"],
         init_scale=t.get("init_scale", 1.0),
+        options={"identity_logit_init": t.get("identity_logit_init", 0.0)},
     )
     return build_model(config), tokenizer
 

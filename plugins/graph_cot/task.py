@@ -2,24 +2,91 @@
 
 - ``--model scratch`` (or no model): the experiment. Train a from-scratch transformer per CoT strategy
   and sweep
-  sequential budgets B x parallel samples N (see :mod:`experiment`).
+  sequential budgets B x parallel samples N (see experiment.py).
 - any other model spec (``hf:smollm2``, ``vllm:...``, ``openai:...``, ``scratch:RUN/dfs``,
   ``baseline:random-path``):
-  an evaluation task scored by the same metrics (see :mod:`llm`).
+  an evaluation task scored by the same metrics (see llm.py).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from harness.plugins.graph_cot.graphs import MAX_DEPTH, default_pool, node_count
 from harness.plugins.graph_cot.strategies import check_strategy
 
 from harness.errors import UsageError
+from harness.options import Options, option, takes
+
+POSITIONS = ("learned", "rotary", "sinusoidal")
+PROMPTS = ("auto", "raw", "text")
 
 
+@dataclass(frozen=True)
+class GraphCoTOptions(Options):
+    """The problems and the evaluation, then (experiment mode) the model, its training and where it runs."""
+
+    # problems and evaluation (both modes)
+    depth: int = option(1, "Bridge(depth): the graphs' depth, trained and evaluated", ge=1, le=MAX_DEPTH)
+    cot: str = option("dfs,path", "the CoT strategies trained (one model each), comma-separated; the first leads")
+    pool: int = option(0, "node names drawn from 0..pool-1 (0: the depth's default pool)", ge=0)
+    examples: int = option(100, "evaluation problems", ge=1)
+    samples: int = option(16, "parallel samples N drawn per problem (the largest N of the sweep)", ge=1)
+    budgets: str | int = option(
+        "auto", "sequential token budgets B, comma-separated (auto: a ladder to the longest CoT)"
+    )
+    budget: int = option(0, "LLM mode: the token budget of a completion (0: fit to depth)", ge=0)
+    temperature: float | None = option(None, "LLM mode: the sampling temperature (default 1; one greedy for N=1)")
+    prompt: str = option(
+        "auto", "LLM mode: prompt style (auto: raw for scratch and baseline models, text for LLMs)", choices=PROMPTS
+    )
+    # the model (experiment mode)
+    d_model: int = option(64, "the transformer's width", ge=1)
+    n_layer: int = option(3, "transformer layers", ge=1)
+    n_head: int = option(4, "attention heads", ge=1)
+    positions: str = option("learned", "position encoding (experiment.py says why learned)", choices=POSITIONS)
+    attention: str = option("identity", "attention component (identity: arXiv 2310.09753; sdpa: the plain one)")
+    ffn: str = option("gelu", "feed-forward component")
+    norm: str = option("layernorm", "normalisation component")
+    # training (experiment mode)
+    steps: int = option(2500, "AdamW steps per strategy", ge=1)
+    batch_size: int = option(32, "fresh problems per step", ge=1)
+    lr: float = option(3e-3, "peak learning rate (warmup, then cosine)", gt=0)
+    weight_decay: float = option(0.05, "AdamW weight decay", ge=0)
+    curriculum: bool = option(False, "each step's batch at a depth drawn from 1..depth (the deeper presets use it)")
+    eval_depths: str | int = option("", "also score the models at these smaller depths, comma-separated")
+    # where it runs (experiment mode)
+    eval_batch: int = option(512, "rows per evaluation forward pass", ge=1)
+    threads: int = option(1, "torch threads per training process", ge=1)
+    workers: int = option(2, "strategies trained side by side, one process each", ge=1)
+    device: str = option("cpu", "cpu or cuda[:i]")
+
+    def check(self) -> None:
+        if self.pool and self.pool < 2 * node_count(self.depth):
+            need = 2 * node_count(self.depth)
+            raise UsageError(f"pool={self.pool} is too small for depth {self.depth}: give at least {need}")
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise UsageError(f"device={self.device}: choose cpu or cuda")
+        self.strategies  # noqa: B018 (parsing is the check)
+        parse_budgets(self.budgets)
+        parse_eval_depths(self.eval_depths, self.depth)
+
+    @property
+    def strategies(self) -> list[str]:
+        try:
+            strategies = [check_strategy(s.strip()) for s in str(self.cot).split(",") if s.strip()]
+        except ValueError as exc:
+            raise UsageError(f"cot={self.cot}: {exc}") from None
+        if not strategies:
+            raise UsageError("cot is empty: give strategies, e.g. cot=dfs,path")
+        return strategies
+
+
+@takes(GraphCoTOptions)
 class GraphCoT:
     """Sequential vs parallel test-time scaling on Bridge(d) connectivity (arXiv 2505.21825).
 
-    Defaults are the CPU preset's; every choice is explained in :mod:`experiment`.
+    Defaults are the CPU preset's; every choice is explained in experiment.py.
     """
 
     name = "graph_cot"
@@ -27,82 +94,23 @@ class GraphCoT:
     primary_metric = "evidence_accuracy"  # in experiment mode: the first strategy's
     variant_args = ("depth",)  # one leaderboard column per depth, for trained models, baselines and LLMs alike
 
-    def __init__(
-        self,
-        depth: int = 1,
-        cot: str = "dfs,path",
-        pool: int = 0,
-        examples: int = 100,
-        samples: int = 16,
-        budgets: str | int = "auto",
-        budget: int = 0,
-        temperature: float | None = None,
-        prompt: str = "auto",
-        steps: int = 2500,
-        batch_size: int = 32,
-        lr: float = 3e-3,
-        weight_decay: float = 0.05,
-        d_model: int = 64,
-        n_layer: int = 3,
-        n_head: int = 4,
-        positions: str = "learned",
-        attention: str = "identity",
-        ffn: str = "gelu",
-        norm: str = "layernorm",
-        eval_batch: int = 512,
-        threads: int = 1,
-        workers: int = 2,
-        curriculum: bool = False,
-        eval_depths: str | int = "",
-        device: str = "cpu",
-    ):
-        if not 1 <= depth <= MAX_DEPTH:
-            raise UsageError(f"depth={depth}: choose a depth between 1 and {MAX_DEPTH}")
-        if pool and pool < 2 * node_count(depth):
-            raise UsageError(f"pool={pool} is too small for depth {depth}: give at least {2 * node_count(depth)}")
-        for name, value in (
-            ("examples", examples),
-            ("samples", samples),
-            ("steps", steps),
-            ("batch_size", batch_size),
-            ("eval_batch", eval_batch),
-        ):
-            if value < 1:
-                raise UsageError(f"{name}={value}: give a positive number")
-        if budget < 0:
-            raise UsageError(f"budget={budget}: give a positive number of tokens (0: fit to depth)")
-        if positions not in ("learned", "rotary", "sinusoidal"):
-            raise UsageError(f"positions={positions}: choose learned, rotary or sinusoidal")
-        if device != "cpu" and not device.startswith("cuda"):
-            raise UsageError(f"device={device}: choose cpu or cuda")
-        if prompt not in ("auto", "raw", "text"):
-            raise UsageError(f"prompt={prompt}: choose auto, raw or text")
-        try:
-            self.strategies = [check_strategy(s.strip()) for s in str(cot).split(",") if s.strip()]
-        except ValueError as exc:
-            raise UsageError(f"cot={cot}: {exc}") from None
-        if not self.strategies:
-            raise UsageError("cot is empty: give strategies, e.g. cot=dfs,path")
-        self.budget_grid = parse_budgets(budgets)
-        self.eval_depths = parse_eval_depths(eval_depths, depth)
-        self.depth, self.pool = depth, pool or default_pool(depth)
-        self.examples, self.samples, self.budget = examples, samples, budget
-        self.temperature, self.prompt_style = temperature, prompt
+    def __init__(self, options: GraphCoTOptions):
+        o = self.options = options
+        self.strategies = o.strategies
+        self.budget_grid = parse_budgets(o.budgets)
+        self.eval_depths = parse_eval_depths(o.eval_depths, o.depth)
+        self.depth, self.pool = o.depth, o.pool or default_pool(o.depth)
+        self.examples, self.samples, self.budget = o.examples, o.samples, o.budget
+        self.temperature, self.prompt_style = o.temperature, o.prompt
+        # the trainer's settings as experiment.py reads them (a dict: the escape-step study overrides entries)
         self.train = {
-            "steps": steps,
-            "batch_size": batch_size,
-            "lr": lr,
-            "weight_decay": weight_decay,
-            "d_model": d_model,
-            "n_layer": n_layer,
-            "n_head": n_head,
-            "positions": positions,
-            "attention": attention,
-            "ffn": ffn,
-            "norm": norm,
-            "curriculum": curriculum,
+            name: getattr(o, name)
+            for name in (
+                *("steps", "batch_size", "lr", "weight_decay", "d_model", "n_layer", "n_head"),
+                *("positions", "attention", "ffn", "norm", "curriculum"),
+            )
         }
-        self.eval_batch, self.threads, self.workers, self.device = eval_batch, threads, workers, device
+        self.eval_batch, self.threads, self.workers, self.device = o.eval_batch, o.threads, o.workers, o.device
 
     @property
     def cores(self) -> int:
@@ -120,6 +128,17 @@ class GraphCoT:
 
     def is_experiment(self, model: str | None) -> bool:
         return model in (None, "", "scratch")
+
+    def shardable(self, model: str | None) -> bool:
+        """An evaluation of a model splits by problem (``--shard i/N``); the experiment, which trains, does not."""
+        return not self.is_experiment(model)
+
+    @staticmethod
+    def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
+        """Over seeds (``harness sweep --task graph_cot --seeds ...``): the strategies paired seed by seed."""
+        from harness.plugins.graph_cot.seeds import seed_summary
+
+        return seed_summary(points, ctx)
 
     def run(self, ctx) -> dict[str, float]:
         if self.is_experiment(ctx.model):

@@ -1,6 +1,7 @@
 """Identity-augmented self-attention (Boix-Adsera et al., arXiv 2310.09753).
 
-Each head h gets two trainable scalars, both 0 at init, so the module starts as plain attention:
+Each head h gets two trainable scalars, both 0 at init (unless ``ModelConfig.options`` sets
+``identity_logit_init``), so the module starts as plain attention:
 
     logits_h = Q_h K_h^T / sqrt(d_h) + a_h X X^T        (W_Q W_K^T + a_h I)
     out      = sum_h softmax(logits_h) (V_h W_O^h + b_h X)  (W_V W_O + b_h I)
@@ -26,7 +27,10 @@ class IdentityAttention(SelfAttention):
 
     def __init__(self, config, layer_index: int = 0):
         super().__init__(config, layer_index)  # Q, K, V, O projections, heads and rotary as in plain attention
-        self.identity_logit = nn.Parameter(torch.zeros(config.n_head))  # a_h
+        # a_h; ``options["identity_logit_init"]`` starts it above 0 (graph_cot: a head that already matches tokens)
+        self.identity_logit = nn.Parameter(
+            torch.full((config.n_head,), float(config.options.get("identity_logit_init", 0.0)))
+        )
         self.identity_value = nn.Parameter(torch.zeros(config.n_head))  # b_h
 
     def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
