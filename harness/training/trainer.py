@@ -1,33 +1,16 @@
-"""The one trainer every from-scratch experiment shares, and the probe machinery around it.
-
-A probe is any object with ``name``, ``layers(model) -> list[str]`` (module names whose inputs and output
-gradients it needs; ``[]`` for none) and ``__call__(step, model, batch, captures) -> dict[str, float]``;
-optionally ``start(model, trainer)``, called once before the first step with the model at its initial weights
-(on resume, with a copy holding the initial weights saved in the run folder). Probes are registered with
-``harness_register_probes`` and built from ``--probe`` names by :func:`probes_from_context`.
-
-On a probe step (``step % probe_every == 0`` and step 1) the trainer records, for each requested layer, the
-layer's first input and the gradient of the loss with respect to its output (``captures[name] = {"inputs":
-(..., d_in), "grad_outputs": (..., d_out)}``, float32, detached). Probes and the ``harness_train_step`` hook
-run after the backward pass and *before* the optimizer update, so weights, inputs and gradients all belong to
-the same point (what FACT needs); ``step`` is the number of the update about to be applied. The gradient is
-that of the loss the trainer minimises (usually a mean over the batch: see the fact probe for what that
-implies).
+"""The one trainer every from-scratch experiment shares: ``Trainer(model, config, batches).fit()``.
 
 Determinism: the batch for step ``s`` is drawn by ``batches(s, generator)`` with a generator seeded from
 (seed, s), so a resumed run sees the very same batches without storing generator state; dropout uses the
 global torch RNG, whose state goes into every checkpoint with the model, optimizer, scheduler and step.
 
-Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) the trainer joins the process group (gloo on CPU, nccl on
-CUDA), wraps the loss in DDP and gives rank r the r-th contiguous slice of every global batch; DDP averages
-the gradients, which equals the full-batch gradient when each slice counts the same number of loss positions.
-Only rank 0 logs, probes, evaluates and writes checkpoints.
+Probes (what they get, and when) are described in harness/training/probes.py, the ``torchrun`` case in
+distributed.py; config.py holds the configuration and the learning-rate schedule, plots.py the plots of the series.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 import os
 import time
 from collections.abc import Callable
@@ -37,97 +20,12 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.store import append_jsonl, read_jsonl
+from harness.training.config import TrainConfig, lr_factor
+from harness.training.distributed import broadcast_flag, init_distributed, loss_module, mean_across_ranks, shard
+from harness.training.plots import plot_series
+from harness.training.probes import Captures
 
 STATE_FILE = "train_state.pt"
-
-
-@dataclass
-class TrainConfig:
-    """How to train; every field is recorded in checkpoints."""
-
-    steps: int = 1000  # optimizer updates
-    batch_size: int = 32  # global batch: examples per step over all ranks (the batches callable must match it)
-    lr: float = 3e-4  # peak learning rate
-    weight_decay: float = 0.0  # AdamW: decoupled decay; SGD: L2 term lambda*theta added to the gradient
-    optimizer: str = "adamw"  # "adamw" or "sgd"
-    momentum: float = 0.0  # SGD momentum (0 = plain gradient descent)
-    betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas
-    warmup: float = 0.0  # fraction of steps with linear warmup from 0 to lr
-    schedule: str = "cosine"  # after warmup: "cosine" decay to min_lr_ratio * lr, or "constant"
-    min_lr_ratio: float = 0.0  # floor of the cosine schedule, as a fraction of lr
-    grad_clip: float | None = 1.0  # max global gradient norm; None or 0 = no clipping
-    dtype: str = "float32"  # "float32" or "bfloat16" (autocast; weights and optimizer stay float32)
-    seed: int = 0  # seeds batches (per step) and the global torch RNG (dropout)
-    checkpoint_every: int = 0  # steps between checkpoints in run_dir (0 = only at the end)
-    eval_every: int = 0  # steps between evaluate() calls (0 = only at the end, when evaluate is given)
-    log_every: int = 10  # steps between train-loss log points
-    early_stop_patience: int | None = None  # stop after this many evaluations without improvement (None = off)
-    early_stop_metric: str = "eval_loss"  # key of evaluate()'s result watched by early stopping
-    early_stop_mode: str = "min"  # "min" or "max": which direction is an improvement
-    device: str = "cpu"  # "cpu" or "cuda"
-    no_decay_1d: bool = False  # exclude 1-D parameters (biases, norm gains) from weight decay
-    compile: bool = False  # torch.compile the loss computation (faster steps; layer captures may recompile)
-
-    def __post_init__(self):
-        self.betas = tuple(self.betas)
-        choices = {
-            "optimizer": ("adamw", "sgd"),
-            "schedule": ("cosine", "constant"),
-            "dtype": ("float32", "bfloat16"),
-            "early_stop_mode": ("min", "max"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise UsageError(f"{name} '{getattr(self, name)}': choose one of {', '.join(allowed)}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise UsageError("steps and batch_size must be positive")
-        if not 0 <= self.warmup < 1:
-            raise UsageError(f"warmup {self.warmup}: give a fraction of the steps in [0, 1)")
-
-
-def probes_from_context(ctx, **probe_args) -> list:
-    """The probe objects named by ``--probe`` (``ctx.probes``); use with ``probe_every=ctx.probe_every``.
-
-    ``probe_args`` go to every probe factory that accepts them (e.g. ``top=8`` for rank).
-    """
-    return make_probes(ctx.probes, **probe_args)
-
-
-def make_probes(names, **probe_args) -> list:
-    """Build registered probes by name; ``names`` may also be a RunContext (its ``--probe`` names)."""
-    from harness.registry import lookup
-
-    names = getattr(names, "probes", names)
-    probes = []
-    for name in names:
-        factory = lookup("probes", name).factory
-        params = inspect.signature(factory).parameters
-        takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        probes.append(factory(**{k: v for k, v in probe_args.items() if takes_all or k in params}))
-    return [p for p in probes if p is not None]
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), Python's random and NumPy: call before building a model for seeded init."""
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def lr_factor(step: int, config: TrainConfig) -> float:
-    """Learning-rate multiplier for update ``step`` (0-based): linear warmup, then cosine or constant."""
-    warmup_steps = int(config.warmup * config.steps)
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if config.schedule == "constant":
-        return 1.0
-    progress = (step - warmup_steps) / max(1, config.steps - warmup_steps)
-    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def keep_freed_memory() -> bool:
@@ -184,73 +82,6 @@ def count_tokens(batch: dict) -> int:
     return int(x.numel()) if is_int and x.dim() >= 2 else int(x.shape[0])
 
 
-class Captures:
-    """Records the first input and the output gradient of named modules while active (a context manager)."""
-
-    def __init__(self, model, names: list[str]):
-        modules = dict(model.named_modules())
-        missing = [n for n in names if n not in modules]
-        if missing:
-            raise UsageError(f"probe asked for unknown layers {missing}; layer names are model.named_modules()")
-        self.modules = {name: modules[name] for name in names}
-        self.data: dict[str, dict] = {}
-        self.handles = []
-
-    def _hook(self, name: str):
-        def hook(module, inputs, output):
-            record = self.data.setdefault(name, {})
-            record["inputs"] = inputs[0].detach().float()
-            if output.requires_grad:
-                output.register_hook(lambda grad: record.__setitem__("grad_outputs", grad.detach().float()))
-
-        return hook
-
-    def __enter__(self):
-        self.handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules.items()]
-        return self.data
-
-    def __exit__(self, *exc):
-        for handle in self.handles:
-            handle.remove()
-        self.handles = []
-
-
-def _loss_module(model, loss_fn):
-    """The loss as an nn.Module, so DDP's gradient sync sees any loss_fn (not only model.forward)."""
-    from torch import nn
-
-    class LossModule(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, batch):
-            return loss_fn(self.model, batch)
-
-    return LossModule()
-
-
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(config: TrainConfig) -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if config.device.startswith("cuda") else "gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size())
-
-
 @dataclass
 class _State:
     """Trainer bookkeeping that must survive a resume."""
@@ -295,7 +126,7 @@ class Trainer:
         self.progress = progress
         self.tokenizer = tokenizer
         self.model_extra = model_extra or {}
-        self.dist = _init_distributed(config)
+        self.dist = init_distributed(config.device)
         if config.batch_size % self.dist.world:
             raise UsageError(f"batch_size {config.batch_size} is not divisible by the {self.dist.world} processes")
         self.device = config.device
@@ -328,7 +159,7 @@ class Trainer:
         else:
             self.optimizer = torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, c))
-        self.loss_module = _loss_module(self.model, self.loss_fn)
+        self.loss_module = loss_module(self.model, self.loss_fn)
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -349,19 +180,6 @@ class Trainer:
         from harness.seeding import generator
 
         return generator(self.config.seed, "batch", step)
-
-    def _shard(self, batch: dict) -> dict:
-        """This rank's contiguous slice of each tensor whose first dim is the global batch, on device."""
-        per = self.config.batch_size // self.dist.world
-        lo = self.dist.rank * per
-        out = {}
-        for key, value in batch.items():
-            if hasattr(value, "to"):
-                if self.dist.world > 1 and value.dim() > 0 and value.shape[0] == self.config.batch_size:
-                    value = value[lo : lo + per]
-                value = value.to(self.device, non_blocking=True)
-            out[key] = value
-        return out
 
     # checkpoints --------------------------------------------------------------------------------------------
     @property
@@ -509,16 +327,6 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return loss.detach()
 
-    def _mean_across_ranks(self, value: float) -> float:
-        if self.dist.world == 1:
-            return value
-        import torch
-        import torch.distributed as dist
-
-        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
-        dist.all_reduce(tensor)
-        return float(tensor.item()) / self.dist.world
-
     def fit(self) -> dict:
         """Train to ``config.steps`` (or an early stop), resuming from run_dir's checkpoint; final metrics."""
         import torch
@@ -547,11 +355,12 @@ class Trainer:
             probing = (
                 bool(self.probes or self._hook_impls) and self.dist.main and (step % self.probe_every == 0 or step == 1)
             )
-            losses.append(self._step(step, self._shard(batch), probing))
+            losses.append(self._step(step, shard(batch, self.dist, c.batch_size, self.device), probing))
             self.state.step = step
             bar.update(1)
             if step % c.log_every == 0 or step == c.steps:
-                self.state.last_loss = self._mean_across_ranks(float(torch.stack(losses).float().mean()))
+                loss = float(torch.stack(losses).float().mean())
+                self.state.last_loss = mean_across_ranks(loss, self.dist, self.device)
                 losses = []
                 rate = tokens / max(time.perf_counter() - began, 1e-9)
                 self._log(
@@ -591,14 +400,8 @@ class Trainer:
 
     def _broadcast_stop(self) -> None:
         """Rank 0 decides early stopping; the others follow so every process leaves the loop together."""
-        if self.dist.world == 1 or self.config.early_stop_patience is None:
-            return
-        import torch
-        import torch.distributed as dist
-
-        flag = torch.tensor([float(self.state.stopped_early)], device=self.device)
-        dist.broadcast(flag, src=0)
-        self.state.stopped_early = bool(flag.item())
+        if self.config.early_stop_patience is not None:
+            self.state.stopped_early = broadcast_flag(self.state.stopped_early, self.dist, self.device)
 
     def _plot(self) -> list[Path]:
         """PNG plots of the logged series in run_dir (see :func:`plot_series`)."""
@@ -607,41 +410,3 @@ class Trainer:
         if path.exists():  # the whole record, steps before a resume included (also when log wrote it)
             records = read_jsonl(path)
         return plot_series(self.run_dir, records)
-
-
-def group_series(records: list[dict]) -> dict[str, dict[str, tuple[list, list]]]:
-    """Group logged keys into plots: ``probe/a/b/stat3`` goes to plot ``probe_stat`` as line ``a/b/3``.
-
-    A key logged twice for a step (a resumed run re-logs the steps after its last checkpoint) keeps the last.
-    """
-    import re
-
-    by_step: dict[str, dict[int, float]] = {}
-    for record in records:
-        for key, value in record.items():
-            if key != "step" and isinstance(value, (int, float)):
-                by_step.setdefault(key, {})[int(record["step"])] = float(value)
-    plots: dict[str, dict[str, tuple[list, list]]] = {}
-    for key, points in by_step.items():
-        parts = key.split("/")
-        stem, digits = re.fullmatch(r"(.*?)(\d*)", parts[-1]).groups()
-        stem = stem or parts[-1]
-        plot = "_".join([parts[0], stem]) if len(parts) > 1 else key
-        label = "/".join(parts[1:-1] + ([digits] if digits and stem != parts[-1] else [])) or key
-        steps = sorted(points)
-        plots.setdefault(plot, {})[label] = (steps, [points[s] for s in steps])
-    return plots
-
-
-def plot_series(folder: Path, records: list[dict], max_lines: int = 16) -> list[Path]:
-    """One PNG per group of :func:`group_series` in ``folder`` (at most ``max_lines`` lines each)."""
-    from harness.report import plot_lines
-
-    paths = []
-    for plot, series in group_series(records).items():
-        if plot in ("lr", "tokens_per_s"):
-            continue
-        shown = dict(list(series.items())[:max_lines])
-        name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in plot)
-        paths.append(plot_lines(Path(folder) / f"train_{name}.png", shown, xlabel="step", ylabel=plot, title=plot))
-    return paths
