@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from harness.errors import UsageError
 
@@ -49,6 +51,20 @@ class Completion:
     finish_reason: str = "length"  # "stop" (EOS or stop string) or "length"
 
 
+class Token(NamedTuple):
+    """One generated token, reported while generation runs (``LM.generate``'s ``on_step``, on engines that stream)."""
+
+    prompt: int  # index into generate's prompts
+    sample: int  # which of that prompt's n samples
+    token_id: int
+    logprob: float
+
+
+# Called on the engine's thread after each decode step with that step's new tokens (none at a batch's start); returns
+# the prompts to stop generating for (a server's departed clients): their completions end with finish_reason "abort".
+OnStep = Callable[[list[Token]], Collection[int]]
+
+
 class PartialResults(RuntimeError):
     """Some requests of a call failed for good: ``results`` holds the finished ones (None where ``failed``), so
     the response cache keeps them and a re-run asks only for the rest."""
@@ -64,6 +80,7 @@ class LM:
 
     name: str = "lm"
     fingerprint: str = ""  # weights hash or revision + dtype + chat template hash; keys the response cache
+    streams: bool = False  # generate takes ``on_step`` (see OnStep): tokens reported as produced, prompts stoppable
 
     @classmethod
     def check_args(cls, model_args: dict) -> None:

@@ -19,7 +19,16 @@ import inspect
 import os
 from pathlib import Path
 
-from harness.backends.base import LM, Completion, SamplingParams, default_device, fingerprint, resolve_dtype
+from harness.backends.base import (
+    LM,
+    Completion,
+    OnStep,
+    SamplingParams,
+    Token,
+    default_device,
+    fingerprint,
+    resolve_dtype,
+)
 from harness.backends.batching import (
     PACK_WIDTH,
     PackedLayout,
@@ -41,6 +50,7 @@ class HFLM(LM):
     """A causal LM from transformers, in process. Also the white-box surface used for prompt search."""
 
     name = "hf"
+    streams = True
 
     def __init__(
         self,
@@ -376,7 +386,10 @@ class HFLM(LM):
         return rows
 
     # generation ----------------------------------------------------------------------------------------------
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+    def generate(
+        self, prompts: list[str], params: SamplingParams, on_step: OnStep | None = None
+    ) -> list[list[Completion]]:
+        """``on_step``: see base.OnStep (harness serve streams tokens and drops departed clients through it)."""
         if params.n < 1 or params.max_tokens < 0:
             raise UsageError(f"n={params.n}, max_tokens={params.max_tokens}: need n >= 1 and max_tokens >= 0")
         texts = [self.apply_chat(p) for p in prompts] if self.chat else list(prompts)
@@ -388,13 +401,22 @@ class HFLM(LM):
         lengths = [len(e) + params.max_tokens for e in encoded]
         with self.torch.inference_mode():
             for batch in batches(lengths, self.decode_tokens, rows_per_item=params.n):
-                done = self._generate_batch([encoded[i] for i in batch], [prompts[i] for i in batch], params)
+                gone = set(on_step([])) if on_step else set()  # stopped before their batch began
+                for i in gone.intersection(batch):
+                    results[i] = [Completion("", finish_reason="abort") for _ in range(params.n)]
+                batch = [i for i in batch if i not in gone]
+                if not batch:
+                    continue
+                done = self._generate_batch(
+                    [encoded[i] for i in batch], [prompts[i] for i in batch], params, on_step and (on_step, batch)
+                )
                 for i, completions in zip(batch, done):
                     results[i] = completions
         return results
 
-    def _generate_batch(self, encoded: list[list[int]], prompts: list[str], params: SamplingParams):
-        """Decode a batch with a KV cache; the n samples of a prompt share its prefill, finished rows leave."""
+    def _generate_batch(self, encoded: list[list[int]], prompts: list[str], params: SamplingParams, report=None):
+        """Decode a batch with a KV cache; the n samples of a prompt share its prefill, finished rows leave.
+        ``report``: (on_step, the batch's prompt indices), told each step's tokens; rows it stops leave too."""
         from harness.sampling import sample, sample_generators
 
         torch = self.torch
@@ -425,6 +447,12 @@ class HFLM(LM):
                 tokens[r].append(token)
                 token_logprobs[r].append(picked[line])
                 finished[r] = self._stop_reason(tokens[r], params)
+            if report:
+                on_step, owner = report
+                step = [Token(owner[r // n], r % n, tokens[r][-1], token_logprobs[r][-1]) for r in active]
+                stopped = set(on_step([t for t in step if t.token_id != self.eos_token_id or params.ignore_eos]))
+                for r in active:
+                    finished[r] = "abort" if owner[r // n] in stopped else finished[r]
             keep = [line for line, r in enumerate(active) if finished[r] is None]
             if not keep:
                 break

@@ -15,7 +15,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from harness.backends.base import LM, Completion, SamplingParams, default_device, fingerprint, resolve_dtype
+from harness.backends.base import (
+    LM,
+    Completion,
+    OnStep,
+    SamplingParams,
+    Token,
+    default_device,
+    fingerprint,
+    resolve_dtype,
+)
 from harness.errors import UsageError
 from harness.sampling import sample, sample_generator
 
@@ -36,6 +45,7 @@ class ScratchLM(LM):
     """A harness Transformer with its WordTokenizer behind the request API, plus the white-box surface."""
 
     name = "scratch"
+    streams = True
 
     def __init__(
         self,
@@ -139,27 +149,36 @@ class ScratchLM(LM):
             totals.append(total)
         return totals
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+    def generate(
+        self, prompts: list[str], params: SamplingParams, on_step: OnStep | None = None
+    ) -> list[list[Completion]]:
+        """``on_step``: see base.OnStep (harness serve streams tokens and drops departed clients through it)."""
         rows = [(p, j) for p in range(len(prompts)) for j in range(params.n)]
         done: dict[tuple[int, int], Completion] = {}
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
-            for key, completion in zip(
-                chunk, self._generate_rows([prompts[p] for p, _ in chunk], [j for _, j in chunk], params)
-            ):
+            gone = set(on_step([])) if on_step else set()  # stopped before their chunk began
+            for key in chunk:
+                done[key] = Completion("", finish_reason="abort")
+            chunk = [(p, j) for p, j in chunk if p not in gone]
+            if not chunk:
+                continue
+            for key, completion in zip(chunk, self._generate_rows(prompts, chunk, params, on_step)):
                 done[key] = completion
         return [[done[(p, j)] for j in range(params.n)] for p in range(len(prompts))]
 
     @torch.no_grad()
-    def _generate_rows(self, prompts: list[str], sample_index: list[int], params: SamplingParams):
-        """One completion per row; row i is sample ``sample_index[i]`` of ``prompts[i]``."""
-        seqs = [(self._prefix() + self.encode(p))[-(self.max_len - 1) :] for p in prompts]
+    def _generate_rows(
+        self, prompts: list[str], rows: list[tuple[int, int]], params: SamplingParams, on_step: OnStep | None
+    ):
+        """One completion per row; a row is (prompt index, sample index). ``on_step`` hears each step's tokens."""
+        seqs = [(self._prefix() + self.encode(prompts[p]))[-(self.max_len - 1) :] for p, _ in rows]
         if not all(seqs):
             raise UsageError("generate: empty prompt and no <bos> to start from; pass add_bos=true")
-        generators = [sample_generator(params.seed, p, j, self.device) for p, j in zip(prompts, sample_index)]
+        generators = [sample_generator(params.seed, prompts[p], j, self.device) for p, j in rows]
         banned = self.eos_token_id if params.ignore_eos else None
-        outs = [Completion(text="") for _ in prompts]
-        active = list(range(len(prompts)))
+        outs = [Completion(text="") for _ in rows]
+        active = list(range(len(rows)))
         for _ in range(params.max_tokens):
             active = [i for i in active if len(seqs[i]) < self.max_len]
             if not active:
@@ -169,10 +188,18 @@ class ScratchLM(LM):
             tokens = sample(
                 last, [generators[i] for i in active], params.temperature, params.top_k, params.top_p, banned=banned
             )
+            step = []
             for row, (i, token) in enumerate(zip(active, tokens.tolist())):
                 seqs[i].append(token)
+                kept = len(outs[i].token_ids)
                 self._extend(outs[i], token, float(last[row, token]), params)
-            active = [i for i in active if outs[i].finish_reason != "stop"]
+                if len(outs[i].token_ids) > kept:  # not the EOS that ended it
+                    step.append(Token(*rows[i], token, outs[i].logprobs[-1]))
+            stopped = set(on_step(step)) if on_step else set()
+            for i in active:
+                if rows[i][0] in stopped:
+                    outs[i].finish_reason = "abort"
+            active = [i for i in active if outs[i].finish_reason not in ("stop", "abort")]
         return outs
 
     def _extend(self, out: Completion, token: int, logprob: float, params: SamplingParams) -> None:

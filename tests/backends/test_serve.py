@@ -280,3 +280,152 @@ def test_a_client_that_left_while_queued_never_reaches_the_engine(tiny):
         after = httpx.post(f"{live.url}/completions", json={**body, "prompt": "later"}, timeout=60)
     assert after.status_code == 200
     assert ["left"] not in lm.calls and lm.calls[0] == ["first"] and lm.calls[-1] == ["later"]
+
+
+# streaming, departed clients, bad text, crashes ---------------------------------------------------------------------
+class SlowSteps:
+    """Wraps a streaming engine (hf, scratch): each decode step takes ``delay`` seconds more, so a completion's
+    tokens are spread over a measurable time; counts the steps it ran."""
+
+    streams = True
+
+    def __init__(self, lm, delay: float):
+        self.lm, self.delay, self.steps = lm, delay, 0
+        self.tokenizer, self.max_length = lm.tokenizer, getattr(lm, "max_length", None)
+
+    def encode(self, text):
+        return self.lm.encode(text)
+
+    def decode(self, ids):
+        return self.lm.decode(ids)
+
+    def generate(self, prompts, params, on_step=None):
+        def slow(tokens):
+            if tokens:
+                self.steps += 1
+                time.sleep(self.delay)
+            return on_step(tokens) if on_step else []
+
+        return self.lm.generate(prompts, params, slow)
+
+
+def timed_chunks(url: str, body: dict) -> tuple[list[float], str]:
+    """Seconds from sending to each streamed chunk that carries text, and the text they join to."""
+    start, times, text = time.monotonic(), [], ""
+    with httpx.stream("POST", f"{url}/completions", json={**body, "stream": True}, timeout=60) as reply:
+        for line in reply.iter_lines():
+            if line.startswith("data: {"):
+                piece = json.loads(line[6:])["choices"][0]["text"]
+                if piece:
+                    times.append(time.monotonic() - start)
+                    text += piece
+    return times, text
+
+
+def test_streamed_tokens_arrive_as_they_are_generated(tiny):
+    lm = SlowSteps(tiny, delay=0.03)
+    body = {"model": "tiny", "prompt": "Once upon a time", "max_tokens": 40, "temperature": 0, "ignore_eos": True}
+    with Live(lm) as live:
+        times, text = timed_chunks(live.url, body)
+        whole = httpx.post(f"{live.url}/completions", json=body, timeout=60).json()["choices"][0]["text"]
+    assert text == whole and len(times) > 20
+    assert times[0] < 0.25 * times[-1]  # the first token's chunk did not wait for the last token
+
+
+def scratch_lm(folder):
+    """A one-layer model trained by nobody over a four-word vocabulary, through the scratch engine."""
+    import torch
+
+    from harness.backends import load
+    from harness.models import ModelConfig, WordTokenizer, build_model, save_checkpoint_dir
+
+    torch.manual_seed(0)
+    tok = WordTokenizer(["a", "b", "c", "d"])
+    config = ModelConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=2, d_model=16, max_seq_len=64)
+    save_checkpoint_dir(folder / "checkpoint", build_model(config), tok, {"add_bos": True})
+    return load(f"scratch:{folder}", device="cpu")
+
+
+def test_the_scratch_engine_streams_too(tmp_path):
+    lm = SlowSteps(scratch_lm(tmp_path), delay=0.03)
+    body = {"model": "tiny", "prompt": "a b", "max_tokens": 30, "temperature": 0, "ignore_eos": True}
+    with Live(lm) as live:
+        times, text = timed_chunks(live.url, body)
+        whole = httpx.post(f"{live.url}/completions", json=body, timeout=60).json()["choices"][0]["text"]
+    assert text == whole and len(times) > 15 and times[0] < 0.25 * times[-1]
+
+
+@pytest.mark.parametrize("engine", ["hf", "scratch"])
+def test_on_step_reports_every_token_and_stops_the_prompts_it_names(engine, tiny, tmp_path):
+    lm = tiny if engine == "hf" else scratch_lm(tmp_path)
+    params = SamplingParams(n=2, max_tokens=8, temperature=1.0, seed=3, ignore_eos=True)
+    seen = {}
+
+    def on_step(tokens):
+        for t in tokens:
+            seen.setdefault((t.prompt, t.sample), []).append(t.token_id)
+        return [0] if len(seen.get((0, 0), [])) >= 3 else []  # prompt 0's client leaves after 3 tokens
+
+    stopped, kept = lm.generate(["a b", "c"], params, on_step)
+    assert [c.finish_reason for c in stopped] == ["abort", "abort"] and len(stopped[0].token_ids) == 3
+    alone = lm.generate(["c"], params)[0]
+    assert [c.token_ids for c in kept] == [c.token_ids for c in alone]  # its batch mate went on, unchanged
+    assert all(seen[(1, k)] == kept[k].token_ids for k in range(2))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_leaves_mid_generation_frees_the_engine(tiny, stream):
+    lm = SlowSteps(tiny, delay=0.02)  # 400 tokens: 8 s of engine time if nobody stops it
+    long = {"model": "tiny", "prompt": "Tell me", "max_tokens": 400, "ignore_eos": True, "stream": stream}
+    with Live(lm) as live:
+        left = time.monotonic() + 1.0
+        try:  # the client leaves after a second: a read timeout, or (streaming) closing the response
+            with httpx.stream("POST", f"{live.url}/completions", json=long, timeout=1.0) as reply:
+                for _ in reply.iter_lines():
+                    if time.monotonic() > left:
+                        break
+        except httpx.TimeoutException:
+            assert not stream
+        start = time.monotonic()
+        short = httpx.post(
+            f"{live.url}/completions", json={"model": "tiny", "prompt": "Hi", "max_tokens": 2}, timeout=60
+        )
+        waited = time.monotonic() - start
+    assert short.status_code == 200 and len(short.json()["choices"][0]["text"]) > 0
+    assert waited < 4.0 and lm.steps < 200  # the long request was stopped soon after its client left
+
+
+LONE_SURROGATES = [
+    {"model": "tiny", "prompt": "a\ud800b", "max_tokens": 1},
+    {"model": "tiny", "prompt": ["fine", "x\udfffy"], "max_tokens": 1},
+    {"model": "tiny", "prompt": "fine", "stop": ["\ud83d"], "max_tokens": 1},
+]
+
+
+@pytest.mark.parametrize("body", LONE_SURROGATES, ids=range(len(LONE_SURROGATES)))
+def test_a_lone_surrogate_is_a_400_naming_it(server, body):
+    escaped = {"Content-Type": "application/json"}  # json.dumps writes a lone surrogate as the escape "\ud800"
+    reply = httpx.post(f"{server}/completions", content=json.dumps(body), headers=escaped, timeout=60)
+    assert reply.status_code == 400 and "lone surrogate" in reply.json()["error"]["message"]
+    chat = {"model": "tiny", "messages": [{"role": "user", "content": "a\ud800b"}], "max_tokens": 1}
+    reply = httpx.post(f"{server}/chat/completions", content=json.dumps(chat), headers=escaped, timeout=60)
+    assert reply.status_code == 400 and "\\ud800" in reply.json()["error"]["message"]
+    raw = httpx.post(f"{server}/completions", content=b'{"model": "tiny", "prompt": "\xff"}', timeout=60)
+    assert raw.status_code == 400 and "UTF-8" in raw.json()["error"]["message"]
+
+
+class Broken(SlowLM):
+    """An engine that fails inside generate with an error no handler knows."""
+
+    def generate(self, prompts, params):
+        raise RuntimeError("the weights are on fire")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_unexpected_error_is_a_json_500_without_a_traceback(tiny, stream):
+    with Live(Broken(tiny, delay=0)) as live:
+        body = {"model": "tiny", "prompt": "Hi", "max_tokens": 2, "stream": stream}
+        reply = httpx.post(f"{live.url}/completions", json=body, timeout=60)
+        after = httpx.get(f"{live.url}/models", timeout=60)
+    assert reply.status_code == 500 and reply.json()["error"]["type"] == "server_error"
+    assert "RuntimeError" in reply.text and "Traceback" not in reply.text and after.status_code == 200
