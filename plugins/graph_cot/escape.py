@@ -14,6 +14,7 @@ Results append to ``--out`` as one JSON line per (config, seed); finished pairs 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import time
@@ -39,6 +40,8 @@ CONFIGS: dict[str, tuple[dict, dict]] = {
     "ainit0.05": ({}, {"identity_logit_init": 0.05}),
     "ainit0.2": ({}, {"identity_logit_init": 0.2}),
     "lr6e-3": ({"lr": 6e-3}, {}),
+    "walk200": ({"walk_warmup": 200}, {}),
+    "walk500": ({"walk_warmup": 500}, {}),
 }
 
 
@@ -113,6 +116,37 @@ def summarize(records: list[dict]) -> dict[str, dict]:
     return out
 
 
+def write_report(records: list[dict], folder: Path) -> dict[str, dict]:
+    """``summary.json`` (per config: median, quartiles, fraction never escaped) and ``escape.png`` (each seed's
+    escape step per config; never-escaped seeds drawn at the step cap)."""
+    from harness import report
+
+    summary = summarize(records)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    plt = report.figure()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    configs = list(summary)
+    for i, config in enumerate(configs):
+        rows = [r for r in records if r["config"] == config]
+        steps = [r["escape_step"] if r["escape_step"] is not None else r["steps"] for r in rows]
+        left.scatter([i] * len(steps), steps, s=14, color=["C3" if r["escape_step"] is None else "C0" for r in rows])
+        left.plot([i - 0.3, i + 0.3], [min(summary[config]["median"], rows[0]["steps"])] * 2, color="k")
+    left.set_xticks(range(len(configs)), configs, rotation=45, ha="right", fontsize=8)
+    left.set_ylabel(f"escape step (loss < {records[0]['threshold']}); red: never")
+    left.set_title("escape step per seed (bar: median)")
+    for r in (r for r in records if r["config"] == configs[0]):
+        right.plot(*zip(*r["losses"]), lw=0.8, label=f"seed {r['seed']}")
+    right.set(xlabel="step", ylabel="train loss (25-step mean)", title=f"{configs[0]}: loss until escape")
+    right.legend(fontsize=6, ncol=2)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(folder / "escape.png", dpi=110)
+    plt.close(fig)
+    return summary
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="flagship", help=f"comma list of: {', '.join(CONFIGS)}")
@@ -121,7 +155,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threshold", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("escape.jsonl"))
+    parser.add_argument("--report", type=Path, metavar="DIR", help="only summarize --out into DIR (summary, plot)")
     args = parser.parse_args(argv)
+    if args.report:
+        records = read_jsonl(args.out)
+        print(json.dumps(write_report(records, args.report), indent=2, default=str))
+        return
     done = {(r["config"], r["seed"]) for r in read_jsonl(args.out)}
     todo = [(c, s) for c in args.config.split(",") for s in parse_seeds(args.seeds) if (c, s) not in done]
     with ProcessPoolExecutor(args.workers) as pool:

@@ -117,6 +117,13 @@ def training_sequence(problem: Problem, cot: list[str]) -> tuple[list[str], int]
     return tokens, len(problem.prompt_tokens())
 
 
+def warmup_walk(strategy: str, depth: int) -> str:
+    """The warm-up's chains: random walks that hit the target within the strategy's longest chain. Every step of
+    a walk goes to a neighbour of the node before it, the edge lookup every strategy needs; in a dfs chain a step
+    after a dead end does not, which is why dfs sits longer on its plateau than path (escape study)."""
+    return f"walk-{max(longest_cot(strategy, depth) - 1, 3 * depth)}"
+
+
 def make_batches(task, tokenizer, strategy: str, seed: int):
     """``batches(step, generator)`` for the Trainer: right-padded sequences, loss mask after ``/``."""
     import torch
@@ -126,10 +133,11 @@ def make_batches(task, tokenizer, strategy: str, seed: int):
     def batches(step: int, generator) -> dict:
         rng = seeding.rng(seed, "graph_cot-train", strategy, step)
         depth = rng.randint(1, task.depth) if t["curriculum"] else task.depth  # one depth a batch: no padding
+        chains = warmup_walk(strategy, depth) if step <= t.get("walk_warmup", 0) else strategy
         rows = []
         for _ in range(t["batch_size"]):
             problem = make_problem(depth, rng, task.pool)
-            tokens, sep = training_sequence(problem, chain_of_thought(problem, strategy, rng))
+            tokens, sep = training_sequence(problem, chain_of_thought(problem, chains, rng))
             rows.append((tokenizer.encode(" ".join(tokens)), sep))
         width = max(len(ids) for ids, _ in rows) - 1
         input_ids = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)

@@ -54,6 +54,9 @@ class GraphCoTOptions(Options):
     lr: float = option(3e-3, "peak learning rate (warmup, then cosine)", gt=0)
     weight_decay: float = option(0.05, "AdamW weight decay", ge=0)
     curriculum: bool = option(False, "each step's batch at a depth drawn from 1..depth (the deeper presets use it)")
+    walk_warmup: int = option(
+        0, "first steps train on random-walk chains (edge lookup) before the strategy's own, for every strategy", ge=0
+    )
     eval_depths: str | int = option("", "also score the models at these smaller depths, comma-separated")
     # where it runs (experiment mode)
     eval_batch: int = option(512, "rows per evaluation forward pass", ge=1)
@@ -107,7 +110,7 @@ class GraphCoT:
             name: getattr(o, name)
             for name in (
                 *("steps", "batch_size", "lr", "weight_decay", "d_model", "n_layer", "n_head"),
-                *("positions", "attention", "ffn", "norm", "curriculum"),
+                *("positions", "attention", "ffn", "norm", "curriculum", "walk_warmup"),
             )
         }
         self.eval_batch, self.threads, self.workers, self.device = o.eval_batch, o.threads, o.workers, o.device
