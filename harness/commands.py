@@ -7,7 +7,7 @@ import inspect
 import json
 from pathlib import Path
 
-from harness import report, runs, runs_command
+from harness import report, runs, runs_command, shards_command
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
 from harness.options import build, described, doc_text, parse_kv
@@ -44,6 +44,7 @@ def harness_register_commands(cli) -> None:
     )
     cli.command("sweep", sweep_command.HELP, sweep_command.configure_sweep, sweep_command.sweep_command)
     cli.command("runs", runs_command.HELP, runs_command.configure, runs_command.handler)
+    cli.command("merge", shards_command.HELP, shards_command.configure_merge, shards_command.merge_command)
 
 
 # run / optimize ----------------------------------------------------------------------------------------------------
@@ -68,6 +69,7 @@ def configure_run(parser) -> None:
     )
     parser.add_argument("--probe", help="probes to attach to training, e.g. rank,fact")
     parser.add_argument("--probe-every", type=int, default=100, metavar="K", help="probe every K steps")
+    shards_command.add_run_options(parser)
     _common_run_args(parser)
 
 
@@ -77,6 +79,8 @@ def run_command(args) -> int:
 
     fmt = output_format(args)
     request = run_request(args)
+    if (code := shards_command.run_command(args, request, fmt)) is not None:  # --shard i/N, --executor ray
+        return code
     if is_suite(args.task, load_presets(args.include_path)):  # --task a,b,c or a suite preset: one model for all
         return run_suite(request, load_presets(args.include_path), fmt)
     preset, _ = runs.resolve_task(args.task, args.include_path)
@@ -103,6 +107,7 @@ def run_request(args) -> runs.RunRequest:
         out=args.out,
         use_cache=not args.no_cache,
         quiet=output_format(args) == "json",
+        shard=shards_command.parse_shard(args.shard) if getattr(args, "shard", None) else None,
     )
 
 

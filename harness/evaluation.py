@@ -35,7 +35,9 @@ class RunContext:
     probes: list[str] = field(default_factory=list)  # --probe names, for tasks that train
     probe_every: int = 100
     plugin_modules: list[str] = field(default_factory=list)  # -p modules, loaded again in worker processes
+    shard: tuple[int, int] | None = None  # (i, N) under --shard i/N: this run scores every N-th sample from the i-th
     _lm: Any = field(default=None, repr=False, compare=False)
+    split: bool = field(default=False, repr=False, compare=False)  # whether the task took its shard (in_shard)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_lm": None}  # an engine stays in the process that loaded it
@@ -85,6 +87,19 @@ class RunContext:
         """Use an already loaded model as the run's (a suite shares one engine between its runs)."""
         self._lm = lm
         self.run.update_config(fingerprint=lm.fingerprint)
+
+    def in_shard(self, items: list) -> list:
+        """This run's share of ``items`` (all of them unless the run is a shard): every N-th by position from the
+        i-th, so the shards are disjoint, cover everything, and ``harness merge`` can interleave them back."""
+        if self.shard is None:
+            return items
+        from harness.errors import UsageError
+
+        index, count = self.shard
+        self.split = True
+        if count > len(items):
+            raise UsageError(f"--shard {index}/{count}: the run has {len(items)} samples; give at most that many")
+        return items[index::count]
 
     def log(self, step: int, values: dict) -> None:
         """One point of a time series (``metrics.jsonl``)."""
@@ -150,6 +165,11 @@ class EvalTask:
     def primary_metric(self) -> str:
         return self.metrics[0]
 
+    def shardable(self, model: str | None) -> bool:
+        """Whether ``--shard i/N`` can split this task's run (its samples) on ``model``; a task without this
+        method is refused a shard before anything runs."""
+        return True
+
     def examples(self, ctx: RunContext) -> list[dict]:
         """The examples, each a dict with a unique "id" (seeded by ``ctx.seed`` where random)."""
         raise NotImplementedError
@@ -167,7 +187,7 @@ class EvalTask:
     def run(self, ctx: RunContext) -> dict[str, float]:
         from tqdm import tqdm
 
-        examples = self.examples(ctx)[: ctx.limit]
+        examples = ctx.in_shard(self.examples(ctx)[: ctx.limit])
         # a sample missing its id or a metric (hand-edited file) is recomputed rather than trusted
         done = {s["id"]: s for s in ctx.run.samples() if "id" in s and all(m in s for m in self.metrics)}
         todo = [e for e in examples if e["id"] not in done]

@@ -50,6 +50,7 @@ class RunRequest:
     quiet: bool = False  # what the task prints goes to stderr (stdout carries only the caller's result)
     command: str | None = None  # recorded in config.yaml; None: this process's command line
     plugin_modules: list[str] = field(default_factory=list)  # -p modules (loaded again in a worker process)
+    shard: tuple[int, int] | None = None  # (i, N): --shard i/N, this run's share of the samples (harness/shards.py)
 
 
 @dataclass
@@ -117,7 +118,21 @@ def prepare(request: RunRequest):
         "probes": list(request.probes),
         "probe_every": request.probe_every,
     }
+    if request.shard is not None:  # a shard is a run of its own, named after the whole run (store.run_id)
+        check_shard(task, preset.name, identity["model"], request.shard)
+        identity["shard"] = {"index": request.shard[0], "count": request.shard[1]}
     return task, identity
+
+
+def check_shard(task, name: str, model: str | None, shard: tuple[int, int]) -> None:
+    """Refuse ``--shard i/N`` outside 0 <= i < N, and on a task that cannot split its samples (an experiment),
+    before a record is opened."""
+    index, count = shard
+    if not 0 <= index < count:
+        raise UsageError(f"--shard {index}/{count}: give i/N with 0 <= i < N, e.g. --shard 0/{max(count, 2)}")
+    shardable = getattr(task, "shardable", None)
+    if shardable is None or not shardable(model):
+        raise UsageError(f"task {name} is not an evaluation over samples here; run it without --shard")
 
 
 def run(request: RunRequest, engines: dict | None = None) -> RunResult:
@@ -156,6 +171,7 @@ def execute(task, identity: dict, request: RunRequest, engines: dict | None = No
         probes=identity.get("probes") or [],
         probe_every=identity.get("probe_every") or 100,
         plugin_modules=list(plugins.extra_modules),
+        shard=(identity["shard"]["index"], identity["shard"]["count"]) if identity.get("shard") else None,
     )
     key = (identity["model"], json.dumps(identity["model_args"], sort_keys=True, default=str))
     if engines is not None and key in engines:
@@ -166,6 +182,8 @@ def execute(task, identity: dict, request: RunRequest, engines: dict | None = No
     try:
         with contextlib.redirect_stdout(sys.stderr) if request.quiet else contextlib.nullcontext():
             metrics = task.run(ctx)
+        if ctx.shard and not ctx.split:
+            raise UsageError(f"task {identity['task']} ran whole, ignoring --shard; run it without --shard")
     except KeyboardInterrupt:
         run.fail("interrupted", "interrupted (Ctrl-C or SIGINT); re-run the same command to resume")
         raise

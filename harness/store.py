@@ -49,6 +49,21 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+def run_id(identity: dict) -> str:
+    """A run's folder name: its task and a hash of its identity. A shard's (``--shard i/N``) is its whole run's id
+    plus ``-<i>of<N>``, so the shards of one evaluation sit beside the run they merge into."""
+    shard = identity.get("shard")
+    whole = {key: value for key, value in identity.items() if key != "shard"}
+    name = f"{_slug(identity.get('task', 'run'))}-{config_hash(whole)}"
+    return f"{name}-{shard['index']}of{shard['count']}" if shard else name
+
+
+def finished_status(config: dict) -> str:
+    """A finished shard is indexed as "shard", not "finished": its metrics cover part of the samples, so the
+    leaderboard and comparisons leave it out until ``harness merge`` makes the whole run."""
+    return "shard" if config.get("shard") else "finished"
+
+
 def write_json_atomic(path: Path, data) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
@@ -165,7 +180,7 @@ class Index:
             metrics_file = run.dir / "metrics.json"
             if metrics_file.exists():
                 run._index(
-                    "finished",
+                    finished_status(config),
                     primary_metric=config.get("primary_metric"),
                     metrics=metrics_file.read_text(),
                     finished=metrics_file.stat().st_mtime,
@@ -251,8 +266,7 @@ class Run:
     @classmethod
     def open(cls, out: Path, config: dict, identity: dict) -> Run:
         """Create or reopen the run defined by ``identity`` (the result-defining part of ``config``)."""
-        run_id = f"{_slug(identity.get('task', 'run'))}-{config_hash(identity)}"
-        run = cls(out, run_id, config)
+        run = cls(out, run_id(identity), config)
         try:
             run.dir.mkdir(parents=True, exist_ok=True)
             (run.dir / ".write-check").touch()
@@ -324,7 +338,10 @@ class Run:
         self.update_config(primary_metric=primary_metric)  # the folder alone can rebuild the index
         write_json_atomic(self.dir / "metrics.json", metrics)
         self._index(
-            "finished", primary_metric=primary_metric, metrics=json.dumps(metrics, default=float), finished=time.time()
+            finished_status(self.config),
+            primary_metric=primary_metric,
+            metrics=json.dumps(metrics, default=float),
+            finished=time.time(),
         )
 
     def fail(self, status: str = "failed", reason: str = "") -> None:
