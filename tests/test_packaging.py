@@ -83,3 +83,32 @@ def test_no_plugin_imports_another_plugin():
                     if name.startswith("harness.plugins.") and name != own and not name.startswith(own + "."):
                         crossings.append(f"{path.relative_to(ROOT)} imports {name}")
     assert crossings == []
+
+
+def test_plugins_use_no_private_core_name():
+    """No underscore name across the package line: what a plugin needs is public in the core, so the core can
+    change its internals without breaking a plugin (``from harness.report import _figure`` was one)."""
+    import ast
+
+    private = []
+    for path in (ROOT / "plugins").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        core_modules = set()  # local names bound to a core module: `from harness import report`, `import harness.x`
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness"):
+                if not node.module.startswith("harness.plugins"):
+                    private += [
+                        f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names if _private(a.name)
+                    ]
+                    core_modules |= {a.asname or a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                core_modules |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name.startswith("harness")}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in core_modules:
+                if _private(node.attr):
+                    private.append(f"{path.relative_to(ROOT)}: {node.value.id}.{node.attr}")
+    assert private == []
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
