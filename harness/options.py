@@ -234,11 +234,14 @@ def takes(options_class: type[Options]):
                 raise TypeError(f"{factory.__name__} takes one {options_class.__name__} or its fields as keywords")
             return target(*head, *given)
 
-        if is_class:
+        keywords = signature(options_class)
+        if is_class:  # the class and its __init__ (with self) both show the keywords
+            self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            wrapper.__signature__ = keywords.replace(parameters=[self, *keywords.parameters.values()])
             factory.__init__ = wrapper
         else:
             factory = wrapper
-        factory.__signature__ = signature(options_class)
+        factory.__signature__ = keywords
         factory.options = options_class
         return factory
 

@@ -124,6 +124,7 @@ def toy_function(options: Shape) -> Shape:
 
 def test_a_declaration_gives_the_signature_and_a_typed_object():
     assert accepted(Toy) == accepted(toy_function) == ["width", "rate", "mode", "note"]
+    assert list(inspect.signature(Toy.__init__).parameters) == ["self", "width", "rate", "mode", "note"]
     assert (
         str(inspect.signature(Toy))
         == "(*, width: int = 8, rate: float = 0.5, mode: str = 'fast', note: str | None = None)"
