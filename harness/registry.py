@@ -14,6 +14,7 @@ import importlib
 import importlib.metadata
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,7 +138,7 @@ class Plugins:
         self.call_each(f"harness_register_{kind}", register_for)
         return registry
 
-    def call_each(self, hook_name: str, kwargs_for) -> None:
+    def call_each(self, hook_name: str, kwargs_for: Callable[[str], dict]) -> None:
         """Call each plugin's implementation of ``hook_name`` alone, in hook order, with ``kwargs_for(plugin_name)``,
         so a registration knows its plugin and one that fails is reported and skipped (a UsageError stops all)."""
         everyone = [plugin for _, plugin in self.pm.list_name_plugin()]
