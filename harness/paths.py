@@ -12,5 +12,10 @@ def cache_dir() -> Path:
 
 
 def out_dir(out: str | None = None) -> Path:
-    """The results folder: ``--out``, else ``$HARNESS_OUT``, else ./runs."""
+    """The results folder: ``--out``, else ``$HARNESS_OUT``, else ./runs. An empty ``--out ''`` (an unset shell
+    variable, usually) is refused rather than read as "the default": results would land somewhere not asked for."""
+    if out is not None and not str(out).strip():
+        from harness.errors import UsageError
+
+        raise UsageError("--out '': give a results folder, e.g. --out runs (or leave --out out for ./runs)")
     return Path(out or os.environ.get("HARNESS_OUT") or "runs")

@@ -86,6 +86,31 @@ def test_no_module_or_function_over_the_limits():
     assert oversized() == []
 
 
+def unsafe_loads(roots: list[Path]) -> list[str]:
+    """``torch.load`` calls without an explicit ``weights_only=True``: a planted file must not run code on load."""
+    found = []
+    for root in roots:
+        for path in root.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                if node.func.attr == "load" and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+                    flags = [getattr(k.value, "value", None) for k in node.keywords if k.arg == "weights_only"]
+                    if flags != [True]:
+                        found.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    return found
+
+
+def test_every_torch_load_passes_weights_only_true():
+    assert unsafe_loads([CORE, CORE.parent / "plugins"]) == []
+
+
+def test_the_weights_only_check_sees_a_bare_load(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text("import torch\nstate = torch.load('initial_weights.pt', map_location=0)\n")
+    assert unsafe_loads([tmp_path / "pkg"]) == ["pkg/m.py:2"]
+
+
 if __name__ == "__main__":
     cycle, sizes = import_cycle(), oversized()
     print(f"import cycle: {' -> '.join(cycle)}" if cycle else "no import cycle")

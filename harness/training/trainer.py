@@ -246,7 +246,7 @@ class Trainer:
         model = self.model
         if resumed and path is not None and path.exists():
             model = copy.deepcopy(self.model)
-            model.load_state_dict(torch.load(path, map_location=self.device))
+            model.load_state_dict(load_state(path, self.device))  # weights_only=True: tensors, nothing run
         elif not resumed and path is not None and self.dist.main:
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.save(self.model.state_dict(), path)

@@ -120,6 +120,12 @@ def _hub_offline() -> bool:
 
 
 # templates ---------------------------------------------------------------------------------------------------------
+# A rendered field is a prompt: a megabyte of characters is already ~250k tokens, past any model's context. The cap
+# is checked before a repetition is built (``'a' * 10**8`` would allocate first) and while the output streams.
+MAX_RENDERED = 1 << 20
+MAX_POWER_BITS = 1 << 16  # ``10 ** 10 ** 9`` would compute for hours; an exponent result past 64k bits is refused
+
+
 @functools.lru_cache(maxsize=1)
 def _environment():
     import re
@@ -127,7 +133,29 @@ def _environment():
     import jinja2
     from jinja2.sandbox import SandboxedEnvironment
 
-    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    class Sandbox(SandboxedEnvironment):
+        """The sandbox with ``*`` and ``**`` checked: no string, list or number larger than a prompt can use."""
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context, operator, left, right):
+            if operator == "**" and all(isinstance(v, int) for v in (left, right)):
+                if right > 0 and abs(left).bit_length() * right > MAX_POWER_BITS:
+                    raise jinja2.exceptions.SecurityError(f"{left} ** {right} is too large for a template")
+            if operator == "*":
+                sized, count = (left, right) if isinstance(right, int) else (right, left)
+                if isinstance(sized, str | list | tuple) and isinstance(count, int):
+                    if len(sized) * count > MAX_RENDERED:
+                        raise jinja2.exceptions.SecurityError(
+                            f"a {type(sized).__name__} of {len(sized)} repeated {count} times passes the "
+                            f"{MAX_RENDERED}-character cap"
+                        )
+            return super().call_binop(context, operator, left, right)
+
+    # the loader finds nothing: a template is one YAML field, it cannot include, import or extend files
+    env = Sandbox(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, loader=jinja2.FunctionLoader(lambda name: None)
+    )
     env.filters["regex_replace"] = lambda s, find, replace: re.sub(find, replace, s)  # as lm-eval's templates use
     return env
 
@@ -147,11 +175,26 @@ def render(text: str, doc: dict) -> str:
     import jinja2
 
     try:
-        return _template(text).render(**doc)
+        size, parts = 0, []
+        for part in _template(text).generate(**doc):  # streamed: a loop of small pieces stops at the cap too
+            size += len(part)
+            if size > MAX_RENDERED:
+                raise UsageError(f"template {text!r} renders more than {MAX_RENDERED} characters; shorten it")
+            parts.append(part)
+        return "".join(parts)
     except jinja2.UndefinedError as exc:
         raise UsageError(f"template {text!r}: {exc.message}; the document has {', '.join(doc)}") from None
     except jinja2.exceptions.SecurityError as exc:
         raise UsageError(f"template {text!r}: {exc} (templates run sandboxed)") from None
+    except jinja2.TemplateNotFound as exc:
+        raise UsageError(
+            f"template {text!r}: cannot load {exc.name!r}; a template is one field (no include, import or extends)"
+        ) from None
+    except UsageError:
+        raise
+    except Exception as exc:  # the template's own error (range too big, 1/0, a bad filter argument): one line
+        message = str(exc).splitlines()[0] if str(exc).strip() else ""
+        raise UsageError(f"template {text!r}: {type(exc).__name__}: {message[:200]}; fix the template") from None
 
 
 def field_or_template(spec, doc: dict):

@@ -176,6 +176,37 @@ def test_sandboxed_templates_evaluate_nothing(tmp_path, capsys):
     assert "__class__" in err and "\n" not in err  # the sandbox refuses the attribute: one line, no traceback
 
 
+@pytest.mark.parametrize(
+    "template, message",
+    [
+        ("{{ 'a' * 10**8 }}", "1048576-character cap"),  # refused before the 100 MB string is built
+        ("{% for i in range(90000) %}{{ 'abcdefghijkl' }}{% endfor %}", "renders more than 1048576 characters"),
+        ("{% include 'secrets.txt' %}", "no include, import or extends"),
+        ("{% for i in range(10**9) %}x{% endfor %}", "OverflowError: Range too big"),
+        ("{{ country / 0 }}", "TypeError"),
+    ],
+)
+def test_a_template_that_runs_away_or_errs_is_one_line(tmp_path, capsys, template, message):
+    import time
+
+    text = CAPITALS.replace('"The capital of {{country}} is"', "'" + template.replace("'", "''") + "'")
+    yaml = write(tmp_path, "bad.yaml", text, ROWS)
+    began = time.perf_counter()
+    assert main(["run", "--task", str(yaml), "--model", "hf:x", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert time.perf_counter() - began < 30
+
+
+def test_an_empty_out_is_refused_not_read_as_the_default(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    yaml = write(tmp_path, "capitals.yaml", CAPITALS, ROWS)
+    assert main(["run", "--task", str(yaml), "--model", "hf:x", "--out", ""]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--out ''" in err and "\n" not in err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_suite_runs_each_task_against_one_loaded_model(tiny_folder, tmp_path, capsys, monkeypatch, one_thread):
     import harness.backends
 
