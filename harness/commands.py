@@ -33,7 +33,9 @@ def harness_register_commands(cli) -> None:
         describe_command,
     )
     cli.command("show", "show one run's config and metrics", configure_show, show_command)
-    cli.command("compare", "compare two runs of a task, paired by sample id", configure_compare, compare_command)
+    cli.command(
+        "compare", "compare two runs (paired by sample id) or sweeps (by seed)", configure_compare, compare_command
+    )
     cli.command(
         "leaderboard", "models x tasks table of each task's primary metric", configure_leaderboard, leaderboard_command
     )
@@ -344,7 +346,7 @@ def show_command(args) -> int:
 def configure_compare(parser) -> None:
     from harness.compare import add_options
 
-    parser.add_argument("runs", nargs=2, metavar="RUN")
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="two runs of a task, two sweeps, or a sweep with --arms")
     _out_arg(parser)
     parser.add_argument("--format", choices=report.FORMATS, default="table")
     add_options(parser)

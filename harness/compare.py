@@ -5,6 +5,8 @@ McNemar's exact test for 0/1 scores (accuracy, exact match), a sign-flip permuta
 signed-rank test beside it) and a paired bootstrap CI for continuous ones (loglikelihoods, perplexities, KL). Each
 run's mean gets its own CI (Wilson for 0/1, t otherwise). The two runs' aggregate metrics are shown first, as before.
 Runs of different tasks, or runs that scored different documents, are refused: their scores do not pair.
+Two sweeps, or two arms (metrics) of one sweep with ``--arms``, pair by (point, seed) instead
+(:mod:`harness.sweep.compare`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from harness import report, stats
 from harness.errors import UsageError
 from harness.store import read_jsonl
+from harness.sweep import compare as sweeps
 
 DOC_FIELDS = ("target", "choices", "gold", "text")  # what a sample says about its document: equal in both runs
 GOLD_LL = "gold_loglikelihood"  # a multiple-choice sample's loglikelihood of its gold choice, derived here
@@ -30,6 +33,12 @@ def add_options(parser) -> None:
         "--resamples", type=int, default=stats.RESAMPLES, help="bootstrap and permutation resamples (default 10000)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
+    parser.add_argument(
+        "--arms",
+        metavar="METRIC_A,METRIC_B",
+        help="one sweep: compare two of its metrics, paired by (point, seed), e.g. dfs/accuracy,path/accuracy",
+    )
+    parser.add_argument("--metrics", help="two sweeps: compare only these metrics, e.g. accuracy,loss")
 
 
 def compare_command(args, index) -> int:
@@ -38,8 +47,22 @@ def compare_command(args, index) -> int:
         raise UsageError(f"--confidence {args.confidence}: give a coverage between 0 and 1, e.g. 0.95")
     if args.resamples < 1:
         raise UsageError(f"--resamples {args.resamples}: give a positive number, e.g. 10000")
-    a, b = (index.get(r) for r in args.runs)
-    result = compare(a, b, args.confidence, args.resamples, args.seed)
+    arms = [m.strip() for m in args.arms.split(",")] if args.arms else None
+    if len(args.runs) != (1 if arms else 2):
+        raise UsageError(
+            f"{len(args.runs)} runs given: compare two runs (or two sweeps), or one sweep with --arms METRIC_A,METRIC_B"
+        )
+    runs = [index.get(r) for r in args.runs]
+    if arms or any(sweeps.is_sweep(run) for run in runs):  # over seeds, by (point, seed)
+        wanted = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+        result = sweeps.compare_sweeps(
+            runs[0], None if arms else runs[1], arms, wanted, args.confidence, args.resamples, args.seed
+        )
+        print(sweeps.render(result, args.format))
+        return 0
+    if args.metrics:
+        raise UsageError("--metrics selects metrics of two sweeps; two runs are compared on every metric")
+    result = compare(*runs, args.confidence, args.resamples, args.seed)
     print(render(result, args.format))
     return 0
 
