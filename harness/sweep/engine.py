@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from harness.runs import RunRequest, RunResult, execute
+from harness.store import read_json
 from harness.sweep.collect import collect
 from harness.sweep.executors import run_locally, run_on_ray
 from harness.sweep.plan import Sweep, SweepOptions
@@ -128,7 +129,7 @@ def result_of(out: Path, row: dict) -> dict:
     return {
         "run_id": row["run_id"],
         "dir": folder,
-        "metrics": json.loads((folder / "metrics.json").read_text()),
+        "metrics": read_json(folder / "metrics.json", f"delete the folder {folder} to run that point again"),
         "primary_metric": row.get("primary_metric"),
     }
 

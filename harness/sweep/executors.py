@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.errors import UsageError
+from harness.errors import UsageError, missing_extra
 from harness.runs import RunRequest
 from harness.sweep.spec import Point
 
@@ -38,13 +38,12 @@ def run_point(request: RunRequest, log: str) -> str:
 
 def run_locally(sweep, todo: list[Point], done: Done, logs: Path) -> None:
     """Up to ``workers`` points at once, each in a fresh spawned process that dies with this one."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
+    from concurrent.futures import as_completed
+
+    from harness.workers import process_pool
 
     logs.mkdir(exist_ok=True)
-    with ProcessPoolExecutor(
-        min(sweep.workers, len(todo)), mp_context=get_context("spawn"), max_tasks_per_child=1
-    ) as pool:
+    with process_pool(min(sweep.workers, len(todo)), max_tasks_per_child=1) as pool:  # closed on Ctrl-C/SIGTERM
         futures = {}
         for point in todo:
             log = logs / f"{file_name(point.id)}.log"
@@ -59,7 +58,7 @@ def check_ray() -> None:
     import importlib.util
 
     if importlib.util.find_spec("ray") is None:
-        raise UsageError("--executor ray needs Ray, which is not installed: pip install 'harness-lm[ray]'")
+        raise missing_extra("--executor ray", "Ray", "ray")
 
 
 def run_on_ray(sweep, todo: list[Point], done: Done, logs: Path) -> None:
@@ -108,17 +107,16 @@ def run_point_in_temp_dir(request: RunRequest) -> dict:
     """On a Ray worker: run the point in a temporary ``--out`` (in a child process, so a crash is contained and the
     worker's state is fresh); return its files (path -> bytes) and primary metric."""
     import dataclasses
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
 
     from harness.store import Index
+    from harness.workers import process_pool
 
     with tempfile.TemporaryDirectory(prefix="harness-point-") as tmp:
         log = Path(tmp) / "point.log"
         log.write_text(f"(on {os.uname().nodename}, pid {os.getpid()})\n")
         local = dataclasses.replace(request, out=tmp)
         try:
-            with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+            with process_pool(1) as pool:
                 run_id = pool.submit(run_point, local, str(log)).result()
         except Exception:  # the log holds the traceback
             return {"run_id": None, "log": log.read_text()}

@@ -58,7 +58,6 @@ Choices not fixed by the paper (the preset must finish in minutes on a shared 2-
 from __future__ import annotations
 
 import functools
-import json
 import random
 import time
 
@@ -69,7 +68,7 @@ from harness.plugins.graph_cot.strategies import chain_of_thought
 
 from harness import seeding
 from harness.evaluation import mean_stderr
-from harness.store import write_json_atomic
+from harness.store import read_intermediate, set_aside, write_json_atomic
 
 LADDER = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
@@ -237,16 +236,28 @@ def evaluated_model(task, ctx, strategy: str) -> tuple[dict, dict[int, dict]]:
     results = {}
     for depth in task.eval_depths:
         cache = evaluation_file(ctx, strategy, depth)
-        if cache.exists():
-            result = json.loads(cache.read_text())
-            result["grid"] = {int(b): cell for b, cell in result["grid"].items()}
-        else:
+        result = read_evaluation(cache)
+        if result is None:  # not evaluated yet, or a damaged record set aside: evaluate (minutes, not training)
             began = time.perf_counter()
             result = evaluate_strategy(task, ctx, model, tokenizer, depth)
             result["eval_time_s"] = time.perf_counter() - began
             write_json_atomic(cache, result)
         results[depth] = result
     return extra, results
+
+
+def read_evaluation(cache) -> dict | None:
+    """A finished evaluation record, or None to evaluate again: absent, or damaged (cut short, not JSON, no grid),
+    in which case it is set aside with one warning line instead of failing every resume."""
+    result = read_intermediate(cache)
+    if result is None:
+        return None
+    try:
+        result["grid"] = {int(b): cell for b, cell in result["grid"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        set_aside(cache, "no evaluation grid in it")
+        return None
+    return result
 
 
 def train_in_process(task, ctx, strategy: str) -> None:
@@ -433,6 +444,7 @@ def run_experiment(task, ctx) -> dict[str, float]:
             metrics.setdefault(name + suffix, metrics[task.metric_prefix(None, task.depth) + name + suffix])
     for policy in POLICIES:
         metrics[f"baseline/{policy}/evidence_accuracy"] = evidence_closed_form(policy, task.depth)
+    metrics.update(matching_cost(task, metrics, budgets, counts))
     if len(task.eval_depths) > 1:
         metrics.update(depth_metrics(task, results, metrics, ctx.seed))
         write_depth_plots(task, ctx, metrics)
@@ -593,6 +605,26 @@ def compute_matched(task, metrics: dict, budgets: list[int], counts: list[int]) 
             [metrics[f"{p}evidence_accuracy@B={full},N={n}"] for n in counts],
         )
     return series
+
+
+def matching_cost(task, metrics: dict, budgets: list[int], counts: list[int]) -> dict[str, float]:
+    """The paper's compute comparison: how many tokens the other strategies' parallel chains (best-of-N at full
+    budget) spend to reach the first strategy's one-chain evidence, as ``<s>/match_n`` (the smallest such N) and
+    ``<s>/match_token_ratio`` (their tokens over one lead chain's); ``match_n = 0`` when N up to ``samples`` does
+    not reach it."""
+    full, lead = budgets[-1], task.strategies[0]
+    p0 = task.metric_prefix(lead, task.depth)
+    if len(task.strategies) < 2 or f"{p0}cot_tokens@B={full}" not in metrics:
+        return {}
+    target, lead_tokens = metrics[f"{p0}evidence_accuracy"], metrics[f"{p0}cot_tokens@B={full}"]
+    out: dict[str, float] = {}
+    for strategy in task.strategies[1:]:
+        p = task.metric_prefix(strategy, task.depth)
+        reach = [n for n in counts if metrics[f"{p}evidence_accuracy@B={full},N={n}"] >= target]
+        out[f"{p}match_n"] = reach[0] if reach else 0
+        if reach:
+            out[f"{p}match_token_ratio"] = reach[0] * metrics[f"{p}cot_tokens@B={full}"] / max(lead_tokens, 1e-9)
+    return out
 
 
 def print_summary(task, metrics: dict, budgets: list[int], counts: list[int]) -> None:
