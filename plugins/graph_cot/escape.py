@@ -1,10 +1,9 @@
 """The escape-step study (issue 25): when does a graph_cot model leave its loss plateau, over seeds and settings?
 
 The escape step of one training is the first logged step (the trainer logs the mean loss of every 25 steps) whose
-loss is below ``threshold`` (1.0: the plateau sits near 1.4-1.6 for dfs at Bridge(1), a trained model near 0.3).
-Training stops there, so a study costs only the plateau; a seed that never escapes within ``steps`` counts as
-"never". Each configuration is a set of task options (``GraphCoT``'s) plus trainer settings the task does not
-expose (``warmup``, ``betas``, ``init_scale``), applied to the dfs strategy.
+loss is below ``threshold`` (1.0: the second plateau sits near 1.5-1.6 for dfs at Bridge(1), a trained model near
+0.3). Training stops there, so a study costs only the plateau; a seed that never escapes within ``steps`` counts as
+"never". Each configuration is a set of ``GraphCoT`` options applied to the dfs strategy.
 
     python -m harness.plugins.graph_cot.escape --config flagship --seeds 0-9 --out escape.jsonl
 
@@ -23,25 +22,25 @@ from pathlib import Path
 
 from harness.store import append_jsonl, read_jsonl
 
-# name -> (task options, trainer settings); "flagship" is today's default configuration
-CONFIGS: dict[str, tuple[dict, dict]] = {
-    "flagship": ({}, {}),
-    "lr1e-3": ({"lr": 1e-3}, {}),
-    "lr1e-2": ({"lr": 1e-2}, {}),
-    "warmup2": ({}, {"warmup": 0.02}),
-    "wd0": ({"weight_decay": 0.0}, {}),
-    "beta2_0.99": ({}, {"betas": (0.9, 0.99)}),
-    "batch64": ({"batch_size": 64}, {}),
-    "batch16": ({"batch_size": 16}, {}),
-    "init0.5": ({}, {"init_scale": 0.5}),
-    "layers2": ({"n_layer": 2}, {}),
-    "d128": ({"d_model": 128}, {}),
-    "heads2": ({"n_head": 2}, {}),
-    "ainit0.05": ({}, {"identity_logit_init": 0.05}),
-    "ainit0.2": ({}, {"identity_logit_init": 0.2}),
-    "lr6e-3": ({"lr": 6e-3}, {}),
-    "walk200": ({"walk_warmup": 200}, {}),
-    "walk500": ({"walk_warmup": 500}, {}),
+# name -> GraphCoT options; "flagship" is the flagship's configuration before this study
+CONFIGS: dict[str, dict] = {
+    "flagship": {},
+    "lr1e-3": {"lr": 1e-3},
+    "lr6e-3": {"lr": 6e-3},
+    "lr1e-2": {"lr": 1e-2},
+    "warmup2": {"warmup": 0.02},
+    "wd0": {"weight_decay": 0.0},
+    "beta2_0.99": {"adam_beta2": 0.99},
+    "batch64": {"batch_size": 64},
+    "batch16": {"batch_size": 16},
+    "init0.5": {"init_scale": 0.5},
+    "layers2": {"n_layer": 2},
+    "d128": {"d_model": 128},
+    "heads2": {"n_head": 2},
+    "ainit0.05": {"identity_init": 0.05},
+    "ainit0.2": {"identity_init": 0.2},
+    "walk200": {"walk_warmup": 200},
+    "walk500": {"walk_warmup": 500},
 }
 
 
@@ -66,9 +65,7 @@ def escape_step(config: str, seed: int, threshold: float = 1.0, steps: int = 250
     from harness.training import Trainer
 
     torch.set_num_threads(1)
-    options, trainer_settings = CONFIGS[config]
-    task = GraphCoT(cot="dfs", steps=steps, **options)
-    task.train.update(trainer_settings)
+    task = GraphCoT(cot="dfs", steps=steps, **CONFIGS[config])
     model, tokenizer = build_strategy_model(task, "dfs", seed)
     losses: list[tuple[int, float]] = []
 

@@ -127,14 +127,14 @@ def make_batches(task, tokenizer, strategy: str, seed: int):
     """``batches(step, generator)`` for the Trainer: right-padded sequences, loss mask after ``/``."""
     import torch
 
-    t = task.train
+    o = task.options
 
     def batches(step: int, generator) -> dict:
         rng = seeding.rng(seed, "graph_cot-train", strategy, step)
-        depth = rng.randint(1, task.depth) if t["curriculum"] else task.depth  # one depth a batch: no padding
-        chains = warmup_walk(strategy, depth) if step <= t.get("walk_warmup", 0) else strategy
+        depth = rng.randint(1, task.depth) if o.curriculum else task.depth  # one depth a batch: no padding
+        chains = warmup_walk(strategy, depth) if step <= o.walk_warmup else strategy
         rows = []
-        for _ in range(t["batch_size"]):
+        for _ in range(o.batch_size):
             problem = make_problem(depth, rng, task.pool)
             tokens, sep = training_sequence(problem, chain_of_thought(problem, chains, rng))
             rows.append((tokenizer.encode(" ".join(tokens)), sep))
@@ -157,22 +157,22 @@ def build_strategy_model(task, strategy: str, seed: int):
     from harness.training import seed_everything
 
     tokenizer = make_tokenizer(task.pool)
-    t = task.train
+    o = task.options
     longest = max(longest_cot(strategy, task.depth), budget_ladder(task)[-1] + 3)  # the evaluation's too
     seq_len = 2 + len(make_problem(task.depth, random.Random(0), task.pool).prompt_tokens()) + longest + 4
     seed_everything(seed)
     config = ModelConfig(
         vocab_size=tokenizer.vocab_size,
-        n_layer=t["n_layer"],
-        n_head=t["n_head"],
-        d_model=t["d_model"],
+        n_layer=o.n_layer,
+        n_head=o.n_head,
+        d_model=o.d_model,
         max_seq_len=seq_len + 8,
-        positions=t["positions"],
-        attention=t["attention"],
-        ffn=t["ffn"],
-        norm=t["norm"],
-        init_scale=t.get("init_scale", 1.0),
-        options={"identity_logit_init": t.get("identity_logit_init", 0.0)},
+        positions=o.positions,
+        attention=o.attention,
+        ffn=o.ffn,
+        norm=o.norm,
+        init_scale=o.init_scale,
+        options={"identity_logit_init": o.identity_init},
     )
     return build_model(config), tokenizer
 
@@ -181,14 +181,14 @@ def train_config(task, seed: int):
     """The trainer's settings for ``task`` (AdamW, warmup then cosine, clipped gradients)."""
     from harness.training import TrainConfig
 
-    t = task.train
+    o = task.options
     return TrainConfig(
-        steps=t["steps"],
-        batch_size=t["batch_size"],
-        lr=t["lr"],
-        weight_decay=t["weight_decay"],
-        warmup=t.get("warmup", 0.1),
-        betas=t.get("betas", (0.9, 0.95)),
+        steps=o.steps,
+        batch_size=o.batch_size,
+        lr=o.lr,
+        weight_decay=o.weight_decay,
+        warmup=o.warmup,
+        betas=(0.9, o.adam_beta2),
         schedule="cosine",
         grad_clip=1.0,
         seed=seed,

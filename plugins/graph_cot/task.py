@@ -57,6 +57,10 @@ class GraphCoTOptions(Options):
     walk_warmup: int = option(
         0, "first steps train on random-walk chains (edge lookup) before the strategy's own, for every strategy", ge=0
     )
+    warmup: float = option(0.1, "fraction of the steps with a linear learning-rate warmup", ge=0, lt=1)
+    adam_beta2: float = option(0.95, "AdamW's second-moment decay", gt=0, lt=1)
+    init_scale: float = option(1.0, "every weight matrix times this after init", gt=0)
+    identity_init: float = option(0.0, "the identity attention's token-matching logit a_h at init (0: plain)")
     eval_depths: str | int = option("", "also score the models at these smaller depths, comma-separated")
     # where it runs (experiment mode)
     eval_batch: int = option(512, "rows per evaluation forward pass", ge=1)
@@ -105,14 +109,6 @@ class GraphCoT:
         self.depth, self.pool = o.depth, o.pool or default_pool(o.depth)
         self.examples, self.samples, self.budget = o.examples, o.samples, o.budget
         self.temperature, self.prompt_style = o.temperature, o.prompt
-        # the trainer's settings as experiment.py reads them (a dict: the escape-step study overrides entries)
-        self.train = {
-            name: getattr(o, name)
-            for name in (
-                *("steps", "batch_size", "lr", "weight_decay", "d_model", "n_layer", "n_head"),
-                *("positions", "attention", "ffn", "norm", "curriculum", "walk_warmup"),
-            )
-        }
         self.eval_batch, self.threads, self.workers, self.device = o.eval_batch, o.threads, o.workers, o.device
 
     @property
