@@ -71,6 +71,8 @@ def configure_run(parser) -> None:
     )
     parser.add_argument("--probe", help="probes to attach to training, e.g. rank,fact")
     parser.add_argument("--probe-every", type=int, default=100, metavar="K", help="probe every K steps")
+    parser.add_argument("--repeats", type=int, metavar="K", help="generate tasks: sample K completions per document")
+    parser.add_argument("--reducers", help="how a document's K completions become its score: mean, maj@k, pass@k")
     shards_command.add_run_options(parser)
     _common_run_args(parser)
 
@@ -110,6 +112,8 @@ def run_request(args) -> runs.RunRequest:
         use_cache=not args.no_cache,
         quiet=output_format(args) == "json",
         shard=shards_command.parse_shard(args.shard) if getattr(args, "shard", None) else None,
+        repeats=args.repeats,
+        reducers=[r.strip() for r in (args.reducers or "").split(",") if r.strip()],
     )
 
 

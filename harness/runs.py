@@ -51,6 +51,8 @@ class RunRequest:
     command: str | None = None  # recorded in config.yaml; None: this process's command line
     plugin_modules: list[str] = field(default_factory=list)  # -p modules (loaded again in a worker process)
     shard: tuple[int, int] | None = None  # (i, N): --shard i/N, this run's share of the samples (harness/shards.py)
+    repeats: int | None = None  # --repeats K: a generate task samples K completions per document (its task arg)
+    reducers: list[str] = field(default_factory=list)  # --reducers: how those K become one score (mean, pass@k...)
 
 
 @dataclass
@@ -93,10 +95,29 @@ def check_request(request: RunRequest) -> None:
         raise UsageError(f"--limit {request.limit}: give a positive number of examples")
     if request.probe_every < 1:
         raise UsageError(f"--probe-every {request.probe_every}: give a positive number of steps")
+    if request.repeats is not None and request.repeats < 1:
+        raise UsageError(f"--repeats {request.repeats}: give a positive number of completions per document")
     if request.model is not None and not request.model.strip():
         raise UsageError("--model '': give a model spec, e.g. --model hf:smollm2 (or leave --model out)")
     for probe in request.probes:
         get_plugins().registry("probes").get(probe)
+
+
+def sampling_args(request: RunRequest, factory, family: str) -> dict:
+    """``--repeats`` / ``--reducers`` as the task's own ``repeats`` / ``reducers`` args (generate tasks take them),
+    so they are part of the run's identity like any task arg."""
+    args = {"repeats": request.repeats} if request.repeats is not None else {}
+    if request.reducers:
+        args["reducers"] = ",".join(request.reducers)
+    if args:
+        import inspect
+
+        if not set(args) <= set(inspect.signature(factory).parameters):
+            raise UsageError(
+                f"--repeats/--reducers: task '{family}' does not sample generations; use them on a generate task "
+                "(a dataset task YAML with output_type: generate_until)"
+            )
+    return args
 
 
 def prepare(request: RunRequest):
@@ -104,7 +125,7 @@ def prepare(request: RunRequest):
     says which run this is (two requests with the same identity share a record and resume each other)."""
     check_request(request)
     preset, entry = resolve_task(request.task, request.include_paths)
-    task_args = {**preset.args, **request.task_args}
+    task_args = {**preset.args, **request.task_args, **sampling_args(request, entry.factory, preset.task)}
     task = build(entry.factory, task_args, f"task '{preset.task}'", "--task-args")
     identity = {
         "task": preset.name,

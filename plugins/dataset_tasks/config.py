@@ -57,6 +57,7 @@ KEYS = (
     "metric_list",
     "repeats",
     "filter_list",
+    "reducers",
     "chat",
     *NAMING_KEYS,
 )
@@ -89,6 +90,8 @@ class TaskConfig:
     until: list[str] | None = None  # generate_until: stop strings (default: the fewshot delimiter)
     max_gen_toks: int = 256
     temperature: float = 0.0
+    repeats: int = 1  # generate_until: completions sampled per document (lm-eval's repeats)
+    reducers: list[str] = field(default_factory=list)  # how a document's repeats become one score (repeats.py)
     metrics: list[dict] = field(default_factory=list)  # [{"metric": "acc"}, {"metric": "exact_match", ...}]
     chat: bool | None = None  # apply the model's chat template (None: as --model-args says)
     digest: str = ""  # of the YAML and its local data: a changed file is a new task version
@@ -142,10 +145,6 @@ def load_config(path: Path) -> TaskConfig:
     for key in ("process_docs", "process_results"):
         if key in data:
             raise UsageError(f"{path}: {key} needs python; prepare the data file instead")
-    if data.get("repeats", 1) != 1:
-        raise UsageError(f"{path}: repeats={data['repeats']} is not supported; remove it (repeats: 1)")
-    if data.get("filter_list"):
-        raise UsageError(f"{path}: filter_list is not supported; score the raw completion (remove filter_list)")
     if "dataset_path" not in data:
         raise UsageError(
             f"{path}: missing dataset_path (a hub dataset, or json/csv/parquet with "
@@ -159,6 +158,7 @@ def load_config(path: Path) -> TaskConfig:
     if output_type == "multiple_choice" and data.get("doc_to_choice") is None:
         raise UsageError(f"{path}: multiple_choice needs doc_to_choice (a list field or a Jinja2 list)")
     generation = _generation(path, data.get("generation_kwargs") or {})
+    repeats = _repeats(path, output_type, data)
     fewshot = data.get("fewshot_config") or {}
     if not isinstance(fewshot, dict) or set(fewshot) - {"sampler"} or fewshot.get("sampler", "default") not in SAMPLERS:
         raise UsageError(f"{path}: fewshot_config supports only sampler: {' or '.join(SAMPLERS)}")
@@ -183,6 +183,7 @@ def load_config(path: Path) -> TaskConfig:
         description=str(data.get("description") or ""),
         metrics=_metrics(path, output_type, data.get("metric_list")),
         chat=data.get("chat"),
+        **repeats,
         **generation,
     )
     if not config.eval_split:
@@ -204,6 +205,24 @@ def _generation(path: Path, kwargs: dict) -> dict:
     if kwargs.get("top_p", 1.0) != 1.0 or kwargs.get("top_k", 0) not in (0, None):
         raise UsageError(f"{path}: generation_kwargs top_p/top_k are not supported; greedy or plain temperature")
     return {"until": until, "max_gen_toks": int(kwargs.get("max_gen_toks", 256)), "temperature": temperature}
+
+
+def _repeats(path: Path, output_type: str, data: dict) -> dict:
+    """``repeats`` and the reducers (``reducers:``, or lm-eval's ``filter_list`` majority vote); checked against
+    each other by the task, after the command line's overrides."""
+    from harness.plugins.dataset_tasks.repeats import filter_reducers
+
+    repeats = data.get("repeats", 1)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise UsageError(f"{path}: repeats={repeats!r}: give a whole number of completions per document, e.g. 5")
+    reducers = data.get("reducers") or []
+    if not isinstance(reducers, list):
+        raise UsageError(f"{path}: reducers must be a list, e.g. [mean, maj@5, pass@1]")
+    if data.get("filter_list"):
+        reducers = [*reducers, *filter_reducers(data["filter_list"], repeats, str(path))]
+    if (repeats != 1 or reducers) and output_type != "generate_until":
+        raise UsageError(f"{path}: repeats and reducers apply to generate_until (sampled generation); remove them")
+    return {"repeats": repeats, "reducers": [str(r) for r in reducers]}
 
 
 def _metrics(path: Path, output_type: str, metric_list) -> list[dict]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from harness.plugins.dataset_tasks import data, metrics
+from harness.plugins.dataset_tasks import data, metrics, repeats
 from harness.plugins.dataset_tasks.config import TaskConfig, load_config
 
 from harness.errors import UsageError, unknown
@@ -55,12 +55,23 @@ class DatasetTask(EvalTask):
     metrics = ("acc",)
     chunk_size = 64
 
-    def __init__(self, config: str = "", num_fewshot: int = -1, split: str = ""):
+    def __init__(
+        self,
+        config: str = "",
+        num_fewshot: int = -1,
+        split: str = "",
+        repeats: int = 0,
+        reducers: str = "",
+        temperature: float = -1.0,
+    ):
         """
         Args:
             config: the task YAML (a path, or a shipped name such as arithmetic or capitals).
             num_fewshot: solved examples in each prompt (-1: the YAML's num_fewshot).
             split: the split to score (default: the YAML's test_split, else validation_split).
+            repeats: generate_until: completions sampled per document (0: the YAML's repeats, else 1).
+            reducers: how a document's repeats become its score, e.g. mean,maj@5,pass@1 (default: the YAML's).
+            temperature: generate_until: the sampling temperature (-1: the YAML's generation_kwargs).
         """
         self.config: TaskConfig = load_config(resolve_config(config))
         if num_fewshot < -1:
@@ -69,14 +80,35 @@ class DatasetTask(EvalTask):
             self.config.num_fewshot = num_fewshot
         if split:
             self.config.test_split = split
+        self.reducers = self.sampling(repeats, reducers, temperature)
         if self.config.num_fewshot and not self.config.shot_split:
             raise UsageError(
                 f"{self.config.source}: num_fewshot={self.config.num_fewshot} needs fewshot_split "
                 "(or training_split / validation_split) to draw examples from"
             )
-        self.metrics = tuple(self.config.metric_names)
+        self.metrics = tuple(r.key(m) for r in self.reducers for m in self.config.metric_names)
         self.version = f"1-{self.config.digest}"  # the YAML and its data define the task: edits are a new version
         self.variant = self.config.task  # its leaderboard column: dataset[<the YAML's task name>]
+
+    def sampling(self, count: int, reducers: str, temperature: float) -> list[repeats.Reducer]:
+        """Apply the command line's repeats, reducers and temperature over the YAML's; the reducers, checked."""
+        config, where = self.config, str(self.config.source)
+        if count < 0 or temperature < -1 or -1 < temperature < 0:
+            raise UsageError(f"repeats={count}, temperature={temperature}: give repeats >= 1 and temperature >= 0")
+        if (count or reducers or temperature != -1) and config.output_type != "generate_until":
+            raise UsageError(f"{where}: repeats, reducers and temperature apply to generate_until tasks only")
+        if count:
+            config.repeats, where = count, "--repeats / task arg repeats"
+        if reducers:
+            config.reducers, where = reducers.split(","), "--reducers / task arg reducers"
+        if temperature != -1:
+            config.temperature = temperature
+        if config.repeats > 1 and config.temperature == 0:
+            raise UsageError(
+                f"{where}: repeats={config.repeats} with greedy decoding repeats one completion; sample instead "
+                "(generation_kwargs: {do_sample: true, temperature: 0.8}, or task arg temperature=0.8)"
+            )
+        return repeats.parse_reducers(config.reducers, config.repeats, where)
 
     # examples --------------------------------------------------------------------------------------------------------
     def examples(self, ctx) -> list[dict]:
@@ -170,19 +202,31 @@ class DatasetTask(EvalTask):
         config = self.config
         stop = tuple(config.until if config.until is not None else [config.fewshot_delimiter])
         params = SamplingParams(
-            max_tokens=config.max_gen_toks, stop=stop, temperature=config.temperature, seed=ctx.seed_for("generate")
+            n=config.repeats,
+            max_tokens=config.max_gen_toks,
+            stop=stop,
+            temperature=config.temperature,
+            seed=ctx.seed_for("generate"),  # the engine draws completion k of a prompt from (seed, prompt, k)
         )
         outputs = lm.generate([e["prompt"] for e in examples], params)
         options = next(m for m in config.metrics if m["metric"] == "exact_match")
         records = []
-        for e, (completion, *_) in zip(examples, outputs):
+        for e, completions in zip(examples, outputs):
             targets = e["target"] if isinstance(e["target"], list) else [e["target"]]
+            scores = [metrics.exact_match(c.text, targets, options) for c in completions]
+            if self.reducers == [repeats.Reducer("mean")] and config.repeats == 1:  # one completion, as lm-eval
+                completion = completions[0]
+                text, reason = completion.text, completion.finish_reason
+                records.append({**e, "completion": text, "finish_reason": reason, "exact_match": scores[0]})
+                continue
+            answers = [metrics.normalise(c.text, options) for c in completions]
             records.append(
                 {
                     **e,
-                    "completion": completion.text,
-                    "finish_reason": completion.finish_reason,
-                    "exact_match": metrics.exact_match(completion.text, targets, options),
+                    "completions": [c.text for c in completions],  # every repeat, in the engine's order
+                    "finish_reasons": [c.finish_reason for c in completions],
+                    "exact_match_repeats": scores,
+                    **{r.key("exact_match"): repeats.reduce(r, scores, answers) for r in self.reducers},
                 }
             )
         return records

@@ -125,7 +125,7 @@ def test_rolling_perplexity_is_corpus_level(tiny_folder, tmp_path, capsys, one_t
     [
         ("process_docs: !function utils.process_docs\n", "!function"),
         ("unsafe_code: true\n", "unsupported key(s) unsafe_code"),
-        ("filter_list: [{name: x}]\n", "filter_list is not supported"),
+        ("filter_list: [{name: x}]\n", "filter_list supports only [majority_vote, take_first]"),
         ("output_type: loglikelihood_sideways\n", "output_type 'loglikelihood_sideways' is not supported"),
     ],
 )
