@@ -13,5 +13,6 @@ the sweep.
 
 Modules, each one job: ``spec`` (what a sweep is, parsing), ``plan`` (resolved and validated, each point's run
 request), ``engine`` (the sweep as a run), ``executors`` (local processes, Ray), ``collect`` (metrics and plots),
-``command`` (the CLI). Importing the package stays cheap: no torch, no ray.
+``command`` (the CLI), ``compare`` (two sweeps, or two arms of one, paired by seed: ``harness compare``).
+Importing the package stays cheap: no torch, no ray.
 """
