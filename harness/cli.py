@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "handler", None):
             parser.print_help()
             return 0
-        return args.handler(args) or 0
+        from harness.workers import interrupt_on_sigterm
+
+        with interrupt_on_sigterm():
+            return args.handler(args) or 0
     except UsageError as exc:
         if debug:
             raise

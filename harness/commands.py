@@ -73,6 +73,9 @@ def configure_run(parser) -> None:
     parser.add_argument("--probe-every", type=int, default=100, metavar="K", help="probe every K steps")
     parser.add_argument("--repeats", type=int, metavar="K", help="generate tasks: sample K completions per document")
     parser.add_argument("--reducers", help="how a document's K completions become its score: mean, maj@k, pass@k")
+    parser.add_argument(
+        "--all", action="store_true", help="print every metric, not only the headline (metrics.json has them all)"
+    )
     shards_command.add_run_options(parser)
     _common_run_args(parser)
 
@@ -92,7 +95,7 @@ def run_command(args) -> int:
         from harness.sweep.command import run_preset_sweep
 
         return run_preset_sweep(request, preset, fmt == "json")
-    runs.run(request).show(fmt)
+    runs.run(request).show(fmt, args.all)
     return 0
 
 
@@ -187,7 +190,7 @@ def list_command(args) -> int:
         ]
         rows.sort(key=lambda r: r["name"])
         columns = ["name", "task", "version", "description"]
-    print(report.render(rows, columns, args.format))
+    print(report.render(rows, columns, args.format, report.terminal_width()))
     return 0
 
 

@@ -136,6 +136,7 @@ class RunContext:
 
         options.setdefault("probes", make_probes(self.probes))
         options.setdefault("probe_every", self.probe_every)
+        options.setdefault("desc", name.replace("-", " "))  # "train-dfs" -> the bar "train dfs"
         return Trainer(model, config, batches, run_dir=self.path(name), log=log, hooks=hooks, **options)
 
     def map(self, function, items, workers: int) -> list:

@@ -19,8 +19,9 @@ def fmt_value(value) -> str:
     return "" if value is None else str(value)
 
 
-def render(rows: list[dict], columns: list[str], fmt: str = "table") -> str:
-    """Rows as an aligned text table, CSV, JSON or a Markdown table."""
+def render(rows: list[dict], columns: list[str], fmt: str = "table", width: int | None = None) -> str:
+    """Rows as an aligned text table, CSV, JSON or a Markdown table. ``width``: a table's last column (a
+    description) wraps so that each line fits that many characters."""
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
     if fmt == "csv":
@@ -34,8 +35,37 @@ def render(rows: list[dict], columns: list[str], fmt: str = "table") -> str:
         lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    if width is not None:
+        cells, widths = _wrap_last(cells, widths, width)
     line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def _wrap_last(cells: list[list[str]], widths: list[int], width: int) -> tuple[list[list[str]], list[int]]:
+    """Wrap the last column into the room the others leave (at least 20 characters), continuation lines indented
+    under it, so a terminal shows one aligned table instead of lines hundreds of characters long."""
+    import textwrap
+
+    room = max(20, width - sum(widths[:-1]) - 2 * (len(widths) - 1))
+    if widths[-1] <= room:
+        return cells, widths
+    wrapped = []
+    for row in cells:
+        pieces = textwrap.wrap(row[-1], room) or [""]
+        wrapped.append(row[:-1] + [pieces[0]])
+        wrapped += [[""] * (len(row) - 1) + [piece] for piece in pieces[1:]]
+    return wrapped, widths[:-1] + [room]
+
+
+def terminal_width() -> int | None:
+    """The terminal's width when printing to one (or $COLUMNS is set); None for a pipe, so grep sees whole rows."""
+    import os
+    import shutil
+    import sys
+
+    if "COLUMNS" in os.environ or sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
 
 
 def metric_rows(metrics: dict) -> list[dict]:
@@ -46,6 +76,22 @@ def metric_rows(metrics: dict) -> list[dict]:
             continue
         rows.append({"metric": name, "value": value, "stderr": metrics.get(f"{name}_stderr")})
     return rows
+
+
+HEADLINE_ROWS = 12  # a run's final table: more rows than this and only its headline metrics are printed
+
+
+def headline_rows(metrics: dict, primary: str | None = None, everything: bool = False) -> tuple[list[dict], int]:
+    """(rows, how many were left out): every row when there are few (or ``everything``), else the top-level metrics
+    (no ``strategy/`` prefix, no ``@`` grid cell), the primary first; an experiment's grid stays in metrics.json."""
+    rows = metric_rows(metrics)
+    if everything or len(rows) <= HEADLINE_ROWS:
+        return rows, 0
+    top = sorted(
+        (r for r in rows if "/" not in r["metric"] and "@" not in r["metric"]), key=lambda r: r["metric"] != primary
+    )
+    top = top[:HEADLINE_ROWS] or [r for r in rows if r["metric"] == primary] or rows[:HEADLINE_ROWS]
+    return top, len(rows) - len(top)
 
 
 @dataclass

@@ -63,12 +63,16 @@ class RunResult:
     primary_metric: str | None
     resumed: bool = False
 
-    def show(self, fmt: str = "table") -> None:
-        """Print the metrics (``json``: only JSON, for scripts) and where the run lives."""
+    def show(self, fmt: str = "table", everything: bool = False) -> None:
+        """Print the headline metrics (``everything``: all of them; ``json``: all, only JSON, for scripts) and where
+        the run lives; metrics.json and ``harness show`` always have the whole list."""
         if fmt == "json":
             print(json.dumps({"run_id": self.run_id, "dir": str(self.dir), "metrics": self.metrics}, indent=2))
             return
-        print(report.render(report.metric_rows(self.metrics), ["metric", "value", "stderr"], fmt))
+        rows, hidden = report.headline_rows(self.metrics, self.primary_metric, everything)
+        print(report.render(rows, ["metric", "value", "stderr"], fmt))
+        if hidden:
+            print(f"({hidden} more in metrics.json: harness show {self.run_id}, or run with --all)")
         print(f"\nrun {self.run_id}: {self.dir}")
 
 
@@ -197,8 +201,7 @@ def execute(task, identity: dict, request: RunRequest, engines: dict | None = No
     key = (identity["model"], json.dumps(identity["model_args"], sort_keys=True, default=str))
     if engines is not None and key in engines:
         ctx.adopt_engine(engines[key])
-    if run.resumed:
-        print(f"resuming run {run.id}", file=sys.stderr)
+    print(f"{'resuming run' if run.resumed else 'run'} {run.id}: {run.dir}", file=sys.stderr)  # where, from the start
     plugins.hook.harness_run_start(run=run)
     try:
         with contextlib.redirect_stdout(sys.stderr) if request.quiet else contextlib.nullcontext():

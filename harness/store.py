@@ -117,6 +117,39 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
+def read_json(path: Path, fix: str = "delete it to recompute it") -> Any:
+    """A JSON file a run reads back; a damaged one (a disk filled, a copy cut short) is a UsageError that names
+    the file and ``fix``, never a bare JSONDecodeError."""
+    try:
+        return json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is damaged ({_reason(exc)}); {fix}") from None
+
+
+def read_intermediate(path: Path) -> Any | None:
+    """A recomputable JSON intermediate of a run: None when absent, and also when damaged, after it is set aside
+    (:func:`set_aside`), so the caller recomputes it instead of failing on every retry."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        set_aside(path, _reason(exc))
+        return None
+
+
+def set_aside(path: Path, reason: str) -> Path:
+    """Move a damaged intermediate to ``<name>.damaged`` (kept for a look) with one warning line naming it."""
+    aside = path.with_name(path.name + ".damaged")
+    os.replace(path, aside)
+    print(f"harness: warning: {path} was damaged ({reason}); moved it to {aside.name}, recomputing", file=sys.stderr)
+    return aside
+
+
+def _reason(exc: Exception) -> str:
+    return f"{exc.msg} at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+
+
 class Index:
     """The SQLite index of an output folder (``<out>/runs.db``)."""
 
@@ -175,18 +208,30 @@ class Index:
 
         count = 0
         for config_file in sorted(self.path.parent.glob("*/config.yaml")):
-            config = yaml.safe_load(config_file.read_text()) or {}
+            try:
+                config = yaml.safe_load(config_file.read_text()) or {}
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:  # one damaged folder does not hide the others
+                print(
+                    f"harness: warning: {config_file} is damaged ({type(exc).__name__}); not indexed", file=sys.stderr
+                )
+                continue
             run = Run(self.path.parent, config_file.parent.name, config)
+            started = {"created": started_time(config)}  # the run's own start, not the rebuild's
             metrics_file = run.dir / "metrics.json"
-            if metrics_file.exists():
+            try:
+                metrics = json.dumps(read_json(metrics_file, "delete it and re-run to finish the run"))
+            except (OSError, UsageError) as exc:
+                metrics = None
+                if metrics_file.exists():
+                    print(f"harness: warning: {exc}", file=sys.stderr)
+            if metrics is not None:
+                finished = metrics_file.stat().st_mtime
+                primary = config.get("primary_metric")
                 run._index(
-                    finished_status(config),
-                    primary_metric=config.get("primary_metric"),
-                    metrics=metrics_file.read_text(),
-                    finished=metrics_file.stat().st_mtime,
+                    finished_status(config), primary_metric=primary, metrics=metrics, finished=finished, **started
                 )
             else:
-                run._index("interrupted", error=config.get("error") or "")
+                run._index("interrupted", error=config.get("error") or "", **started)
             count += 1
         return count
 
@@ -226,6 +271,19 @@ class Index:
 
             raise unknown("run", run_id, [r["run_id"] for r in self.runs()])
         raise UsageError(f"run id '{run_id}' is ambiguous ({len(rows)} runs match); give more characters")
+
+
+def started_time(config: dict) -> float | None:
+    """When a run began, from config.yaml's ``started`` (``%Y-%m-%dT%H:%M:%S%z``); None when missing or unreadable."""
+    from datetime import datetime
+
+    started = config.get("started")
+    if isinstance(started, datetime):  # YAML may have read it as a timestamp already
+        return started.timestamp()
+    try:
+        return datetime.strptime(str(started), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None
 
 
 def _row(row: sqlite3.Row) -> dict:
@@ -357,7 +415,7 @@ class Run:
             task_version=str(self.config.get("task_version", "")),
             fingerprint=self.config.get("fingerprint") or "",
             status=status,
-            created=time.time(),
+            created=fields.pop("created", None) or time.time(),  # popped before ``fields`` is spread below
             dir=str(self.dir),
             variant=self.config.get("variant") or "",
             family=self.config.get("task_family") or "",

@@ -152,3 +152,66 @@ def test_describe_prints_options_from_the_factory_signature_and_version():
     assert missing.returncode == 2 and "did you mean 'graph_cot'" in missing.stderr
     version = run_harness("--version")
     assert version.returncode == 0 and version.stdout.strip().startswith("harness ")
+
+
+def test_list_tasks_wraps_to_the_terminal_width():
+    result = run_harness(*COUNTING, "list", "tasks", env=harness_env(COLUMNS="100"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= 100, max(lines, key=len)
+    assert len(lines) > len(json.loads(run_harness(*COUNTING, "list", "tasks", "--format", "json").stdout)) + 2
+
+
+def test_a_run_prints_its_headline_and_keeps_the_grid_for_show():
+    from harness import report
+
+    metrics = {"acc": 0.5, "acc_stderr": 0.1, "loss": 2.0}
+    metrics |= {f"dfs/acc@B={b},N={n}": 0.1 for b in (4, 8, 12) for n in (1, 2, 4, 8)}
+    rows, hidden = report.headline_rows(metrics, "loss")
+    assert [r["metric"] for r in rows] == ["loss", "acc"] and rows[1]["stderr"] == 0.1 and hidden == 12
+    assert report.headline_rows(metrics, "loss", everything=True) == (report.metric_rows(metrics), 0)
+    few = {"hit": 1.0, "a/b": 2.0}
+    assert report.headline_rows(few, "hit") == (report.metric_rows(few), 0)  # a short list is printed whole
+
+
+def test_sigterm_stops_the_workers_and_leaks_no_semaphore(tmp_path):
+    """A run that trains two models in worker processes, killed with SIGTERM once both train: it is recorded as
+    interrupted, its workers are gone, and the resource tracker has nothing to report."""
+    import signal
+    import time
+
+    from harness.store import Index
+
+    out, log = tmp_path / "runs", tmp_path / "stderr.txt"
+    args = ["--task", "graph_cot", "--task-args", "cot=dfs,path,steps=3000,examples=4,samples=2,workers=2"]
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "run", *args, "--out", str(out), "--no-cache"],
+            env=harness_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    deadline = time.time() + 600
+    while time.time() < deadline and not all(f"train {s}:" in log.read_text() for s in ("dfs", "path")):
+        assert proc.poll() is None, log.read_text()[-2000:]
+        time.sleep(0.5)
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 130
+    text = log.read_text()
+    assert "leaked semaphore" not in text and "interrupted" in text, text[-2000:]
+    assert [r["status"] for r in Index(out).runs()] == ["interrupted"]
+    deadline = time.time() + 30  # the resource tracker leaves once its pipe closes
+    while time.time() < deadline and [pid for pid in children if running(pid)]:
+        time.sleep(0.5)
+    assert not [pid for pid in children if running(pid)]
+
+
+def running(pid: str) -> bool:
+    """Whether a process lives (a zombie, which nobody reaped yet in a container, does not count)."""
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -210,3 +210,50 @@ def test_show_and_leaderboard_read_a_read_only_results_folder(tmp_path, monkeypa
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         with Index(out).connect() as con:
             con.execute("DELETE FROM runs")
+
+
+def test_a_damaged_json_record_names_the_file_and_the_fix(tmp_path):
+    from harness.store import read_json
+
+    path = tmp_path / "metrics.json"
+    path.write_text('{"acc": 0.5, "name": "unfinish')
+    with pytest.raises(UsageError, match=r"metrics.json is damaged \(Unterminated string.*\); delete it"):
+        read_json(path)
+
+
+def test_a_damaged_intermediate_is_set_aside_with_one_warning(tmp_path, capsys):
+    from harness.store import read_intermediate
+
+    path = tmp_path / "evaluation-d1.json"
+    assert read_intermediate(path) is None  # absent: compute it
+    path.write_text('{"grid": {"4": {"acc')
+    assert read_intermediate(path) is None  # damaged: compute it again, the bad copy kept for a look
+    err = capsys.readouterr().err.strip()
+    assert str(path) in err and "\n" not in err and "recomputing" in err
+    assert not path.exists() and (tmp_path / "evaluation-d1.json.damaged").exists()
+    path.write_text('{"grid": {}}')
+    assert read_intermediate(path) == {"grid": {}}
+
+
+def test_a_damaged_checkpoint_folder_is_named(tmp_path):
+    from harness.models import load_checkpoint_dir
+
+    (tmp_path / "dfs").mkdir()
+    (tmp_path / "dfs" / "config.json").write_text('{"d_model": 3')
+    with pytest.raises(UsageError, match=r"dfs/config.json is damaged .*; delete the folder"):
+        load_checkpoint_dir(tmp_path / "dfs")
+
+
+def test_a_rebuilt_index_keeps_each_runs_start_and_skips_a_damaged_folder(tmp_path, capsys):
+    out = tmp_path / "runs"
+    for task, started in (("a", "2024-03-01T10:00:00+0000"), ("b", "2024-03-02T11:30:00+0100")):
+        run = Run.open(out, {"task": task, "model": "m", "started": started}, {"task": task})
+        run.finish({"x": 1.0}, "x")
+        run.close()
+    (out / "broken").mkdir()
+    (out / "broken" / "config.yaml").write_text("task: [unclosed\n")
+    (out / "runs.db").unlink()
+    assert Index(out).rebuild() == 2
+    assert str(out / "broken" / "config.yaml") in capsys.readouterr().err
+    created = {r["task"]: r["created"] for r in Index(out).runs()}
+    assert created == {"a": 1709287200.0, "b": 1709375400.0}  # 10:00 UTC and 10:30 UTC, not the rebuild's time

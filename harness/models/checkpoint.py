@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from harness.errors import UsageError
+from harness.store import read_json
 
 
 def model_spec(model) -> dict:
@@ -85,11 +86,16 @@ def load_checkpoint_dir(path, device: str = "cpu"):
     folder = existing_dir(Path(path))
     if folder is None or not (folder / "config.json").exists():
         raise UsageError(f"{path}: no checkpoint folder (config.json + model.safetensors) there; check the path")
-    model = model_from_spec(json.loads((folder / "config.json").read_text()))
-    model.load_state_dict(load_file(str(folder / "model.safetensors"), device=device))
+    fix = f"delete the folder {folder} to make it again (a run trains it anew)"
+    model = model_from_spec(read_json(folder / "config.json", fix))
+    try:
+        weights = load_file(str(folder / "model.safetensors"), device=device)
+    except Exception as exc:  # safetensors' own error types: cut short, not a safetensors file, missing
+        raise UsageError(f"{folder / 'model.safetensors'} is unreadable ({type(exc).__name__}); {fix}") from None
+    model.load_state_dict(weights)
     model.to(device)
     tok_file = folder / "tokenizer.json"
-    tokenizer = WordTokenizer.from_json(tok_file.read_text()) if tok_file.exists() else None
+    tokenizer = WordTokenizer.from_json(json.dumps(read_json(tok_file, fix))) if tok_file.exists() else None
     extra_file = folder / "extra.json"
-    extra = json.loads(extra_file.read_text()) if extra_file.exists() else {}
+    extra = read_json(extra_file, fix) if extra_file.exists() else {}
     return model, tokenizer, extra

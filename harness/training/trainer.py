@@ -112,6 +112,7 @@ class Trainer:
         progress: bool = True,
         tokenizer=None,
         model_extra: dict | None = None,
+        desc: str = "train",
     ):
         self.model = model
         self.config = config
@@ -126,6 +127,7 @@ class Trainer:
         self.progress = progress
         self.tokenizer = tokenizer
         self.model_extra = model_extra or {}
+        self.desc = desc  # the progress bar's label: which model this is, when a run trains several
         self.dist = init_distributed(config.device)
         if config.batch_size % self.dist.world:
             raise UsageError(f"batch_size {config.batch_size} is not divisible by the {self.dist.world} processes")
@@ -343,7 +345,7 @@ class Trainer:
         bar = tqdm(
             total=c.steps,
             initial=start,
-            desc="train",
+            desc=self.desc,
             unit="step",
             disable=not (self.progress and self.dist.main),
         )

@@ -152,3 +152,28 @@ def test_every_strategy_trains_and_gets_its_heatmap(tmp_path):
     for strategy in ("optimal", "dfs-bt", "walk-6"):
         assert 0 <= metrics[f"{strategy}/evidence_accuracy@B=24,N=2"] <= 1  # dfs-bt's longest chain sets B=24
         assert (out / run_dir.rsplit("/", 1)[1] / f"heatmap_{strategy}.png").stat().st_size > 1000
+
+
+def test_damaged_evaluation_is_recomputed_and_the_run_reads_well(tmp_path):
+    """Issue 30: the run folder is named when the run starts, each progress bar by the strategy it trains, the
+    final table is the headline (the grid stays in metrics.json), and a truncated evaluation record is set aside
+    with one warning and evaluated again, to the same numbers, instead of failing every retry."""
+    out = tmp_path / "runs"
+    args = ["run", "--task", "graph_cot", "--task-args", "cot=dfs,path,steps=5,examples=4,samples=2,workers=1"]
+    first = run_harness(*args, "--out", out, "--no-cache", timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    metrics, run_dir = metrics_of(out, first.stdout)
+    assert first.stderr.splitlines()[0] == f"run {run_dir.rsplit('/', 1)[1]}: {run_dir}"
+    assert "train dfs:" in first.stderr and "train path:" in first.stderr and "train:" not in first.stderr
+    table = first.stdout.split("metric ", 1)[1].split("\n\nrun ", 1)[0].splitlines()
+    assert len(table) <= 14 and "more in metrics.json" in table[-1] and "dfs/" not in "\n".join(table)
+    assert len(metrics) > 40
+
+    record = out / run_dir.rsplit("/", 1)[1] / "dfs" / "evaluation-d1.json"
+    record.write_text(record.read_text()[:79])  # cut short mid-string, as a full disk leaves it
+    again = run_harness(*args, "--out", out, "--no-cache", "--all", timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    warnings = [line for line in again.stderr.splitlines() if line.startswith("harness: warning")]
+    assert len(warnings) == 1 and str(record) in warnings[0] and "recomputing" in warnings[0]
+    assert metrics_of(out, again.stdout)[0] == metrics and record.with_name("evaluation-d1.json.damaged").exists()
+    assert "dfs/evidence_accuracy@B=4,N=2" in again.stdout  # --all: the whole list
