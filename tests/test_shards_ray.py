@@ -1,7 +1,7 @@
 """``harness run --executor ray --shards N`` (harness/shards_ray.py, tox -e ray): on a local Ray cluster the
 shards of a dataset task on a real model and of a graph_cot evaluation merge into the single process's run; a
 shard whose worker is killed -9 mid-way is retried and lands once; shards already in --out (one made by
-``--shard i/N`` outside Ray, or by an earlier driver) are not run again."""
+``--shard i/N`` outside Ray, or by a driver killed -9 on a cluster joined by RAY_ADDRESS) are not run again."""
 
 import json
 import os
@@ -119,3 +119,62 @@ def test_a_killed_shard_worker_is_retried_and_recorded_shards_are_kept(tmp_path,
     for i in range(3):
         ids = [json.loads(line)["id"] for line in (out / f"{single['run_id']}-{i}of3" / "samples.jsonl").open()]
         assert ids == [f"ex{j}" for j in range(i, 9, 3)]  # each sample once
+
+
+@pytest.fixture
+def ray_head(tmp_path, ray_env):
+    """A 2-CPU Ray cluster started as a user would (``ray start --head``); yields its address for RAY_ADDRESS."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    head = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--port={port}", "--num-cpus=2"]
+        + ["--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={ray_env['RAY_TMPDIR']}"],
+        env=ray_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        for line in head.stdout:
+            if "Ray runtime started" in line:
+                break
+        else:
+            raise AssertionError("ray start --head exited before the cluster came up")
+        yield f"127.0.0.1:{port}"
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(head.pid, sig)
+                head.wait(timeout=10)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        head.wait()
+
+
+@pytest.mark.ray
+def test_a_killed_driver_resumes_on_a_cluster_joined_by_ray_address(tmp_path, ray_env, ray_head):
+    """RAY_ADDRESS joins a running cluster (2 CPUs: 2 of the 3 shards at once). kill -9 the driver once a shard has
+    landed in --out; the same command again runs only the shards missing there, and merges the single run."""
+    task = [*LINE, "run", "--task", "line", "--task-args", "n=9,delay=1", "--json"]
+    out = tmp_path / "ray"
+    single = json.loads(run_ok(ray_env, *task, "--out", tmp_path / "single").stdout)
+    env = {**ray_env, "RAY_ADDRESS": ray_head}
+    command = [sys.executable, "-m", "harness.cli", *task, "--out", str(out), "--executor", "ray", "--shards", "3"]
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list(out.glob("*of3/metrics.json")) and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.05)
+    driver.kill()
+    driver.wait()
+    landed = len(list(out.glob("*of3/metrics.json")))
+    assert 1 <= landed < 3, landed  # killed with a shard in --out and another not
+    again = run_ok(env, *task, "--out", out, "--executor", "ray", "--shards", 3)
+    assert f"{landed} of 3 shards recorded before in {out}; {3 - landed} to run" in again.stderr
+    assert "Started a local Ray instance" not in again.stderr  # it joined the cluster
+    merged = json.loads(again.stdout)
+    assert merged["run_id"] == single["run_id"] and run_files(merged) == run_files(single)
