@@ -19,7 +19,7 @@ COLUMNS = ["run", "task", "model", "status", "headline", "limit", "started", "du
 
 def configure(parser) -> None:
     parser.add_argument("--out", help="results folder (default ./runs or $HARNESS_OUT)")
-    parser.add_argument("--status", help="only runs with this status (finished, failed, interrupted, running)")
+    parser.add_argument("--status", help="only runs with this status (finished, shard, failed, interrupted, running)")
     parser.add_argument("--format", choices=report.FORMATS, default="table")
     actions = parser.add_subparsers(dest="runs_action", metavar="rm")
     remove = actions.add_parser("rm", help="delete runs: their index rows and folders")
