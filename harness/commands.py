@@ -7,7 +7,7 @@ import inspect
 import json
 from pathlib import Path
 
-from harness import report, runs, runs_command, shards_command
+from harness import log_command, report, runs, runs_command, shards_command, tracking
 from harness.errors import UsageError
 from harness.hookspecs import hookimpl
 from harness.options import build, described, doc_text, parse_kv
@@ -46,6 +46,7 @@ def harness_register_commands(cli) -> None:
     )
     cli.command("sweep", sweep_command.HELP, sweep_command.configure_sweep, sweep_command.sweep_command)
     cli.command("runs", runs_command.HELP, runs_command.configure, runs_command.handler)
+    cli.command("log", log_command.HELP, log_command.configure, log_command.handler)
     cli.command("merge", shards_command.HELP, shards_command.configure_merge, shards_command.merge_command)
 
 
@@ -56,6 +57,7 @@ def _common_run_args(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
     parser.add_argument("--out", help="results folder (default ./runs or $HARNESS_OUT)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the response cache")
+    parser.add_argument("--log", action="append", metavar="NAME", help=tracking.OPTION_HELP)
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON (same as --format json)")
     parser.add_argument(
         "--format", choices=("table", "json", "markdown"), default="table", help="how to print the metrics"
@@ -114,6 +116,7 @@ def run_request(args) -> runs.RunRequest:
         out=args.out,
         use_cache=not args.no_cache,
         quiet=output_format(args) == "json",
+        trackers=tracking.selected(args.log),
         shard=shards_command.parse_shard(args.shard) if getattr(args, "shard", None) else None,
         repeats=args.repeats,
         reducers=[r.strip() for r in (args.reducers or "").split(",") if r.strip()],
@@ -153,7 +156,12 @@ def optimize_command(args) -> int:
     }
     fmt = output_format(args)
     request = runs.RunRequest(
-        task=identity["task"], seed=args.seed, out=args.out, use_cache=not args.no_cache, quiet=fmt == "json"
+        task=identity["task"],
+        seed=args.seed,
+        out=args.out,
+        use_cache=not args.no_cache,
+        quiet=fmt == "json",
+        trackers=tracking.selected(args.log),
     )
     runs.execute(optimizer, identity, request).show(fmt)
     return 0
@@ -166,7 +174,7 @@ def configure_list(parser) -> None:
     parser.add_argument("--format", choices=report.FORMATS, default="table")
 
 
-LIST_KINDS = ("tasks", "backends", "probes", "optimizers", "components")
+LIST_KINDS = ("tasks", "backends", "probes", "optimizers", "components", "trackers")
 
 
 def list_command(args) -> int:

@@ -58,6 +58,21 @@ def harness_register_optimizers(register):
 
 
 @hookspec
+def harness_register_trackers(register):
+    """Add experiment trackers, selected with ``--log NAME`` (or ``HARNESS_LOG=a,b``) on run, optimize and sweep.
+
+    :param register: ``register(name, factory, description="")``; ``factory()`` returns a tracker (see
+        :class:`harness.tracking.Tracker`), whose methods the core calls for every run, sweep point, optimization
+        and training alike, each after the run's own record of it is written:
+        ``start(run, parent)`` with the run's config (``parent``: the sweep's run id for a point, else None),
+        ``series(points)`` with ``[(step, {name: value})]`` training series, ``metrics(metrics)`` with the final
+        scalars, ``artifact(path)`` once per plot and record file, ``end(status, error)`` (finished, failed or
+        interrupted). Import the tracker's library inside the factory. A method that raises is reported in one
+        line naming the tracker, which is dropped for the rest of the run; the run itself goes on.
+    """
+
+
+@hookspec
 def harness_register_commands(cli):
     """Add subcommands to the ``harness`` CLI.
 

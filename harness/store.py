@@ -317,9 +317,11 @@ class Run:
         self.dir = self.out / run_id
         self.index = Index(self.out)
         self._lock = None
+        self.listeners: list[Callable[[int, dict], None]] = []  # told of each series point after it is written
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_lock": None}  # the lock belongs to the process that opened the run
+        # the lock belongs to the process that opened the run, and so do its listeners (trackers)
+        return {**self.__dict__, "_lock": None, "listeners": []}
 
     @classmethod
     def open(cls, out: Path, config: dict, identity: dict) -> Run:
@@ -386,8 +388,10 @@ class Run:
 
     # metrics ---------------------------------------------------------------------------------------------------
     def log(self, step: int, values: dict) -> None:
-        """Append one point of a time series to ``metrics.jsonl``."""
+        """Append one point of a time series to ``metrics.jsonl``, then tell the listeners (the run's trackers)."""
         append_jsonl(self.dir / "metrics.jsonl", [{"step": step, **values}], default=float)
+        for listener in self.listeners:
+            listener(step, values)
 
     def series(self) -> list[dict]:
         return read_jsonl(self.dir / "metrics.jsonl")
