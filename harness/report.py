@@ -82,15 +82,24 @@ HEADLINE_ROWS = 12  # a run's final table: more rows than this and only its head
 
 
 def headline_rows(metrics: dict, primary: str | None = None, everything: bool = False) -> tuple[list[dict], int]:
-    """(rows, how many were left out): every row when there are few (or ``everything``), else the top-level metrics
-    (no ``strategy/`` prefix, no ``@`` grid cell), the primary first; an experiment's grid stays in metrics.json."""
+    """(rows, how many were left out): every row when there are few (or ``everything``), else the primary metric,
+    the other top-level ones (no ``/``, no ``@`` grid cell) and the primary of each model a run scores itself
+    (``dfs/<primary>``, as the leaderboard's rows); an experiment's grid stays in metrics.json."""
     rows = metric_rows(metrics)
     if everything or len(rows) <= HEADLINE_ROWS:
         return rows, 0
-    top = sorted(
-        (r for r in rows if "/" not in r["metric"] and "@" not in r["metric"]), key=lambda r: r["metric"] != primary
-    )
-    top = top[:HEADLINE_ROWS] or [r for r in rows if r["metric"] == primary] or rows[:HEADLINE_ROWS]
+
+    def rank(name: str) -> int | None:
+        if "@" in name:
+            return None
+        if name == primary:
+            return 0
+        if "/" not in name:
+            return 1
+        return 2 if primary and name.endswith("/" + primary) else None
+
+    ranked = [(rank(r["metric"]), i, r) for i, r in enumerate(rows)]
+    top = [r for k, _, r in sorted(x for x in ranked if x[0] is not None)][:HEADLINE_ROWS] or rows[:HEADLINE_ROWS]
     return top, len(rows) - len(top)
 
 

@@ -4,7 +4,8 @@
 cell to its run, and per column a mark on the best and on every model not significantly different from it, the
 rule stated on the page; a click on a header sorts by that column, a checkbox hides the limited runs) and the list
 of every run.
-``runs/<id>.html`` shows a run's config, metrics, plots (copied beside it) and a filterable table of its samples.
+``runs/<id>.html`` shows a run's headline metrics and plots (copied beside it) first, then every metric (folded),
+its config and a filterable table of its samples. Wide tables scroll inside their frame, the first column fixed.
 Everything from run records is untrusted text (model outputs, prompts, data): templates render with Jinja2's
 autoescape on, and the page's script reads only ``data-`` attributes, never run text as code.
 """
@@ -23,7 +24,13 @@ MAX_CELL = 4000  # characters of one sample field shown on a page
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; }
+table { border-collapse: collapse; }
+.frame { max-width: 100%; overflow-x: auto; margin: 1em 0; }  /* a wide table scrolls inside, not the page */
+.frame td:first-child, .frame th:first-child { position: sticky; left: 0; background: #fff; z-index: 1; }
+.frame th:first-child { background: #f3f3f3; }
+#leaderboard td.num { white-space: nowrap; }
+#leaderboard .ci { display: block; }  /* the interval under the value keeps a column narrow */
+details > summary { cursor: pointer; margin: 1em 0; font-weight: bold; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
 th.sortable { cursor: pointer; background: #f3f3f3; }
 th.sortable:hover { background: #e4e4e4; }
@@ -82,14 +89,14 @@ INDEX = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>harness leaderboard</title><style>{{ style }}</style></head>
 <body>
 <h1>Leaderboard</h1>
-<p>{{ models|length }} models x {{ columns|length }} tasks from {{ out }}. Each cell: the task's headline metric
-± its standard error [95% CI], from the model's latest full run (a run with --limit, marked *, only where no full
-run exists). Click a column header to sort.</p>
+<p>{{ count(models|length, "model") }} x {{ count(columns|length, "task") }} from {{ out }}. Each cell: the task's
+headline metric ± its standard error [95% CI], from the model's latest full run (a run with --limit, marked *,
+only where no full run exists). Click a column header to sort.</p>
 <p id="rule">{{ rule }}</p>
-<label><input type="checkbox" id="hide-limited"{% if not limited_shown %} disabled{% endif %}> hide runs with
---limit</label>
-<table class="sortable" id="leaderboard">
-<thead><tr><th class="sortable">model</th>{% for column in columns %}<th class="sortable">{{ column }}</th>
+{% if limited_shown %}<label><input type="checkbox" id="hide-limited"> hide runs with --limit</label>{% endif %}
+<div class="frame"><table class="sortable" id="leaderboard">
+<thead><tr><th class="sortable">model</th>{% for column in columns %}<th class="sortable">{% for part in
+column.split("/") %}{{ part }}{% if not loop.last %}/<wbr>{% endif %}{% endfor %}</th>
 {% endfor %}</tr></thead>
 <tbody>
 {% for model in models %}<tr><td data-value="{{ model }}">{{ model }}</td>
@@ -97,20 +104,22 @@ run exists). Click a column header to sort.</p>
 <td class="num{% if cell.limit is not none %} limited{% endif %}" data-value="{{ cell.value }}"
  data-full="{{ cell.value }}"><span class="cell"><a href="runs/{{ cell.run_id }}.html">{{ fmt(cell.value) }}</a>
 {% if cell.stderr is not none %}<span class="stderr">± {{ fmt(cell.stderr) }}</span>{% endif %}
-{% set mark = marks.get((model, column)) %}{% if mark and mark.low is not none %}<span class="ci">[{{ fmt(mark.low) }},
-{{ fmt(mark.high) }}]</span>{% endif %}{% if mark and mark.symbol %}<span class="mark" title="{{ mark.title }}"
+{% set mark = marks.get((model, column)) %}{% if mark and mark.symbol %}<span class="mark" title="{{ mark.title }}"
  data-test="{{ mark.test }}">{{ mark.symbol }}</span>{% endif %}
-{% if cell.limit is not none %}<span title="run with --limit {{ cell.limit }}">*</span>{% endif %}</span></td>
+{% if cell.limit is not none %}<span title="run with --limit {{ cell.limit }}">*</span>{% endif %}
+{% if mark and mark.low is not none %}<span class="ci">[{{ fmt(mark.low) }}, {{ fmt(mark.high) }}]</span>{% endif %}
+</span></td>
 {% else %}<td class="num" data-value=""></td>{% endif %}{% endfor %}</tr>
-{% endfor %}</tbody></table>
-<p>* evaluated with --limit (a partial run); exclude them with <code>harness leaderboard --exclude-limited</code>.</p>
+{% endfor %}</tbody></table></div>
+{% if limited_shown %}<p>* evaluated with --limit (a partial run); exclude them with
+<code>harness leaderboard --exclude-limited</code>.</p>{% endif %}
 <h2>Runs</h2>
-<table class="sortable" id="runs"><thead><tr>{% for h in run_columns %}<th class="sortable">{{ h }}</th>
-{% endfor %}</tr></thead><tbody>
+<div class="frame"><table class="sortable" id="runs"><thead><tr>{% for h in run_columns %}
+<th class="sortable">{{ h }}</th>{% endfor %}</tr></thead><tbody>
 {% for run in runs %}<tr><td data-value="{{ run.run_id }}"><a href="runs/{{ run.run_id }}.html">{{ run.run_id }}</a>
 </td>{% for h in run_columns[1:] %}<td data-value="{{ run.row[h] }}"{% if h == "status" and run.status != "finished"
 %} class="failed"{% endif %}>{{ run.row[h] }}</td>{% endfor %}</tr>
-{% endfor %}</tbody></table>
+{% endfor %}</tbody></table></div>
 <script>{{ script|safe }}</script>
 </body></html>
 """
@@ -124,15 +133,19 @@ RUN = """<!doctype html>
 {% for key in ("task", "model", "status", "error", "dir") %}{% if run[key] %}<tr><th>{{ key }}</th>
 <td{% if key == "error" %} class="failed"{% endif %}>{{ run[key] }}</td></tr>{% endif %}{% endfor %}
 </table>
-<h2>Metrics</h2>
-<table class="sortable" id="metrics"><thead><tr><th class="sortable">metric</th><th class="sortable">value</th>
-<th class="sortable">stderr</th></tr></thead><tbody>
+<h2>Headline</h2>
+<table id="headline">{% for row in headline %}<tr><th>{{ row.metric }}</th><td class="num">{{ fmt(row.value) }}
+{% if row.stderr is not none %}<span class="stderr">± {{ fmt(row.stderr) }}</span>{% endif %}</td></tr>
+{% endfor %}</table>
+{% if plots %}<h2>Plots</h2>{% for plot in plots %}<a href="{{ plot }}"><img src="{{ plot }}" alt="{{ plot }}"></a>
+{% endfor %}{% endif %}
+<details id="all-metrics"><summary>All {{ count(metrics|length, "metric") }}</summary>
+<div class="frame"><table class="sortable" id="metrics"><thead><tr><th class="sortable">metric</th>
+<th class="sortable">value</th><th class="sortable">stderr</th></tr></thead><tbody>
 {% for row in metrics %}<tr><td data-value="{{ row.metric }}">{{ row.metric }}</td>
 <td class="num" data-value="{{ row.value }}">{{ fmt(row.value) }}</td>
 <td class="num" data-value="{{ row.stderr if row.stderr is not none else '' }}">{{ fmt(row.stderr) }}</td></tr>
-{% endfor %}</tbody></table>
-{% if plots %}<h2>Plots</h2>{% for plot in plots %}<a href="{{ plot }}"><img src="{{ plot }}" alt="{{ plot }}"></a>
-{% endfor %}{% endif %}
+{% endfor %}</tbody></table></div></details>
 <h2>Config</h2>
 <pre id="config">{{ config }}</pre>
 <h2>Samples</h2>
@@ -152,8 +165,13 @@ def _environment():
     import jinja2
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    env.globals.update(fmt=report.fmt_value, style=STYLE, script=SORT_SCRIPT, show=_show, plain=_plain)
+    env.globals.update(fmt=report.fmt_value, style=STYLE, script=SORT_SCRIPT, show=_show, plain=_plain, count=_count)
     return env
+
+
+def _count(n: int, noun: str) -> str:
+    """ "1 model", "2 models": a page that says "1 models" reads as broken."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _show(value) -> str:
@@ -226,6 +244,7 @@ def _write_run_page(page, run: dict, folder: Path) -> None:
         page.render(
             run=run,
             metrics=report.metric_rows(run["metrics"]),
+            headline=report.headline_rows(run["metrics"], run.get("primary_metric"))[0],
             plots=plots,
             config=config,
             samples=samples[:MAX_SAMPLES],

@@ -165,10 +165,10 @@ def test_list_tasks_wraps_to_the_terminal_width():
 def test_a_run_prints_its_headline_and_keeps_the_grid_for_show():
     from harness import report
 
-    metrics = {"acc": 0.5, "acc_stderr": 0.1, "loss": 2.0}
+    metrics = {"acc": 0.5, "acc_stderr": 0.1, "dfs/acc": 0.2, "dfs/loss": 1.5, "loss": 2.0}
     metrics |= {f"dfs/acc@B={b},N={n}": 0.1 for b in (4, 8, 12) for n in (1, 2, 4, 8)}
-    rows, hidden = report.headline_rows(metrics, "loss")
-    assert [r["metric"] for r in rows] == ["loss", "acc"] and rows[1]["stderr"] == 0.1 and hidden == 12
+    rows, hidden = report.headline_rows(metrics, "loss")  # the primary, the top level, each model's primary
+    assert [r["metric"] for r in rows] == ["loss", "acc", "dfs/loss"] and rows[1]["stderr"] == 0.1 and hidden == 13
     assert report.headline_rows(metrics, "loss", everything=True) == (report.metric_rows(metrics), 0)
     few = {"hit": 1.0, "a/b": 2.0}
     assert report.headline_rows(few, "hit") == (report.metric_rows(few), 0)  # a short list is printed whole

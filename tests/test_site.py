@@ -257,3 +257,80 @@ def test_leaderboard_marks_models_not_significantly_different_from_the_best(tmp_
     rule = unescape(re.search(r'<p id="rule">(.*?)</p>', dom, re.S).group(1))
     assert "Holm-corrected" in rule and "paired by sample id" in rule
     assert 'title="paired McNemar exact test against the best, Holm-adjusted p = 1"' in dom
+
+
+def measure(tmp_path, site, page: str, script: str) -> dict:
+    """Open ``page`` (relative to the site) in a 1280 px frame and return what ``script`` (a JS expression over
+    ``doc``, the page's document) measures, as JSON: the width a reader's window sees."""
+    probe = site / "measure.html"
+    probe.write_text(f"""<!doctype html><html><body style="margin:0"><pre id="out"></pre>
+<iframe id="f" src="{page}" style="width:1280px;height:900px;border:0"></iframe>
+<script>
+document.getElementById("f").onload = function () {{
+  var doc = this.contentDocument;
+  document.getElementById("out").textContent = JSON.stringify({script});
+}};
+</script></body></html>""")
+    dom = chromium(tmp_path, "--allow-file-access-from-files", "--window-size=1400,1000", "--dump-dom", probe.as_uri())
+    return json.loads(unescape(re.search(r'<pre id="out">(.*?)</pre>', dom, re.S).group(1)))
+
+
+def graph_cot_runs(out) -> list[str]:
+    """Four graph_cot depths (a column each), each scoring two trained models and two baselines, with a plot."""
+    ids = []
+    for depth in (1, 2, 3, 4):
+        metrics = {}
+        for name in ("dfs", "path", "baseline/random-path", "baseline/random-shortest-path"):
+            metrics[f"{name}/evidence_accuracy"], metrics[f"{name}/evidence_accuracy_stderr"] = (
+                0.1234 + depth / 10,
+                0.0345,
+            )
+            metrics |= {f"{name}/evidence_accuracy@B={b},N={n}": 0.5 for b in (4, 8, 12) for n in (1, 2, 4, 8, 16)}
+        metrics["evidence_accuracy"], metrics["evidence_accuracy_stderr"] = 0.5, 0.05
+        config = {"task": f"graph_cot_d{depth}", "task_family": "graph_cot", "variant": f"depth={depth}"}
+        config |= {"model": "scratch", "limit": None, "model_args": {}}
+        run = Run.open(out, config, config)
+        figure = __import__("harness.report", fromlist=["figure"]).figure()
+        fig, ax = figure.subplots(figsize=(4, 3))
+        ax.plot([0, 1], [0, depth])
+        fig.savefig(run.path("heatmap_dfs.png"))
+        figure.close(fig)
+        run.finish(metrics, "evidence_accuracy")
+        run.close()
+        ids.append(run.id)
+    return ids
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary here (Debian: apt-get install chromium)")
+def test_four_graph_cot_columns_fit_a_1280_px_window_and_run_pages_lead_with_plots(tmp_path):
+    out, site = tmp_path / "runs", tmp_path / "site"
+    ids = graph_cot_runs(out)
+    assert main(["leaderboard", "--out", str(out), "--html", str(site)]) == 0
+    width = measure(
+        tmp_path, site, "index.html", "[doc.documentElement.scrollWidth, doc.querySelectorAll('th').length]"
+    )
+    assert width[0] <= 1280 and width[1] >= 5, width  # the page never scrolls sideways
+
+    script = """{plot: doc.querySelector("img").getBoundingClientRect().top,
+      metrics: doc.getElementById("all-metrics").getBoundingClientRect().top,
+      shown: doc.getElementById("metrics").checkVisibility() || doc.getElementById("all-metrics").open,
+      headline: doc.querySelectorAll("#headline tr").length}"""
+    page = measure(tmp_path, site, f"runs/{ids[0]}.html", script)
+    assert page["plot"] < page["metrics"] and page["shown"] is False, page  # plots first, 125 metrics folded
+    assert page["headline"] == 5  # the run's primary metric and each of its models'
+
+
+def test_one_run_reads_in_the_singular_and_no_limit_note_without_a_limit(tmp_path, capsys):
+    out, site = tmp_path / "runs", tmp_path / "site"
+    config = {"task": "qa", "task_family": "qa", "model": "hf:alpha", "limit": None, "model_args": {}}
+    run = Run.open(out, config, config)
+    run.finish({"acc": 0.5}, "acc")
+    run.close()
+    assert main(["leaderboard", "--out", str(out), "--html", str(site)]) == 0
+    text = re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", "", (site / "index.html").read_text())))
+    assert "1 model x 1 task from" in text
+    assert "evaluated with --limit" not in text and "hide runs with --limit" not in text
+    make_runs(out)  # now with a limited run: the note and the checkbox come back
+    assert main(["leaderboard", "--out", str(out), "--html", str(site)]) == 0
+    text = re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", "", (site / "index.html").read_text())))
+    assert "evaluated with --limit" in text and "5 models x 3 tasks" in text

@@ -166,7 +166,8 @@ def test_damaged_evaluation_is_recomputed_and_the_run_reads_well(tmp_path):
     assert first.stderr.splitlines()[0] == f"run {run_dir.rsplit('/', 1)[1]}: {run_dir}"
     assert "train dfs:" in first.stderr and "train path:" in first.stderr and "train:" not in first.stderr
     table = first.stdout.split("metric ", 1)[1].split("\n\nrun ", 1)[0].splitlines()
-    assert len(table) <= 14 and "more in metrics.json" in table[-1] and "dfs/" not in "\n".join(table)
+    assert len(table) <= 14 and "more in metrics.json" in table[-1] and "@B=" not in "\n".join(table)
+    assert "dfs/evidence_accuracy " in "\n".join(table)  # each strategy's headline, its grid in metrics.json
     assert len(metrics) > 40
 
     record = out / run_dir.rsplit("/", 1)[1] / "dfs" / "evaluation-d1.json"
