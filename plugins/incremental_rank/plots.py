@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from harness.report import figure
+from harness.store import read_json
 
 
 def plot_loss(path, record: dict, title: str) -> None:
@@ -67,7 +66,7 @@ def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
         for point in points:
             path = point["dir"] / f"{name}_staircase.json"
             if point["seed"] == points[0]["seed"] and path.exists():
-                records.append(json.loads(path.read_text()))
+                records.append(read_json(path, "delete that point's run folder to run it again"))
         if not records:
             continue
         fig, ax = plt.subplots(figsize=(6.5, 4))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.report import figure
+from harness.store import read_json
 
 if TYPE_CHECKING:
     from harness.plugins.linear_resnet.task import LinearResNetOptions
@@ -72,7 +73,6 @@ def plot_run(ctx, spectra: dict, history: dict, net: LinearResNetOptions) -> Non
 
 def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
     """One shrinkage figure per depth: every lambda's closed-form curve with its trained singular values."""
-    import json
 
     by_depth: dict[int, list[dict]] = {}
     for point in points:
@@ -80,7 +80,8 @@ def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
             by_depth.setdefault(int(point["args"]["depth"]), []).append(point)
     for depth, group in by_depth.items():
         group.sort(key=lambda p: float(p["args"]["lam"]))
-        spectra = [json.loads((p["dir"] / "spectra.json").read_text()) for p in group]
+        fix = "delete that point's run folder to run it again"
+        spectra = [read_json(p["dir"] / "spectra.json", fix) for p in group]
         lams = [float(p["args"]["lam"]) for p in group]
         mu = float(group[0]["args"]["mu"])
         y_max = max(s["observed"][0] for s in spectra)

@@ -10,11 +10,11 @@ the greedy next token under p equals the greedy next token under p*.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from harness import seeding
 from harness.errors import UsageError
+from harness.store import read_json
 
 
 class TransferTask:
@@ -55,7 +55,7 @@ class TransferTask:
                 f"source={self.source}: {folder} has no best_prompt.json; give a finished "
                 "harness optimize (propane) run"
             )
-        data = json.loads(path.read_text())
+        data = read_json(path, "re-run the harness optimize run that wrote it")
         records = data.get("methods", [data])
         if not records[0].get("target_prompt"):
             raise UsageError(f"source={self.source} matched documents, not a target prompt; nothing to transfer")
