@@ -55,13 +55,20 @@ def test_hook_register_trackers(tmp_path):
         "recorded": True,
     }
     artifacts = {e["name"] for e in events if e["event"] == "artifact"}
-    assert artifacts == {"config.yaml", "metrics.json", "metrics.jsonl", "samples.jsonl", "loss.png"}
+    assert artifacts == {
+        "config.yaml",
+        "metrics.json",
+        "metrics.jsonl",
+        "samples.jsonl",
+        "loss.png",
+        "worker_a/loss.png",
+    }
 
 
 def test_a_failing_tracker_is_one_line_and_the_run_is_kept(tmp_path):
     result = _curve(tmp_path, "--log", "broken", "--log", "jsonl")
     assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stderr.splitlines() if "tracker" in line]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("harness: tracker")]
     assert len(lines) == 1 and lines[0].startswith("harness: tracker 'broken' failed (ConnectionError: server went")
     run = json.loads(result.stdout)
     assert f"harness log {run['run_id']} --to broken" in lines[0]

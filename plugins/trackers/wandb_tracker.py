@@ -38,7 +38,7 @@ class WandbTracker:
         )
         self.run.define_metric(STEP)
         self.run.define_metric("*", step_metric=STEP)
-        self.name = run.id
+        self.name, self.dir = run.id, Path(run.dir)
 
     def series(self, points) -> None:
         for step, values in points:
@@ -54,7 +54,7 @@ class WandbTracker:
         if self.files:
             artifact = self.wandb.Artifact(f"{self.name}-files", type="run-files")
             for path in self.files:
-                artifact.add_file(str(path))
+                artifact.add_file(str(path), name=path.relative_to(self.dir).as_posix())  # plots of each trainer
             self.run.log_artifact(artifact)
         if error:
             self.run.summary["harness_error"] = error

@@ -40,6 +40,8 @@ class CurveTask:
         fig, ax = plt.subplots()
         ax.plot(range(self.steps), [self.rate**s for s in range(self.steps)])
         fig.savefig(ctx.path("loss.png"))
+        ctx.path("worker_a").mkdir(exist_ok=True)
+        fig.savefig(ctx.path("worker_a") / "loss.png")  # a second plot of the same name, as each trainer draws
         plt.close(fig)
         if self.fail:
             raise RuntimeError("asked to fail")

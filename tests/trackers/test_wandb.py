@@ -49,7 +49,12 @@ def test_an_offline_run_holds_config_series_summary_and_files(tmp_path):
     summary = {k: v for r in found["summary"] for k, v in items(r.summary.update).items()}
     assert summary["accuracy"] == 0.5 and summary["rate"] == 0.5
     (artifact,) = found["artifact"]
-    assert {m.path for m in artifact.artifact.manifest.contents} >= {"loss.png", "samples.jsonl", "config.yaml"}
+    assert {m.path for m in artifact.artifact.manifest.contents} >= {
+        "loss.png",
+        "worker_a/loss.png",
+        "samples.jsonl",
+        "config.yaml",
+    }
     assert found["exit"][0].exit.exit_code == 0
     assert b"s3cret-env" not in run_file.read_bytes()  # the key stays in W&B's environment
 
