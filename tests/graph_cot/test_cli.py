@@ -47,7 +47,7 @@ def test_tiny_experiment_then_checkpoint_and_resume(tmp_path):
     assert "graph_cot, Bridge(1)" in first.stdout and "dfs: one chain" in first.stdout  # the short summary
 
     again = run_harness(*args, timeout=300)  # finished checkpoint and evaluation are reused, same numbers
-    assert again.returncode == 0 and "resuming run" in again.stderr and "train:" not in again.stderr
+    assert again.returncode == 0 and "resuming run" in again.stderr and "train dfs" not in again.stderr
     assert metrics_of(out, again.stdout)[0] == metrics
 
     served = run_harness(
