@@ -35,6 +35,12 @@ class DistillOptions(Options):
     checkpoint: str = option(
         "", "distil this scratch checkpoint folder instead of training (d comes from it; r is the depth)"
     )
+    leaves: str = option(
+        "opposite",
+        "target family: opposite (the leaves under every last split differ) or independent (each leaf random, as "
+        "in the reference)",
+        choices=("opposite", "independent"),
+    )
     threads: int = option(1, "torch threads", ge=1)
 
     def check(self) -> None:

@@ -31,21 +31,29 @@ class Split:
 Tree = Leaf | Split
 
 
-def random_tree(d: int, r: int, rng: random.Random) -> Tree:
+LEAVES = ("opposite", "independent")  # the two target families of random_tree
+
+
+def random_tree(d: int, r: int, rng: random.Random, leaves: str = "opposite") -> Tree:
     """A complete depth-r tree: each node tests a variable drawn uniformly from those not yet on its path.
 
-    Leaf labels are +-1 with the two leaves under each last split opposite (our choice: the reference draws
-    leaves independently, which makes some splits redundant and 1 target in 2^(2^r - 1) constant).
+    ``leaves="opposite"``: the two leaves under each last split are opposite (no last split is redundant, never
+    constant; every subtree is balanced, so no single variable correlates with the label, which is what defeats a
+    greedy learner). ``leaves="independent"``: each leaf is +-1 at random, as in the reference; some splits are then
+    redundant and 1 target in 2^(2^r - 1) is constant.
     """
     if not 1 <= r <= d:
         raise ValueError(f"depth r={r} needs 1 <= r <= d={d}")
+    if leaves not in LEAVES:
+        raise ValueError(f"leaves={leaves!r}: choose from {', '.join(LEAVES)}")
 
     def grow(free: list[int], depth: int) -> Tree:
         var = rng.choice(free)
         rest = [v for v in free if v != var]
         if depth == 1:
             label = rng.choice((1, -1))
-            return Split(var, Leaf(label), Leaf(-label))
+            other = -label if leaves == "opposite" else rng.choice((1, -1))
+            return Split(var, Leaf(label), Leaf(other))
         return Split(var, grow(rest, depth - 1), grow(rest, depth - 1))
 
     return grow(list(range(d)), r)
@@ -56,6 +64,23 @@ def predict(tree: Tree, x: torch.Tensor) -> torch.Tensor:
     if isinstance(tree, Leaf):
         return torch.full((x.size(0),), tree.label, dtype=torch.long)
     return torch.where(x[:, tree.var] > 0, predict(tree.plus, x), predict(tree.minus, x))
+
+
+def variables(tree: Tree) -> set[int]:
+    return set() if isinstance(tree, Leaf) else {tree.var} | variables(tree.plus) | variables(tree.minus)
+
+
+def equivalent(a: Tree, b: Tree) -> bool:
+    """Whether two trees compute the same function: compared on every assignment of the variables either tests
+    (at most 2 (2^r - 1), so 2^14 inputs at r = 3); a redundant split does not make two trees differ."""
+    used = sorted(variables(a) | variables(b))
+    if not used:
+        return a == b
+    width = max(used) + 1
+    codes = torch.arange(2 ** len(used))[:, None] >> torch.arange(len(used))  # (2^k, k)
+    x = torch.ones(len(codes), width)
+    x[:, used] = (codes & 1).float() * 2 - 1
+    return bool((predict(a, x) == predict(b, x)).all())
 
 
 def depth(tree: Tree) -> int:

@@ -11,6 +11,7 @@ from harness.plugins.distill.trees import (
     Leaf,
     Split,
     depth,
+    equivalent,
     evaluate_ands,
     extend,
     node_ands,
@@ -47,6 +48,30 @@ def test_random_tree_invariants(d, r):
     assert len({random_tree(d, r, random.Random(s)) for s in range(20)}) > min(10, 2 * d - 1)
     with pytest.raises(ValueError):
         random_tree(3, 4, random.Random(0))
+
+
+def test_independent_leaves_family():
+    """Independent leaves: still complete trees on distinct variables per path, but some last splits carry equal
+    leaves (redundant), which the opposite family never has; an unknown family is refused."""
+    equal_pairs = 0
+    for seed in range(30):
+        tree = random_tree(9, 3, random.Random(seed), leaves="independent")
+        leaves = paths(tree)
+        assert depth(tree) == 3 and len(leaves) == 8
+        equal_pairs += sum(a[1].label == b[1].label for a, b in zip(leaves[::2], leaves[1::2]))
+    assert 0.3 < equal_pairs / (30 * 4) < 0.7  # each last split has equal leaves with probability 1/2
+    with pytest.raises(ValueError, match="leaves='same'"):
+        random_tree(9, 3, random.Random(0), leaves="same")
+
+
+def test_equivalent_compares_functions_not_shapes():
+    redundant = Split(2, Split(5, Leaf(1), Leaf(-1)), Split(5, Leaf(1), Leaf(-1)))  # the x2 test changes nothing
+    assert equivalent(redundant, Split(5, Leaf(1), Leaf(-1))) and redundant != Split(5, Leaf(1), Leaf(-1))
+    assert equivalent(Split(0, Leaf(1), Leaf(1)), Leaf(1))
+    assert not equivalent(redundant, Split(5, Leaf(-1), Leaf(1)))
+    assert not equivalent(
+        Split(3, Split(1, Leaf(1), Leaf(-1)), Leaf(-1)), Split(1, Split(3, Leaf(1), Leaf(1)), Leaf(-1))
+    )
 
 
 def test_predict_follows_the_leaf_ands():
