@@ -190,7 +190,7 @@ def test_sweep_metrics_plots_summary_records_and_resume(tmp_path):
             assert metrics[f"y@a={a},shape={shape}_stderr"] == pytest.approx(a * k / 3**0.5)
             assert metrics[f"z@a={a},shape={shape}"] == pytest.approx(1.0)
     assert metrics["max_y"] == pytest.approx(2 * 4 * 2 + 1)  # the task's sweep_summary, merged
-    assert len([m for m in metrics if "@" in m]) == 16
+    assert len([m for m in metrics if "@" in m]) == 16  # one seed: each point's value and stderr, no interval
 
     row = sweep_run(out)
     folder = Path(row["dir"])
@@ -236,6 +236,25 @@ def test_preset_with_a_sweep_block_runs_its_sweep(tmp_path):
     assert (Path(sweep_run(out)["dir"]) / "y_vs_a.png").exists()
     assert len(point_rows(out, "lines")) == 4  # the points are runs of the preset, each once
     assert "(local, 1 at a time)" in result.stderr  # the preset's workers
+
+
+def test_seeds_alone_are_a_sweep_with_a_t_interval(tmp_path):
+    """No grid, three seeds: one point, its metric's mean over seeds with the stderr and 95% t interval."""
+    from scipy import stats
+
+    out = tmp_path / "runs"
+    result = run_harness(*PLUGIN, "sweep", "--task", "line", "--seeds", "0,1,5", "--out", out, "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    per_seed = [2 + seed for seed in (0, 1, 5)]  # n=3: a run's mean y is 2 + seed
+    low, high = stats.t.interval(0.95, 2, loc=sum(per_seed) / 3, scale=stats.sem(per_seed))
+    assert metrics["y"] == pytest.approx(sum(per_seed) / 3) and metrics["y_stderr"] == pytest.approx(
+        stats.sem(per_seed)
+    )
+    assert (metrics["y_ci_low"], metrics["y_ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert len(point_rows(out, "line")) == 3
+    one = run_harness(*PLUGIN, "sweep", "--task", "line", "--seeds", "0", "--out", out)
+    assert one.returncode == 2 and "declares no sweep" in one.stderr
 
 
 def test_preset_file_with_a_sweep_block_runs_its_sweep(tmp_path):
