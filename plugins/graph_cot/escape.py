@@ -41,6 +41,8 @@ CONFIGS: dict[str, dict] = {
     "ainit0.2": {"identity_init": 0.2},
     "walk200": {"walk_warmup": 200},
     "walk500": {"walk_warmup": 500},
+    "walk500_lr6e-3": {"walk_warmup": 500, "lr": 6e-3},
+    "walk300_lr6e-3": {"walk_warmup": 300, "lr": 6e-3},
 }
 
 
@@ -111,6 +113,20 @@ def summarize(records: list[dict]) -> dict[str, dict]:
             "never": sum(s == math.inf for s in steps) / len(steps),
         }
     return out
+
+
+def summary_table(records: list[dict]) -> list[str]:
+    """The results page's table of the study: one row per configuration, in the order first run."""
+    lines = [
+        "| configuration | options | seeds | escape step: median | quartiles | never escaped |",
+        "|---|---|---|---|---|---|",
+    ]
+    for config, row in summarize(records).items():
+        options = ", ".join(f"{k}={v}" for k, v in CONFIGS[config].items()) or "(the flagship before this study)"
+        median = "never" if row["median"] == math.inf else f"{row['median']:.0f}"
+        quartiles = " - ".join("never" if q == math.inf else f"{q:.0f}" for q in (row["q1"], row["q3"]))
+        lines.append(f"| {config} | {options} | {row['seeds']} | {median} | {quartiles} | {row['never']:.0%} |")
+    return lines
 
 
 def write_report(records: list[dict], folder: Path) -> dict[str, dict]:

@@ -65,3 +65,28 @@ def write_seed_plot(path, seeds: list[int], dfs: list[float], path_values: list[
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def seed_table(records: list[dict]) -> list[str]:
+    """The results page's table of a seeds sweep (its samples.jsonl): one row per seed, then the mean and 95%
+    interval of each column."""
+    from harness.stats import mean_ci
+
+    rows = sorted((r for r in records if r.get("status") == "finished"), key=lambda r: r["seed"])
+    columns = {
+        "dfs evidence": lambda m: m[f"dfs/{HEADLINE}"],
+        "path evidence": lambda m: m[f"path/{HEADLINE}"],
+        "dfs - path": lambda m: m[f"dfs/{HEADLINE}"] - m[f"path/{HEADLINE}"],
+        "dfs decision": lambda m: m["dfs/decision_accuracy"],
+        "path decision": lambda m: m["path/decision_accuracy"],
+        "dfs train loss": lambda m: m["dfs/train_loss"],
+    }
+    lines = ["| seed | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for r in rows:
+        lines.append(f"| {r['seed']} | " + " | ".join(f"{f(r['metrics']):.2f}" for f in columns.values()) + " |")
+    cells = []
+    for f in columns.values():
+        interval = mean_ci([f(r["metrics"]) for r in rows])
+        cells.append(f"{interval.estimate:.2f} [{interval.low:.2f}, {interval.high:.2f}]")
+    lines.append("| mean [95% CI] | " + " | ".join(cells) + " |")
+    return lines
