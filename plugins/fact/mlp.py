@@ -12,7 +12,11 @@ metrics):
 - ``fact_sym_correlation``: with (F F^T)^{1/2}, since F is PSD only at convergence;
 - ``fact_residual``: ||W^T W - F||_F / ||W^T W||_F (checks the scale, i.e. the 1/(n lambda));
 - ``nfa_correlation`` / ``nfa_sqrt_correlation``: the neural feature ansatz, W^T W against the AGOP
-  (1/n) sum_i J_i^T J_i, J_i = d f(x_i) / d h_i (all outputs), and against its square root.
+  (1/n) sum_i J_i^T J_i, J_i = d f(x_i) / d h_i (all outputs), and against its square root;
+- ``fact_shuffled_correlation`` / ``fact_shuffled_residual``: a control that should not match, the same sum with
+  each input h_i paired with another example's gradient g_{i-1} (a cyclic shift). At a stationary point the FACT
+  is the stationarity equation times W, so the converged values check the optimiser (a convergence check); the
+  evidence is the curve over training (the FACT far from W^T W early on) and this control staying low.
 
 A plain loop, not the harness Trainer: the Trainer has no gradient-norm stopping rule, and the AGOP needs the
 network's Jacobian with respect to every layer's input, which this loop computes from the same forward pass.
@@ -63,6 +67,7 @@ def layer_statistics(model, X: torch.Tensor, targets: torch.Tensor, weight_decay
         H, G = inputs[i].detach().double(), grads_z[i].double()  # (n, in), (n, out)
         lhs = W.T @ W
         F = -(W.T @ (G.T @ H)) / weight_decay  # (in, in)
+        shuffled = -(W.T @ (G.roll(1, 0).T @ H)) / weight_decay  # g_{i-1} paired with h_i: should not match
         fact = probe.layer_values(W.float(), H.float(), G.float())  # the probe's own formula
         n = H.shape[0]
         agop = sum(J[i].double().T @ J[i].double() for J in jacobians) / n  # (in, in)
@@ -73,6 +78,8 @@ def layer_statistics(model, X: torch.Tensor, targets: torch.Tensor, weight_decay
                 f"layer{i}/fact_residual": fact["residual"],
                 f"layer{i}/nfa_correlation": correlation(lhs, agop),
                 f"layer{i}/nfa_sqrt_correlation": correlation(lhs, psd_power(agop, 0.5)),
+                f"layer{i}/fact_shuffled_correlation": correlation(lhs, shuffled),
+                f"layer{i}/fact_shuffled_residual": float((lhs - shuffled).norm() / lhs.norm()),
             }
         )
     return values

@@ -11,7 +11,11 @@ def plot_accuracy(path: Path, history: list[dict], title: str) -> Path:
     """Train and test accuracy against the RFM iteration (grokking: train at 1 long before test rises), with the
     structure summary of M (circulant fraction or support mass), also in [0, 1]."""
     steps = [h["iteration"] for h in history]
-    series = {f"{name} accuracy": (steps, [h[f"{name}_accuracy"] for h in history]) for name in ("train", "test")}
+    series = {
+        f"{name} accuracy": (steps, [h[f"{name}_accuracy"] for h in history])
+        for name in ("train", "val", "test")
+        if f"{name}_accuracy" in history[0]
+    }
     for key in ("circulant_fraction", "support_mass"):
         if key in history[0]:
             series[f"{key} of M"] = (steps, [h[key] for h in history])
@@ -57,6 +61,7 @@ CURVES = {
     "fact_sym_correlation": "FACT (F F^T)^1/2",
     "nfa_correlation": "NFA (AGOP)",
     "nfa_sqrt_correlation": "NFA (AGOP^1/2)",
+    "fact_shuffled_correlation": "control: FACT, g shifted",
 }
 
 
@@ -71,7 +76,9 @@ def plot_layer_curves(path: Path, history: list[dict], n_layers: int) -> Path:
     fig, axes = plt.subplots(1, n_layers, figsize=(4 * n_layers, 3.6), sharey=True, squeeze=False)
     for i, ax in enumerate(axes[0]):
         for key, label in CURVES.items():
-            ax.plot(steps, [h[f"layer{i}/{key}"] for h in history], label=label)
+            if f"layer{i}/{key}" in history[0]:  # records made before the control have no control curve
+                style = {"color": "grey", "linestyle": ":"} if "shuffled" in key else {}
+                ax.plot(steps, [h[f"layer{i}/{key}"] for h in history], label=label, **style)
         ax.set(title=f"layer {i}", xlabel="GD step + 1", xscale="log", ylim=(-1.02, 1.02))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("correlation with W^T W")

@@ -1,0 +1,147 @@
+"""The fact results page (docs/papers/fact.md) is its committed records, rounded as printed: every number in its
+tables is read from docs/results/fact/<record>/metrics.json (or metrics.jsonl for the curve over training), and the
+tuned comparisons ran at the settings their tuning sweeps chose."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = ROOT / "docs/papers/fact.md"
+RESULTS = ROOT / "docs/results/fact"
+UPDATES = {"FACT-RFM": "fact", "AGOP-RFM": "agop", "sqrt-AGOP-RFM": "agop_sqrt"}
+LAYER_COLUMNS = {
+    "FACT": "fact_correlation",
+    "FACT (F F^T)^1/2": "fact_sym_correlation",
+    "‖W^T W − F‖/‖W^T W‖": "fact_residual",
+    "NFA: AGOP": "nfa_correlation",
+    "NFA: AGOP^1/2": "nfa_sqrt_correlation",
+    "control: g shifted": "fact_shuffled_correlation",
+    "control residual": "fact_shuffled_residual",
+}
+
+
+def table(marker: str) -> tuple[list[str], list[list[str]]]:
+    """Header and body cells of the first table after ``marker`` on the page."""
+    text = PAGE.read_text()
+    assert marker in text, marker
+    lines = text.split(marker, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return rows[0], [r for r in rows[2:]]
+
+
+def numbers(cell: str) -> list[str]:
+    return re.findall(r"[-+−]?\d+\.?\d*(?:e[-+]\d+)?", cell)
+
+
+def close(printed: str, value: float) -> bool:
+    """``printed`` is ``value`` rounded to the digits shown (scientific or fixed)."""
+    printed = printed.replace("−", "-")
+    mantissa, _, exponent = printed.partition("e")
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    half = 0.5 * 10 ** (-decimals) * (10 ** int(exponent) if exponent else 1)
+    return abs(float(printed) - value) <= half + 1e-9
+
+
+def record(name: str) -> dict:
+    return json.loads((RESULTS / name / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "marker,name",
+    [
+        ("**At the stationary point, rank-2 polynomial**", "mlp_lowrank"),
+        ("**At the stationary point, wine**", "mlp_wine"),
+    ],
+)
+def test_layer_tables(marker, name):
+    metrics = record(name)
+    assert metrics["converged"] == 1.0
+    header, rows = table(marker)
+    assert header[0] == "layer" and len(rows) == 3
+    for row in rows:
+        for column, cell in zip(header[1:], row[1:]):
+            assert close(cell, metrics[f"layer{row[0]}/{LAYER_COLUMNS[column]}"]), (name, row[0], column)
+
+
+def test_over_training_table_reads_the_curve():
+    """The convergence check can fail: early rows are far from 1, and the control never reaches it."""
+    series = {r["step"]: r for r in map(json.loads, (RESULTS / "mlp_lowrank/metrics.jsonl").read_text().splitlines())}
+    header, rows = table("**Over training, rank-2 polynomial**")
+    keys = {"‖∇‖": "grad_norm", **{f"FACT layer {i}": f"layer{i}/fact_correlation" for i in range(3)}}
+    keys.update({f"control layer {i}": f"layer{i}/fact_shuffled_correlation" for i in range(3)})
+    keys["residual layer 0"] = "layer0/fact_residual"
+    assert len(rows) >= 4
+    for row in rows:
+        point = series[int(row[0])]
+        for column, cell in zip(header[1:], row[1:]):
+            assert close(cell, point[keys[column]]), (row[0], column)
+    assert float(rows[0][header.index("FACT layer 0")].replace("−", "-")) < 0.5
+
+
+@pytest.mark.parametrize("data", ["modular", "parity"])
+def test_tuning_tables_and_the_comparisons_use_what_tuning_chose(data):
+    metrics = record(f"tune_{data}")
+    header, rows = table(f"**Tuning, {data}**")
+    assert {UPDATES[r[0]] for r in rows} == {"fact", "agop", "agop_sqrt"}
+    for row in rows:
+        update, cells = UPDATES[row[0]], dict(zip(header, row))
+        tuned = f"tuned/{update}"
+        assert (cells["kernel"] == "laplace") == bool(metrics[f"{tuned}/laplace"])
+        assert close(cells["bandwidth"], metrics[f"{tuned}/bandwidth"])
+        assert (cells["normalize"] == "on") == bool(metrics[f"{tuned}/normalize"])
+        assert int(cells["iterations"]) == metrics[f"{tuned}/iterations"]
+        assert close(cells["val accuracy"], metrics[f"{tuned}/best_val_accuracy"])
+    chosen = (RESULTS / f"tune_{data}/tuned.md").read_text().split("tuned=", 1)[1].strip()
+    compare = yaml.safe_load((RESULTS / f"compare_{data}/config.yaml").read_text())
+    assert compare["task_args"]["tuned"] == chosen
+    assert yaml.safe_load((RESULTS / f"tune_{data}/config.yaml").read_text())["task_args"]["validation"] > 0
+
+
+@pytest.mark.parametrize("data", ["modular", "parity"])
+def test_comparison_tables(data):
+    metrics = record(f"compare_{data}")
+    header, rows = table(f"**Tuned comparison, {data}**")
+    assert len(rows) >= 3
+    for row in rows:
+        cells = dict(zip(header, row))
+        update = UPDATES[cells["update"]]
+        at = f"@n={cells['n']}" if "n" in cells else ""
+        accuracy = f"{update}/test_accuracy{at}"
+        assert close(cells["test accuracy"], metrics[accuracy])
+        low, high = numbers(cells["95% CI"])
+        assert close(low, metrics[f"{accuracy}_ci_low"]) and close(high, metrics[f"{accuracy}_ci_high"])
+        if "circulant fraction" in cells:
+            assert close(cells["circulant fraction"], metrics[f"circulant_fraction@update={update}"])
+        if update == "fact":
+            assert cells["FACT − this"] == "" or cells["FACT − this"] == "—"
+            continue
+        diff = f"fact_minus_{update}{at}"
+        value, low, high = numbers(cells["FACT − this"])
+        assert close(value, metrics[diff]) and close(low, metrics[f"{diff}_ci_low"])
+        assert close(high, metrics[f"{diff}_ci_high"]) and close(cells["p"], metrics[f"{diff}_p"])
+
+
+def test_tabular_table():
+    metrics = record("tabular")
+    header, rows = table("**Tabular data.**")
+    for row in rows:
+        for method, cell in zip(header[1:], row[1:]):
+            key = f"{method}/test_accuracy" if row[0] == "mean" else f"{row[0]}/{method}/test_accuracy"
+            value, stderr = numbers(cell)
+            assert close(value, metrics[key]) and close(stderr, metrics[f"{key}_stderr"]), (row[0], method)
+
+
+def test_every_record_says_where_it_ran():
+    for name in ("mlp_lowrank", "tune_modular", "tune_parity", "compare_modular", "compare_parity"):
+        assert "machine" in yaml.safe_load((RESULTS / name / "config.yaml").read_text()), name
