@@ -118,14 +118,21 @@ def summarize(records: list[dict]) -> dict[str, dict]:
 def summary_table(records: list[dict]) -> list[str]:
     """The results page's table of the study: one row per configuration, in the order first run."""
     lines = [
-        "| configuration | options | seeds | escape step: median | quartiles | never escaped |",
-        "|---|---|---|---|---|---|",
+        "| configuration | options | seeds | escape step: median | quartiles | never escaped | minus flagship, same"
+        " seeds |",
+        "|---|---|---|---|---|---|---|",
     ]
+    capped = {(r["config"], r["seed"]): r["escape_step"] or r["steps"] for r in records}  # never: the step cap
     for config, row in summarize(records).items():
         options = ", ".join(f"{k}={v}" for k, v in CONFIGS[config].items()) or "(the flagship before this study)"
         median = "never" if row["median"] == math.inf else f"{row['median']:.0f}"
         quartiles = " - ".join("never" if q == math.inf else f"{q:.0f}" for q in (row["q1"], row["q3"]))
-        lines.append(f"| {config} | {options} | {row['seeds']} | {median} | {quartiles} | {row['never']:.0%} |")
+        seeds = [seed for c, seed in capped if c == config and ("flagship", seed) in capped]
+        paired = [capped[config, seed] - capped["flagship", seed] for seed in seeds]
+        shift = f"{sum(paired) / len(paired):+.0f} (seeds {min(seeds)}-{max(seeds)})" if config != "flagship" else ""
+        lines.append(
+            f"| {config} | {options} | {row['seeds']} | {median} | {quartiles} | {row['never']:.0%} | {shift} |"
+        )
     return lines
 
 
@@ -136,7 +143,8 @@ def write_report(records: list[dict], folder: Path) -> dict[str, dict]:
 
     summary = summarize(records)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    readable = {c: {k: "never" if v == math.inf else v for k, v in row.items()} for c, row in summary.items()}
+    (folder / "summary.json").write_text(json.dumps(readable, indent=2) + "\n")
     plt = report.figure()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     configs = list(summary)
