@@ -23,6 +23,18 @@ Choices not fixed by the paper (the preset must finish in minutes on a shared 2-
   time (chance ~10%). With identity attention the same model (path, Bridge(1)) reaches 98% by step 1500
   and the whole preset trains both strategies in about four minutes. Both strategies get the same model, so
   the comparison the paper makes (CoT strategy, not architecture) is unchanged.
+- The plateau and the walk warm-up (``walk_warmup``; the flagship preset uses 500 steps). The dfs loss falls to ~1.6
+  within 300 steps and sits there until the model learns the edge lookup; the escape study
+  (:mod:`harness.plugins.graph_cot.escape`, docs/results/graph_cot/escape/) measured the first step with loss < 1.0
+  over 10 seeds of the old flagship: median 1400, quartiles 1319-1556, one seed never within 2500 steps; when it
+  breaks decides what the rest of the budget learns, and float differences between CPUs move it (the same seed gave
+  dfs evidence 0.57 on one machine and 0.91 on another). A dfs chain is a poor teacher of the lookup: after a dead
+  end its next node is a neighbour of an earlier node, not of the last one. A random walk's every step is a
+  neighbour of the step before, so both models first train on walks that hit the target (``walk-L``, L the
+  strategy's longest chain), then on their own chains: at the same 4 seeds the plateau ended 519 steps earlier on
+  average (each seed earlier), while doubling the learning rate (+381, one seed never escaped) and a positive
+  identity-attention logit at init (-38) did not help. Both strategies get the same warm-up, so the comparison is
+  still between the CoT strategies.
 - Depth: the bare preset uses Bridge(1), where this model learns in minutes. Bridge(2) takes several
   thousand steps more; ``curriculum=true`` (each step's batch at a depth drawn uniformly from 1..depth, so a
   batch is padded to its own depth, not the deepest: 1.5x fewer tokens a step at depth 3 than mixing depths
