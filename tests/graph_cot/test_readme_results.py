@@ -76,3 +76,19 @@ def test_depth_search_table_matches_its_runs():
     assert len(lines) > 2
     for line in lines:
         assert line in PAGE.splitlines(), line
+
+
+def test_escape_study_table_matches_its_record():
+    """The escape study's table is what escape.summary_table makes of the committed trainings, and the fix the
+    flagship preset uses ended the plateau earlier at every seed tried with both."""
+    from harness.plugins.graph_cot.escape import summary_table
+    from harness.store import read_jsonl
+
+    records = read_jsonl(ROOT / "docs/results/graph_cot/escape/escape.jsonl")
+    for line in summary_table(records):
+        assert line in PAGE.splitlines(), line
+    steps = {(r["config"], r["seed"]): r["escape_step"] or r["steps"] for r in records}
+    fixed = [seed for config, seed in steps if config == "walk500"]
+    assert fixed and all(steps["walk500", s] < steps["flagship", s] for s in fixed)
+    preset = (ROOT / "tasks/graph_cot.yaml").read_text()
+    assert "walk_warmup: 500" in preset
