@@ -82,6 +82,7 @@ def test_escape_study_table_matches_its_record():
     """The escape study's table is what escape.summary_table makes of the committed trainings, and the fix the
     flagship preset uses ended the plateau earlier at every seed tried with both."""
     from harness.plugins.graph_cot.escape import summary_table
+
     from harness.store import read_jsonl
 
     records = read_jsonl(ROOT / "docs/results/graph_cot/escape/escape.jsonl")
