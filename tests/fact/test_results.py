@@ -132,6 +132,37 @@ def test_comparison_tables(data):
         assert close(high, metrics[f"{diff}_ci_high"]) and close(cells["p"], metrics[f"{diff}_p"])
 
 
+def test_longer_budget_sentence():
+    """The sqrt-AGOP-RFM supplement quoted in prose: the long tuning run's peak and the 3-seed test at its choice."""
+    text = " ".join(PAGE.read_text().split())
+    tuned = record("tune_modular_long")
+    assert f"peaks at validation accuracy {tuned['tuned/agop_sqrt/best_val_accuracy']:.3f} at update " in text
+    assert int(tuned["tuned/agop_sqrt/iterations"]) == 63 and "(63 updates, 3 seeds" in text
+    compared = record("compare_modular_sqrt63")
+    key = "test_accuracy@update=agop_sqrt"
+    interval = f"{compared[key]:.3f} [{compared[key + '_ci_low']:.3f}, {compared[key + '_ci_high']:.3f}]"
+    assert f"its test accuracy is {interval}" in text
+    assert yaml.safe_load((RESULTS / "compare_modular_sqrt63/config.yaml").read_text())["task_args"]["iterations"] == 63
+
+
+@pytest.mark.parametrize(
+    "name,sentence",
+    [
+        (
+            "tune_modular_wide",
+            "{fact} (FACT-RFM), {agop} (AGOP-RFM) and {agop_sqrt} (sqrt-AGOP-RFM, peak at update 80)",
+        ),
+        ("tune_parity_ridge", "{fact} (FACT-RFM), {agop} (AGOP-RFM), {agop_sqrt} (sqrt-AGOP-RFM)"),
+    ],
+)
+def test_beyond_the_grid_sentences(name, sentence):
+    metrics = record(name)
+    values = {u: f"{metrics[f'tuned/{u}/best_val_accuracy']:.3f}" for u in UPDATES.values()}
+    assert sentence.format(**values) in " ".join(PAGE.read_text().split())
+    if name == "tune_modular_wide":
+        assert metrics["tuned/agop_sqrt/iterations"] == 80
+
+
 def test_tabular_table():
     metrics = record("tabular")
     header, rows = table("**Tabular data.**")
@@ -143,5 +174,6 @@ def test_tabular_table():
 
 
 def test_every_record_says_where_it_ran():
-    for name in ("mlp_lowrank", "tune_modular", "tune_parity", "compare_modular", "compare_parity"):
+    names = ("mlp_lowrank", "tune_modular", "tune_parity", "compare_modular", "compare_parity", "tune_modular_long")
+    for name in (*names, "tune_modular_wide", "tune_parity_ridge", "compare_modular_sqrt63"):
         assert "machine" in yaml.safe_load((RESULTS / name / "config.yaml").read_text()), name
