@@ -205,7 +205,8 @@ def execute(task, identity: dict, request: RunRequest, engines: dict | None = No
     key = (identity["model"], json.dumps(identity["model_args"], sort_keys=True, default=str))
     if engines is not None and key in engines:
         ctx.adopt_engine(engines[key])
-    print(f"{'resuming run' if run.resumed else 'run'} {run.id}: {run.dir}", file=sys.stderr)  # where, from the start
+    if run.resumed or sys.stderr.isatty():  # where, from the start; piped, a refused run's error stays one line
+        print(f"{'resuming run' if run.resumed else 'run'} {run.id}: {run.dir}", file=sys.stderr)
     trackers = Tracking.start(run, request.trackers, request.parent)  # after config.yaml is written
     plugins.hook.harness_run_start(run=run)
     try:

@@ -215,3 +215,20 @@ def running(pid: str) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_terminal_sees_the_run_folder_when_the_run_opens(tmp_path):
+    """On a terminal the run's folder is the first line, before the task works; piped (scripts, the tests above),
+    a refused run's error stays the one line."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "harness.cli", "run", "--task", "graph_cot", "--model", "baseline:random-path"]
+    command += ["--task-args", "examples=3", "--out", str(tmp_path)]
+    done = subprocess.run(command, stderr=follower, stdout=subprocess.PIPE, env=harness_env(), timeout=300)
+    os.close(follower)
+    first = os.read(leader, 4096).decode().splitlines()[0]
+    os.close(leader)
+    run_id, folder = first.removeprefix("run ").split(": ", 1)
+    assert done.returncode == 0 and run_id.startswith("graph_cot-") and folder == str(tmp_path / run_id)

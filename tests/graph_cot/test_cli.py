@@ -155,7 +155,8 @@ def test_every_strategy_trains_and_gets_its_heatmap(tmp_path):
 
 
 def test_damaged_evaluation_is_recomputed_and_the_run_reads_well(tmp_path):
-    """Issue 30: the run folder is named when the run starts, each progress bar by the strategy it trains, the
+    """Issue 30: the run folder is named (at the start on a terminal: tests/test_cli.py), each progress bar by the
+    strategy it trains, the
     final table is the headline (the grid stays in metrics.json), and a truncated evaluation record is set aside
     with one warning and evaluated again, to the same numbers, instead of failing every retry."""
     out = tmp_path / "runs"
@@ -163,7 +164,7 @@ def test_damaged_evaluation_is_recomputed_and_the_run_reads_well(tmp_path):
     first = run_harness(*args, "--out", out, "--no-cache", timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     metrics, run_dir = metrics_of(out, first.stdout)
-    assert first.stderr.splitlines()[0] == f"run {run_dir.rsplit('/', 1)[1]}: {run_dir}"
+    assert first.stdout.rstrip().endswith(f"run {run_dir.rsplit('/', 1)[1]}: {run_dir}")
     assert "train dfs:" in first.stderr and "train path:" in first.stderr and "train:" not in first.stderr
     table = first.stdout.split("metric ", 1)[1].split("\n\nrun ", 1)[0].splitlines()
     assert len(table) <= 14 and "more in metrics.json" in table[-1] and "@B=" not in "\n".join(table)
