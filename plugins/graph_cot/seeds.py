@@ -81,12 +81,21 @@ def seed_table(records: list[dict]) -> list[str]:
         "path decision": lambda m: m["path/decision_accuracy"],
         "dfs train loss": lambda m: m["dfs/train_loss"],
     }
-    lines = ["| seed | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    header = [*columns, "path chains to match one dfs chain (tokens)"]
+    lines = ["| seed | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
     for r in rows:
-        lines.append(f"| {r['seed']} | " + " | ".join(f"{f(r['metrics']):.2f}" for f in columns.values()) + " |")
+        cells = [f"{f(r['metrics']):.2f}" for f in columns.values()] + [matching(r["metrics"])]
+        lines.append(f"| {r['seed']} | " + " | ".join(cells) + " |")
     cells = []
     for f in columns.values():
         interval = mean_ci([f(r["metrics"]) for r in rows])
         cells.append(f"{interval.estimate:.2f} [{interval.low:.2f}, {interval.high:.2f}]")
-    lines.append("| mean [95% CI] | " + " | ".join(cells) + " |")
+    lines.append("| mean [95% CI] | " + " | ".join(cells) + " | |")
     return lines
+
+
+def matching(metrics: dict) -> str:
+    """'N (r x)': the fewest path chains whose best-of-N evidence reaches one dfs chain's, and their tokens over
+    the dfs chain's; 'not within N' when the sampled chains never do."""
+    n = int(metrics.get("path/match_n", 0))
+    return f"{n} ({metrics['path/match_token_ratio']:.1f}x)" if n else "not within the samples drawn"

@@ -93,3 +93,19 @@ def test_escape_study_table_matches_its_record():
     assert fixed and all(steps["walk500", s] < steps["flagship", s] for s in fixed)
     preset = (ROOT / "tasks/graph_cot.yaml").read_text()
     assert "walk_warmup: 500" in preset
+
+
+def test_flagship_seeds_table_matches_its_sweep_record():
+    """The seeds table is what seeds.seed_table makes of the committed sweep's points, and the sentence that counts
+    the seeds where the contrast holds is the sweep's own count."""
+    from harness.plugins.graph_cot.seeds import seed_table
+
+    from harness.store import read_jsonl
+
+    folder = ROOT / "docs/results/graph_cot/flagship_seeds"
+    points = read_jsonl(folder / "samples.jsonl")
+    assert len(points) >= 10 and all(p["status"] == "finished" for p in points)
+    for line in seed_table(points):
+        assert line in PAGE.splitlines(), line
+    summary = json.loads((folder / "metrics.json").read_text())
+    assert f"at {summary['seeds/contrast_holds']:.0f} of {summary['seeds']:.0f} seeds" in PAGE
