@@ -178,15 +178,6 @@ def compare(a: dict, b: dict, confidence: float = stats.CONFIDENCE, resamples: i
     }
 
 
-def _plain(value):
-    """JSON has no NaN: a missing interval bound is null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _flat(row: dict) -> dict:
     """A paired row for CSV: each interval as two columns, ``<name>_low`` and ``<name>_high``."""
     out = {}
@@ -207,7 +198,7 @@ def render(result: dict, fmt: str) -> str:
     """The comparison as text: JSON only for ``json``; one CSV table of the paired rows for ``csv``."""
     paired = result["paired"]
     if fmt == "json":
-        plain = {**result, "paired": [{k: _plain(v) for k, v in row.items()} for row in paired]}
+        plain = {**result, "paired": [{k: report.json_safe(v) for k, v in row.items()} for row in paired]}
         return json.dumps(plain, indent=2, default=str)
     if fmt == "csv":
         rows = [_flat(row) for row in paired]

@@ -282,3 +282,12 @@ def plot_heatmap(path: Path, matrix, row_labels, col_labels, xlabel: str, ylabel
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def json_safe(value):
+    """JSON has no NaN or infinity: a missing interval bound (or a list of them) is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value

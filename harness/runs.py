@@ -174,8 +174,6 @@ def run(request: RunRequest, engines: dict | None = None) -> RunResult:
 
 def execute(task, identity: dict, request: RunRequest, engines: dict | None = None) -> RunResult:
     """Open (or resume) the run of an already built ``task`` (a task, an optimizer, a sweep), run it, record it."""
-    from harness.evaluation import RunContext
-
     plugins = get_plugins()
     config = {
         **identity,
@@ -189,19 +187,7 @@ def execute(task, identity: dict, request: RunRequest, engines: dict | None = No
     }
     check(request.trackers)
     run = Run.open(out_dir(request.out), config, identity)
-    ctx = RunContext(
-        run=run,
-        model=identity["model"],
-        model_args=identity["model_args"],
-        task_args=identity["task_args"],
-        seed=identity["seed"],
-        limit=identity["limit"],
-        use_cache=request.use_cache,
-        probes=identity.get("probes") or [],
-        probe_every=identity.get("probe_every") or 100,
-        plugin_modules=list(plugins.extra_modules),
-        shard=(identity["shard"]["index"], identity["shard"]["count"]) if identity.get("shard") else None,
-    )
+    ctx = run_context(run, identity, request.use_cache)
     key = (identity["model"], json.dumps(identity["model_args"], sort_keys=True, default=str))
     if engines is not None and key in engines:
         ctx.adopt_engine(engines[key])
@@ -234,6 +220,26 @@ def execute(task, identity: dict, request: RunRequest, engines: dict | None = No
     plugins.hook.harness_run_end(run=run, metrics=metrics)
     run.close()
     return RunResult(run.id, run.dir, metrics, primary, run.resumed)
+
+
+def run_context(run: Run, identity: dict, use_cache: bool):
+    """What the task gets for the run ``identity`` describes (the run module's and a shard merge's alike)."""
+    from harness.evaluation import RunContext
+
+    shard = identity.get("shard")
+    return RunContext(
+        run=run,
+        model=identity["model"],
+        model_args=identity["model_args"],
+        task_args=identity["task_args"],
+        seed=identity["seed"],
+        limit=identity["limit"],
+        use_cache=use_cache,
+        probes=identity.get("probes") or [],
+        probe_every=identity.get("probe_every") or 100,
+        plugin_modules=list(get_plugins().extra_modules),
+        shard=(shard["index"], shard["count"]) if shard else None,
+    )
 
 
 def machine() -> dict:

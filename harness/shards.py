@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.runs import RunResult
+from harness.runs import RunResult, run_context
 
 # the parts of a run's config that define its result (runs.prepare's identity): shards must agree on all of them
 IDENTITY_KEYS = (
@@ -144,7 +144,6 @@ def merge(folders: list[Path], out: str | Path | None = None, command: str | Non
     """Join the shard runs in ``folders`` into their whole run in ``out``: samples interleaved back into order,
     metrics from the task's own run over them (so its aggregate, stderr included, is the single process's)."""
     from harness import report
-    from harness.evaluation import RunContext
     from harness.options import build
     from harness.paths import out_dir
     from harness.registry import get_plugins
@@ -175,18 +174,7 @@ def merge(folders: list[Path], out: str | Path | None = None, command: str | Non
         merged_from=[s.folder.name for s in sorted(shards, key=lambda s: s.index)],
     )
     run = Run.open(out_dir(out), config, identity)
-    ctx = RunContext(
-        run=run,
-        model=identity["model"],
-        model_args=identity["model_args"],
-        task_args=identity["task_args"],
-        seed=identity["seed"],
-        limit=identity["limit"],
-        use_cache=False,
-        probes=identity["probes"] or [],
-        probe_every=identity["probe_every"] or 100,
-        plugin_modules=list(plugins.extra_modules),
-    )
+    ctx = run_context(run, identity, use_cache=False)
     try:
         text = "".join(json.dumps(sample, default=str) + "\n" for sample in interleave(shards))
         write_bytes_atomic(run.samples_path, text.encode())

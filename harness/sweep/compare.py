@@ -167,15 +167,6 @@ def compare_sweeps(
     }
 
 
-def _plain(value):
-    """JSON has no NaN: a missing interval bound is null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _interval(mean: float, ci: list) -> str:
     bounds = f" [{report.fmt_value(ci[0])}, {report.fmt_value(ci[1])}]" if not math.isnan(ci[0]) else ""
     return report.fmt_value(mean) + bounds
@@ -186,7 +177,7 @@ def render(result: dict, fmt: str) -> str:
     columns, the per-seed values left out)."""
     paired = result["paired"]
     if fmt == "json":
-        plain = {**result, "paired": [{k: _plain(v) for k, v in row.items()} for row in paired]}
+        plain = {**result, "paired": [{k: report.json_safe(v) for k, v in row.items()} for row in paired]}
         return json.dumps(plain, indent=2, default=str)
     if fmt == "csv":
         rows = []
