@@ -104,25 +104,32 @@ def start_ray(address: str | None) -> None:
 
 
 def run_point_in_temp_dir(request: RunRequest) -> dict:
-    """On a Ray worker: run the point in a temporary ``--out`` (in a child process, so a crash is contained and the
-    worker's state is fresh); return its files (path -> bytes) and primary metric."""
+    """On a Ray worker: run the point in a child process (``python -m harness.sweep.executors``; a process
+    spawned through multiprocessing would re-run the worker's own entry point) in a temporary ``--out``, and read
+    its run from that folder's index; return the run's files (path -> bytes) and primary metric."""
     import dataclasses
+    import pickle
+    import subprocess
 
     from harness.store import Index
-    from harness.workers import process_pool
+    from harness.workers import die_with_parent
 
     with tempfile.TemporaryDirectory(prefix="harness-point-") as tmp:
-        log = Path(tmp) / "point.log"
+        log, job, out = Path(tmp) / "point.log", Path(tmp) / "request.pickle", Path(tmp) / "out"
         log.write_text(f"(on {os.uname().nodename}, pid {os.getpid()})\n")
-        local = dataclasses.replace(request, out=tmp)
-        try:
-            with process_pool(1) as pool:
-                run_id = pool.submit(run_point, local, str(log)).result()
-        except Exception:  # the log holds the traceback
+        job.write_bytes(pickle.dumps(dataclasses.replace(request, out=str(out))))
+        command = [sys.executable, "-m", "harness.sweep.executors", str(job), str(log)]
+        done = subprocess.run(command, preexec_fn=die_with_parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rows = Index(out).runs("finished") if (out / "runs.db").exists() else []
+        if done.returncode != 0 or len(rows) != 1:
             return {"run_id": None, "log": log.read_text()}
-        files = run_files(Path(tmp) / run_id)
-        primary = Index(Path(tmp)).get(run_id)["primary_metric"]
-        return {"run_id": run_id, "log": log.read_text(), "files": files, "primary_metric": primary}
+        run_id = rows[0]["run_id"]
+        return {
+            "run_id": run_id,
+            "log": log.read_text(),
+            "files": run_files(out / run_id),
+            "primary_metric": rows[0]["primary_metric"],
+        }
 
 
 def run_files(folder: Path) -> dict[str, bytes]:
@@ -157,3 +164,9 @@ def file_name(text: str) -> str:
     import re
 
     return re.sub(r"[^\w.=,-]+", "_", text)[:150]
+
+
+if __name__ == "__main__":  # a Ray point's child process: REQUEST_PICKLE LOG
+    import pickle
+
+    run_point(pickle.loads(Path(sys.argv[1]).read_bytes()), sys.argv[2])
