@@ -35,11 +35,15 @@ CREATE TABLE IF NOT EXISTS runs (
     created REAL NOT NULL,
     finished REAL,
     dir TEXT NOT NULL,
-    variant TEXT
+    variant TEXT,
+    family TEXT,
+    run_limit TEXT,
+    model_args TEXT,
+    error TEXT
 )
 """
-# columns added after the first schema: the task family, the run's --limit, its model args (JSON), the error line
-# of a failed run
+# columns added after the first schema (the task family, the run's --limit, its model args as JSON, the error line
+# of a failed run): an index written before them gains them when opened
 LATER_COLUMNS = ("variant", "family", "run_limit", "model_args", "error")
 
 
@@ -146,6 +150,19 @@ def set_aside(path: Path, reason: str) -> Path:
     return aside
 
 
+def _use_wal(con: sqlite3.Connection, patience: float = 60.0) -> None:
+    """Switch the index to write-ahead logging (it stays so); SQLite answers 'locked' at once, without waiting,
+    while another process holds the file, so the switch is retried."""
+    deadline = time.monotonic() + patience
+    while con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _reason(exc: Exception) -> str:
     return f"{exc.msg} at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
 
@@ -169,6 +186,8 @@ class Index:
             return
         try:
             con = self._open()
+        except sqlite3.OperationalError:  # locked, busy, read-only: the file is fine, the error is the caller's
+            raise
         except sqlite3.DatabaseError as exc:  # not a database, malformed: the run folders hold everything
             broken = self.path.with_name(f"runs.db.broken-{int(time.time())}")
             os.replace(self.path, broken)
@@ -188,13 +207,15 @@ class Index:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
-            con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA busy_timeout=60000")
+            _use_wal(con)
+            con.execute("BEGIN IMMEDIATE")  # processes opening one new index at once create and migrate it in turn
             con.execute(SCHEMA)
             have = {column[1] for column in con.execute("PRAGMA table_info(runs)")}
-            for column in LATER_COLUMNS:  # an index written before these columns existed gains them
+            for column in LATER_COLUMNS:
                 if column not in have:
                     con.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
+            con.execute("COMMIT")
             con.execute("SELECT count(*) FROM runs").fetchone()  # reads the table: a damaged file fails here
         except sqlite3.DatabaseError:
             con.close()

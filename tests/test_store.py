@@ -138,16 +138,36 @@ def test_leaderboard_gives_each_variant_its_own_column(tmp_path):
     assert rows == [{"model": "m", "transfer[source=run-a]/kl": 2.0, "transfer[source=run-b]/kl": 5.0}]
 
 
-def test_an_index_from_before_variants_gains_the_column(tmp_path):
-    with sqlite3.connect(tmp_path / "runs.db") as con:
+def _index_from_before_variants(folder):
+    with sqlite3.connect(folder / "runs.db") as con:
         con.execute(
             "CREATE TABLE runs (run_id TEXT PRIMARY KEY, task TEXT NOT NULL, task_version TEXT, model TEXT "
             "NOT NULL, fingerprint TEXT, status TEXT NOT NULL, primary_metric TEXT, metrics TEXT, created REAL "
             "NOT NULL, finished REAL, dir TEXT NOT NULL)"
         )
         con.execute("INSERT INTO runs VALUES ('old', 't', '1', 'm', '', 'finished', 'x', '{\"x\": 1}', 0, 1, 'd')")
+
+
+def test_an_index_from_before_variants_gains_the_column(tmp_path):
+    _index_from_before_variants(tmp_path)
     runs = Index(tmp_path).runs()
     assert runs[0]["run_id"] == "old" and runs[0]["variant"] is None
+
+
+def test_processes_migrating_one_old_index_at_once_all_succeed(tmp_path):
+    """Two openers adding the same column used to see 'duplicate column name' and call the index damaged."""
+    _index_from_before_variants(tmp_path)
+    start = time.time() + 3  # every process imports first, then all open the index at one instant
+    code = (
+        "import time; from harness.store import Index; "
+        f"time.sleep(max(0, {start} - time.time())); print(len(Index({str(tmp_path)!r}).runs()))"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(8)
+    ]
+    results = [(proc.wait(timeout=60), *proc.communicate()) for proc in procs]
+    assert [(rc, out.strip(), err) for rc, out, err in results] == [(0, b"1", b"")] * 8
+    assert not list(tmp_path.glob("runs.db.broken-*"))
 
 
 def _finished_runs(out, n=2):
