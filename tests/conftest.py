@@ -5,6 +5,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))  # test plugins and cli_helpers
 
+from ray_cluster import ray_env, ray_head  # noqa: E402, F401  (fixtures of the Ray tests, tox -e ray)
+
 
 @pytest.fixture(scope="session")
 def smollm2():

@@ -8,36 +8,18 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import harness_env, run_harness
+from cli_helpers import run_harness
+from ray_cluster import live_workers
 
 from harness.store import Index
 
 ROOT = Path(__file__).resolve().parent.parent
 REACHABILITY = "plugins/dataset_tasks/graph_reachability.yaml"  # relative, as typed in the checkout (ROOT)
 LINE = ("-p", "harness_sweepplugin")  # tests/support: the model-free "line" task, y = a * (i + 1) + seed
-
-
-@pytest.fixture
-def ray_env(tmp_path):
-    """The harness env with Ray's files (~/.ray, its session folder) and the response cache under tmp_path; the
-    workers' TMPDIR (where a shard's temporary run folder and shard.log go) is tmp_path/tmp."""
-    pytest.importorskip("ray")
-    (tmp_path / "home").mkdir()
-    (tmp_path / "tmp").mkdir()
-    ray_temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # Ray's socket paths must stay under 107 characters
-    yield harness_env(
-        HOME=str(tmp_path / "home"),
-        HARNESS_CACHE=os.environ.get("HARNESS_CACHE", str(tmp_path / "cache")),
-        RAY_USAGE_STATS_ENABLED="0",
-        RAY_TMPDIR=ray_temp,
-        TMPDIR=str(tmp_path / "tmp"),
-    )
-    subprocess.run(["rm", "-rf", ray_temp], check=False)
 
 
 def run_ok(env, *args) -> subprocess.CompletedProcess:
@@ -75,17 +57,6 @@ def test_ray_shards_merge_into_the_single_run(task, tiny_folder, tmp_path, ray_e
     assert json.loads(again.stdout) == merged
 
 
-def shard_workers(tmp: Path) -> list[int]:
-    """The pids of live Ray workers running a shard: each logs it first thing, in its temporary folder."""
-    pids = []
-    for log in tmp.glob("harness-shard-*/shard.log"):
-        try:
-            pids += [int(log.read_text().split(", pid ")[1].split(")")[0])]
-        except (OSError, IndexError):
-            pass
-    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
-
-
 @pytest.mark.ray
 def test_a_killed_shard_worker_is_retried_and_recorded_shards_are_kept(tmp_path, ray_env):
     """Shard 0/3 made beforehand with --shard 0/3 (as by another launcher, or a driver killed after it landed);
@@ -105,7 +76,7 @@ def test_a_killed_shard_worker_is_retried_and_recorded_shards_are_kept(tmp_path,
     deadline, workers = time.time() + 300, []
     while not workers and time.time() < deadline and driver.poll() is None:
         time.sleep(0.1)
-        workers = shard_workers(tmp_path / "tmp")
+        workers = live_workers(tmp_path / "tmp", "harness-shard-*/shard.log")
     assert workers, "no shard worker started"
     assert "harness.cli" not in Path(f"/proc/{workers[0]}/cmdline").read_text()  # a Ray worker, not the driver
     os.kill(workers[0], signal.SIGKILL)
@@ -119,41 +90,6 @@ def test_a_killed_shard_worker_is_retried_and_recorded_shards_are_kept(tmp_path,
     for i in range(3):
         ids = [json.loads(line)["id"] for line in (out / f"{single['run_id']}-{i}of3" / "samples.jsonl").open()]
         assert ids == [f"ex{j}" for j in range(i, 9, 3)]  # each sample once
-
-
-@pytest.fixture
-def ray_head(tmp_path, ray_env):
-    """A 2-CPU Ray cluster started as a user would (``ray start --head``); yields its address for RAY_ADDRESS."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    head = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--port={port}", "--num-cpus=2"]
-        + ["--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={ray_env['RAY_TMPDIR']}"],
-        env=ray_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        for line in head.stdout:
-            if "Ray runtime started" in line:
-                break
-        else:
-            raise AssertionError("ray start --head exited before the cluster came up")
-        yield f"127.0.0.1:{port}"
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(head.pid, sig)
-                head.wait(timeout=10)
-                break
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        head.wait()
 
 
 @pytest.mark.ray

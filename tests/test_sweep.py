@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_helpers import harness_env, run_harness
+from ray_cluster import live_workers
 
 from harness import registry
 from harness.cli import main
@@ -305,20 +306,6 @@ def wait_for(condition, timeout: float = 120):
     raise AssertionError("timed out")
 
 
-def ray_workers_running_points() -> list[int]:
-    """A Ray point logs its worker's pid first thing, in its temporary run folder's point.log."""
-    import re
-    import tempfile
-
-    pids = []
-    for log in Path(tempfile.gettempdir()).glob("harness-point-*/point.log"):
-        try:
-            pids += [int(pid) for pid in re.findall(r", pid (\d+)\)", log.read_text())]
-        except OSError:
-            pass
-    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
-
-
 def descendants(pid: int) -> list[int]:
     """The processes below ``pid`` (Linux /proc)."""
     parents = {}
@@ -431,67 +418,8 @@ def test_graph_cot_random_path_depth_curve_matches_the_closed_form(tmp_path):
 
 
 # Ray (tox -e ray) --------------------------------------------------------------------------------------------------
-def ray_env(tmp_path: Path, **extra) -> dict:
-    """The harness env with Ray's files (~/.ray, its auth token) and the response cache under tmp_path."""
-    home = tmp_path / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    return harness_env(HOME=str(home), HARNESS_CACHE=str(tmp_path / "cache"), RAY_USAGE_STATS_ENABLED="0", **extra)
-
-
-@pytest.fixture
-def ray_head(tmp_path):
-    """A one-node Ray cluster started like a user's head node (``ray start --head``); yields its address."""
-    pytest.importorskip("ray")
-    import socket
-    import tempfile
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # Ray's socket paths must stay under 107 characters
-    ray = Path(sys.executable).parent / "ray"
-    (tmp_path / "tmp").mkdir()  # TMPDIR of the workers: the points' temporary run folders, a killed one's too
-    head = subprocess.Popen(
-        [
-            str(ray),
-            "start",
-            "--head",
-            "--block",
-            f"--port={port}",
-            "--num-cpus=2",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-            f"--temp-dir={temp}",
-        ],
-        env=ray_env(tmp_path, TMPDIR=str(tmp_path / "tmp")),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        for line in head.stdout:
-            if "Ray runtime started" in line:
-                break
-        else:
-            raise AssertionError("ray start --head exited before the cluster came up")
-        yield f"127.0.0.1:{port}"
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(head.pid, signal.SIGKILL)  # whatever of the cluster's process group is left
-        except ProcessLookupError:
-            pass
-        head.wait()
-        subprocess.run(["rm", "-rf", temp], check=False)
-
-
 @pytest.mark.ray
-def test_ray_sweep_on_a_local_cluster_gives_the_local_metrics(tmp_path):
+def test_ray_sweep_on_a_local_cluster_gives_the_local_metrics(tmp_path, ray_env):
     """The done-when command with --executor ray (a local cluster, started by the sweep) and without: same runs,
     same metrics; every point's folder came back from its worker into --out."""
     pytest.importorskip("ray")
@@ -499,9 +427,10 @@ def test_ray_sweep_on_a_local_cluster_gives_the_local_metrics(tmp_path):
         *DEPTH_SWEEP,
         "--json",
     ]
-    local = run_harness(*command, "--out", tmp_path / "local", env=ray_env(tmp_path / "l"), timeout=900)
+    local_env = {**ray_env, "HARNESS_CACHE": str(tmp_path / "local-cache")}
+    local = run_harness(*command, "--out", tmp_path / "local", env=local_env, timeout=900)
     assert local.returncode == 0, local.stderr
-    result = run_harness(*command, "--out", tmp_path / "ray", "--executor", "ray", env=ray_env(tmp_path), timeout=900)
+    result = run_harness(*command, "--out", tmp_path / "ray", "--executor", "ray", env=ray_env, timeout=900)
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)["metrics"]
     assert metrics == json.loads(local.stdout)["metrics"] and len(metrics) == 8
@@ -513,18 +442,12 @@ def test_ray_sweep_on_a_local_cluster_gives_the_local_metrics(tmp_path):
             tmp_path / "local" / run_id / "samples.jsonl"
         ).read_text()
     assert (Path(sweep_run(tmp_path / "ray")["dir"]) / "evidence_accuracy_vs_depth.png").exists()
-    again = run_harness(*command, "--out", tmp_path / "ray", "--executor", "ray", env=ray_env(tmp_path))
+    again = run_harness(*command, "--out", tmp_path / "ray", "--executor", "ray", env=ray_env)
     assert again.returncode == 0 and "4 finished before, 0 to run" in again.stderr  # no cluster needed
 
 
 @pytest.mark.ray
-@pytest.mark.xfail(
-    reason="known failure this session: the test does not find the worker running a point before its timeout since "
-    "Ray points run in a child process (harness/sweep/executors.py); a killed shard actor's retry is covered by "
-    "tests/test_shards_ray.py",
-    strict=False,
-)
-def test_ray_point_whose_worker_dies_is_retried_once_into_out(tmp_path, ray_head):
+def test_ray_point_whose_worker_dies_is_retried_once_into_out(tmp_path, ray_env, ray_head):
     """On a cluster joined by address: kill -9 the Ray worker running a point; Ray retries it and the point
     lands in --out exactly once."""
     out = tmp_path / "runs"
@@ -548,10 +471,8 @@ def test_ray_point_whose_worker_dies_is_retried_once_into_out(tmp_path, ray_head
         str(out),
         "--json",
     ]
-    sweeper = subprocess.Popen(
-        command, env=ray_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    worker = wait_for(ray_workers_running_points, timeout=300)[0]
+    sweeper = subprocess.Popen(command, env=ray_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = wait_for(lambda: live_workers(tmp_path / "tmp", "harness-point-*/point.log"), timeout=300)[0]
     assert "harness.cli" not in Path(f"/proc/{worker}/cmdline").read_text()
     os.kill(worker, signal.SIGKILL)
     stdout, stderr = sweeper.communicate(timeout=600)
