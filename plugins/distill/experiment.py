@@ -2,7 +2,7 @@
 
 Choices (the paper's setting where /work/shared/papers gives it, ours where not):
 - Target: a complete depth-r tree on uniform x in {+1, -1}^d (:func:`trees.random_tree`), drawn from the stream
-  ``("tree", d, r)`` of the run seed; ``leaves`` picks the family (opposite leaves under every last split, or
+  ``("tree", d, r)`` of the run seed; ``family`` picks the family (opposite leaves under every last split, or
   independent leaves as in the reference). ``target_recovered``: the distilled tree computes the target's function
   (:func:`trees.equivalent`; with independent leaves a redundant split may be dropped).
 - Network: :class:`harness.models.ResidualMLP` (ReLU, biases) with one output trained on the square loss to the
@@ -25,7 +25,17 @@ import time
 import torch
 from harness.plugins.distill.search import RidgeProbes, activations, beam_search, best_tree
 from harness.plugins.distill.task import DistillOptions
-from harness.plugins.distill.trees import Tree, depth, describe, equivalent, predict, random_tree, uniform_inputs
+from harness.plugins.distill.trees import (
+    Split,
+    Tree,
+    depth,
+    describe,
+    equivalent,
+    predict,
+    random_tree,
+    root_correlation,
+    uniform_inputs,
+)
 from torch import nn
 
 from harness.errors import UsageError
@@ -131,7 +141,7 @@ def run_distill(options: DistillOptions, ctx) -> dict[str, float]:
     else:
         d = options.d
         rng = random.Random(derive_seed(ctx.seed, "tree", d, options.r))
-        target = random_tree(d, options.r, rng, options.leaves)
+        target = random_tree(d, options.r, rng, options.family)
         model = train_network(options, ctx, target)
     test_x = uniform_inputs(options.test_size, d, generator(ctx.seed, "agreement inputs"))
     if target is not None:
@@ -151,6 +161,7 @@ def run_distill(options: DistillOptions, ctx) -> dict[str, float]:
     )
     if target is not None:
         metrics["target_recovered"] = float(equivalent(result["tree"], target))
+        metrics.update(greedy_view(target, result["baseline"]))
     ctx.record(
         [
             {
@@ -164,6 +175,16 @@ def run_distill(options: DistillOptions, ctx) -> dict[str, float]:
         ]
     )
     return metrics
+
+
+def greedy_view(target: Tree, baseline) -> dict[str, float]:
+    """What drives CART: ``target_root_correlation`` (|E[f x_root]|, what Gini sees of the target's root) and
+    ``baseline_root_correct`` (CART's first split tests the target's root variable)."""
+    root = target.var if isinstance(target, Split) else -1
+    return {
+        "target_root_correlation": root_correlation(target),
+        "baseline_root_correct": float(int(baseline.tree_.feature[0]) == root),
+    }
 
 
 def load_boolean_network(path: str) -> nn.Module:
@@ -180,8 +201,10 @@ def load_boolean_network(path: str) -> nn.Module:
 
 
 def agreement_table(points: list[dict], ctx) -> dict[str, float]:
-    """The sweep's table (``agreement_table.md``): one row per (d, r), means over seeds with standard errors."""
-    from harness.evaluation import mean_stderr
+    """The sweep's table (``agreement_table.md``): one row per (d, r), and per beam and family where the sweep
+    varies them; means over seeds with standard errors, and the distiller's paired gain over CART (mean, stderr
+    and 95% t interval over seeds) as ``agreement_gain@d=..,r=..[,beam=..,family=..]``."""
+    from harness.stats import mean_ci, mean_stderr
 
     columns = (
         "network_test_accuracy",
@@ -193,18 +216,24 @@ def agreement_table(points: list[dict], ctx) -> dict[str, float]:
         "tree_depth",
         "time_s",
     )
-    groups: dict[tuple[int, int], list[dict]] = {}
+    keys = ["d", "r"] + [k for k in ("beam", "family") if len({str(p["args"].get(k)) for p in points}) > 1]
+    groups: dict[tuple, list[dict]] = {}
     for point in points:
-        groups.setdefault((int(point["args"]["d"]), int(point["args"]["r"])), []).append(point["metrics"])
-    lines = ["| d | r | seeds | " + " | ".join(columns) + " |", "|---" * (len(columns) + 3) + "|"]
+        groups.setdefault(tuple(point["args"][k] for k in keys), []).append(point["metrics"])
+    header = " | ".join(keys + ["seeds"] + list(columns))
+    lines = [f"| {header} |", "|---" * (len(columns) + len(keys) + 1) + "|"]
     out = {}
-    for (d, r), runs in sorted(groups.items()):
+    for values, runs in sorted(groups.items(), key=lambda item: [str(v).zfill(8) for v in item[0]]):
         cells = []
         for column in columns:
             mean, stderr = mean_stderr([m[column] for m in runs if column in m])
             cells.append(f"{mean:.3f} ± {stderr:.3f}" if len(runs) > 1 else f"{mean:.3f}")
-        lines.append(f"| {d} | {r} | {len(runs)} | " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join([str(v) for v in values] + [str(len(runs))] + cells) + " |")
+        label = "agreement_gain@" + ",".join(f"{k}={v}" for k, v in zip(keys, values))
         gain = [m["agreement"] - m["baseline_agreement"] for m in runs]
-        out[f"agreement_gain@d={d},r={r}"], out[f"agreement_gain@d={d},r={r}_stderr"] = mean_stderr(gain)
+        out[label], out[f"{label}_stderr"] = mean_stderr(gain)
+        if len(gain) > 1:
+            interval = mean_ci(gain)
+            out[f"{label}_ci_low"], out[f"{label}_ci_high"] = interval.low, interval.high
     ctx.path("agreement_table.md").write_text("\n".join(lines) + "\n")
     return out

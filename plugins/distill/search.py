@@ -22,6 +22,8 @@ import torch
 from harness.plugins.distill.trees import And, Leaf, Split, Tree, evaluate_ands, extend
 from torch import nn
 
+CHUNK = 4096  # ANDs evaluated at once: (N, CHUNK) doubles, 64 MB at N = 2000
+
 
 def activations(model: nn.Module, x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
     """(N, F): the outputs of every leaf module of ``model`` on x, flattened and concatenated in call order."""
@@ -66,8 +68,12 @@ class RidgeProbes:
         return torch.cat([features, torch.ones(features.size(0), 1)], dim=1)
 
     def __call__(self, terms: list[And]) -> torch.Tensor:
-        """Normalized held-out MSE (A,) of each AND (as +-1)."""
+        """Normalized held-out MSE (A,) of each AND (as +-1), in chunks of CHUNK ANDs (a level at d = 100 and a
+        beam of 200 has ~40,000; each AND's probe is its own column, so chunking changes no score)."""
         self.used += len(terms)
+        return torch.cat([self._score(terms[i : i + CHUNK]) for i in range(0, len(terms), CHUNK)])
+
+    def _score(self, terms: list[And]) -> torch.Tensor:
         targets = evaluate_ands(terms, self.x).double() * 2 - 1  # (N, A)
         weights = torch.cholesky_solve(self.train.T.double() @ targets, self.solve)  # (F+1, A)
         held_targets = evaluate_ands(terms, self.held_x).double() * 2 - 1  # (M, A)
@@ -115,9 +121,11 @@ def best_tree(terms: list[And], x: torch.Tensor, labels: torch.Tensor, max_depth
     """The tree of depth <= max_depth built from ``terms`` that agrees with ``labels`` (N,) on most inputs x (N, d),
     and that agreement (a fraction). Ties go to the leaf, then to the lowest variable."""
     terms = sorted(set(terms) | {()}, key=lambda t: (-len(t), t))
-    covered = evaluate_ands(terms, x)  # (N, A)
-    positives = (covered & (labels > 0).unsqueeze(1)).sum(0).tolist()  # (A,)
-    totals = covered.sum(0).tolist()
+    positives, totals = [], []  # (A,) each: inputs under the AND with label +1, and all of them
+    for start in range(0, len(terms), CHUNK):
+        covered = evaluate_ands(terms[start : start + CHUNK], x)  # (N, chunk)
+        positives += (covered & (labels > 0).unsqueeze(1)).sum(0).tolist()
+        totals += covered.sum(0).tolist()
     splits = splits_of(terms)
     value: dict[And, int] = {}
     choice: dict[And, int | None] = {}  # variable to split on, or None for a leaf

@@ -35,7 +35,7 @@ class DistillOptions(Options):
     checkpoint: str = option(
         "", "distil this scratch checkpoint folder instead of training (d comes from it; r is the depth)"
     )
-    leaves: str = option(
+    family: str = option(
         "opposite",
         "target family: opposite (the leaves under every last split differ) or independent (each leaf random, as "
         "in the reference)",

@@ -71,16 +71,39 @@ def variables(tree: Tree) -> set[int]:
 
 
 def equivalent(a: Tree, b: Tree) -> bool:
-    """Whether two trees compute the same function: compared on every assignment of the variables either tests
-    (at most 2 (2^r - 1), so 2^14 inputs at r = 3); a redundant split does not make two trees differ."""
-    used = sorted(variables(a) | variables(b))
-    if not used:
-        return a == b
-    width = max(used) + 1
-    codes = torch.arange(2 ** len(used))[:, None] >> torch.arange(len(used))  # (2^k, k)
-    x = torch.ones(len(codes), width)
-    x[:, used] = (codes & 1).float() * 2 - 1
-    return bool((predict(a, x) == predict(b, x)).all())
+    """Whether two trees compute the same function: every leaf of ``a`` and leaf of ``b`` whose paths can hold at
+    once (no variable with opposite signs) have the same label. At most 2^r x 2^r pairs; enumerating the inputs
+    the two trees test would take up to 2^(2 (2^r - 1)) (2^62 at r = 5). A redundant split does not make two
+    trees differ."""
+    regions = leaf_regions(b)
+    for path, label in leaf_regions(a):
+        for other_path, other_label in regions:
+            if label != other_label and all(other_path.get(var, sign) == sign for var, sign in path.items()):
+                return False
+    return True
+
+
+def leaf_regions(tree: Tree, path: dict[int, int] | None = None) -> list[tuple[dict[int, int], int]]:
+    """(the literals on the path as {variable: sign}, label) of every leaf some input reaches."""
+    path = path or {}
+    if isinstance(tree, Leaf):
+        return [(path, tree.label)]
+    regions = []
+    for sign, child in ((1, tree.plus), (-1, tree.minus)):
+        if path.get(tree.var, sign) == sign:  # a variable tested again with the other sign: unreachable
+            regions += leaf_regions(child, {**path, tree.var: sign})
+    return regions
+
+
+def mean_label(tree: Tree) -> float:
+    """E[f(x)] over uniform x, exactly (each split halves the inputs; no variable repeats on a path)."""
+    return float(tree.label) if isinstance(tree, Leaf) else (mean_label(tree.plus) + mean_label(tree.minus)) / 2
+
+
+def root_correlation(tree: Tree) -> float:
+    """|E[f(x) x_root]|: how visible the root's variable is to a greedy split criterion (Gini's gain of a balanced
+    split grows with it). 0 for the opposite family, whose every subtree is balanced."""
+    return 0.0 if isinstance(tree, Leaf) else abs(mean_label(tree.plus) - mean_label(tree.minus)) / 2
 
 
 def depth(tree: Tree) -> int:

@@ -35,7 +35,7 @@ def test_bad_args_exit_2(tmp_path, capsys):
         (f"checkpoint={tmp_path}/nothing", "no checkpoint folder"),
         ("depth=3", "did you mean"),
         ("ridge=-1", "ridge=-1"),
-        ("leaves=same", "leaves='same': choose one of opposite, independent"),
+        ("family=same", "family='same': choose one of opposite, independent"),
     ]:
         code = main(["run", "--task", "distill", "--task-args", args, "--out", str(tmp_path)])
         err = capsys.readouterr().err

@@ -74,6 +74,27 @@ def test_equivalent_compares_functions_not_shapes():
     )
 
 
+def test_equivalent_agrees_with_enumerating_every_input():
+    """Leaf-region pairs give the same verdict as comparing the trees on all 2^d inputs, and decide r = 5 trees on
+    d = 100 (31 + 31 variables: 2^62 inputs to enumerate)."""
+    rng = random.Random(3)
+    x = all_inputs(6)
+    verdicts = []
+    for _ in range(200):
+        a, b = (random_tree(6, rng.choice((1, 2, 3)), rng, leaves="independent") for _ in range(2))
+        verdicts.append(equivalent(a, b))
+        assert verdicts[-1] == torch.equal(predict(a, x), predict(b, x)), (a, b)
+    assert any(verdicts) and not all(verdicts)
+    big = random_tree(100, 5, random.Random(0), leaves="independent")
+    flipped = Split(big.var, big.plus, negated(big.minus))
+    assert equivalent(big, big) and not equivalent(big, flipped)
+    assert equivalent(Split(1, Split(1, Leaf(1), Leaf(-1)), Leaf(-1)), Split(1, Leaf(1), Leaf(-1)))  # x1 twice
+
+
+def negated(tree):
+    return Leaf(-tree.label) if isinstance(tree, Leaf) else Split(tree.var, negated(tree.plus), negated(tree.minus))
+
+
 def test_predict_follows_the_leaf_ands():
     """Every input satisfies exactly one leaf's path AND, and gets that leaf's label."""
     tree = random_tree(7, 3, random.Random(4))
