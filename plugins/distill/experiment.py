@@ -23,7 +23,7 @@ import random
 import time
 
 import torch
-from harness.plugins.distill.search import RidgeProbes, activations, beam_search, best_tree
+from harness.plugins.distill.search import RidgeProbes, activations, beam_search, best_tree, scored
 from harness.plugins.distill.task import DistillOptions
 from harness.plugins.distill.trees import (
     Split,
@@ -89,23 +89,26 @@ def train_network(options: DistillOptions, ctx, target: Tree) -> nn.Module:
 
 
 def distill(model: nn.Module, d: int, r: int, options: DistillOptions, seed: int) -> dict:
-    """The distilled tree, the baseline tree and the query/probe counts, for a network on {+1, -1}^d."""
+    """The distilled tree at each beam width (``beam`` first, then ``beams``), the baseline tree and the
+    query/probe counts, for a network on {+1, -1}^d."""
     began = time.perf_counter()
     x = uniform_inputs(options.samples, d, generator(seed, "probe inputs"))
     held_x = uniform_inputs(options.heldout, d, generator(seed, "held-out probe inputs"))
     probes = RidgeProbes(activations(model, x), x, activations(model, held_x), held_x, ridge=options.ridge)
-    terms = beam_search(probes, d, r, options.beam)
-    tree, train_agreement = best_tree(terms, x, network_labels(model, x), r)
+    labels = network_labels(model, x)
+    trees = {}
+    for width in options.widths():
+        terms = beam_search(probes, d, r, width)
+        tree, train_agreement = best_tree(terms, x, labels, r)
+        trees[width] = {
+            "tree": tree,
+            "probes_used": scored(terms, r),  # what a search at this width alone probes
+            "candidates": len(terms),
+            "train_agreement": train_agreement,
+        }
     distill_time = time.perf_counter() - began
     baseline = fit_baseline(model, torch.cat([x, held_x]), r, seed)
-    return {
-        "tree": tree,
-        "baseline": baseline,
-        "probes_used": probes.used,
-        "candidates": len(terms),
-        "train_agreement": train_agreement,
-        "time_s": distill_time,
-    }
+    return {"trees": trees, "baseline": baseline, "probes_distinct": probes.used, "time_s": distill_time}
 
 
 def fit_baseline(model: nn.Module, x: torch.Tensor, r: int, seed: int):
@@ -116,20 +119,23 @@ def fit_baseline(model: nn.Module, x: torch.Tensor, r: int, seed: int):
     return DecisionTreeClassifier(max_depth=r, random_state=seed % 2**31).fit(x.numpy(), labels)
 
 
-def agreements(result: dict, model: nn.Module, x: torch.Tensor, target: Tree | None) -> dict[str, float]:
-    """Agreement of the distilled and the baseline tree with the network (and the target) on inputs x."""
-    reference = {"": network_labels(model, x)}
+def agreements(labels: torch.Tensor, network: torch.Tensor, truth: torch.Tensor | None, who: str = "") -> dict:
+    """``<who>agreement`` of a tree's labels with the network's (and ``<who>agreement_with_target``)."""
+    out = {f"{who}agreement": float((labels == network).float().mean())}
+    if truth is not None:
+        out[f"{who}agreement_with_target"] = float((labels == truth).float().mean())
+    return out
+
+
+def tree_metrics(found: dict, x: torch.Tensor, network: torch.Tensor, target: Tree | None) -> dict[str, float]:
+    """One beam width's distilled tree: its agreements on x, depth, probes and whether it is the target's
+    function."""
+    truth = predict(target, x) if target is not None else None
+    metrics = agreements(predict(found["tree"], x), network, truth)
+    metrics.update({"probes_used": float(found["probes_used"]), "tree_depth": float(depth(found["tree"]))})
     if target is not None:
-        reference["_with_target"] = predict(target, x)
-    trees = {
-        "": predict(result["tree"], x),
-        "baseline_": torch.from_numpy(result["baseline"].predict(x.numpy())).long(),
-    }
-    return {
-        f"{who}agreement{suffix}": float((labels == truth).float().mean())
-        for who, labels in trees.items()
-        for suffix, truth in reference.items()
-    }
+        metrics["target_recovered"] = float(equivalent(found["tree"], target))
+    return metrics
 
 
 def run_distill(options: DistillOptions, ctx) -> dict[str, float]:
@@ -149,29 +155,34 @@ def run_distill(options: DistillOptions, ctx) -> dict[str, float]:
             "network_test_accuracy": float((network_labels(model, test_x) == predict(target, test_x)).float().mean())
         }
     result = distill(model, d, options.r, options, ctx.seed_for("distill"))
-    metrics.update(agreements(result, model, test_x, target))
+    baseline, network = result["baseline"], network_labels(model, test_x)
+    cart = torch.from_numpy(baseline.predict(test_x.numpy())).long()
+    metrics.update(agreements(cart, network, predict(target, test_x) if target is not None else None, "baseline_"))
+    for width, found in result["trees"].items():  # beam first: its metrics carry no suffix
+        suffix = "" if width == options.beam else f"@beam={width}"
+        metrics.update({key + suffix: value for key, value in tree_metrics(found, test_x, network, target).items()})
     metrics.update(
         {
-            "probes_used": float(result["probes_used"]),
             "queries": float(options.samples + options.heldout),
-            "tree_depth": float(depth(result["tree"])),
-            "baseline_depth": float(result["baseline"].get_depth()),
+            "baseline_depth": float(baseline.get_depth()),
+            "probes_distinct": float(result["probes_distinct"]),  # over every width
             "time_s": result["time_s"],
         }
     )
     if target is not None:
-        metrics["target_recovered"] = float(equivalent(result["tree"], target))
-        metrics.update(greedy_view(target, result["baseline"]))
+        metrics.update(greedy_view(target, baseline))
     ctx.record(
         [
             {
-                "id": "tree",
-                "distilled": describe(result["tree"]),
+                "id": f"tree@beam={width}" if width != options.beam else "tree",
+                "beam": width,
+                "distilled": describe(found["tree"]),
                 "target": describe(target) if target is not None else None,
-                "probes_used": result["probes_used"],
-                "candidate_ands": result["candidates"],
-                "dp_train_agreement": result["train_agreement"],
+                "probes_used": found["probes_used"],
+                "candidate_ands": found["candidates"],
+                "dp_train_agreement": found["train_agreement"],
             }
+            for width, found in result["trees"].items()
         ]
     )
     return metrics
@@ -200,40 +211,74 @@ def load_boolean_network(path: str) -> nn.Module:
     return model.eval()
 
 
+COLUMNS = (  # the sweep table's columns
+    "network_test_accuracy",
+    "agreement",
+    "agreement_with_target",
+    "baseline_agreement",
+    "baseline_agreement_with_target",
+    "probes_used",
+    "tree_depth",
+    "time_s",
+)
+DEFAULT_BEAM = DistillOptions().beam
+PER_CELL = COLUMNS[:-1] + ("target_recovered", "target_root_correlation", "baseline_root_correct")
+
+
+def per_beam(points: list[dict]) -> list[dict]:
+    """Points distilled at several widths (``beams=``) as one point per width, the width as its ``beam`` arg and
+    its ``<name>@beam=B`` metrics under their plain names; other points as they are."""
+    out = []
+    for point in points:
+        metrics = point["metrics"]
+        plain = {k: v for k, v in metrics.items() if "@beam=" not in k}
+        out.append({**point, "metrics": plain})
+        widths = sorted({int(k.rsplit("@beam=", 1)[1]) for k in metrics if "@beam=" in k})
+        if not widths:
+            continue
+        out[-1]["args"] = {**point["args"], "beam": int(point["args"].get("beam", DEFAULT_BEAM))}
+        for width in widths:
+            found = {k.rsplit("@beam=", 1)[0]: v for k, v in metrics.items() if k.endswith(f"@beam={width}")}
+            out.append({**point, "args": {**point["args"], "beam": width}, "metrics": {**plain, **found}})
+    return out
+
+
 def agreement_table(points: list[dict], ctx) -> dict[str, float]:
     """The sweep's table (``agreement_table.md``): one row per (d, r), and per beam and family where the sweep
-    varies them; means over seeds with standard errors, and the distiller's paired gain over CART (mean, stderr
-    and 95% t interval over seeds) as ``agreement_gain@d=..,r=..[,beam=..,family=..]``."""
+    varies them (a run with ``beams=`` counts as one point per width); means over seeds with standard errors, and
+    the distiller's paired gain over CART (mean, stderr, 95% t interval over seeds) as
+    ``agreement_gain@d=..,r=..[,beam=..,family=..]``. Per-width runs also get every PER_CELL metric so keyed
+    (the sweep itself keys them by its grid, which has no beam)."""
     from harness.stats import mean_ci, mean_stderr
 
-    columns = (
-        "network_test_accuracy",
-        "agreement",
-        "agreement_with_target",
-        "baseline_agreement",
-        "baseline_agreement_with_target",
-        "probes_used",
-        "tree_depth",
-        "time_s",
-    )
-    keys = ["d", "r"] + [k for k in ("beam", "family") if len({str(p["args"].get(k)) for p in points}) > 1]
+    expanded = per_beam(points)
+    by_width = len(expanded) > len(points)
+    keys = ["d", "r"] + [k for k in ("beam", "family") if len({str(p["args"].get(k)) for p in expanded}) > 1]
     groups: dict[tuple, list[dict]] = {}
-    for point in points:
+    for point in expanded:
         groups.setdefault(tuple(point["args"][k] for k in keys), []).append(point["metrics"])
-    header = " | ".join(keys + ["seeds"] + list(columns))
-    lines = [f"| {header} |", "|---" * (len(columns) + len(keys) + 1) + "|"]
+    lines = ["| " + " | ".join(keys + ["seeds"] + list(COLUMNS)) + " |", "|---" * (len(COLUMNS) + len(keys) + 1) + "|"]
     out = {}
     for values, runs in sorted(groups.items(), key=lambda item: [str(v).zfill(8) for v in item[0]]):
         cells = []
-        for column in columns:
+        for column in COLUMNS:
             mean, stderr = mean_stderr([m[column] for m in runs if column in m])
             cells.append(f"{mean:.3f} ± {stderr:.3f}" if len(runs) > 1 else f"{mean:.3f}")
         lines.append("| " + " | ".join([str(v) for v in values] + [str(len(runs))] + cells) + " |")
-        label = "agreement_gain@" + ",".join(f"{k}={v}" for k, v in zip(keys, values))
-        gain = [m["agreement"] - m["baseline_agreement"] for m in runs]
-        out[label], out[f"{label}_stderr"] = mean_stderr(gain)
-        if len(gain) > 1:
-            interval = mean_ci(gain)
-            out[f"{label}_ci_low"], out[f"{label}_ci_high"] = interval.low, interval.high
+        label = ",".join(f"{k}={v}" for k, v in zip(keys, values))
+        names = ["agreement_gain"] + (list(PER_CELL) if by_width else [])
+        for name in names:
+            gains = [m["agreement"] - m["baseline_agreement"] for m in runs]
+            sample = gains if name == "agreement_gain" else [m[name] for m in runs if name in m]
+            if not sample:
+                continue
+            out[f"{name}@{label}"], out[f"{name}@{label}_stderr"] = mean_stderr(sample)
+            if len(sample) > 1:
+                interval = mean_ci(sample)
+                out[f"{name}@{label}_ci_low"], out[f"{name}@{label}_ci_high"] = interval.low, interval.high
     ctx.path("agreement_table.md").write_text("\n".join(lines) + "\n")
+    if "beam" in keys:
+        from harness.plugins.distill.figures import beam_curve
+
+        beam_curve(expanded, ctx.path("agreement_vs_beam_width.png"))
     return out

@@ -61,17 +61,26 @@ class RidgeProbes:
         gram = self.train.T.double() @ self.train.double()
         gram += ridge * self.train.size(0) * torch.eye(gram.size(0), dtype=torch.float64)
         self.solve = torch.linalg.cholesky(gram)  # the probes' normal equations, factorised once
-        self.used = 0
+        self.scores: dict[And, float] = {}  # every AND probed so far: beams of several widths share them
 
     @staticmethod
     def _with_bias(features: torch.Tensor) -> torch.Tensor:
         return torch.cat([features, torch.ones(features.size(0), 1)], dim=1)
 
+    @property
+    def used(self) -> int:
+        """Distinct ANDs probed."""
+        return len(self.scores)
+
     def __call__(self, terms: list[And]) -> torch.Tensor:
-        """Normalized held-out MSE (A,) of each AND (as +-1), in chunks of CHUNK ANDs (a level at d = 100 and a
-        beam of 200 has ~40,000; each AND's probe is its own column, so chunking changes no score)."""
-        self.used += len(terms)
-        return torch.cat([self._score(terms[i : i + CHUNK]) for i in range(0, len(terms), CHUNK)])
+        """Normalized held-out MSE (A,) of each AND (as +-1). An AND is probed once (a second beam reads its score)
+        and in chunks of CHUNK ANDs (a level at d = 100 and a beam of 200 has ~40,000; each AND's probe is its
+        own column, so neither changes a score)."""
+        new = [t for t in dict.fromkeys(terms) if t not in self.scores]
+        for start in range(0, len(new), CHUNK):
+            chunk = new[start : start + CHUNK]
+            self.scores.update(zip(chunk, self._score(chunk).tolist()))
+        return torch.tensor([self.scores[t] for t in terms])
 
     def _score(self, terms: list[And]) -> torch.Tensor:
         targets = evaluate_ands(terms, self.x).double() * 2 - 1  # (N, A)
@@ -103,6 +112,12 @@ def beam_search(score: Callable[[list[And]], torch.Tensor], d: int, max_depth: i
         best = torch.argsort(scores, stable=True)[:width]
         beam = [candidates[i] for i in best.tolist()]
     return probed
+
+
+def scored(probed: list[And], max_depth: int) -> int:
+    """How many of a beam search's ANDs it probed: all but the root and the last level (which only the dynamic
+    program reads)."""
+    return sum(1 for term in probed if 0 < len(term) < max_depth)
 
 
 def splits_of(terms: list[And]) -> dict[And, list[int]]:

@@ -23,6 +23,11 @@ class DistillOptions(Options):
     beam: int = option(
         10, "ANDs kept per level of the beam search (each gets its 2(d - level) extensions probed)", ge=1
     )
+    beams: str = option(
+        "",
+        "more beam widths to distil the same network at, e.g. 10,50,100,200 (each AND is probed once for all); "
+        "metrics <name>@beam=B beside those at beam",
+    )
     samples: int = option(2000, "inputs the probes and the dynamic program are fitted on", ge=1)
     heldout: int = option(2000, "inputs the probes are scored on", ge=1)
     ridge: float = option(10.0, "ridge penalty of the probes (times the number of samples)", gt=0)
@@ -43,7 +48,13 @@ class DistillOptions(Options):
     )
     threads: int = option(1, "torch threads", ge=1)
 
+    def widths(self) -> list[int]:
+        """``beam`` first, then the other ``beams``."""
+        return list(dict.fromkeys([self.beam] + [int(w) for w in self.beams.split(",") if w.strip()]))
+
     def check(self) -> None:
+        if self.beams and not all(w.strip().isdigit() and int(w) >= 1 for w in self.beams.split(",")):
+            raise UsageError(f"beams={self.beams}: give beam widths >= 1 separated by commas, e.g. beams=10,50,100")
         if self.r > self.d:
             raise UsageError(f"r={self.r} is larger than d={self.d}: a tree tests each variable at most once per path")
         if self.checkpoint:
