@@ -1,12 +1,24 @@
-"""The two numbers the experiment fits: the alpha that keeps a deviation below epsilon, and a log-log slope."""
+"""The two numbers the experiment fits: the alpha that keeps a deviation below epsilon, and a log-log slope; and,
+from a committed sweep record, each fitted exponent's 95% interval over seeds.
+
+    python -m harness.plugins.ntk.fit docs/results/ntk --out docs/results/ntk/exponent_ci
+
+reads the sweep's samples.jsonl and writes ``metrics.json`` (per target: mean, low and high of the t interval over
+seeds of ``fitted_exponent``, ``late_exponent`` and ``param_fitted_exponent``) and ``commands.txt`` into ``--out``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import sys
+from pathlib import Path
 
-from harness.stats import loglog_slope  # the fit shared with leap; re-exported for the task
+from harness.stats import loglog_slope, mean_ci  # the fit shared with leap; re-exported for the task
 
-__all__ = ["alpha_needed", "loglog_slope"]
+__all__ = ["alpha_needed", "loglog_slope", "exponent_intervals"]
+EXPONENTS = ("fitted_exponent", "late_exponent", "param_fitted_exponent")
 
 
 def alpha_needed(alphas: list[float], deviations: list[float], epsilon: float) -> float:
@@ -23,3 +35,43 @@ def alpha_needed(alphas: list[float], deviations: list[float], epsilon: float) -
     y0, y1 = math.log(deviations[i - 1]), math.log(max(deviations[i], 1e-300))
     share = (math.log(epsilon) - y0) / (y1 - y0)
     return math.exp(x0 + share * (x1 - x0))
+
+
+def exponent_intervals(samples: list[dict]) -> dict[str, float]:
+    """``{name@target=t: mean, name_low@target=t, name_high@target=t, seeds@target=t}`` over the sweep's seeds."""
+    by_target: dict[str, list[dict]] = {}
+    for row in samples:
+        by_target.setdefault(row["args"]["target"], []).append(row["metrics"])
+    out: dict[str, float] = {}
+    for target, rows in sorted(by_target.items()):
+        at = f"@target={target}"
+        out[f"seeds{at}"] = float(len(rows))
+        for name in EXPONENTS:
+            interval = mean_ci([r[name] for r in rows])
+            out.update({f"{name}{at}": interval.estimate, f"{name}_low{at}": interval.low})
+            out[f"{name}_high{at}"] = interval.high
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="95% intervals over seeds of an ntk sweep record's exponents")
+    parser.add_argument("record", type=Path, help="an ntk sweep record folder (with samples.jsonl)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for metrics.json and commands.txt")
+    args = parser.parse_args(argv)
+    path = args.record / "samples.jsonl"
+    if not path.exists():
+        print(f"error: {path} not found: give the folder of an ntk sweep record", file=sys.stderr)
+        return 2
+    samples = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = exponent_intervals(samples)
+    args.out.joinpath("metrics.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    command = "python -m harness.plugins.ntk.fit " + " ".join(argv if argv is not None else sys.argv[1:])
+    args.out.joinpath("commands.txt").write_text(command + "\n")
+    for key, value in sorted(result.items()):
+        print(f"{key}: {value:.4g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
