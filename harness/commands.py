@@ -339,9 +339,12 @@ def configure_show(parser) -> None:
 
 
 def show_command(args) -> int:
+    from harness import efficiency
+
     run = _index(args).get(args.run)
+    block = efficiency.read(run["dir"])  # None for a run recorded before efficiency.json
     if args.json or args.format == "json":
-        print(json.dumps(run, indent=2, default=str))
+        print(json.dumps({**run, "efficiency": block}, indent=2, default=str))
         return 0
     for key in ("run_id", "task", "task_version", "model", "fingerprint", "status", "dir"):
         print(f"{key + ':':14} {run[key] or ''}")
@@ -355,6 +358,11 @@ def show_command(args) -> int:
     if run["metrics"]:
         print()
         print(report.render(report.metric_rows(run["metrics"]), ["metric", "value", "stderr"], args.format))
+    if block is not None and block.get("shapes"):
+        print("\nefficiency (engine seconds; fraction_of_peak: the roofline floor's seconds / them)")
+        print("\n".join(efficiency.show_lines(block, args.format)))
+    elif block is not None:
+        print(f"\nefficiency: {block.get('note', '')}")
     return 0
 
 

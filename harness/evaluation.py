@@ -68,7 +68,9 @@ class RunContext:
         target = spec or self.model
         if not target:
             raise UsageError("this task needs a model: add --model SPEC (e.g. --model hf:smollm2)")
-        lm = backends.load(target, **(model_args if spec else self.model_args))
+        from harness.efficiency import watch
+
+        lm = watch(backends.load(target, **(model_args if spec else self.model_args)))  # timed into efficiency.json
         if self.use_cache:
             from harness.backends.cache import CachedLM
 
@@ -137,7 +139,9 @@ class RunContext:
         options.setdefault("probes", make_probes(self.probes))
         options.setdefault("probe_every", self.probe_every)
         options.setdefault("desc", name.replace("-", " "))  # "train-dfs" -> the bar "train dfs"
-        return Trainer(model, config, batches, run_dir=self.path(name), log=log, hooks=hooks, **options)
+        from harness.efficiency import watch_trainer
+
+        return watch_trainer(Trainer(model, config, batches, run_dir=self.path(name), log=log, hooks=hooks, **options))
 
     def map(self, function, items, workers: int) -> list:
         """``[function(self, item) for item in items]`` in up to ``workers`` processes that die with this one."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from harness import report
+from harness import efficiency, report
 from harness.errors import UsageError, unknown
 from harness.options import build
 from harness.paths import out_dir
@@ -65,6 +65,7 @@ class RunResult:
     metrics: dict[str, float]
     primary_metric: str | None
     resumed: bool = False
+    efficiency: dict | None = None  # efficiency.json: tokens/s and fraction of the machine's peak per request shape
 
     def show(self, fmt: str = "table", everything: bool = False) -> None:
         """Print the headline metrics (``everything``: all of them; ``json``: all, only JSON, for scripts) and where
@@ -196,7 +197,8 @@ def execute(task, identity: dict, request: RunRequest, engines: dict | None = No
     trackers = Tracking.start(run, request.trackers, request.parent)  # after config.yaml is written
     plugins.hook.harness_run_start(run=run)
     try:
-        with contextlib.redirect_stdout(sys.stderr) if request.quiet else contextlib.nullcontext():
+        quiet = contextlib.redirect_stdout(sys.stderr) if request.quiet else contextlib.nullcontext()
+        with quiet, efficiency.metering() as meter:  # engine calls and training loops timed (harness/efficiency.py)
             metrics = task.run(ctx)
         if ctx.shard and not ctx.split:
             raise UsageError(f"task {identity['task']} ran whole, ignoring --shard; run it without --shard")
@@ -214,12 +216,13 @@ def execute(task, identity: dict, request: RunRequest, engines: dict | None = No
         elif ctx.engine is not None:
             ctx.engine.close()
     run.update_config(machine=machine())
+    block = efficiency.record(run.dir, meter)  # before metrics.json: a finished run has both
     primary = getattr(task, "primary_metric", None)
     run.finish(metrics, primary)
     trackers.finish(metrics)  # after metrics.json: a tracker that fails loses nothing
     plugins.hook.harness_run_end(run=run, metrics=metrics)
     run.close()
-    return RunResult(run.id, run.dir, metrics, primary, run.resumed)
+    return RunResult(run.id, run.dir, metrics, primary, run.resumed, block)
 
 
 def run_context(run: Run, identity: dict, use_cache: bool):
