@@ -2,11 +2,17 @@
 
 Points are grouped by every task argument except ``n`` (one group = one model, e.g. ``attention=identity`` or
 ``attention=sdpa,d_model=128``); seeds of a point are averaged (mean and stderr). For each group the summary reports
-the smallest n whose mean test accuracy reaches 0.9 (``n_to_0.9``) and, in the next-token setting, the smallest n
-whose mean test error is at most 0.05 (``n_to_error_0.05``). A threshold not reached within the swept n is written
-as ``inf``. The sweep itself plots the point metrics against n (the preset's ``plots``); this adds, when the sweep
-varies ``d_model``, the n needed against the embedding dimension, one line per attention type, and the test error
-against the dimension at each fixed n.
+the smallest n whose mean test accuracy reaches 0.9 (``n_to_0.9``) and, in the next-token setting, the paper's
+metric, the smallest n whose mean test loss is at most 0.01 (``n_to_loss_0.01``), beside the smallest n whose mean
+test error is at most 0.05 (``n_to_error_0.05``). A threshold not reached within the swept n is written as ``inf``.
+
+Over several seeds the n needed is also read seed by seed: ``n_to_loss_0.01_reached`` counts the seeds whose own
+curve reaches the loss threshold, and when all do, ``n_to_loss_0.01_geomean`` is the geometric mean of their n with
+the 95% t interval of log2 n (``_ci_low`` / ``_ci_high``): the grid doubles n, so seeds differ by factors, not sums.
+
+The sweep itself plots the point metrics against n (the preset's ``plots``); this adds, when the sweep varies
+``d_model``, the n needed against the embedding dimension (one line per attention type), the test error against
+the dimension at each fixed n, and the test loss against n on a log scale, one panel per attention type.
 """
 
 from __future__ import annotations
@@ -18,26 +24,38 @@ from harness.evaluation import mean_stderr
 
 ACCURACY_THRESHOLD = 0.9
 ERROR_THRESHOLD = 0.05
+LOSS_THRESHOLD = 0.01  # the paper's criterion for claim (ii): the n needed to reach test loss 0.01
+METRICS = ("test_accuracy", "test_error", "test_loss")
+
+
+def by_seed(points: list[dict]) -> dict[tuple, dict[int, dict[int, dict[str, float]]]]:
+    """group key -> seed -> n -> metric; the key is the sorted (arg, value) pairs but n."""
+    values: dict[tuple, dict[int, dict[int, dict[str, float]]]] = defaultdict(lambda: defaultdict(dict))
+    for point in points:
+        key = tuple(sorted((k, v) for k, v in point["args"].items() if k != "n"))
+        found = {m: float(point["metrics"][m]) for m in METRICS if m in point["metrics"]}
+        values[key][int(point.get("seed") or 0)][int(point["args"]["n"])] = found
+    return values
 
 
 def curves(points: list[dict]) -> dict[tuple, dict[int, dict[str, tuple[float, float]]]]:
-    """group key -> n -> metric -> (mean, stderr) over seeds; the key is the sorted (arg, value) pairs but n."""
-    values: dict[tuple, dict[int, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    for point in points:
-        key = tuple(sorted((k, v) for k, v in point["args"].items() if k != "n"))
-        for metric in ("test_accuracy", "test_error", "test_loss"):
-            if metric in point["metrics"]:
-                values[key][int(point["args"]["n"])][metric].append(float(point["metrics"][metric]))
-    return {
-        key: {n: {m: mean_stderr(v) for m, v in by_metric.items()} for n, by_metric in sorted(by_n.items())}
-        for key, by_n in values.items()
-    }
+    """group key -> n -> metric -> (mean, stderr) over seeds."""
+    out = {}
+    for key, seeds in by_seed(points).items():
+        pooled: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for curve in seeds.values():
+            for n, found in curve.items():
+                for metric, value in found.items():
+                    pooled[n][metric].append(value)
+        out[key] = {n: {m: mean_stderr(v) for m, v in pooled[n].items()} for n in sorted(pooled)}
+    return out
 
 
-def first_n(curve: dict[int, dict[str, tuple[float, float]]], metric: str, passes) -> float:
-    """The smallest n whose mean ``metric`` passes, or inf."""
-    for n, metrics in curve.items():
-        if metric in metrics and passes(metrics[metric][0]):
+def first_n(curve: dict[int, dict], metric: str, passes) -> float:
+    """The smallest n whose ``metric`` passes, or inf (values are (mean, stderr) pairs or plain floats)."""
+    for n in sorted(curve):
+        value = curve[n].get(metric)
+        if value is not None and passes(value[0] if isinstance(value, tuple) else value):
             return float(n)
     return math.inf
 
@@ -53,8 +71,29 @@ def label(key: tuple, names: list[str]) -> str:
     return ",".join(f"{name}={args.get(name)}" for name in names) or "all"
 
 
+def seedwise(seeds: dict[int, dict[int, dict[str, float]]], suffix: str) -> dict[str, float]:
+    """Per seed, the n reaching test loss <= LOSS_THRESHOLD; their count and, when all reach, geometric mean + CI."""
+    from harness.stats import mean_ci
+
+    needed = [first_n(curve, "test_loss", lambda v: v <= LOSS_THRESHOLD) for curve in seeds.values()]
+    name = f"n_to_loss_{LOSS_THRESHOLD}"
+    reached = [n for n in needed if math.isfinite(n)]
+    out = {f"{name}_reached{suffix}": float(len(reached))}
+    if len(needed) < 2:
+        return out
+    if len(reached) < len(needed):
+        out[f"{name}_geomean{suffix}"] = math.inf
+        return out
+    interval = mean_ci([math.log2(n) for n in reached])
+    out[f"{name}_geomean{suffix}"] = 2.0**interval.estimate
+    out[f"{name}_geomean{suffix}_ci_low"] = 2.0**interval.low
+    out[f"{name}_geomean{suffix}_ci_high"] = 2.0**interval.high
+    return out
+
+
 def summarize(points: list[dict], ctx) -> dict[str, float]:
     groups = curves(points)
+    seeds = by_seed(points)
     names = varying(list(groups))
     metrics = {}
     for key, curve in groups.items():
@@ -66,30 +105,38 @@ def summarize(points: list[dict], ctx) -> dict[str, float]:
             metrics[f"n_to_error_{ERROR_THRESHOLD}{suffix}"] = first_n(
                 curve, "test_error", lambda v: v <= ERROR_THRESHOLD
             )
+            metrics[f"n_to_loss_{LOSS_THRESHOLD}{suffix}"] = first_n(curve, "test_loss", lambda v: v <= LOSS_THRESHOLD)
+            metrics.update(seedwise(seeds[key], suffix))
         largest = max(curve)
         metrics[f"test_accuracy_at_max_n{suffix}"] = curve[largest]["test_accuracy"][0]
     if "d_model" in names:
         plot_against_dimension(groups, names, ctx)
+        plot_loss_panels(groups, names, ctx)
     return metrics
 
 
 def plot_against_dimension(groups: dict, names: list[str], ctx) -> None:
-    """n needed to reach test error <= 0.05 against d_model, one line per value of the other varying args."""
+    """n needed (test loss <= 0.01 and test error <= 0.05) against d_model; test error against d_model at fixed n."""
     from harness.report import plot_lines
 
     others = [name for name in names if name != "d_model"]
     lines: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for key, curve in groups.items():
-        needed = first_n(curve, "test_error", lambda v: v <= ERROR_THRESHOLD)
-        if math.isfinite(needed):  # an n never reached has no point; the metrics say inf
-            lines[label(key, others)].append((int(dict(key)["d_model"]), needed))
+        d = int(dict(key)["d_model"])
+        for criterion, metric, passes in (
+            (f"loss<={LOSS_THRESHOLD}", "test_loss", lambda v: v <= LOSS_THRESHOLD),
+            (f"error<={ERROR_THRESHOLD}", "test_error", lambda v: v <= ERROR_THRESHOLD),
+        ):
+            needed = first_n(curve, metric, passes)
+            if math.isfinite(needed):  # an n never reached has no point; the metrics say inf
+                lines[f"{label(key, others)}, {criterion}"].append((d, needed))
     series = {name: ([d for d, _ in sorted(pts)], [n for _, n in sorted(pts)]) for name, pts in sorted(lines.items())}
     largest = max(n for curve in groups.values() for n in curve)
     plot_lines(
         ctx.path("n_needed_vs_dimension.png"),
         series,
         xlabel="embedding dimension d_model",
-        ylabel=f"n to reach test error <= {ERROR_THRESHOLD}",
+        ylabel="n needed (mean over seeds)",
         logx=True,
         logy=True,
         title=f"data needed against dimension (missing: not reached by n={largest})",
@@ -108,3 +155,32 @@ def plot_against_dimension(groups: dict, names: list[str], ctx) -> None:
         logx=True,
         title="test error against dimension at fixed n",
     )
+
+
+def plot_loss_panels(groups: dict, names: list[str], ctx) -> None:
+    """Test loss against n on log-log axes, one panel per value of the other varying args, one line per d_model,
+    with the band mean ± stderr over seeds and the paper's threshold as a dashed line."""
+    from harness.report import figure
+
+    others = [name for name in names if name != "d_model"]
+    panels: dict[str, dict[int, dict]] = defaultdict(dict)
+    for key, curve in groups.items():
+        panels[label(key, others)][int(dict(key)["d_model"])] = curve
+    plt = figure()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), sharey=True, squeeze=False)
+    for ax, (title, by_d) in zip(axes[0], sorted(panels.items())):
+        for d, curve in sorted(by_d.items()):
+            ns = [n for n in curve if "test_loss" in curve[n]]
+            means = [curve[n]["test_loss"][0] for n in ns]
+            errs = [curve[n]["test_loss"][1] for n in ns]
+            ax.plot(ns, means, marker="o", markersize=3, label=f"d_model={d}")
+            low = [max(m - e, 1e-6) for m, e in zip(means, errs)]
+            ax.fill_between(ns, low, [m + e for m, e in zip(means, errs)], alpha=0.2)
+        ax.axhline(LOSS_THRESHOLD, color="gray", linestyle="--", linewidth=1)
+        ax.set(xscale="log", yscale="log", xlabel="n (training examples = training symbols)", title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("test loss on unseen symbols")
+    fig.tight_layout()
+    fig.savefig(ctx.path("test_loss_vs_n_by_dimension.png"), dpi=110)
+    plt.close(fig)

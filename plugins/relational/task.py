@@ -42,7 +42,7 @@ class RelationalOptions(Options):
     n_layer: int = option(2, "transformer layers (the MLP baseline: hidden layers)", ge=1)
     n_head: int = option(4, "attention heads", ge=1)
     freeze_embeddings: bool | None = option(
-        None, "keep token embeddings at their random init; default: frozen for next_token, trained for regression"
+        None, "keep token embeddings at their random init (the frozen variant); default: trained, as in the paper"
     )
     steps: int = option(1000, "AdamW updates on minibatches drawn from the n examples", ge=1)
     batch_size: int = option(64, "examples per update", ge=1)
@@ -94,9 +94,12 @@ class Relational:
             val_examples=o.val_examples,
             test_examples=o.test_examples,
         )
-        frozen = o.setting == "next_token" if o.freeze_embeddings is None else o.freeze_embeddings
         model = ModelSpec(
-            attention=o.attention, d_model=o.d_model, n_layer=o.n_layer, n_head=o.n_head, freeze_embeddings=frozen
+            attention=o.attention,
+            d_model=o.d_model,
+            n_layer=o.n_layer,
+            n_head=o.n_head,
+            freeze_embeddings=bool(o.freeze_embeddings),
         )
         train = TrainSpec(steps=o.steps, batch_size=o.batch_size, lr=o.lr, eval_every=max(1, o.steps // 10))
         return run_experiment(data, model, train, ctx, self.threads)

@@ -1,4 +1,5 @@
-"""sweep_summary: the smallest n reaching the threshold per model, and the n-needed-vs-dimension plot."""
+"""sweep_summary: the smallest n reaching each threshold per model (also seed by seed), and the plots against the
+embedding dimension."""
 
 import math
 
@@ -46,9 +47,37 @@ def test_next_token_sweep_over_dimension_plots_n_needed(tmp_path):
     for d, needed in ((16, 32), (32, 64), (64, 128)):
         for n in (16, 32, 64, 128):
             points.append(point(n, 0, 0.97 if n >= needed else 0.5, setting="next_token", d_model=d, attention="sdpa"))
-            points.append(point(n, 0, 0.99, setting="next_token", d_model=d, attention="identity"))
+            points.append(point(n, 0, 0.995, setting="next_token", d_model=d, attention="identity"))
     metrics = Relational.sweep_summary(points, Context(tmp_path))
     assert metrics["n_to_error_0.05@attention=sdpa,d_model=64"] == 128
     assert metrics["n_to_error_0.05@attention=identity,d_model=64"] == 16
-    for plot in ("n_needed_vs_dimension.png", "test_error_vs_dimension.png"):
+    assert math.isinf(metrics["n_to_loss_0.01@attention=sdpa,d_model=64"])  # loss 0.03 at accuracy 0.97 here
+    assert metrics["n_to_loss_0.01@attention=identity,d_model=64"] == 16
+    for plot in ("n_needed_vs_dimension.png", "test_error_vs_dimension.png", "test_loss_vs_n_by_dimension.png"):
         assert (tmp_path / plot).stat().st_size > 1000
+
+
+def test_the_papers_loss_threshold_read_over_seeds(tmp_path):
+    """n to test loss <= 0.01 on the mean curve, and per seed: the geometric mean of the seeds' n with its t
+    interval in log2 n (checked against scipy), or inf with the count of seeds that got there."""
+    from scipy import stats
+
+    points = []
+    for seed, needed in ((0, 64), (1, 128), (2, 256)):
+        for n in (32, 64, 128, 256, 512):
+            points.append(point(n, seed, 0.995 if n >= needed else 0.6, setting="next_token", attention="identity"))
+            points.append(
+                point(n, seed, 0.995 if seed < 2 and n >= 512 else 0.9, setting="next_token", attention="sdpa")
+            )
+    metrics = Relational.sweep_summary(points, Context(tmp_path))
+    assert metrics["n_to_loss_0.01@attention=identity"] == 256  # the mean loss gets there only when all seeds do
+    assert metrics["n_to_error_0.05@attention=identity"] == 256
+    assert metrics["n_to_loss_0.01_reached@attention=identity"] == 3
+    logs = [6, 7, 8]
+    half = stats.t.ppf(0.975, 2) * stats.sem(logs)
+    assert metrics["n_to_loss_0.01_geomean@attention=identity"] == 128
+    assert math.isclose(metrics["n_to_loss_0.01_geomean@attention=identity_ci_low"], 2 ** (7 - half))
+    assert math.isclose(metrics["n_to_loss_0.01_geomean@attention=identity_ci_high"], 2 ** (7 + half))
+    assert metrics["n_to_loss_0.01_reached@attention=sdpa"] == 2
+    assert math.isinf(metrics["n_to_loss_0.01_geomean@attention=sdpa"])
+    assert math.isinf(metrics["n_to_loss_0.01@attention=sdpa"])
