@@ -11,12 +11,12 @@ CPU thread):
   tied unembedding (next_token), as in the reference.
 - AdamW without weight decay: decay would shrink the unseen symbols' embeddings to zero, which no test can recover.
 - Token and position embeddings start at N(0, 1), the reference code's defaults (models.py).
-- Next-token setting: the token embeddings (tied, so the unembeddings too) stay frozen at that init unless
-  ``freeze_embeddings=false``. Trained with Adam, every unseen symbol's unembedding is pushed down as a wrong answer
-  by about lr per step, all in the same direction, so the unseen symbols collapse onto one vector and no model can
-  name them (in our trial runs both attentions then stayed near zero test accuracy). Frozen random embeddings keep
-  unseen symbols statistically like seen ones; a model that copies must then learn W_V W_O ~ I on the span of the
-  training symbols, which takes more examples as the dimension grows, unless the b_h I term gives it for free.
+- Next-token setting: the token embeddings (tied, so the unembeddings too) are trained, as in the reference; an
+  unseen symbol's row moves only as a wrong answer of the softmax (pushed down), never as an input or a target.
+  ``freeze_embeddings=true`` is the named variant that keeps them at their random init: unseen symbols then stay
+  statistically like seen ones, and a model that copies must learn W_V W_O ~ I on the span of the training
+  symbols, unless the b_h I term gives it for free. (An earlier note here said trained embeddings collapse the
+  unseen symbols so that no model can name them; with N(0, 1) init the claim (ii) sweeps show otherwise.)
 - Regression accuracy is agreement with the nearest template label (for labels +-1: the sign).
 """
 
