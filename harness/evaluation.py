@@ -36,6 +36,7 @@ class RunContext:
     probe_every: int = 100
     plugin_modules: list[str] = field(default_factory=list)  # -p modules, loaded again in worker processes
     shard: tuple[int, int] | None = None  # (i, N) under --shard i/N: this run scores every N-th sample from the i-th
+    threads: int | None = None  # the task's torch threads (its ``threads``): the run and ctx.map's workers use them
     _lm: Any = field(default=None, repr=False, compare=False)
     split: bool = field(default=False, repr=False, compare=False)  # whether the task took its shard (in_shard)
 
@@ -144,12 +145,13 @@ class RunContext:
         return watch_trainer(Trainer(model, config, batches, run_dir=self.path(name), log=log, hooks=hooks, **options))
 
     def map(self, function, items, workers: int) -> list:
-        """``[function(self, item) for item in items]`` in up to ``workers`` processes that die with this one."""
+        """``[function(self, item) for item in items]`` in up to ``workers`` processes that die with this one, each
+        on the task's torch threads."""
         from functools import partial
 
         from harness.workers import map_in_processes
 
-        return map_in_processes(partial(function, self), items, workers)
+        return map_in_processes(partial(function, self), items, workers, self.threads)
 
 
 class EvalTask:

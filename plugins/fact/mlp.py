@@ -117,6 +117,7 @@ class FactMLP:
     """
 
     name = "fact_mlp"
+    threads = 1  # torch threads the run sets: small problems, so a sweep runs its points side by side
     version = "1"
     primary_metric = "layer0/fact_correlation"
 
@@ -152,7 +153,6 @@ class FactMLP:
         from harness.plugins.fact.data import accuracy
         from harness.plugins.fact.plots import plot_layer_curves, plot_training
 
-        torch.set_num_threads(1)
         split = self.split(ctx)
         classification = self.dataset != "lowrank"
         X, Y = split.X_train, split.Y_train

@@ -114,6 +114,7 @@ class FactRFM:
     """
 
     name = "fact_rfm"
+    threads = 1  # torch threads the run sets: small problems, so a sweep runs its points side by side
     version = "1"
     primary_metric = "test_accuracy"
 
@@ -156,7 +157,6 @@ class FactRFM:
         from harness.plugins.fact.plots import plot_accuracy, plot_feature_matrix
         from harness.plugins.fact.rfm import rfm
 
-        torch.set_num_threads(1)
         split = self.split(ctx)
         history: list[dict] = []
 
@@ -243,6 +243,7 @@ class FactRFMTabular:
     """
 
     name = "fact_rfm_tabular"
+    threads = 1  # torch threads the run sets: small problems, so a sweep runs its points side by side
     version = "1"
     primary_metric = "fact/test_accuracy"
 
@@ -289,14 +290,12 @@ class FactRFMTabular:
             return accuracy(model(split.X_test.float()).double(), split.Y_test)
 
     def run(self, ctx) -> dict[str, float]:
-        import torch
         from harness.plugins.fact.data import sklearn_classification
         from harness.plugins.fact.plots import write_table
 
         from harness.evaluation import mean_stderr
         from harness.seeding import generator
 
-        torch.set_num_threads(1)
         scores = {(d, m): [] for d in self.datasets for m in METHODS}
         for dataset in self.datasets:
             for s in range(self.splits):

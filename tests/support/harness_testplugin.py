@@ -35,9 +35,33 @@ class CountingTask(EvalTask):
         ]
 
 
+class ThreadsTask:
+    """Reports the torch threads it ran on, in the run's process and in ctx.map's workers: the run sets them."""
+
+    name = "threads"
+    version = "1"
+    needs_model = False
+
+    def __init__(self, threads: int = 1):
+        self.threads = threads
+
+    def run(self, ctx):
+        import torch
+
+        workers = ctx.map(_torch_threads, [0, 1], workers=2)
+        return {"main": float(torch.get_num_threads()), "workers": float(max(workers))}
+
+
+def _torch_threads(ctx, item) -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 @hookimpl
 def harness_register_tasks(register):
     register("counting", CountingTask, description="model-free counting task for tests")
+    register("threads", ThreadsTask, description="reports the torch threads the run gave it")
 
 
 @hookimpl
