@@ -17,3 +17,10 @@ def harness_register_tasks(register):
         LinearResNetTask,
         description="deep linear ResNet on a noisy low-rank matrix: singular-value shrinkage vs lambda, depth",
     )
+    from harness.plugins.linear_resnet.relu import ReluResNetTask
+
+    register(
+        "linear_resnet_relu",
+        ReluResNetTask,
+        description="ReLU ResNet with weight decay on a rank-r target: Jacobian (bottleneck) rank vs lambda, depth",
+    )

@@ -97,3 +97,44 @@ def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
         )
     gaps = [float(p["metrics"]["theory_gap"]) for p in points if "theory_gap" in p["metrics"]]
     return {"max_theory_gap": max(gaps)} if gaps else {}
+
+
+def relu_summary(points: list[dict], ctx) -> dict[str, float]:
+    """Per depth: the ReLU ResNet's Jacobian spectrum (solid) and the linear closed form's (dashed) per lambda,
+    first seed; and the Jacobian rank against lambda, every seed, beside the linear closed form's rank."""
+    plt = figure()
+    first = points[0]["seed"]
+    depths = sorted({int(p["args"]["depth"]) for p in points})
+    fig, axes = plt.subplots(1, len(depths) + 1, figsize=(4.2 * (len(depths) + 1), 3.8))
+    for ax, depth in zip(axes, depths):
+        chosen = [p for p in points if int(p["args"]["depth"]) == depth and p["seed"] == first]
+        for i, point in enumerate(sorted(chosen, key=lambda p: float(p["args"]["lam"]))):
+            path = point["dir"] / "spectra.json"
+            if not path.exists():
+                continue
+            spectra = read_json(path, "delete that point's run folder to run it again")
+            top = spectra["jacobian"][0]
+            k = np.arange(1, len(spectra["jacobian"]) + 1)
+            lam = float(point["args"]["lam"])
+            ax.plot(k, np.array(spectra["jacobian"]) / top, "o-", color=f"C{i}", ms=3, label=f"lambda={lam:g}")
+            linear = np.array(spectra["linear"])
+            ax.plot(k, linear / max(linear[0], 1e-12), "--", color=f"C{i}", lw=1)
+        ax.set(yscale="log", ylim=(1e-4, 1.5), xlabel="k", ylabel="singular value / largest")
+        ax.set_title(f"L={depth}: ReLU Jacobian (solid), linear closed form (dashed)", fontsize=8)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    ax = axes[-1]
+    for j, depth in enumerate(depths):
+        chosen = [p for p in points if int(p["args"]["depth"]) == depth and "jacobian_rank" in p["metrics"]]
+        lams = np.array([float(p["args"]["lam"]) for p in chosen])
+        ax.scatter(lams * (1 + 0.04 * j), [p["metrics"]["jacobian_rank"] for p in chosen], color=f"C{j}", s=14)
+        by_lam = sorted({(float(p["args"]["lam"]), p["metrics"]["linear_rank"]) for p in chosen if p["seed"] == first})
+        ax.plot(*zip(*by_lam), "--", color=f"C{j}", label=f"L={depth}: linear closed form")
+        ax.scatter([], [], color=f"C{j}", s=14, label=f"L={depth}: ReLU Jacobian rank (each seed)")
+    ax.set(xscale="log", xlabel="lambda", ylabel="rank (values > 1% of the largest)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(ctx.path("relu_jacobian_rank.png"), dpi=110)
+    plt.close(fig)
+    return {}
