@@ -17,3 +17,10 @@ def harness_register_tasks(register):
         IncrementalRank,
         description="small-init attention (diagonal toy, 1-layer transformer): loss plateaus vs rank jumps",
     )
+    from harness.plugins.incremental_rank.vit import IncrementalRankViT
+
+    register(
+        "incremental_rank_vit",
+        IncrementalRankViT,
+        description="small ViT on scikit-learn's digits from init scale alpha by GD: per-head rank of Delta vs loss",
+    )

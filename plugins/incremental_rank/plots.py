@@ -17,11 +17,16 @@ def plot_loss(path, record: dict, title: str) -> None:
     for jump in record["jumps"]:
         color = colors.setdefault(jump["map"], f"C{len(colors)}")
         ax.axvline(jump["tau"], color=color, ls="--", lw=1, label=f"rank jump {jump['map']}")
+    for k, peak in enumerate(record.get("drop_peaks", [])):
+        ax.axvline(peak, color="black", ls=":", lw=1, label="loss drop (fastest fall)" if k == 0 else None)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=7)
     ax.set(
-        yscale="log", xlabel="rescaled time  lr x step / log(1/alpha)", ylabel="loss", title=f"{title} (grey: plateaus)"
+        yscale="log",
+        xlabel="rescaled time  lr x step / log(1/alpha)",
+        ylabel="loss",
+        title=f"{title} (grey: plateaus, dotted: drops)",
     )
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -84,3 +89,61 @@ def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
         fig.savefig(ctx.path(f"{name}_loss_by_alpha.png"), dpi=110)
         plt.close(fig)
     return fitted
+
+
+def plot_stable_ranks(path, record: dict, title: str) -> None:
+    """Loss (top) and, per head, the stable rank of Delta(W_Q W_K^T) (middle) and Delta(W_V W_O) (bottom)."""
+    plt = figure()
+    fig, axes = plt.subplots(3, 1, figsize=(6.5, 7.5), sharex=True)
+    axes[0].plot(record["tau"], record["loss"], color="black", lw=1.2)
+    for peak in record.get("drop_peaks", []):
+        for ax in axes:
+            ax.axvline(peak, color="black", ls=":", lw=0.8)
+    axes[0].set(yscale="log", ylabel="training loss", title=f"{title} (dotted: loss drops)")
+    for ax, kind in zip(axes[1:], ("qk", "vo")):
+        for i, (key, series) in enumerate(r for r in record["stable_rank"].items() if r[0].endswith(kind)):
+            ax.plot(record["tau_probe"], series, lw=1, color=f"C{i}", label=key.removesuffix(f"/{kind}"))
+        for jump in record["jumps"]:
+            if jump["map"].endswith(kind):
+                ax.plot(jump["tau"], 0, "|", color="black", ms=10)
+        name = "W_Q W_K^T" if kind == "qk" else "W_V W_O"
+        ax.set(ylabel=f"stable rank of Delta({name})")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=6, ncol=4)
+    axes[2].set(xlabel="rescaled time  lr x step / log(1/alpha)   (ticks at 0: rank jumps)")
+    axes[0].grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def vit_summary(points: list[dict], ctx) -> dict[str, float]:
+    """The ViT on digits at every alpha (first seed): loss and head-mean stable ranks against rescaled time."""
+    import numpy as np
+
+    first = points[0]["seed"]
+    records = [
+        read_json(p["dir"] / "vit_staircase.json", "delete that point's run folder to run it again")
+        for p in points
+        if p["seed"] == first and (p["dir"] / "vit_staircase.json").exists()
+    ]
+    if not records:
+        return {}
+    plt = figure()
+    fig, axes = plt.subplots(3, 1, figsize=(6.5, 7.5), sharex=True)
+    for i, record in enumerate(sorted(records, key=lambda r: -r["alpha"])):
+        axes[0].plot(record["tau"], record["loss"], lw=1.2, color=f"C{i}", label=f"alpha={record['alpha']:g}")
+        for ax, kind in zip(axes[1:], ("qk", "vo")):
+            series = np.array([r for key, r in record["stable_rank"].items() if key.endswith(kind)])
+            ax.plot(record["tau_probe"], series.mean(0), lw=1.2, color=f"C{i}")
+    title = "ViT on digits: loss and mean stable rank of Delta per head"
+    axes[0].set(yscale="log", ylabel="training loss", title=title)
+    axes[0].legend(fontsize=8)
+    axes[1].set(ylabel="Delta(W_Q W_K^T)")
+    axes[2].set(ylabel="Delta(W_V W_O)", xlabel="rescaled time  lr x step / log(1/alpha)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(ctx.path("vit_by_alpha.png"), dpi=110)
+    plt.close(fig)
+    return {}

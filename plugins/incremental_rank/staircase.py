@@ -11,8 +11,11 @@ scale alpha stay put as alpha -> 0 while each transition gets sharper.
 - A rank jump of a map is the moment its k-th singular value of Delta grows fastest (for each k whose final value
   is at least ``SIGNIFICANT`` of that map's largest, and at least ``SIGNIFICANT`` of the largest of all maps);
   the rank of Delta goes up by one there.
-- Alignment: a jump is aligned when it falls inside a drop that ends a plateau; its gap is the time from that
-  plateau's end to the jump.
+- Alignment, a test that can fail: each jump's distance to the nearest drop's peak (the moment the loss falls
+  fastest), averaged over the jumps, against the same average for as many jump times drawn uniformly over the
+  training window (``alignment_test``); its p-value is the fraction of draws at least as close. Jumps scattered
+  without regard to the drops give p ~ U(0, 1); p < 0.05 says the jumps sit at the drops. ``alignment`` (a jump
+  inside a drop that ends a plateau) is kept for the gap it reports.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ def fall_rate(tau: np.ndarray, loss: np.ndarray) -> np.ndarray:
     return -np.gradient(np.log(np.maximum(loss, 1e-30)), tau)
 
 
-def drops(tau: np.ndarray, loss: np.ndarray) -> list[tuple[float, float]]:
-    """(start, end) in tau of each loss drop, in order; overlapping drops are merged."""
+def drop_peaks(tau: np.ndarray, loss: np.ndarray) -> list[tuple[float, float, float]]:
+    """(start, peak, end) in tau of each prominent peak of the fall rate, in order, before any merging."""
     rate = fall_rate(tau, loss)
     padded = np.concatenate([[0.0], rate, [0.0]])  # a drop still under way at either end is a peak too
     peaks, props = find_peaks(padded, height=MIN_RATE, prominence=0.0)
-    found: list[list[float]] = []
+    found = []
     for peak, prominence in zip(peaks - 1, props["prominences"]):
         if prominence < PROMINENCE * rate[peak]:
             continue
@@ -46,6 +49,25 @@ def drops(tau: np.ndarray, loss: np.ndarray) -> list[tuple[float, float]]:
         after = np.nonzero(low[peak:])[0]
         start = tau[before[-1]] if len(before) else tau[0]
         end = tau[peak + after[0]] if len(after) else tau[-1]
+        found.append((float(start), float(tau[peak]), float(end)))
+    return found
+
+
+def new_low_peaks(tau: np.ndarray, loss: np.ndarray) -> list[float]:
+    """The drop peaks (``drop_peaks``) after which the loss ends below every earlier value: progress, not the
+    recovery from a spike (full-batch GD at the edge of stability has many of those)."""
+    peaks = []
+    for start, peak, end in drop_peaks(tau, loss):
+        before = loss[tau < start]
+        if not len(before) or loss[np.searchsorted(tau, end, side="left").clip(max=len(loss) - 1)] < before.min():
+            peaks.append(peak)
+    return peaks
+
+
+def drops(tau: np.ndarray, loss: np.ndarray) -> list[tuple[float, float]]:
+    """(start, end) in tau of each loss drop, in order; overlapping drops are merged."""
+    found: list[list[float]] = []
+    for start, _, end in drop_peaks(tau, loss):
         if found and start <= found[-1][1]:
             found[-1][1] = max(found[-1][1], float(end))
         else:
@@ -93,6 +115,42 @@ def alignment(
         end = ended[0] if ended else float("nan")
         rows.append({"jump": jump, "plateau_end": end, "gap": jump - end, "aligned": bool(ended)})
     return rows
+
+
+def alignment_test(
+    jumps: list[float],
+    peaks: list[float],
+    window: tuple[float, float],
+    draws: int = 20000,
+    seed: int = 0,
+    null: str = "uniform",
+) -> dict[str, float]:
+    """Do rank jumps sit at loss drops more than chance would put them there?
+
+    ``distance``: the mean over jumps of |jump - nearest drop peak|; ``null_distance``: its mean under the null;
+    ``p``: (1 + draws at least as close) / (1 + draws). The null: ``uniform``, the same number of jumps fall
+    independently and uniformly on ``window``; ``shift``, all jumps move by one common uniform offset, wrapping
+    around the window (it keeps their clustering: jumps that come in bursts are not counted as independent). With
+    no jump or no drop there is nothing to test: distance nan, p 1.
+    """
+    if not jumps or not peaks:
+        return {"distance": float("nan"), "null_distance": float("nan"), "p": 1.0}
+    centres = np.sort(np.asarray(peaks, dtype=float))
+
+    def mean_distance(times: np.ndarray) -> np.ndarray:  # (..., n_jumps) -> (...)
+        return np.abs(times[..., None] - centres).min(-1).mean(-1)
+
+    observed = float(mean_distance(np.asarray(jumps, dtype=float)))
+    rng = np.random.default_rng(seed)
+    lo, width = window[0], window[1] - window[0]
+    if null == "shift":
+        offsets = rng.uniform(0, width, size=(draws, 1))
+        times = lo + (np.asarray(jumps, dtype=float)[None] - lo + offsets) % width
+    else:
+        times = rng.uniform(lo, window[1], size=(draws, len(jumps)))
+    null = mean_distance(times)
+    p = (1 + int((null <= observed + 1e-12).sum())) / (1 + draws)
+    return {"distance": observed, "null_distance": float(null.mean()), "p": float(p)}
 
 
 def width_exponent(alphas: list[float], widths: list[float]) -> float:
