@@ -20,9 +20,14 @@ def test_sign_test_is_the_exact_two_sided_binomial():
 
 
 def test_paired_summary_on_known_values():
-    initial = [10.0, 10.0, 10.0, 8.0]
+    start = [10.0, 10.0, 10.0, 8.0]
+    initial = {"propane": start, "random": start}
     best = {"propane": [4.0, 6.0, 5.0, 3.0], "random": [5.0, 5.0, 7.0, 3.0]}
-    m = paired_summary(initial, best)
+    train = {"propane": [1.0, 2.0, 3.0, 2.0], "random": [5.0, 5.0, 6.0, 3.0]}
+    m = paired_summary(initial, best, train)
+    assert m["kl_train_propane"] == 2.0 and m["kl_gap_propane"] == pytest.approx(2.5)  # held-out minus training
+    assert m["kl_gap_propane_stderr"] == pytest.approx(mean_stderr([3, 4, 2, 1])[1])
+    assert m["kl_initial"] == 9.5 and "kl_initial_propane" not in m  # one start, reported once
     assert (m["kl_reduction_propane"], m["kl_reduction_random"]) == (5.0, 4.5)
     assert m["kl_reduction_propane_stderr"] == pytest.approx(mean_stderr([6, 4, 5, 5])[1])  # reductions
     assert m["paired_kl_diff"] == pytest.approx(-0.5)  # PROPANE minus random: -1, +1, -2, 0
@@ -34,6 +39,30 @@ def test_paired_summary_on_known_values():
 def test_the_shipped_prompt_set():
     prompts = shipped_prompts()
     assert len(prompts) >= 8 and len(set(prompts)) == len(prompts)
+
+
+KEYS = ("kl_heldout_best", "kl_train_best")
+
+
+def test_warm_start_arms_start_from_the_original_and_from_random_tokens(tiny_folder, tmp_path):
+    args = "arms=propane@original,propane@random,n_prompts=2,steps=2,prompt_len=0,topk=16,n_docs=4,n_heldout=4,"
+    result = run_suite(tiny_folder, tmp_path, args + "doc_len=4,batch_size=6,eval_every=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    metrics, folder = report["metrics"], Path(report["dir"])
+    samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    warm = [s for s in samples if s["init"] == "original"]
+    cold = [s for s in samples if s["init"] == "random"]
+    assert len(warm) == len(cold) == 2 and all(s["method"] == "propane" for s in samples)
+    for w, c in zip(warm, cold):
+        assert w["init_prompt"] == w["target_prompt"] and len(c["init_ids"]) == w["target_tokens"]
+        assert w["kl_heldout_initial"] == pytest.approx(0.0, abs=1e-4)  # the original scores 0 by construction
+        assert c["kl_heldout_initial"] > 0.0
+    assert w["id"].endswith("/propane_from_original") and c["id"].endswith("/propane_from_random")
+    assert {"kl_initial_propane_from_original", "kl_train_propane_from_random", "propane_from_original_wins"} <= set(
+        metrics
+    )
+    assert "kl_initial" not in metrics  # the arms start apart: each start is reported
 
 
 def run_suite(tiny_folder, tmp_path, task_args):
@@ -65,9 +94,10 @@ def test_suite_on_a_tiny_llama(tiny_folder, tmp_path):
     targets = shipped_prompts()[:3]
     initial = [by[(t, "propane")]["kl_heldout_initial"] for t in targets]
     assert initial == [by[(t, "random")]["kl_heldout_initial"] for t in targets]  # same documents, same start
-    best = {m: [by[(t, m)]["kl_heldout_best"] for t in targets] for m in ("propane", "random")}
-    expected = paired_summary(initial, best)
+    best, train = ({m: [by[(t, m)][key] for t in targets] for m in ("propane", "random")} for key in KEYS)
+    expected = paired_summary({"propane": initial, "random": initial}, best, train)
     assert {k: metrics[k] for k in expected} == pytest.approx(expected)
+    assert {"kl_train_propane", "kl_gap_random"} <= set(metrics)
     assert metrics["propane_wins"] + metrics["propane_losses"] + metrics["ties"] == 3
     for plot in ("paired_kl.png", "kl_train_curves.png"):
         assert (folder / plot).stat().st_size > 5000
@@ -84,6 +114,10 @@ def test_suite_on_a_tiny_llama(tiny_folder, tmp_path):
         (dict(prompts="missing.json"), "no such file"),
         (dict(rank_dtype="half"), "choose one of bfloat16, float32"),
         (dict(batch_size=0), "batch_size must be positive"),
+        (dict(arms="propane"), "give two different arms"),
+        (dict(arms="propane@bang,propane"), "give two different arms"),
+        (dict(arms="propane@warm,random"), "init in bang, original, random"),
+        (dict(prompt_len=-1), "prompt_len=-1"),
     ],
 )
 def test_bad_args_are_usage_errors(task_args, message):
