@@ -2,8 +2,9 @@
 
 Registers the optimizers ``propane`` (gradient-guided single-token swaps), ``random`` (the unguided baseline with
 the same budget) and ``propane-soft`` (Adam on prompt embeddings), and the tasks ``propane_transfer`` (evaluate a
-run's prompts on another model), ``propane_compare`` (PROPANE vs random in one run and one plot) and
-``propane_suite`` (PROPANE vs random over a set of target prompts, a paired comparison).
+run's or a suite's prompts on another model, against random prompts), ``propane_compare`` (PROPANE vs random in one
+run and one plot) and ``propane_suite`` (two search arms over a set of target prompts, a paired comparison: PROPANE
+vs random search, or a warm start from the original prompt vs a start from random tokens).
 Nothing heavy is imported here: torch loads when a factory's object runs.
 """
 
@@ -27,4 +28,4 @@ def harness_register_optimizers(register):
 def harness_register_tasks(register):
     register("propane_transfer", TransferTask, description="KL of a PROPANE run's prompts on another model")
     register("propane_compare", CompareTask, description="PROPANE vs random swaps, same budget, one plot")
-    register("propane_suite", SuiteTask, description="PROPANE vs random search over a prompt set, paired by prompt")
+    register("propane_suite", SuiteTask, description="two search arms over a prompt set, paired by prompt")
