@@ -153,6 +153,7 @@ class IncrementalRankViT:
     name = "incremental_rank_vit"
     version = "1"
     primary_metric = "alignment_p"
+    threads = 1  # torch threads the run sets: small problems, so a sweep runs its points side by side
 
     def __init__(self, options: ViTRankOptions):
         self.options = options
@@ -166,12 +167,10 @@ class IncrementalRankViT:
 
     def run(self, ctx) -> dict[str, float]:
         import numpy as np
-        import torch
         from harness.plugins.incremental_rank.analysis import staircase
         from harness.plugins.incremental_rank.experiment import spectra
         from harness.plugins.incremental_rank.plots import plot_loss, plot_spectra, plot_stable_ranks
 
-        torch.set_num_threads(1)
         o = self.options
         result = train(ctx, o)
         clock = o.lr / math.log(1 / o.alpha)

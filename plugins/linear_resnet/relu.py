@@ -121,6 +121,7 @@ class ReluResNetTask:
     name = "linear_resnet_relu"
     version = "1"
     primary_metric = "jacobian_rank"
+    threads = 1  # torch threads the run sets: small problems, so a sweep runs its points side by side
 
     def __init__(self, options: ReluResNetOptions):
         self.options = options
@@ -138,7 +139,6 @@ class ReluResNetTask:
 
         from harness.training import TrainConfig
 
-        torch.set_num_threads(1)
         o = self.options
         teacher = ctx.seed_for("teacher")
         x, y, _ = make_data(o, teacher, ctx.seed_for("train data"), o.samples)
