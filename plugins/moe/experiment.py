@@ -3,9 +3,12 @@
 Choices (the paper's setting where /work/shared/papers gives it, ours where not):
 - Teacher: a random MoE with ``m_t = 2 k_t`` experts, drawn at :meth:`MoE.reset_parameters`' init from the stream
   ``("teacher", ...)`` of the run seed, frozen. Every point of a sweep with the same seed sees the same teacher.
-- Inputs x ~ N(0, I_d); the target is the teacher's scalar output, noiseless.
-- Student: same family, its own k and m, the same active hidden units (so the same active expert parameters),
-  initialised like the teacher from the stream ``("student", ...)``.
+- Inputs x ~ N(0, I_d); the target is the teacher's output, noiseless: a scalar (``d_out=1``, the first records)
+  or a vector (``d_out > 1``, every expert writing its own direction, so the mixture's weights show in the output).
+- Student: same family, its own k and m, initialised like the teacher from the stream ``("student", ...)``. Its
+  active hidden units are the same for every k; by default also the teacher's, and with ``teacher_hidden`` smaller
+  than ``active_hidden`` the students are wider than the teacher, as in the paper (preset moe_heatmap: 4x), so a
+  student at the teacher's granularity has room to spare and coarser ones fail for want of routing, not width.
 - Training: AdamW (no weight decay), 5% warmup then cosine, gradient clipping at 1, fresh samples every step
   (online, so no overfitting), through the harness Trainer.
 - Metric: test MSE / mean(y^2) on a fixed held-out set (the MSE of predicting zero), the best over the evaluations
@@ -16,8 +19,13 @@ teacher only with one expert per top-k set (gate vector = the sum of the set's g
 maximises the summed logits), i.e. C(m_t, k_t) experts. For k_t = 4 of 8 that is 70, within reach of the
 students' 16-64 experts; for k_t = 8 of 16 it is 12,870. At this scale a student with the teacher's own shape
 learns its experts almost exactly when its gate is frozen at the teacher's, and its gate when its experts are
-(``freeze=gate|experts``, preset moe_frozen), but stalls near 0.03 when it learns both: joint gate-and-expert
-learning, not expressivity, limits the students at or above the teacher's granularity here.
+(``freeze=gate|experts``, preset moe_frozen), but ends near 0.04 when it learns both: joint gate-and-expert
+learning within the budget, not expressivity, limits the students at or above the teacher's granularity here.
+
+The heatmap (preset moe_heatmap) runs teachers of k_t = 2, 4 and 8 with students 4x wider than the teacher, d = 32
+and 4 outputs; the budget check (preset moe_budget) reruns its k_t = 4 row at k = 2 and 4 with twice the steps.
+Best and final errors agree there (the cosine schedule ends at lr 0), so the budget, not the choice of the best
+evaluation, is what a longer run changes; summary.py computes the separations the docs page reports.
 """
 
 from __future__ import annotations
@@ -60,7 +68,7 @@ def normalized_mse(model: MoE, test: dict) -> float:
 
 def freeze_at_teacher(student: MoE, teacher: MoE, part: str) -> None:
     """Copy the gate or the experts of the teacher into the student and stop them from training."""
-    names = {"gate": ["gate.weight"], "experts": ["w_in", "b_in", "w_out"], "": []}[part]
+    names = {"gate": ["gate.weight"], "experts": ["w_in", "b_in", "w_out"], "nothing": [], "": []}[part]
     params, source = dict(student.named_parameters()), dict(teacher.named_parameters())
     with torch.no_grad():
         for name in names:
@@ -114,8 +122,16 @@ def summarise_sweep(points: list[dict], ctx) -> dict[str, float]:
     from harness.evaluation import mean_stderr
     from harness.report import plot_lines
 
-    fixed = {tuple(sorted((a, str(v)) for a, v in p["args"].items() if a not in ("k", "experts"))) for p in points}
-    if len(fixed) != 1:  # a sweep over other args (freeze, d, ...): no k x experts figure to draw
+    varied = {a for a in points[0]["args"] if len({str(p["args"].get(a)) for p in points}) > 1} if points else set()
+    if "teacher_k" in varied and varied <= {"teacher_k", "k"}:  # the k_student x k_teacher heatmap
+        from harness.plugins.moe.summary import heatmap_summary
+
+        return heatmap_summary(points, ctx)
+    if varied == {"k", "steps"}:  # the budget check
+        from harness.plugins.moe.summary import budget_summary
+
+        return budget_summary(points)
+    if not varied <= {"k", "experts"}:  # a sweep over other args (freeze, steps, ...): no k x experts figure
         return {}
     runs = {(int(p["args"]["k"]), int(p["args"]["experts"]), p["seed"]): p["metrics"]["normalized_mse"] for p in points}
     teacher_k = int(points[0]["args"]["teacher_k"]) if points else 0

@@ -11,19 +11,25 @@ from dataclasses import dataclass
 from harness.errors import UsageError
 from harness.options import Options, option, takes
 
-FREEZE = ("gate", "experts", "")
+FREEZE = ("gate", "experts", "nothing", "")
 
 
 @dataclass(frozen=True)
 class MoEOptions(Options):
     """What one student-teacher run takes: shapes, training and evaluation."""
 
-    d: int = option(16, "input dimension (inputs x ~ N(0, I_d), scalar output)", ge=1)
+    d: int = option(16, "input dimension (inputs x ~ N(0, I_d))", ge=1)
+    d_out: int = option(1, "output dimension of teacher and students (1: a scalar teacher)", ge=1)
     teacher_k: int = option(8, "the teacher's granularity k_t (active experts)", ge=1)
     teacher_experts: int = option(0, "the teacher's total experts (0: 2 * teacher_k, the paper's setting)", ge=0)
     k: int = option(8, "the student's granularity", ge=1)
     experts: int = option(16, "the student's total experts", ge=1)
-    active_hidden: int = option(64, "hidden ReLU units one input uses, the same for teacher and students", ge=1)
+    active_hidden: int = option(
+        64, "the student's active hidden units: ReLU units one input uses, over its k experts", ge=1
+    )
+    teacher_hidden: int = option(
+        0, "the teacher's active hidden units (0: active_hidden; larger active_hidden makes students wider)", ge=0
+    )
     steps: int = option(3000, "Adam updates, each on a fresh batch", ge=1)
     batch_size: int = option(256, "fresh samples per update", ge=1)
     lr: float = option(0.01, "peak learning rate (AdamW, 5% warmup, cosine decay)", gt=0)
@@ -33,28 +39,30 @@ class MoEOptions(Options):
     freeze: str = option(
         "",
         "start the gate or the experts at the teacher's and keep them fixed, so only the other part is learnt "
-        "(needs the teacher's shape; tells optimisation from expressivity); '' trains everything",
+        "(needs the teacher's shape; tells optimisation from expressivity); 'nothing' or '' trains everything",
         choices=FREEZE,
     )
     threads: int = option(1, "torch threads", ge=1)
 
     def check(self) -> None:
-        if (self.init_at_teacher or self.freeze) and self.student != self.teacher:
+        if (self.init_at_teacher or self.freeze not in ("", "nothing")) and self.student != self.teacher:
             raise UsageError(
-                "init_at_teacher and freeze need the teacher's shape: set k=teacher_k and experts=teacher_experts"
+                "init_at_teacher and freeze need the teacher's shape: set k=teacher_k, experts=teacher_experts "
+                "and teacher_hidden=0"
             )
 
     @property
     def teacher(self):
         from harness.plugins.moe.layer import MoEConfig
 
-        return MoEConfig(self.d, 1, self.teacher_experts or 2 * self.teacher_k, self.teacher_k, self.active_hidden)
+        hidden = self.teacher_hidden or self.active_hidden
+        return MoEConfig(self.d, self.d_out, self.teacher_experts or 2 * self.teacher_k, self.teacher_k, hidden)
 
     @property
     def student(self):
         from harness.plugins.moe.layer import MoEConfig
 
-        return MoEConfig(self.d, 1, self.experts, self.k, self.active_hidden)
+        return MoEConfig(self.d, self.d_out, self.experts, self.k, self.active_hidden)
 
 
 @takes(MoEOptions)

@@ -31,10 +31,64 @@ def test_readme_frozen_numbers_match_committed_metrics():
     metrics = json.loads((ROOT / "docs/results/moe/frozen/metrics.json").read_text())
     section = (ROOT / "docs/papers/moe.md").read_text().split("# moe:", 1)[1]
     for part, text in (
-        ("gate", r"([\d.]+) ± ([\d.]+) with the gate frozen"),
-        ("experts", r"([\d.]+) ± ([\d.]+) with the experts frozen"),
+        ("gate", "with the gate frozen"),
+        ("experts", "with the experts frozen"),
+        ("nothing", "when both are learnt"),
     ):
-        for written, key in zip(
-            re.search(text, section).groups(), (f"normalized_mse@freeze={part}", f"normalized_mse@freeze={part}_stderr")
+        cell = re.search(r"(\S+\s\[\S+,\s\S+\])\s" + text.replace(" ", r"\s+"), section).group(1)
+        assert_interval(cell, metrics, f"normalized_mse@freeze={part}")
+
+
+def cited(text: str) -> float:
+    """Half a unit in the last written decimal: how far a rounded number may be from its record."""
+    return 0.5 * 10 ** -len(text.split(".")[1]) + 1e-12 if "." in text else 0.5
+
+
+def interval(cell: str) -> tuple[str, str, str]:
+    """'0.123 [0.100, 0.150]' -> its three numbers as written."""
+    return re.fullmatch(r"(-?[\d.]+)\s\[(-?[\d.]+),\s(-?[\d.]+)\]", cell.strip()).groups()
+
+
+def assert_interval(cell: str, metrics: dict, key: str) -> None:
+    for written, name in zip(interval(cell), (key, f"{key}_ci_low", f"{key}_ci_high")):
+        assert abs(float(written) - metrics[name]) <= cited(written), (name, written, metrics[name])
+
+
+def test_heatmap_table_matches_its_record():
+    metrics = json.loads((ROOT / "docs/results/moe/heatmap/metrics.json").read_text())
+    section = (ROOT / "docs/papers/moe.md").read_text().split("# moe:", 1)[1]
+    rows = [line for line in section.splitlines() if re.match(r"\| k_t = \d+ \|", line)]
+    assert len(rows) == 3
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        t = int(cells[0].split("=")[1])
+        for k, cell in zip((1, 2, 4, 8, 16), cells[1:6]):
+            assert_interval(cell, metrics, f"normalized_mse@teacher_k={t},k={k}")
+        assert_interval(cells[6], metrics, f"coarse_ratio@teacher_k={t}")
+        assert_interval(cells[7], metrics, f"separation@teacher_k={t}")
+        assert metrics[f"separation@teacher_k={t}_seeds"] == 3
+    cells = [
+        key for key in metrics if key.startswith("normalized_mse@") and not key.endswith(("_stderr", "_low", "_high"))
+    ]
+    best = {key: metrics[key] for key in cells}
+    drift = max(abs(metrics[f"final_{key}"] - v) / v for key, v in best.items())
+    written = re.search(r"final\s+error\s+is\s+within\s+([\d.]+)%\s+of\s+the\s+best", section).group(1)
+    assert abs(float(written) - 100 * drift) <= cited(written)
+
+
+def test_budget_table_matches_its_record():
+    metrics = json.loads((ROOT / "docs/results/moe/budget/metrics.json").read_text())
+    section = (ROOT / "docs/papers/moe.md").read_text().split("# moe:", 1)[1]
+    rows = [line for line in section.splitlines() if re.match(r"\| student k = \d+", line)]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        k = int(cells[0].split()[3])
+        for (metric, steps), cell in zip(
+            [(m, s) for s in (3000, 6000) for m in ("normalized_mse", "final_normalized_mse")], cells[1:5]
         ):
-            assert abs(float(written) - metrics[key]) <= 0.5 * 10 ** -len(written.split(".")[1]) + 1e-12, key
+            assert_interval(cell, metrics, f"{metric}@k={k},steps={steps}")
+        assert_interval(cells[5], metrics, f"budget_gain@k={k}")
+    for steps in (3000, 6000):
+        cell = re.search(rf"(\S+\s\[\S+,\s\S+\])\s+at\s+{steps}\s+steps", section).group(1)
+        assert_interval(cell, metrics, f"coarse_ratio@steps={steps}")
