@@ -26,6 +26,14 @@ def test_train_distil_and_distil_the_checkpoint_again(tmp_path, capsys, one_thre
     again = run(capsys, tmp_path, f"checkpoint={checkpoint},r=2,samples=1000,heldout=1000,test_size=2000,beam=4")
     assert "agreement_with_target" not in again["metrics"]  # no target known for a checkpoint
     assert abs(again["metrics"]["agreement"] - metrics["agreement"]) < 0.03
+    # several beam widths in one run: each width's tree is the one a run at that width alone finds
+    common = f"checkpoint={checkpoint},r=3,samples=1000,heldout=1000,test_size=2000"
+    alone = run(capsys, tmp_path, f"{common},beam=1")["metrics"]
+    both = run(capsys, tmp_path, f"{common},beam=6,beams=1,6")["metrics"]
+    for name in ("agreement", "probes_used", "tree_depth"):
+        assert both[f"{name}@beam=1"] == alone[name], name
+    assert both["probes_used"] > both["probes_used@beam=1"] and both["probes_distinct"] == both["probes_used"]
+    assert "agreement@beam=6" not in both  # the run's own beam carries no suffix
 
 
 def test_bad_args_exit_2(tmp_path, capsys):
@@ -36,6 +44,8 @@ def test_bad_args_exit_2(tmp_path, capsys):
         ("depth=3", "did you mean"),
         ("ridge=-1", "ridge=-1"),
         ("family=same", "family='same': choose one of opposite, independent"),
+        ("beams=10,x", "beams=10,x: give beam widths"),
+        ("beams=0,5", "beams=0,5: give beam widths >= 1"),
     ]:
         code = main(["run", "--task", "distill", "--task-args", args, "--out", str(tmp_path)])
         err = capsys.readouterr().err
