@@ -66,6 +66,7 @@ class IncrementalRank:
     """Diagonal-attention toy and a small transformer from scale alpha: plateaus, rank jumps, their alignment."""
 
     name = "incremental_rank"
+    threads = 1  # torch threads the run sets: small problems, so a sweep runs its points side by side
     version = "1"
     primary_metric = "toy_alignment_p"
 
@@ -80,11 +81,9 @@ class IncrementalRank:
         return sweep_summary(points, ctx)
 
     def run(self, ctx) -> dict[str, float]:
-        import torch
         from harness.plugins.incremental_rank.analysis import analyse
         from harness.plugins.incremental_rank.experiment import run_toy, run_transformer
 
-        torch.set_num_threads(1)
         o = self.options
         metrics = analyse(ctx, "toy", run_toy(ctx, o), o)
         if o.transformer:

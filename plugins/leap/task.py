@@ -48,6 +48,7 @@ class Leap:
     """Online SGD steps to learn a low-dimensional target on isotropic data, at one dimension d."""
 
     name = "leap"
+    threads = 1  # torch threads the run sets: small problems, so a sweep runs its points side by side
     version = "1"
     primary_metric = "log10_steps"
 
@@ -77,7 +78,6 @@ class Leap:
 
         from harness.evaluation import mean_stderr
 
-        torch.set_num_threads(1)
         generator = torch.Generator().manual_seed(ctx.seed_for("leap", self.target, self.config.data, self.config.d))
         result = train_online(self.terms, self.config, generator)
         steps_list, losses = result["curve"]

@@ -56,6 +56,7 @@ class LinearResNetTask:
     """Singular-value shrinkage of a deep linear ResNet against the nuclear-norm and rank-constrained fits."""
 
     name = "linear_resnet"
+    threads = 1  # torch threads the run sets: small problems, so a sweep runs its points side by side
     version = "1"
     primary_metric = "effective_rank"
 
@@ -73,7 +74,6 @@ class LinearResNetTask:
         import torch
         from harness.plugins.linear_resnet.experiment import fit_network, teacher
 
-        torch.set_num_threads(1)
         o = self.options
         target, observed = teacher(o.dim, o.rank, o.signal, o.noise, seed=ctx.seed_for("teacher"))
         y = torch.linalg.svdvals(observed).numpy()

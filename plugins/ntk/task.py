@@ -78,6 +78,7 @@ class NTKValidity:
     """Lazy training vs its linearisation: the alpha needed to keep them epsilon-close until time T."""
 
     name = "ntk"
+    threads = 1  # torch threads the run sets: small problems, so a sweep runs its points side by side
     version = "1"
     primary_metric = "fitted_exponent"
 
@@ -97,7 +98,6 @@ class NTKValidity:
         from harness.plugins.ntk.lazy import make_problem, train_side_by_side
         from harness.plugins.ntk.plots import plot_alpha_needed, plot_deviations
 
-        torch.set_num_threads(1)
         problem = make_problem(self.config, torch.Generator().manual_seed(ctx.seed_for("ntk", "problem")))
 
         def log(t: float, values: dict) -> None:
