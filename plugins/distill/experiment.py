@@ -139,7 +139,6 @@ def tree_metrics(found: dict, x: torch.Tensor, network: torch.Tensor, target: Tr
 
 
 def run_distill(options: DistillOptions, ctx) -> dict[str, float]:
-    torch.set_num_threads(options.threads)
     if options.checkpoint:
         model, d, target = load_boolean_network(options.checkpoint), None, None
         d = model.init_args["d_in"]
