@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs/results/relational"
@@ -53,15 +54,58 @@ def test_templates_table():
         assert n_value(needed) == m[f"n_to_0.9@attention={model}"]
 
 
-def test_inverse_scaling_table():
-    m = metrics("inverse_scaling")
-    table = rows(r"sdpa|identity")[2:4]
-    assert [r[0] for r in table] == ["sdpa", "identity"]
-    for attention, *cells in table:
-        for d, cell in zip((32, 64, 128), cells):
-            needed, error = re.fullmatch(r"(>?\s?\d+) \(([\d.]+)\)", cell).groups()
-            assert n_value(needed.replace(" ", "")) == m[f"n_to_error_0.05@attention={attention},d_model={d}"]
-            assert float(error) == pytest.approx(m[f"test_error@d_model={d},n=2048,attention={attention}"], abs=6e-4)
+def table(first_header: str) -> tuple[list[str], list[list[str]]]:
+    """The header and body rows of the table whose first header cell is ``first_header``."""
+    lines = section().splitlines()
+    found = [i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |")]
+    assert len(found) == 1, f"no single table headed {first_header!r}"
+    header = [c.strip() for c in lines[found[0]].strip("|").split("|")]
+    body = []
+    for line in lines[found[0] + 2 :]:
+        if not line.startswith("| "):
+            break
+        body.append([c.strip() for c in line.strip("|").split("|")])
+    return header, body
+
+
+def check_interval(cell: str, m: dict, key: str, tolerance: float = 6e-4) -> None:
+    """``mean [low, high]`` (the 95% t interval over seeds) at the printed precision."""
+    match = re.fullmatch(r"(-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\]", cell)
+    assert match, f"{cell!r} is not 'mean [low, high]'"
+    for printed, name in zip(map(float, match.groups()), (key, f"{key}_ci_low", f"{key}_ci_high")):
+        assert printed == pytest.approx(m[name], abs=tolerance), (cell, name)
+
+
+@pytest.mark.parametrize(
+    ("record", "title", "dims"),
+    [("inverse_scaling", "trained", (32, 128)), ("inverse_scaling_frozen", "frozen", (32,))],
+)
+def test_inverse_scaling_tables(record, title, dims):
+    """Claim (ii): n to test loss 0.01 on the mean curve and seed by seed, n to error 0.05, loss and error at
+    fixed n (mean and 95% CI over 3 seeds), for each attention and embedding dimension."""
+    m = metrics(record)
+    config = yaml.safe_load((RESULTS / record / "config.yaml").read_text())
+    assert len(config["seeds"]) == 3 and "3 seeds" in section()
+    assert config["task_args"]["freeze_embeddings"] is (title == "frozen")
+    grid = sorted(config["grid"]["n"])
+    assert all(b <= 2 * a for a, b in zip(grid, grid[1:])), grid  # a factor-2 grid, finer than the old factor 4
+    header, body = table(f"attention ({title})")
+    assert [(r[0], int(r[1])) for r in body] == [(a, d) for a in ("sdpa", "identity") for d in dims]
+    for attention, d, to_loss, per_seed, to_error, *fixed in body:
+        group = f"attention={attention}" + (f",d_model={d}" if len(dims) > 1 else "")  # the summary names what varies
+        assert n_value(to_loss.replace(" ", "")) == m[f"n_to_loss_0.01@{group}"]
+        assert n_value(to_error.replace(" ", "")) == m[f"n_to_error_0.05@{group}"]
+        reached = int(m[f"n_to_loss_0.01_reached@{group}"])
+        if reached == 3:
+            numbers = [float(x) for x in re.findall(r"[\d.]+", per_seed)]
+            key = f"n_to_loss_0.01_geomean@{group}"
+            expected = [m[key], m[f"{key}_ci_low"], m[f"{key}_ci_high"]]
+            assert numbers == pytest.approx(expected, abs=0.51), per_seed
+        else:
+            assert per_seed == f"{reached} of 3 seeds reach it"
+        for name, cell in zip(header[5:], fixed):
+            metric, n = re.fullmatch(r"test (loss|error) at n=(\d+)", name).groups()
+            check_interval(cell, m, f"test_{metric}@d_model={d},n={n},attention={attention}")
 
 
 def test_llm_table():
