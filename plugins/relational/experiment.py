@@ -101,10 +101,9 @@ def identity_scalars(model) -> dict:
     }
 
 
-def run_experiment(data: DataConfig, spec: ModelSpec, train: TrainSpec, ctx, threads: int = 1) -> dict[str, float]:
+def run_experiment(data: DataConfig, spec: ModelSpec, train: TrainSpec, ctx) -> dict[str, float]:
     from harness.training import TrainConfig, seed_everything
 
-    torch.set_num_threads(threads)
     vocab, splits = make_data(data, ctx.seed_for("data"))
     train_ids, train_targets = splits["train"]
     labels = None

@@ -102,7 +102,7 @@ class Relational:
             freeze_embeddings=bool(o.freeze_embeddings),
         )
         train = TrainSpec(steps=o.steps, batch_size=o.batch_size, lr=o.lr, eval_every=max(1, o.steps // 10))
-        return run_experiment(data, model, train, ctx, self.threads)
+        return run_experiment(data, model, train, ctx)  # on self.threads, which the run sets
 
     @staticmethod
     def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
