@@ -118,9 +118,11 @@ def train_student(task, ctx) -> dict[str, float]:
 
 def summarise_sweep(points: list[dict], ctx) -> dict[str, float]:
     """Per student k: the best normalized MSE over total experts, and its excess over the teacher-granularity
-    student at the same experts and seed (a paired difference, mean and stderr over the pairs); the figure."""
+    student at the same experts and seed (a paired difference averaged over experts per seed, then the mean, stderr
+    and 95% t interval over seeds); the figure."""
     from harness.evaluation import mean_stderr
     from harness.report import plot_lines
+    from harness.stats import mean_ci
 
     varied = {a for a in points[0]["args"] if len({str(p["args"].get(a)) for p in points}) > 1} if points else set()
     if "teacher_k" in varied and varied <= {"teacher_k", "k"}:  # the k_student x k_teacher heatmap
@@ -142,13 +144,16 @@ def summarise_sweep(points: list[dict], ctx) -> dict[str, float]:
         label = f"k={k}" + (" (teacher's)" if k == teacher_k else "")
         series[label], errors[label] = (experts, [s[0] for s in stats]), [s[1] for s in stats]
         out[f"best_normalized_mse@k={k}"] = min(s[0] for s in stats)
-        pairs = [
-            v - runs[(teacher_k, m, seed)]
-            for (kk, m, seed), v in runs.items()
-            if kk == k and (teacher_k, m, seed) in runs
-        ]
-        if pairs and k != teacher_k:
-            out[f"excess_over_teacher_k@k={k}"], out[f"excess_over_teacher_k@k={k}_stderr"] = mean_stderr(pairs)
+        by_seed: dict[int, list[float]] = {}  # the pairs of one teacher are not independent: one mean per seed
+        for (kk, m, seed), v in runs.items():
+            if kk == k and (teacher_k, m, seed) in runs:
+                by_seed.setdefault(seed, []).append(v - runs[(teacher_k, m, seed)])
+        if by_seed and k != teacher_k:
+            excess = [sum(d) / len(d) for d in by_seed.values()]
+            interval, label = mean_ci(excess), f"excess_over_teacher_k@k={k}"
+            out[label], out[f"{label}_stderr"] = interval.estimate, mean_stderr(excess)[1]
+            if len(excess) > 1:
+                out[f"{label}_ci_low"], out[f"{label}_ci_high"] = interval.low, interval.high
     plot_lines(
         ctx.path("granularity.png"),
         series,
