@@ -4,6 +4,7 @@ reads the record from the store, never from a child's printed output."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -91,10 +92,20 @@ def run_on_ray(sweep, todo: list[Point], done: Done, logs: Path) -> None:
 
 
 def start_ray(address: str | None) -> None:
+    """Connect to the cluster at ``address`` (None: start a local one).
+
+    Ray puts the driver's working directory first on its workers' ``sys.path``: started from a checkout with
+    harness installed as a package, the workers would import the checkout's ``harness/`` (which lacks the
+    installed package's ``harness.tasks`` and ``harness.plugins``). So the driver connects from the folder that
+    holds the ``harness`` it imported: the workers import the same one.
+    """
     import ray
 
+    import harness
+
     try:
-        ray.init(**({"address": address} if address else {"include_dashboard": False}), log_to_driver=False)
+        with contextlib.chdir(Path(harness.__file__).resolve().parent.parent):
+            ray.init(**({"address": address} if address else {"include_dashboard": False}), log_to_driver=False)
     except ConnectionError as exc:
         reason = str(exc).splitlines()[0]
         raise UsageError(
