@@ -76,7 +76,6 @@ def freeze_at_teacher(student: MoE, teacher: MoE, part: str) -> None:
 
 
 def train_student(task, ctx) -> dict[str, float]:
-    torch.set_num_threads(task.threads)
     teacher = make_teacher(task.teacher, ctx.seed)
     o = task.options
     test = sample(teacher, o.test_size, generator(ctx.seed, "test"))
