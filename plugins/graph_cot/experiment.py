@@ -54,7 +54,10 @@ Choices not fixed by the paper (the preset must finish in minutes on a shared 2-
   0.24 / 0.01 at depths 1 / 2 / 3 (docs/results/graph_cot/depth): when the plateau breaks decides what the rest of the
   budget can learn, and 53 CPU-minutes do not make depth 3 reliable. Earlier CPU
   attempts with 64 x 3 (a 12000-step curriculum with mixed-depth batches; 8000 steps of one-depth batches) left dfs
-  without valid chains at depth 3, as the search predicts.
+  without valid chains at depth 3, as the search predicts. Not in 30 CPU-minutes either (issue 25; records in
+  docs/results/graph_cot/depth_cpu): 30 minutes hold ~4400 steps of 96 x 4, fewer than the 5225 steps the GPU run
+  trained after its plateau to reach 0.71, and with the walk warm-up under a 4000-step schedule the plateau still
+  held at step 2500 at both seeds tried (escape configuration ``depth_walk500``).
 - Budget B counts CoT node tokens. Evidence at budget B checks the first B nodes. The decision at budget B
   is the model's own when its CoT ended within B nodes; otherwise the model is forced to answer
   (``decision:`` appended after the B-th node, one token sampled): budget forcing.

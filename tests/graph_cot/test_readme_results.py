@@ -109,3 +109,34 @@ def test_flagship_seeds_table_matches_its_sweep_record():
         assert line in PAGE.splitlines(), line
     summary = json.loads((folder / "metrics.json").read_text())
     assert f"at {summary['seeds/contrast_holds']:.0f} of {summary['seeds']:.0f} seeds" in PAGE
+
+
+def test_depth_on_a_cpu_tables_match_their_records():
+    """Depth 3 on a CPU (issue 25, item 3): the page's two tables are what the depth_cpu record's summarize.py and
+    escape.summary_table make of the committed runs, and the reason the page gives holds in them: the only run that
+    learned depth 3 (dfs evidence >= 0.8) trained more steps after its plateau than a 30-minute CPU budget holds in
+    all, and the CPU trainings with the walk warm-up were at depth 3 under the budget's schedule."""
+    from harness.plugins.graph_cot.escape import CONFIGS, summary_table
+
+    from harness.store import read_jsonl
+
+    folder = ROOT / "docs/results/graph_cot/depth_cpu"
+    spec = importlib.util.spec_from_file_location("depth_cpu_summarize", folder / "summarize.py")
+    summarize = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summarize)
+    lines = summarize.table()
+    assert len(lines) > 2
+    for line in lines:
+        assert line in PAGE.splitlines(), line
+    learned = [r for r in summarize.search_runs() if r["d3"] >= 0.8]
+    assert learned and all(r["after"] > summarize.BUDGET_STEPS for r in learned)
+    assert f"{summarize.BUDGET_STEPS} steps" in PAGE
+
+    records = read_jsonl(folder / "escape.jsonl")
+    assert len(records) >= 2 and {r["config"] for r in records} == {"depth_walk500"}
+    assert CONFIGS["depth_walk500"]["depth"] == 3 and all(r["schedule"] == 4000 for r in records)
+    for line in summary_table(records):
+        assert line in PAGE.splitlines(), line
+    final = " and ".join(f"{r['losses'][-1][1]:.2f}" for r in records)
+    assert all(r["escape_step"] is None and r["steps"] == 2500 for r in records)
+    assert f"left the plateau by step 2500 (loss {final} there" in PAGE

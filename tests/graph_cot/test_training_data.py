@@ -44,3 +44,16 @@ def test_batches_train_only_the_completion_and_mask_padding(strategy, curriculum
 def test_node_names_are_single_tokens():
     tokenizer = make_tokenizer(52)
     assert tokenizer.encode("graph: 0 51 task:") == [tokenizer.index[w] for w in ("graph:", "0", "51", "task:")]
+
+
+def test_escape_study_stops_at_its_cap_under_the_longer_schedule():
+    """A training capped below its schedule (a preset's steps) stops at the cap and is recorded as not escaped
+    within it, with the schedule it trained under: a depth-3 plateau then costs only the cap."""
+    pytest.importorskip("torch")
+    from harness.plugins.graph_cot.escape import escape_step, summary_table
+
+    record = escape_step("flagship", 0, steps=400, cap=50)
+    assert record["escape_step"] is None and record["steps"] == 50 and record["schedule"] == 400
+    assert [step for step, _ in record["losses"]] == [25, 50]
+    row = summary_table([record])[-1]  # no baseline to pair with: the last column stays empty
+    assert row.startswith("| flagship |") and row.endswith("| 100% |  |")
