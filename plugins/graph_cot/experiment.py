@@ -276,10 +276,8 @@ def read_evaluation(cache) -> dict | None:
 
 
 def train_in_process(task, ctx, strategy: str) -> None:
-    """One strategy in a worker process of its own (:meth:`RunContext.map`), on ``task.threads`` threads."""
-    import torch
-
-    torch.set_num_threads(max(1, task.threads))
+    """One strategy in a worker process of its own (:meth:`RunContext.map`), on ``task.threads`` threads (the run
+    starts its workers on them)."""
     evaluated_model(task, ctx, strategy)
 
 
@@ -427,10 +425,6 @@ def grid_metrics(result: dict, prefix: str, budgets: list[int], counts: list[int
 
 
 def run_experiment(task, ctx) -> dict[str, float]:
-    import torch
-
-    if task.threads:
-        torch.set_num_threads(task.threads)
     budgets, counts = budget_ladder(task), sample_counts(task.samples)
     metrics: dict[str, float] = {}
     train_strategies(task, ctx)
