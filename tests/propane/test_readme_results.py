@@ -123,6 +123,25 @@ def warm_rows() -> dict[str, list[str]]:
     return rows
 
 
+WARM_SEEDS = RESULTS / "warm_start_seeds"
+SEED_ROWS = {
+    "held-out KL after, from the original prompt": "kl_best_propane_from_original",
+    "held-out KL after, from random tokens": "kl_best_propane_from_random",
+    "training KL after, from the original prompt": "kl_train_propane_from_original",
+    "training KL after, from random tokens": "kl_train_propane_from_random",
+    "from the original − from random tokens (held-out), paired by prompt": "paired_kl_diff",
+}
+
+
+def warm_seed_rows() -> dict[str, list[str]]:
+    """The warm start over seeds: each seed's value is its mean over the 4 prompts; mean and 95% CI over seeds."""
+    m = load(WARM_SEEDS)
+    return {
+        label: [f"{m[key]:.2f}", f"[{m[key + '_ci_low']:.2f}, {m[key + '_ci_high']:.2f}]"]
+        for label, key in SEED_ROWS.items()
+    }
+
+
 REVERSE = RESULTS / "transfer_gemma_to_smollm2"
 REVERSE_NAMES = {
     "transfer": "PROPANE's prompt, found on Gemma",
@@ -151,6 +170,7 @@ TABLES = {
     "thirty_steps": (RESULTS / "smollm2_30_steps", thirty_step_rows),
     "transfer": (TRANSFER, transfer_rows),
     "warm_start": (WARM, warm_rows),
+    "warm_start_seeds": (WARM_SEEDS, warm_seed_rows),
     "reverse": (REVERSE, reverse_rows),
 }
 
@@ -170,6 +190,9 @@ def test_the_page_says_how_many_prompts_and_seeds():
     assert f"over {int(load(RECORD)['prompts'])} target prompts" in page
     assert f"{int(load(TRANSFER)['prompts'])} target prompts, one search seed" in page
     assert f"{int(load(WARM)['prompts'])} target prompts, one seed" in page
+    points = samples_of(WARM_SEEDS)
+    assert len(points) >= 3 and all(p["status"] == "finished" for p in points)
+    assert f"over {len(points)} seeds" in page
 
 
 def test_the_records_are_the_presets_runs():
@@ -178,6 +201,7 @@ def test_the_records_are_the_presets_runs():
     samples = samples_of(RECORD)
     assert len(samples) == 2 * load(RECORD)["prompts"]
     assert (RECORD / "paired_kl.png").stat().st_size > 5000
+    assert "command: harness sweep --task propane_warm_start --seeds 0,1,2" in (WARM_SEEDS / "config.yaml").read_text()
     warm = (WARM / "config.yaml").read_text()
     assert "command: harness run --task propane_warm_start" in warm and "model: hf:smollm2" in warm
     transfer = (TRANSFER / "config.yaml").read_text()
