@@ -192,7 +192,7 @@ class SuiteTask:
         for name in ("metrics.jsonl", "samples.jsonl"):  # deterministic: a rerun recomputes everything
             ctx.path(name).unlink(missing_ok=True)
         jobs = [
-            PromptJob(index, target, self.settings, self.seeds, self.chat, self.threads, self.arms)
+            PromptJob(index, target, self.settings, self.seeds, self.chat, self.arms)
             for index, target in enumerate(self.targets)
         ]
         results = ctx.map(solve_prompt, jobs, self.workers)  # in prompt order, whichever process ran each
@@ -224,7 +224,6 @@ class PromptJob:
     settings: object  # problem.Settings, its target_prompt replaced by ``target``
     seeds: int
     chat: bool
-    threads: int
     arms: tuple = (Arm("propane"), Arm("random"))
 
 
@@ -232,13 +231,13 @@ _MODELS: dict = {}  # a worker process loads the model once, whatever number of 
 
 
 def solve_prompt(ctx, job: PromptJob) -> dict:
-    """Both arms on one target prompt for each seed; values are means over seeds."""
+    """Both arms on one target prompt for each seed; values are means over seeds (on the suite's ``threads``, which
+    the run sets in its process and in ctx.map's workers)."""
     import dataclasses
 
     import torch
     from harness.plugins.propane.problem import Problem
 
-    torch.set_num_threads(job.threads)
     if ctx.model not in _MODELS:
         _MODELS[ctx.model] = ctx.load_model()
     settings = dataclasses.replace(job.settings, target_prompt=job.target)
