@@ -291,3 +291,11 @@ def json_safe(value):
     if isinstance(value, list):
         return [json_safe(v) for v in value]
     return value
+
+
+def write_study(out: Path, metrics: dict, commands: list[str]) -> None:
+    """The record of a study (a ``python -m`` analysis of finished runs): ``metrics.json`` and the commands that made
+    it, one per line, in ``commands.txt``, in ``out`` (created)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    (out / "commands.txt").write_text("".join(f"{line}\n" for line in commands if line))

@@ -71,6 +71,11 @@ def train(ctx, model: torch.nn.Module, data: dict, lr: float, steps: int, name: 
         probe_every=every,
     )
     trainer.fit()
+    return training_series(ctx, name)
+
+
+def training_series(ctx, name: str) -> dict:
+    """The training named ``name`` read back from the run's series: its loss curve and the rank probe's readings."""
     rows: dict[int, dict] = {}
     for row in ctx.run.series():
         values = {k.removeprefix(f"{name}/"): v for k, v in row.items() if k.startswith(f"{name}/")}

@@ -23,6 +23,8 @@ import numpy as np
 import yaml
 from harness.plugins.incremental_rank.staircase import alignment_test, drop_peaks, new_low_peaks
 
+from harness.report import write_study
+
 VARIANTS = ("uniform", "shift", "new_low_shift")
 
 
@@ -68,12 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no */*_staircase.json under {args.runs}: give a sweep's --out folder", file=sys.stderr)
         return 2
     metrics = {f"{key}/{name}": value for key, run in inputs.items() for name, value in tests(**run).items()}
-    args.out.mkdir(parents=True, exist_ok=True)
-    args.out.joinpath("inputs.json").write_text(json.dumps(inputs))
-    args.out.joinpath("metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
     made = [yaml.safe_load(c.read_text()).get("command", "") for c in sorted(args.runs.glob("sweep_*/config.yaml"))]
     command = "python -m harness.plugins.incremental_rank.realign " + " ".join(argv or sys.argv[1:])
-    args.out.joinpath("commands.txt").write_text("".join(f"{line}\n" for line in [*made, command] if line))
+    write_study(args.out, metrics, [*made, command])
+    args.out.joinpath("inputs.json").write_text(json.dumps(inputs))
     for key in inputs:
         print(key, " ".join(f"{v}: p={metrics[f'{key}/{v}_p']:.3g}" for v in VARIANTS))
     return 0

@@ -64,7 +64,6 @@ class ViTRankOptions(Options):
 
 def train(ctx, options: ViTRankOptions) -> dict:
     """Full-batch gradient descent with the rank probe attached; the logged series read back, and test accuracy."""
-    import numpy as np
     import torch
 
     from harness.models import ModelConfig, build_model
@@ -124,19 +123,9 @@ def train(ctx, options: ViTRankOptions) -> dict:
     trainer.fit()
     with torch.no_grad():
         accuracy = float((logits(model, x_test).argmax(-1) == y_test).float().mean())
-    rows: dict[int, dict] = {}
-    for row in ctx.run.series():
-        values = {k.removeprefix("vit/"): v for k, v in row.items() if k.startswith("vit/")}
-        rows.setdefault(row["step"], {}).update(values)
-    losses = sorted((s, r["train_loss"]) for s, r in rows.items() if "train_loss" in r)
-    probed = sorted((s, r) for s, r in rows.items() if any(k.startswith("rank/") for k in r))
-    return {
-        "loss_steps": np.array([s for s, _ in losses]),
-        "loss": np.array([v for _, v in losses]),
-        "probe_steps": np.array([s for s, _ in probed]),
-        "readings": [r for _, r in probed],
-        "test_accuracy": accuracy,
-    }
+    from harness.plugins.incremental_rank.experiment import training_series
+
+    return {**training_series(ctx, "vit"), "test_accuracy": accuracy}
 
 
 def stable_ranks(maps: dict) -> dict:

@@ -13,14 +13,15 @@ law c d^b (2 parameters), the conjecture's c d^k (k = max(Leap-1, 1), 1 paramete
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from harness.report import write_study
 from harness.stats import loglog_slope, mean_ci
+from harness.store import read_jsonl
 
 __all__ = ["loglog_slope", "fits"]
 
@@ -71,12 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     if not path.exists():
         print(f"error: {path} not found: give the folder of a leap sweep record", file=sys.stderr)
         return 2
-    samples = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    args.out.mkdir(parents=True, exist_ok=True)
-    result = fits(samples)
-    args.out.joinpath("metrics.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    command = "python -m harness.plugins.leap.fit " + " ".join(argv if argv is not None else sys.argv[1:])
-    args.out.joinpath("commands.txt").write_text(command + "\n")
+    result = fits(read_jsonl(path))
+    write_study(
+        args.out, result, ["python -m harness.plugins.leap.fit " + " ".join(argv if argv is not None else sys.argv[1:])]
+    )
     for key, value in sorted(result.items()):
         if math.isfinite(value):
             print(f"{key}: {value:.4g}")

@@ -10,12 +10,13 @@ seeds of ``fitted_exponent``, ``late_exponent`` and ``param_fitted_exponent``) a
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
+from harness.report import write_study
 from harness.stats import loglog_slope, mean_ci  # the fit shared with leap; re-exported for the task
+from harness.store import read_jsonl
 
 __all__ = ["alpha_needed", "loglog_slope", "exponent_intervals"]
 EXPONENTS = ("fitted_exponent", "late_exponent", "param_fitted_exponent")
@@ -62,12 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     if not path.exists():
         print(f"error: {path} not found: give the folder of an ntk sweep record", file=sys.stderr)
         return 2
-    samples = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    args.out.mkdir(parents=True, exist_ok=True)
-    result = exponent_intervals(samples)
-    args.out.joinpath("metrics.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    command = "python -m harness.plugins.ntk.fit " + " ".join(argv if argv is not None else sys.argv[1:])
-    args.out.joinpath("commands.txt").write_text(command + "\n")
+    result = exponent_intervals(read_jsonl(path))
+    write_study(
+        args.out, result, ["python -m harness.plugins.ntk.fit " + " ".join(argv if argv is not None else sys.argv[1:])]
+    )
     for key, value in sorted(result.items()):
         print(f"{key}: {value:.4g}")
     return 0
