@@ -111,6 +111,34 @@ def test_flagship_seeds_table_matches_its_sweep_record():
     assert f"at {summary['seeds/contrast_holds']:.0f} of {summary['seeds']:.0f} seeds" in PAGE
 
 
+def test_reference_architecture_table_matches_its_sweep_record():
+    """The paper's architecture at the flagship's budget (issue 25, item 5, CPU part): the page's table is what
+    seeds.seed_table makes of the committed sweep, at the flagship seeds table's first three seeds, and the page's
+    reading (neither model learns at any seed; the default does at the same seeds) holds in both records."""
+    from harness.plugins.graph_cot.seeds import seed_table
+
+    from harness.store import read_jsonl
+
+    folder = ROOT / "docs/results/graph_cot/reference_seeds"
+    points = read_jsonl(folder / "samples.jsonl")
+    assert len(points) == 3 and all(p["status"] == "finished" for p in points)
+    assert "attention=sdpa" in yaml_command(folder) and "positions=rotary" in yaml_command(folder)
+    for line in seed_table(points):
+        assert line in PAGE.splitlines(), line
+    default = {
+        p["seed"]: p["metrics"] for p in read_jsonl(ROOT / "docs/results/graph_cot/flagship_seeds/samples.jsonl")
+    }
+    for p in points:
+        assert p["metrics"]["dfs/evidence_accuracy"] < 0.1 and p["metrics"]["path/evidence_accuracy"] < 0.1
+        assert default[p["seed"]]["dfs/evidence_accuracy"] > 0.8
+
+
+def yaml_command(folder: Path) -> str:
+    import yaml
+
+    return yaml.safe_load((folder / "config.yaml").read_text())["command"]
+
+
 def test_depth_on_a_cpu_tables_match_their_records():
     """Depth 3 on a CPU (issue 25, item 3): the page's two tables are what the depth_cpu record's summarize.py and
     escape.summary_table make of the committed runs, and the reason the page gives holds in them: the only run that
