@@ -68,14 +68,7 @@ def test_depth_tables_match_the_committed_metrics(name, label):
 
 def test_depth_search_table_matches_its_runs():
     """The results page's table of the depth-3 search is what summarize.py makes of the committed runs."""
-    script = ROOT / "docs/results/graph_cot/gpu_d3_search/summarize.py"
-    spec = importlib.util.spec_from_file_location("summarize", script)
-    summarize = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(summarize)
-    lines = summarize.table()
-    assert len(lines) > 2
-    for line in lines:
-        assert line in PAGE.splitlines(), line
+    assert_table_on_page(summarize_script(ROOT / "docs/results/graph_cot/gpu_d3_search").table())
 
 
 def test_escape_study_table_matches_its_record():
@@ -109,6 +102,20 @@ def test_flagship_seeds_table_matches_its_sweep_record():
         assert line in PAGE.splitlines(), line
     summary = json.loads((folder / "metrics.json").read_text())
     assert f"at {summary['seeds/contrast_holds']:.0f} of {summary['seeds']:.0f} seeds" in PAGE
+
+
+def summarize_script(folder: Path):
+    """A record's summarize.py (it reads the record's runs and makes the page's table), loaded as a module."""
+    spec = importlib.util.spec_from_file_location(f"{folder.name}_summarize", folder / "summarize.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_table_on_page(lines: list[str]) -> None:
+    assert len(lines) > 2
+    for line in lines:
+        assert line in PAGE.splitlines(), line
 
 
 def test_reference_architecture_table_matches_its_sweep_record():
@@ -149,13 +156,8 @@ def test_depth_on_a_cpu_tables_match_their_records():
     from harness.store import read_jsonl
 
     folder = ROOT / "docs/results/graph_cot/depth_cpu"
-    spec = importlib.util.spec_from_file_location("depth_cpu_summarize", folder / "summarize.py")
-    summarize = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(summarize)
-    lines = summarize.table()
-    assert len(lines) > 2
-    for line in lines:
-        assert line in PAGE.splitlines(), line
+    summarize = summarize_script(folder)
+    assert_table_on_page(summarize.table())
     learned = [r for r in summarize.search_runs() if r["d3"] >= 0.8]
     assert learned and all(r["after"] > summarize.BUDGET_STEPS for r in learned)
     assert f"{summarize.BUDGET_STEPS} steps" in PAGE
