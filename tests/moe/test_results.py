@@ -6,12 +6,22 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+PAGE = (ROOT / "docs/papers/moe.md").read_text().split("# moe:", 1)[1]
+
+
+def record(name: str) -> dict:
+    """The metrics.json of the moe record ``name`` ("" for the top-level one)."""
+    return json.loads((ROOT / "docs/results/moe" / name / "metrics.json").read_text())
+
+
+def page_rows(pattern: str) -> list[str]:
+    """The page's table rows that start with ``pattern`` (a regular expression)."""
+    return [line for line in PAGE.splitlines() if re.match(pattern, line)]
 
 
 def test_readme_table_matches_committed_metrics():
-    metrics = json.loads((ROOT / "docs/results/moe/metrics.json").read_text())
-    section = (ROOT / "docs/papers/moe.md").read_text().split("# moe:", 1)[1]
-    rows = [line for line in section.splitlines() if re.match(r"\| \d+( \(teacher\))? \|", line)]
+    metrics = record("")
+    rows = page_rows(r"\| \d+( \(teacher\))? \|")
     assert len(rows) == 5
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
@@ -24,14 +34,13 @@ def test_readme_table_matches_committed_metrics():
 
 
 def test_readme_frozen_numbers_match_committed_metrics():
-    metrics = json.loads((ROOT / "docs/results/moe/frozen/metrics.json").read_text())
-    section = (ROOT / "docs/papers/moe.md").read_text().split("# moe:", 1)[1]
+    metrics = record("frozen")
     for part, text in (
         ("gate", "with the gate frozen"),
         ("experts", "with the experts frozen"),
         ("nothing", "when both are learnt"),
     ):
-        cell = re.search(r"(\S+\s\[\S+,\s\S+\])\s" + text.replace(" ", r"\s+"), section).group(1)
+        cell = re.search(r"(\S+\s\[\S+,\s\S+\])\s" + text.replace(" ", r"\s+"), PAGE).group(1)
         assert_interval(cell, metrics, f"normalized_mse@freeze={part}")
 
 
@@ -51,9 +60,8 @@ def assert_interval(cell: str, metrics: dict, key: str) -> None:
 
 
 def test_heatmap_table_matches_its_record():
-    metrics = json.loads((ROOT / "docs/results/moe/heatmap/metrics.json").read_text())
-    section = (ROOT / "docs/papers/moe.md").read_text().split("# moe:", 1)[1]
-    rows = [line for line in section.splitlines() if re.match(r"\| k_t = \d+ \|", line)]
+    metrics = record("heatmap")
+    rows = page_rows(r"\| k_t = \d+ \|")
     assert len(rows) == 3
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
@@ -68,14 +76,13 @@ def test_heatmap_table_matches_its_record():
     ]
     best = {key: metrics[key] for key in cells}
     drift = max(abs(metrics[f"final_{key}"] - v) / v for key, v in best.items())
-    written = re.search(r"final\s+error\s+is\s+within\s+([\d.]+)%\s+of\s+the\s+best", section).group(1)
+    written = re.search(r"final\s+error\s+is\s+within\s+([\d.]+)%\s+of\s+the\s+best", PAGE).group(1)
     assert abs(float(written) - 100 * drift) <= cited(written)
 
 
 def test_budget_table_matches_its_record():
-    metrics = json.loads((ROOT / "docs/results/moe/budget/metrics.json").read_text())
-    section = (ROOT / "docs/papers/moe.md").read_text().split("# moe:", 1)[1]
-    rows = [line for line in section.splitlines() if re.match(r"\| student k = \d+", line)]
+    metrics = record("budget")
+    rows = page_rows(r"\| student k = \d+")
     assert len(rows) == 2
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
@@ -86,5 +93,5 @@ def test_budget_table_matches_its_record():
             assert_interval(cell, metrics, f"{metric}@k={k},steps={steps}")
         assert_interval(cells[5], metrics, f"budget_gain@k={k}")
     for steps in (3000, 6000):
-        cell = re.search(rf"(\S+\s\[\S+,\s\S+\])\s+at\s+{steps}\s+steps", section).group(1)
+        cell = re.search(rf"(\S+\s\[\S+,\s\S+\])\s+at\s+{steps}\s+steps", PAGE).group(1)
         assert_interval(cell, metrics, f"coarse_ratio@steps={steps}")
