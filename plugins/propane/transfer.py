@@ -1,7 +1,9 @@
 """``harness run --task propane_transfer --task-args source=...``: found prompts scored on another model.
 
 ``source`` is a PROPANE run (``harness optimize`` or ``propane_compare``: its best_prompt.json) or a
-``propane_suite`` run or record folder (its samples.jsonl: every target prompt, arm and seed). For each target
+``propane_suite`` run or record folder (its samples.jsonl: every target prompt, arm and seed); ``{seed}`` in it is
+replaced by the run's seed, so ``harness sweep --seeds 0,1,2`` scores each seed's search with that seed's documents
+and random prompts and pairs them by seed (``source=docs/results/propane/suite_seeds/seed{seed}``). For each target
 prompt p* the other model (the run's ``--model``) samples fresh documents from p*; each found prompt is
 re-tokenized by the other model's tokenizer from its text and scored by the KL estimate log P(d|p*) - log P(d|p).
 Reference points, scored on the same documents:
@@ -136,30 +138,32 @@ class TransferTask:
         self.threads, self.workers = threads, workers
         self.cores = (threads or 1) * workers  # what a sweep reserves for one run
 
-    def targets(self, out: Path) -> tuple[list[Target], bool]:
-        """The source's targets, and whether it is a suite (several targets, paired by prompt)."""
-        folder = Path(self.source)
+    def targets(self, out: Path, seed: int = 0) -> tuple[list[Target], bool]:
+        """The source's targets (``{seed}`` in ``source`` read as ``seed``), and whether it is a suite (several
+        targets, paired by prompt)."""
+        source = self.source.replace("{seed}", str(seed))
+        folder = Path(source)
         if not folder.is_dir():
             from harness.store import Index
 
             if not (Path(out) / "runs.db").exists():
-                raise UsageError(f"source={self.source}: no runs in {out}; pass the --out of the optimize run")
-            folder = Path(Index(out).get(self.source)["dir"])
+                raise UsageError(f"source={source}: no runs in {out}; pass the --out of the optimize run")
+            folder = Path(Index(out).get(source)["dir"])
         if (folder / "best_prompt.json").exists():
             targets = run_targets(read_json(folder / "best_prompt.json", "re-run the run that wrote it"))
             if not targets:
-                raise UsageError(f"source={self.source} matched documents, not a target prompt; nothing to transfer")
+                raise UsageError(f"source={source} matched documents, not a target prompt; nothing to transfer")
             return targets, False
         if (folder / "samples.jsonl").exists() and "propane_suite" in (folder / "config.yaml").read_text():
             targets = suite_targets(folder)
             return targets[: self.n_prompts or len(targets)], True
         raise UsageError(
-            f"source={self.source}: {folder} has neither best_prompt.json nor a propane_suite's samples.jsonl; give "
+            f"source={source}: {folder} has neither best_prompt.json nor a propane_suite's samples.jsonl; give "
             "a finished harness optimize (propane) run or propane_suite run"
         )
 
     def run(self, ctx) -> dict[str, float]:
-        targets, suite = self.targets(ctx.run.out)
+        targets, suite = self.targets(ctx.run.out, ctx.seed)
         ctx.path("samples.jsonl").unlink(missing_ok=True)  # deterministic: a rerun recomputes every document
         ctx.run.update_config(
             source_prompts=[{"target_prompt": t.prompt, **{c.name: c.text for c in t.candidates}} for t in targets]

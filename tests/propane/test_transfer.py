@@ -67,3 +67,19 @@ def test_a_source_without_prompts_is_a_usage_error(tmp_path):
         TransferTask(source=str(tmp_path)).targets(tmp_path)
     with pytest.raises(UsageError, match="n_random=-1"):
         TransferTask(source="x", n_random=-1)
+
+
+def test_seed_in_the_source_names_that_seeds_search(tmp_path):
+    """``source=.../seed{seed}``: a sweep's seed-s transfer reads seed s's search (and only it)."""
+    from harness.plugins.propane.transfer import TransferTask
+
+    (tmp_path / "seed0").mkdir()
+    (tmp_path / "seed1").mkdir()
+    record = {"target_prompt": "Tell me a joke.", "text": "joke tell", "init": "! !", "doc_len": 4, "method": "propane"}
+    (tmp_path / "seed1" / "best_prompt.json").write_text(json.dumps(record))
+    task = TransferTask(source=str(tmp_path / "seed{seed}"))
+    targets, suite = task.targets(tmp_path, seed=1)
+    assert not suite and targets[0].prompt == "Tell me a joke."
+    assert [c.text for c in targets[0].candidates] == ["joke tell", "! !"]
+    with pytest.raises(UsageError, match=r"seed0: .* has neither best_prompt.json"):
+        task.targets(tmp_path, seed=0)
