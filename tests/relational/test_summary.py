@@ -3,6 +3,7 @@ embedding dimension."""
 
 import math
 
+import pytest
 from harness.plugins.relational.task import Relational
 
 
@@ -81,3 +82,27 @@ def test_the_papers_loss_threshold_read_over_seeds(tmp_path):
     assert metrics["n_to_loss_0.01_reached@attention=sdpa"] == 2
     assert math.isinf(metrics["n_to_loss_0.01_geomean@attention=sdpa"])
     assert math.isinf(metrics["n_to_loss_0.01@attention=sdpa"])
+
+
+def test_regression_sweep_reads_loss_and_accuracy_seed_by_seed(tmp_path):
+    """Claim (i) (regression, no d_model): the paper's loss threshold beside accuracy 0.9, both on the mean curve
+    and per seed, and the accuracy-and-loss figure; no error threshold (that is claim (ii)'s)."""
+    points = []
+    for seed, needed in ((0, 32), (1, 64), (2, 64)):
+        for n in (16, 32, 64, 128):
+            points.append(point(n, seed, 0.995 if n >= needed else 0.85, attention="identity"))
+            points.append(point(n, seed, 0.92 if n >= 128 and seed else 0.6, attention="sdpa"))
+    metrics = Relational.sweep_summary(points, Context(tmp_path))
+    assert metrics["n_to_loss_0.01@attention=identity"] == 64  # mean loss 0.005 there, 0.102 at n=32
+    assert metrics["n_to_0.9@attention=identity"] == 64  # mean accuracy 0.898 at n=32: one seed is not enough
+    assert metrics["n_to_loss_0.01_reached@attention=identity"] == 3
+    assert metrics["n_to_loss_0.01_geomean@attention=identity"] == pytest.approx(2 ** (17 / 3))
+    assert metrics["n_to_0.9_reached@attention=identity"] == 3
+    assert metrics["n_to_0.9_geomean@attention=identity"] == pytest.approx(2 ** (17 / 3))
+    assert metrics["n_to_0.9_reached@attention=sdpa"] == 2  # seed 0 stays at 0.6
+    assert math.isinf(metrics["n_to_0.9_geomean@attention=sdpa"])
+    assert math.isinf(metrics["n_to_0.9@attention=sdpa"])  # mean 0.81 at n=128
+    assert metrics["n_to_loss_0.01_reached@attention=sdpa"] == 0
+    assert "n_to_error_0.05@attention=sdpa" not in metrics
+    assert (tmp_path / "accuracy_and_loss_vs_n.png").stat().st_size > 1000
+    assert not (tmp_path / "test_loss_vs_n_by_dimension.png").exists()
