@@ -18,8 +18,9 @@ from harness.report import write_study
 from harness.stats import loglog_slope, mean_ci  # the fit shared with leap; re-exported for the task
 from harness.store import read_jsonl
 
-__all__ = ["alpha_needed", "loglog_slope", "exponent_intervals"]
+__all__ = ["alpha_needed", "loglog_slope", "decade_exponents", "exponent_intervals"]
 EXPONENTS = ("fitted_exponent", "late_exponent", "param_fitted_exponent")
+DECADE = "decade_exponent@T="  # the local exponents, one per factor 10 of T: decade_exponent@T=1-10, ...
 
 
 def alpha_needed(alphas: list[float], deviations: list[float], epsilon: float) -> float:
@@ -38,8 +39,23 @@ def alpha_needed(alphas: list[float], deviations: list[float], epsilon: float) -
     return math.exp(x0 + share * (x1 - x0))
 
 
+def decade_exponents(times: list[float], needed: list[float]) -> dict[str, float]:
+    """The log-log slope of ``needed`` against ``times`` over each factor 10 of T from the first T on (ends
+    included): ``{"decade_exponent@T=1-10": slope, ...}``. A curve's local exponent, where one slope over the whole
+    window averages an S-shaped curve's steep middle with its flat ends."""
+    out = {}
+    low = times[0]
+    while low * 10 <= times[-1] * (1 + 1e-9):
+        inside = [k for k, t in enumerate(times) if low * (1 - 1e-9) <= t <= low * 10 * (1 + 1e-9)]
+        slope = loglog_slope([times[k] for k in inside], [needed[k] for k in inside])[0]
+        out[f"{DECADE}{low:.3g}-{low * 10:.3g}"] = slope
+        low *= 10
+    return out
+
+
 def exponent_intervals(samples: list[dict]) -> dict[str, float]:
-    """``{name@target=t: mean, name_low@target=t, name_high@target=t, seeds@target=t}`` over the sweep's seeds."""
+    """``{name@target=t: mean, name_low@target=t, name_high@target=t, seeds@target=t}`` over the sweep's seeds, for
+    the three window exponents and each decade's (``decade_exponent@T=1-10@target=t``, ...)."""
     by_target: dict[str, list[dict]] = {}
     for row in samples:
         by_target.setdefault(row["args"]["target"], []).append(row["metrics"])
@@ -47,7 +63,7 @@ def exponent_intervals(samples: list[dict]) -> dict[str, float]:
     for target, rows in sorted(by_target.items()):
         at = f"@target={target}"
         out[f"seeds{at}"] = float(len(rows))
-        for name in EXPONENTS:
+        for name in EXPONENTS + tuple(k for k in rows[0] if k.startswith(DECADE)):
             interval = mean_ci([r[name] for r in rows])
             out.update({f"{name}{at}": interval.estimate, f"{name}_low{at}": interval.low})
             out[f"{name}_high{at}"] = interval.high

@@ -18,6 +18,8 @@ Choices (the paper has no experiment to copy):
   ``d f / dt = -(K / n)(f - y)`` do not depend on alpha, so one time axis serves every alpha.
 - Every alpha of the grid trains at once as a batch of independent parameter vectors (rows of one tensor), in
   float64 (deviations at large alpha are ~1e-4 of the predictions, near float32's resolution after 10^4 steps).
+- ``train_side_by_side`` reads the model through the problem's ``forward(w, x)`` (batched over parameter vectors)
+  and its Jacobian at w0, so the same loop, step and sup run the network here and the worst case of tight.py.
 - A plain torch loop, not the shared Trainer: this is full-batch GD on a fixed training set for two models in
   lockstep, one of them a matrix product, with the gap between them measured after every step (the sup over t).
 """
@@ -37,9 +39,11 @@ class LazyConfig:
     width: int = 128  # hidden units m
     n_train: int = 64  # training inputs (full-batch GD)
     n_test: int = 256  # held-out inputs on which the deviation is measured
-    target: str = "teacher"  # teacher: a random width-4 tanh network; random: i.i.d. N(0, 1) labels
+    target: str = "teacher"  # teacher: a random width-4 tanh network; random: i.i.d. N(0, 1) labels; tight: tight.py
     dt: float = 0.5  # GD step in kernel time (units of 1 / lambda_max)
     horizon: float = 1000.0  # last time T, in kernel time
+    curvature: float = 1.0  # target=tight only: b = Lip(Dh) of the diagonal quadratic model
+    spectrum_min: float = 1e-4  # target=tight only: its smallest kernel eigenvalue (the largest is ~1)
 
 
 class TwoLayerTanh(nn.Module):
@@ -96,7 +100,11 @@ def make_problem(config: LazyConfig, generator: torch.Generator) -> dict:
     jacobian = torch.func.jacrev(h)(w0, x)  # (N, p): row i is dh(x_i)/dw at w0
     train = jacobian[: config.n_train]
     lambda_max = torch.linalg.eigvalsh(train @ train.T / config.n_train)[-1].item()
-    return {"x": x, "y": y, "w0": w0, "jacobian": jacobian, "lambda_max": lambda_max, "h": h}
+
+    def forward(w: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        return batched_forward(w, inputs, config.d, config.width)
+
+    return {"x": x, "y": y, "w0": w0, "jacobian": jacobian, "lambda_max": lambda_max, "h": h, "forward": forward}
 
 
 def train_side_by_side(
@@ -109,11 +117,11 @@ def train_side_by_side(
     of alpha (w - w0), whose image under Dh is the prediction), and the model's training loss at T.
     ``on_record(t, values)`` is called at the times of ``times`` with the current (not sup) values.
     """
-    x, y, w0, J = problem["x"], problem["y"], problem["w0"], problem["jacobian"]
-    n, d, m = config.n_train, config.d, config.width
+    x, y, w0, J, forward = problem["x"], problem["y"], problem["w0"], problem["jacobian"], problem["forward"]
+    n = config.n_train
     alpha = torch.tensor(alphas, dtype=torch.float64).unsqueeze(1)  # (A, 1)
     step = config.dt / problem["lambda_max"]  # raw GD step; kernel time advances by config.dt per step
-    h0 = batched_forward(w0.unsqueeze(0), x, d, m)  # (1, N)
+    h0 = forward(w0.unsqueeze(0), x)  # (1, N)
     w = w0.repeat(len(alphas), 1)  # (A, p) real model
     w_lin = w.clone()  # (A, p) tangent model
     sup_pred = torch.zeros(len(alphas), dtype=torch.float64)
@@ -126,12 +134,12 @@ def train_side_by_side(
         recording = next_time < len(times) and t >= times[next_time] - 1e-9
         if recording or k % max(1, k // 200) == 0:  # the sup is taken on a grid 0.5% of t apart (every step early)
             with torch.no_grad():
-                gap = alpha * (batched_forward(w, x[n:], d, m) - h0[:, n:] - (w_lin - w0) @ J[n:].T)  # (A, n_test)
+                gap = alpha * (forward(w, x[n:]) - h0[:, n:] - (w_lin - w0) @ J[n:].T)  # (A, n_test)
                 gap = gap.pow(2).mean(1).sqrt()  # (A,) held-out RMS gap
                 torch.maximum(sup_pred, gap, out=sup_pred)
                 torch.maximum(sup_param, alpha.squeeze(1) * (w - w_lin).norm(dim=1), out=sup_param)
         w.requires_grad_(True)
-        f = alpha * (batched_forward(w, x[:n], d, m) - h0[:, :n])  # (A, n)
+        f = alpha * (forward(w, x[:n]) - h0[:, :n])  # (A, n)
         loss = 0.5 * ((f - y[:n]) ** 2).mean(1)  # (A,) R(alpha (h - h0))
         (grad,) = torch.autograd.grad((loss / alpha.squeeze(1) ** 2).sum(), w)
         f_lin = alpha * ((w_lin - w0) @ J[:n].T)  # (A, n)

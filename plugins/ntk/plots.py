@@ -33,12 +33,13 @@ def plot_deviations(
 
 
 def plot_alpha_needed(path: Path, series: dict, slopes: dict, epsilon: float) -> Path:
-    """alpha needed against T on log-log axes, one line per label, with slope-1 (this paper) and slope-2
-    (Chizat et al.) references through each line's first point."""
+    """Left: alpha needed against T on log-log axes, one line per label, with slope-1 (this paper) and slope-2
+    (Chizat et al.) references through each line's first point. Right: alpha needed / T, each line divided by its
+    first point: flat where the local exponent is 1, rising where it is above."""
     from harness.report import figure
 
     plt = figure()
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, (ax, flat) = plt.subplots(1, 2, figsize=(11, 4.5))
     for label, (times, needed) in series.items():
         line = ax.plot(times, needed, marker="o", markersize=4, label=f"{label}: fitted slope {slopes[label]:.2f}")
         finite = [(t, a) for t, a in zip(times, needed) if math.isfinite(a)]
@@ -48,6 +49,8 @@ def plot_alpha_needed(path: Path, series: dict, slopes: dict, epsilon: float) ->
             color = line[0].get_color()
             ax.plot(ends, [a0 * (t / t0) for t in ends], color=color, linestyle="--", linewidth=1, alpha=0.6)
             ax.plot(ends, [a0 * (t / t0) ** 2 for t in ends], color=color, linestyle=":", linewidth=1, alpha=0.6)
+            flat.plot([t for t, _ in finite], [a / t / (a0 / t0) for t, a in finite], marker="o", markersize=4)
+            flat.plot([], [], color=color, label=label)
     ax.plot([], [], color="gray", linestyle="--", label="slope 1: alpha = O(T) (this paper)")
     ax.plot([], [], color="gray", linestyle=":", label="slope 2: alpha = O(T^2) (Chizat et al.)")
     ax.set(
@@ -57,8 +60,16 @@ def plot_alpha_needed(path: Path, series: dict, slopes: dict, epsilon: float) ->
         ylabel=f"alpha needed for sup gap <= {epsilon:g}",
         title="ntk: alpha needed to stay linear until T",
     )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    flat.set(
+        xscale="log",
+        yscale="log",
+        xlabel="T (kernel time, 1/lambda_max)",
+        ylabel="(alpha needed / T) / its value at the first T",
+        title="flat: exponent 1; rising: above 1",
+    )
+    for axis in (ax, flat):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -12,7 +12,13 @@ seeds are what the preset sweeps. The slope is fitted over ``t_min <= T <= horiz
 time) the gap grows like T^2 by Taylor's theorem (the parameters move at constant speed) for any model, which
 says nothing about the bound, and after the training has converged the gap stops growing. ``late_exponent`` is
 the slope over the last decade of T alone; ``alpha_over_T_spread`` (and ``_T2_``) is max / min over the grid of
-(alpha needed) / T (/ T^2): 1 for an exact power law with that exponent.
+(alpha needed) / T (/ T^2): 1 for an exact power law with that exponent; ``decade_exponent@T=1-10`` (and each
+further factor 10) is the local slope over one decade.
+
+One network cannot test "tight": its exponent is a statistic of the window (an S-shaped curve). ``target=tight``
+runs, through the same loop and fit, a model built to attain the bound at every T of the window (tight.py: one
+quadratic direction per scale of the kernel spectrum, equal loss on each), so its exponent is the bound's own: the
+preset sweeps it beside the network's two targets.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 from harness.errors import UsageError
 from harness.options import Options, option, takes
 
-TARGETS = ("teacher", "random")
+TARGETS = ("teacher", "random", "tight")
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,10 @@ class NTKOptions(Options):
     """The network and data, the alpha grid, the gaps allowed and the T grid of the fit."""
 
     target: str = option(
-        "teacher", "teacher (a random width-4 tanh network) or random (i.i.d. N(0, 1) labels)", choices=TARGETS
+        "teacher",
+        "teacher (a random width-4 tanh network), random (i.i.d. N(0, 1) labels) or tight (not a network: the bound's"
+        " worst case, a diagonal quadratic model with n_train directions, see tight.py)",
+        choices=TARGETS,
     )
     d: int = option(8, "input dimension", ge=1)
     width: int = option(128, "hidden units", ge=1)
@@ -46,6 +55,10 @@ class NTKOptions(Options):
     horizon: float = option(1000.0, "the last T of the fit, in kernel time", gt=0)
     times_per_decade: int = option(4, "points of the geometric T grid per factor 10", ge=1)
     dt: float = option(0.5, "GD step in kernel time (gradient flow is the limit dt -> 0; stable below 2)", gt=0, lt=2)
+    curvature: float = option(1.0, "target=tight: the curvature b = Lip(Dh) of its quadratic directions", gt=0)
+    spectrum_min: float = option(
+        1e-4, "target=tight: its smallest kernel eigenvalue (the largest is ~1); keep it below 1/horizon", gt=0, lt=1
+    )
 
     def check(self) -> None:
         self.alpha_grid  # noqa: B018 (parsing is the check)
@@ -87,18 +100,28 @@ class NTKValidity:
 
         o = self.options = options
         self.config = LazyConfig(
-            d=o.d, width=o.width, n_train=o.n_train, n_test=o.n_test, target=o.target, dt=o.dt, horizon=o.horizon
+            d=o.d,
+            width=o.width,
+            n_train=o.n_train,
+            n_test=o.n_test,
+            target=o.target,
+            dt=o.dt,
+            horizon=o.horizon,
+            curvature=o.curvature,
+            spectrum_min=o.spectrum_min,
         )
         self.alphas, self.times = o.alpha_grid, o.times
         self.epsilon, self.param_epsilon = o.epsilon, o.param_epsilon
 
     def run(self, ctx) -> dict[str, float]:
         import torch
-        from harness.plugins.ntk.fit import alpha_needed, loglog_slope
+        from harness.plugins.ntk.fit import alpha_needed, decade_exponents, loglog_slope
         from harness.plugins.ntk.lazy import make_problem, train_side_by_side
         from harness.plugins.ntk.plots import plot_alpha_needed, plot_deviations
+        from harness.plugins.ntk.tight import make_tight_problem
 
-        problem = make_problem(self.config, torch.Generator().manual_seed(ctx.seed_for("ntk", "problem")))
+        make = make_tight_problem if self.config.target == "tight" else make_problem
+        problem = make(self.config, torch.Generator().manual_seed(ctx.seed_for("ntk", "problem")))
 
         def log(t: float, values: dict) -> None:
             ctx.log(
@@ -127,6 +150,8 @@ class NTKValidity:
             metrics[f"{prefix}late_exponent"] = loglog_slope(
                 [self.times[k] for k in last_decade], [needed[k] for k in last_decade]
             )[0]
+            if not prefix:
+                metrics.update(decade_exponents(self.times, needed))
         # the gap times alpha at the largest alpha: the constant c(T) of gap = c(T) / alpha
         metrics.update({f"scaled_gap@T={t:.3g}": self.alphas[-1] * g for t, g in zip(self.times, result["pred"][-1])})
         metrics["final_loss"] = result["loss"][-1][-1]
@@ -144,15 +169,15 @@ class NTKValidity:
     @staticmethod
     def sweep_summary(points: list[dict], ctx) -> dict:
         """Across targets and seeds: the alpha needed (geometric mean over seeds) against T, one line per target,
-        and ``fitted_exponent`` = the largest per-target mean, the worst case the theorem bounds."""
+        and ``fitted_exponent`` = the largest per-target mean (with its 95% t interval over seeds)."""
         from harness.plugins.ntk.plots import plot_alpha_needed
 
-        from harness.evaluation import mean_stderr
+        from harness.stats import mean_ci
 
         by_target: dict[str, list[dict]] = {}
         for point in points:
             by_target.setdefault(point["args"].get("target", "teacher"), []).append(point["metrics"])
-        series, slopes, stderrs = {}, {}, {}
+        series, slopes, intervals = {}, {}, {}
         for target, runs in by_target.items():
             keys = sorted((k for k in runs[0] if k.startswith("alpha_needed@T=")), key=lambda k: float(k[15:]))
             times = [float(k[15:]) for k in keys]
@@ -163,9 +188,10 @@ class NTKValidity:
                     math.exp(sum(map(math.log, values)) / len(values)) if len(values) == len(runs) else math.nan
                 )
             series[target] = (times, means)
-            slopes[target], stderrs[target] = mean_stderr([r["fitted_exponent"] for r in runs])
-        worst = max(slopes, key=slopes.get)
-        out = {"fitted_exponent": slopes[worst], "fitted_exponent_stderr": stderrs[worst]}
+            intervals[target] = mean_ci([r["fitted_exponent"] for r in runs])
+            slopes[target] = intervals[target].estimate
+        worst = intervals[max(slopes, key=slopes.get)]
+        out = {"fitted_exponent": worst.estimate, "fitted_exponent_low": worst.low, "fitted_exponent_high": worst.high}
         epsilon = points[0]["metrics"].get("epsilon", math.nan)
         plot_alpha_needed(ctx.path("alpha_needed_vs_T.png"), series, slopes, epsilon)
         return out

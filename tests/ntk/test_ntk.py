@@ -126,3 +126,82 @@ def test_one_step_gap_is_second_order_in_the_step(problem):
         assert result["param"][0][0] < 1e-12  # identical parameters after the first step
         gaps.append(result["pred"][0][0])
     assert 3.6 < gaps[0] / gaps[1] < 4.4
+
+
+def test_decade_exponents_are_the_local_slopes():
+    from harness.plugins.ntk.fit import decade_exponents
+
+    times = [10 ** (k / 4) for k in range(13)]  # 1 .. 1000
+    needed = [t if t <= 10 else 10 * (t / 10) ** 2 if t <= 100 else 1000 for t in times]  # slope 1, then 2, then 0
+    slopes = decade_exponents(times, needed)
+    assert list(slopes) == ["decade_exponent@T=1-10", "decade_exponent@T=10-100", "decade_exponent@T=100-1e+03"]
+    assert [round(s, 6) for s in slopes.values()] == [1.0, 2.0, 0.0]
+
+
+@pytest.fixture
+def tight(one_thread):
+    import torch
+    from harness.plugins.ntk.lazy import LazyConfig
+    from harness.plugins.ntk.tight import make_tight_problem
+
+    config = LazyConfig(n_train=32, target="tight", dt=0.5, horizon=100.0, spectrum_min=1e-3)
+    return config, make_tight_problem(config, torch.Generator().manual_seed(0))
+
+
+def test_tight_problem_is_the_diagonal_quadratic_model(tight):
+    import torch
+
+    config, p = tight
+    K = config.n_train
+    direction = torch.randn(K, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert torch.allclose(
+        torch.func.jacrev(p["h"])(direction, p["x"])[:K], torch.diag(p["jacobian"][:K].diag() + direction)
+    )
+    kernel = p["jacobian"][:K] @ p["jacobian"][:K].T / K
+    assert torch.allclose(kernel, torch.diag(p["eigenvalues"]))  # the empirical NTK is diag(mu)
+    mu = sorted(p["eigenvalues"].tolist())
+    assert config.spectrum_min <= mu[0] and mu[-1] <= 1 and p["lambda_max"] == mu[-1]
+    cells = [math.log(m) / math.log(config.spectrum_min) * K for m in mu]  # one eigenvalue in each log-cell
+    assert [math.floor(c) for c in cells] == list(range(K - 1, -1, -1))
+    assert sorted(set(p["y"].abs().tolist())) == [1.0]
+
+
+def test_tight_gap_follows_the_closed_form(one_thread):
+    """One direction, alpha large, small steps: the sup gap times alpha is (2 b y^2 / a^2) max_{s <= T} phi(s)."""
+    import torch
+    from harness.plugins.ntk.lazy import LazyConfig, train_side_by_side
+    from harness.plugins.ntk.tight import make_tight_problem, phi
+
+    config = LazyConfig(n_train=1, target="tight", dt=0.01, curvature=0.7, spectrum_min=0.3)
+    p = make_tight_problem(config, torch.Generator().manual_seed(3))
+    times = [0.5, 1.0, 1.59, 3.0, 8.0]  # kernel time = the direction's own time s (it is the largest eigenvalue)
+    result = train_side_by_side(p, [1e3], config, times)
+    a2 = p["jacobian"][0, 0].item() ** 2
+    for T, gap in zip(times, result["pred"][0]):
+        peak = max(phi(T * k / 1000) for k in range(1001))
+        assert 1e3 * gap == pytest.approx(2 * 0.7 / a2 * peak, rel=0.02), T
+    assert result["loss"][0][-1] < 1e-3  # and both models have fitted y by s = 8
+
+
+def test_tight_exponent_is_one_until_the_spectrum_ends(tight):
+    """The construction's alpha needed grows like T over the window inside its spectrum, and stops growing once
+    every direction has converged (spectrum_min = 0.1: after T ~ 10)."""
+    from dataclasses import replace
+
+    import torch
+    from harness.plugins.ntk.fit import decade_exponents
+    from harness.plugins.ntk.lazy import train_side_by_side
+    from harness.plugins.ntk.tight import make_tight_problem
+
+    config, p = tight
+    alphas = [0.316, 1, 3.16, 10, 31.6, 100, 316, 1000, 3160]
+    times = [10 ** (k / 4) for k in range(9)]  # 1 .. 100
+    for spectrum_min, low, high in ((1e-3, 0.9, 1.1), (0.1, -0.1, 0.4)):
+        c = replace(config, spectrum_min=spectrum_min)
+        problem = p if spectrum_min == 1e-3 else make_tight_problem(c, torch.Generator().manual_seed(0))
+        sup = train_side_by_side(problem, alphas, c, times)["pred"]
+        needed = [alpha_needed(alphas, [row[j] for row in sup], 1e-3) for j in range(len(times))]
+        late = decade_exponents(times, needed)["decade_exponent@T=10-100"]
+        assert low < late < high, (spectrum_min, late)
+        if spectrum_min == 1e-3:
+            assert 0.93 < loglog_slope(times, needed)[0] < 1.07
