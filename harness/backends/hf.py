@@ -40,7 +40,7 @@ from harness.backends.batching import (
     right_pad,
     runs,
 )
-from harness.backends.kv_cache import join_left_padded, make_room
+from harness.backends.kv_cache import join_left_padded
 from harness.backends.tokens import encode_pair, fit_window, lead_tokens, prompt_tokens, rolling_windows
 from harness.backends.weights import pull
 from harness.errors import UsageError
@@ -417,16 +417,15 @@ class HFLM(LM):
     def _generate_batch(self, encoded: list[list[int]], prompts: list[str], params: SamplingParams, report=None):
         """Decode a batch with a KV cache; the n samples of a prompt share its prefill, finished rows leave.
         ``report``: (on_step, the batch's prompt indices), told each step's tokens; rows it stops leave too."""
+        from harness.backends.decode import stepper
         from harness.sampling import sample, sample_generators
 
         torch = self.torch
         n = params.n
         last, past, mask = self._prefill_in_runs(encoded)
         logprobs = self.vocab_logprobs(last, scored=False).repeat_interleave(n, 0)  # (B*n, V): one prefill for n
-        past.batch_repeat_interleave(n)
-        make_room(past, params.max_tokens)
-        mask = mask.repeat_interleave(n, 0)
-        positions = mask.sum(-1, keepdim=True)
+        step = stepper(self._fused, self.hidden_states, past, mask, n, params.max_tokens)
+        del past, mask  # the step holds what it needs (the fused one a copy)
         rows = logprobs.shape[0]
         generators = sample_generators(params.seed, prompts, n, self.device) if params.temperature > 0 else None
         tokens = [[] for _ in range(rows)]
@@ -456,15 +455,11 @@ class HFLM(LM):
             keep = [line for line, r in enumerate(active) if finished[r] is None]
             if not keep:
                 break
+            index = None
             if len(keep) < len(active):  # drop finished rows from the batch and the cache
                 index = torch.tensor(keep, device=self.device)
-                past.batch_select_indices(index)
-                mask, positions, chosen = mask[index], positions[index], chosen[index]
-                active = [active[line] for line in keep]
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            hidden, past = self.hidden_states(chosen[:, None], mask, past=past, positions=positions)
-            positions = positions + 1
-            logprobs = self.vocab_logprobs(hidden[:, -1], scored=False)
+                chosen, active = chosen[index], [active[line] for line in keep]
+            logprobs = self.vocab_logprobs(step(chosen, index), scored=False)
         return [
             [self._completion(tokens[r], token_logprobs[r], finished[r], params) for r in range(p * n, (p + 1) * n)]
             for p in range(len(encoded))
