@@ -103,6 +103,7 @@ class FusedForward:
         cache=None,
         positions: torch.Tensor | None = None,
         documents: torch.Tensor | None = None,
+        shared=None,
     ) -> torch.Tensor:
         """tokens: ids (B, T) or input embeddings (B, T, d), left-padded; attention_mask (B, P + T): the P positions
         already in ``cache``, then these. ``cache``: a transformers DynamicCache that receives every layer's keys
@@ -112,7 +113,12 @@ class FusedForward:
         Packed rows (no cache): ``documents`` (B, T) numbers the independent sequences laid back to back in a row
         (none sees another; each takes positions from 0), and ``segments`` (B, T) the parts of one: 0 its context,
         j > 0 its j-th continuation, which sees the context and itself only and takes its positions from the
-        context's end, as if it were alone after it. Padding: any value."""
+        context's end, as if it were alone after it. Padding: any value.
+
+        ``shared`` (instead of ``cache``): a DynamicCache of Q rows, all real tokens, that these B = Q * k rows
+        continue, row b after cached row b // k (attention_mask (B, P + T) then covers its P positions too). Each
+        layer's cached keys are read once for the k rows that share them (:func:`_attend_shared`), not copied per
+        row, and nothing is added to the cache."""
         model, config = self.module.base_model, self.module.config
         batch, width = tokens.shape[:2]
         past = attention_mask.shape[1] - width
@@ -153,14 +159,41 @@ class FusedForward:
             q = qk[:, :, :heads].transpose(1, 2).to(attention)  # (B, H, T, hd)
             k = qk[:, :, heads:].transpose(1, 2).to(attention)  # (B, KV, T, hd)
             v = qkv[:, :, heads + kv_heads :].transpose(1, 2).to(attention)
-            if cache is not None:
-                k, v = cache.update(k.contiguous(), v.contiguous(), index)
-            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
+            if shared is not None:
+                prefix = shared.layers[index]
+                attended = _attend_shared(q, k, v, prefix.keys, prefix.values, mask[..., past:], scale)
+            else:
+                if cache is not None:
+                    k, v = cache.update(k.contiguous(), v.contiguous(), index)
+                attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
             attended = attended.to(x.dtype).transpose(1, 2).reshape(batch, width, heads * head_dim)
             x = x + _linear(attended, w["o"])
             gate, up = _linear(F.rms_norm(x, (x.shape[-1],), w["norm_post"], eps), w["gate_up"]).split(d_ff, -1)
             x = x + _linear(F.silu(gate) * up, w["down"])
         return F.rms_norm(x, (x.shape[-1],), model.norm.weight, getattr(model.norm, "variance_epsilon", eps))
+
+
+def _attend_shared(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prefix_k: torch.Tensor, prefix_v: torch.Tensor, own, scale
+) -> torch.Tensor:
+    """Attention (B, H, T, hd) of q (B, H, T, hd) over its group's shared prefix (Q, KV, P, hd; row b's group is
+    b // k, k = B // Q) and its own keys k, v (B, KV, T, hd) where ``own`` (B, 1, T, T) allows. Each group's queries
+    (k rows x the H // KV query heads of a key head) meet the prefix keys in one matmul, so the prefix is read once
+    per group; one softmax spans the prefix and own scores (a shared maximum and denominator), as attention over
+    the keys laid end to end would: the function of repeating the prefix per row, without the copies."""
+    (batch, heads, width, dim), (groups, kv_heads, past) = q.shape, prefix_k.shape[:3]
+    per, share = batch // groups, heads // kv_heads
+    q = q.reshape(groups, per, kv_heads, share, width, dim).transpose(1, 2).contiguous()  # (Q, KV, k, g, T, hd)
+    k, v = (t.reshape(groups, per, kv_heads, width, dim).transpose(1, 2) for t in (k, v))  # (Q, KV, k, T, hd)
+    rows = (groups, kv_heads, per, share * width)  # a group's queries, by document
+    to_prefix = (q.view(groups, kv_heads, -1, dim) @ prefix_k.transpose(-1, -2)).view(*rows, past)
+    to_own = (q.view(*rows, dim) @ k.transpose(-1, -2)).view(groups, kv_heads, per, share, width, width)
+    to_own = to_own.masked_fill_(~own.view(groups, 1, per, 1, width, width), float("-inf")).view(*rows, width)
+    top = torch.maximum(to_prefix.amax(-1, keepdim=True), to_own.amax(-1, keepdim=True))
+    to_prefix, to_own = (s.sub_(top).mul_(scale).exp_() for s in (to_prefix, to_own))
+    total = to_prefix.sum(-1, keepdim=True) + to_own.sum(-1, keepdim=True)
+    out = (to_prefix.view(groups, kv_heads, -1, past) @ prefix_v).view(*rows, dim).add_(to_own @ v).div_(total)
+    return out.transpose(1, 2).reshape(batch, heads, width, dim)
 
 
 def _rank_in_segment(segments: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

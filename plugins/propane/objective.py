@@ -4,9 +4,12 @@ For a prompt p and documents d_1..d_n the model sees ``prefix + p + suffix + d_i
 depend on p (the embeddings of prefix, suffix and documents, and log P(d_i | p*)) is computed once. Scoring
 without gradients (proposals, held-out KL) runs each proposal's context once and continues every document from
 its KV cache (hf modules), so the context is not recomputed n times; modules without a cache (scratch) get
-proposals x documents flattened into full rows. Chunks are sized by a token budget and a logits budget; only the
-document positions go through the LM head. Documents of different lengths are right-padded: padding after a
-document cannot change the causal logits before it, so a loss mask is all that is needed.
+proposals x documents flattened into full rows. Through the hf engine's fused forward the documents read their
+context's cached keys once for all of them (shared-prefix attention, issue 33) instead of a copy of the cache each.
+Chunks are sized by a token budget and a logits budget; only the document positions go through the LM head, and
+their logits reach float32 a few positions at a time (whitebox.token_nll). Documents of different lengths are
+right-padded: padding after a document cannot change the causal logits before it, so a loss mask is all that is
+needed.
 
 Choices not fixed by the paper:
 - The search loss is the token-mean NLL over all training-document tokens (the reference code's mean over tokens),
@@ -26,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from harness.plugins.propane.whitebox import Template, WhiteBox
 
-LOGITS_BUDGET_BYTES = 256 * 2**20  # float32 logits kept per chunk
+LOGITS_BUDGET_BYTES = 256 * 2**20  # logits kept per chunk, counted as float32
 
 
 class Objective:
@@ -116,10 +119,8 @@ class Objective:
 
     def _shared_nll(self, contexts: torch.Tensor, docs: slice) -> torch.Tensor:
         """Summed NLL (P, k) of the documents ``docs`` after each context (P, Lc, d); each context runs once."""
-        logits = self.box.context_then_documents(contexts, self.doc_embeds[docs])  # (P*k, Ld, V)
-        targets = self.docs[docs].repeat(len(contexts), 1)
-        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-        return (nll.view(targets.shape) * self.mask[docs].repeat(len(contexts), 1)).sum(dim=1).view(len(contexts), -1)
+        nll = self.box.context_then_documents(contexts, self.doc_embeds[docs], self.docs[docs])  # (P*k, Ld)
+        return (nll * self.mask[docs].repeat(len(contexts), 1)).sum(dim=1).view(len(contexts), -1)
 
     def _doc_nll_shared_context(self, embeds: torch.Tensor) -> torch.Tensor:
         """doc_nll with one context prefill per proposal, reused by its documents through the KV cache."""

@@ -17,6 +17,7 @@ import inspect
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from harness.backends.fused import FusedForward
 from harness.errors import UsageError
@@ -27,6 +28,20 @@ _ALLOWED: dict[tuple[int, int], torch.Tensor] = {}  # (id(tokenizer), vocab size
 
 # A marker that no chat template rewrites; the template is split around it to find the user turn.
 USER_MARK = "\u2063PROPANE_USER_TURN\u2063"
+# positions whose float32 log-softmax token_nll takes at once: 16 x a 49152-token vocabulary stays in the CPU's
+# cache, where a ranking chunk's whole float32 logits (80 x 16 x 49152) went to memory and back (6x slower)
+NLL_ROWS = 16
+
+
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Float32 NLL (...) of ``targets`` (...) under ``logits`` (..., V) of any dtype, NLL_ROWS positions at a time
+    (each row's value is the one F.cross_entropy gives on the whole float32 tensor)."""
+    flat, ids = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    parts = [
+        F.cross_entropy(flat[s : s + NLL_ROWS].float(), ids[s : s + NLL_ROWS], reduction="none")
+        for s in range(0, len(ids), NLL_ROWS)
+    ]
+    return torch.cat(parts).view(targets.shape)
 
 
 @dataclass
@@ -201,18 +216,19 @@ class WhiteBox:
         fused forward's packed weights have none)."""
         return self._fused is not None and not torch.is_grad_enabled()
 
-    def _fused_logits(self, embeds: torch.Tensor, keep: int, cache=None, positions=None) -> torch.Tensor:
-        """Float32 logits of the last ``keep`` positions of ``embeds`` (B, T, d) run after the ``P`` positions in
-        ``cache``, through the fused forward; the head in the model's dtype, as the module's own forward does."""
-        past = cache.get_seq_length() if cache is not None else 0
+    def _fused_logits(self, embeds: torch.Tensor, keep: int, cache=None, shared=None) -> torch.Tensor:
+        """Logits, in the model's dtype as the module's own forward gives them, of the last ``keep`` positions of
+        ``embeds`` (B, T, d) run after the ``P`` positions in ``cache`` (or in ``shared``, the fused forward's
+        shared-prefix cache), through the fused forward."""
+        past = (shared or cache).get_seq_length() if (shared or cache) is not None else 0
         mask = torch.ones(embeds.shape[0], past + embeds.shape[1], dtype=torch.long, device=self.device)
-        hidden = self._fused(embeds, mask, cache=cache, positions=positions)[:, -keep:]
-        return self._fused.logits(hidden, self.dtype).float()
+        hidden = self._fused(embeds, mask, cache=cache, shared=shared)[:, -keep:]
+        return self._fused.logits(hidden, self.dtype)
 
     def tail_logits(self, embeds: torch.Tensor, keep: int) -> torch.Tensor:
         """Float32 logits of the last ``keep`` positions (B, keep, V); only those go through the LM head."""
         if self._scores_fused():
-            return self._fused_logits(embeds, keep)
+            return self._fused_logits(embeds, keep).float()
         if self._keeps_logits:
             logits = self.module(inputs_embeds=embeds, logits_to_keep=keep, use_cache=False).logits
         else:
@@ -224,10 +240,14 @@ class WhiteBox:
         """Whether the module can run a continuation on a KV cache (hf modules; not the scratch Transformer)."""
         return self._keeps_logits
 
-    def context_then_documents(self, contexts: torch.Tensor, documents: torch.Tensor) -> torch.Tensor:
-        """Float32 logits predicting every document token, each context (P, Lc, d) followed by the same k
-        documents (k, Ld, d): (P * k, Ld, V), context-major. Each context runs once; its KV cache is repeated
-        for the k documents, which then run on it (instead of P * k rows of context + document)."""
+    def context_then_documents(
+        self, contexts: torch.Tensor, documents: torch.Tensor, ids: torch.Tensor
+    ) -> torch.Tensor:
+        """Float32 NLL of every token of the same k documents (k, Ld, d; token ids ``ids`` (k, Ld)) after each
+        context (P, Lc, d): (P * k, Ld), context-major. Each context runs once and its documents continue from its
+        KV cache (instead of P * k rows of context + document): the fused forward reads each context's cached keys
+        once for all k documents (shared-prefix attention); transformers' forward gets the cache repeated k times.
+        Logits stay in the model's dtype until token_nll takes them a few positions at a time."""
         count, context_len = contexts.shape[:2]
         k, doc_len = documents.shape[:2]
         if self._scores_fused():
@@ -235,20 +255,20 @@ class WhiteBox:
             first = self._fused_logits(contexts, 1, cache=cache)
         else:
             output = self.module(inputs_embeds=contexts, use_cache=True, logits_to_keep=1)
-            first, cache = output.logits.float(), getattr(output, self._cache_arg)
-        first = first.repeat_interleave(k, dim=0)  # (P*k, 1, V): predicts each document's token 0
+            first, cache = output.logits, getattr(output, self._cache_arg)
+        nll = -first[:, 0].float().log_softmax(dim=-1)[:, ids[:, 0]].reshape(count * k, 1)  # each document's token 0
         if doc_len == 1:
-            return first
-        cache.batch_repeat_interleave(k)
-        positions = torch.arange(context_len, context_len + doc_len - 1, device=self.device).expand(count * k, -1)
+            return nll
         rows = documents[:, :-1].repeat(count, 1, 1)
         if self._scores_fused():
-            rest = self._fused_logits(rows, doc_len - 1, cache=cache, positions=positions)
+            rest = self._fused_logits(rows, doc_len - 1, shared=cache)
         else:
+            cache.batch_repeat_interleave(k)
+            positions = torch.arange(context_len, context_len + doc_len - 1, device=self.device).expand(count * k, -1)
             rest = self.module(
                 inputs_embeds=rows, position_ids=positions, use_cache=True, **{self._cache_arg: cache}
-            ).logits.float()  # (P*k, Ld-1, V)
-        return torch.cat([first, rest], dim=1)
+            ).logits  # (P*k, Ld-1, V)
+        return torch.cat([nll, token_nll(rest, ids[:, 1:].repeat(count, 1))], dim=1)
 
     @torch.no_grad()
     def sample(self, context: list[int], n: int, length: int, generator: torch.Generator) -> torch.Tensor:
