@@ -48,8 +48,8 @@ def make_teacher(config: MoEConfig, seed: int) -> MoE:
 
 
 def sample(teacher: MoE, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """n Gaussian inputs (n, d) and the teacher's outputs (n, 1)."""
-    x = torch.randn(n, teacher.config.d_in, generator=gen)
+    """n Gaussian inputs (n, d), drawn on the CPU and moved to the teacher's device, and the teacher's outputs."""
+    x = torch.randn(n, teacher.config.d_in, generator=gen).to(teacher.gate.weight.device)
     with torch.no_grad():
         y = teacher(x)
     return {"input_ids": x, "targets": y}
@@ -76,8 +76,8 @@ def freeze_at_teacher(student: MoE, teacher: MoE, part: str) -> None:
 
 
 def train_student(task, ctx) -> dict[str, float]:
-    teacher = make_teacher(task.teacher, ctx.seed)
     o = task.options
+    teacher = make_teacher(task.teacher, ctx.seed).to(o.device)
     test = sample(teacher, o.test_size, generator(ctx.seed, "test"))
     student = MoE(task.student, generator=generator(ctx.seed, "student", task.student.n_experts, task.student.top_k))
     if o.init_at_teacher:
@@ -92,6 +92,7 @@ def train_student(task, ctx) -> dict[str, float]:
         eval_every=o.eval_every,
         log_every=o.eval_every,
         seed=ctx.seed_for("batches"),
+        device=o.device,
     )
     began = time.perf_counter()
     trainer = ctx.trainer(

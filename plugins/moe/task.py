@@ -43,8 +43,11 @@ class MoEOptions(Options):
         choices=FREEZE,
     )
     threads: int = option(1, "torch threads", ge=1)
+    device: str = option("cpu", "cpu or cuda[:i] (inputs are drawn on the CPU either way, so a seed's data agree)")
 
     def check(self) -> None:
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise UsageError(f"device={self.device}: choose cpu or cuda")
         if (self.init_at_teacher or self.freeze not in ("", "nothing")) and self.student != self.teacher:
             raise UsageError(
                 "init_at_teacher and freeze need the teacher's shape: set k=teacher_k, experts=teacher_experts "

@@ -46,6 +46,7 @@ def test_bad_args_exit_2(tmp_path, capsys):
         ("freeze=all", "choose one of gate, experts"),
         ("freeze=gate,teacher_hidden=32", "teacher_hidden=0"),
         ("d_out=0", "d_out"),
+        ("device=tpu", "choose cpu or cuda"),
     ]:
         code = main(["run", "--task", "moe_granularity", "--task-args", args, "--out", str(tmp_path)])
         err = capsys.readouterr().err
