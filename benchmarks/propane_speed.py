@@ -60,22 +60,27 @@ def loop_pick(problem, fast_module, proposals: torch.Tensor) -> int:
     return int(candidates[int(exact.argmin())])
 
 
-def timed_steps(problem, proposer, pick, steps: int) -> tuple[float, float, list[int]]:
-    """Steps per CPU-second and per wall-second of a search whose step is: gradient proposals, then
-    ``pick(proposals)``; and the picks it made. CPU time is the process's own: with other jobs on the cores it is
-    the steadier measure (one thread: CPU time is the time the work takes on an idle core). A small pick first,
-    untimed, pays each side's one-time setup (the fused forward packs its weights on first use), as a search of
-    many steps does once."""
-    generator = torch.Generator().manual_seed(0)
-    current = torch.tensor(problem.init_ids)
-    pick(proposer(current, torch.Generator().manual_seed(1))[: RESCORE + 1])  # warm-up: one-time setup, untimed
-    picks = []
-    cpu, wall = time.process_time(), time.perf_counter()
+def interleaved_steps(problem, proposer, sides: dict, steps: int) -> tuple[dict, dict, dict]:
+    """Per side: steps per CPU-second and per wall-second of a search whose step is: gradient proposals, then
+    ``pick(proposals)``; and the picks it made. Each side runs its own search (its own prompt and proposal
+    generator, seeded alike), and the sides take turns step by step, so a change of load during the run falls on
+    every side alike. CPU time is the process's own: with other jobs on the cores it is the steadier measure (one
+    thread: CPU time is the time the work takes on an idle core). A small pick first, untimed, pays each side's
+    one-time setup (the fused forward packs its weights on first use), as a search of many steps does once."""
+    for pick in sides.values():  # warm-up: one-time setup, untimed
+        pick(proposer(torch.tensor(problem.init_ids), torch.Generator().manual_seed(1))[: RESCORE + 1])
+    state = {name: (torch.tensor(problem.init_ids), torch.Generator().manual_seed(0)) for name in sides}
+    cpu, wall, picks = dict.fromkeys(sides, 0.0), dict.fromkeys(sides, 0.0), {name: [] for name in sides}
     for _ in range(steps):
-        proposals = proposer(current, generator)
-        picks.append(pick(proposals))
-        current = proposals[picks[-1]]
-    return steps / (time.process_time() - cpu), steps / (time.perf_counter() - wall), picks
+        for name, pick in sides.items():
+            current, generator = state[name]
+            began_cpu, began_wall = time.process_time(), time.perf_counter()
+            proposals = proposer(current, generator)
+            picks[name].append(pick(proposals))
+            cpu[name] += time.process_time() - began_cpu
+            wall[name] += time.perf_counter() - began_wall
+            state[name] = (proposals[picks[name][-1]], generator)
+    return {n: steps / cpu[n] for n in sides}, {n: steps / wall[n] for n in sides}, picks
 
 
 def main() -> None:
@@ -122,14 +127,13 @@ def main() -> None:
         "loop + tricks": lambda p: loop_pick(problem, fast_module, p),
         "loop, naive": lambda p: int(loop_losses(problem, problem.box.module, p, doc_logits_only=False).argmin()),
     }
-    rates, walls, picks = {}, {}, {}
-    for name, pick in sides.items():
-        rates[name], walls[name], picks[name] = timed_steps(problem, proposer, pick, args.steps)
+    rates, walls, picks = interleaved_steps(problem, proposer, sides, args.steps)
     context = len(problem.context(problem.init_ids))
     print(
         f"{args.model}, {torch.get_num_threads()} thread(s), {args.steps} steps of {args.batch_size} proposals x "
         f"{args.n_docs} documents x {args.doc_len} tokens, {context}-token context; load average "
-        f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after (other jobs share the cores)"
+        f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after (other jobs share the cores); the sides take "
+        "turns step by step"
     )
     for name in sides:
         same = "same picks as plugin" if picks[name] == picks["plugin"] else f"picks differ: {picks[name]}"
