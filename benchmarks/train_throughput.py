@@ -10,7 +10,14 @@ with that same setting (what jemalloc or tcmalloc, PyTorch's CPU tuning advice, 
 that setting and torch.compile over its forward + loss (as ours compiles its loss computation): the best HF variant
 is the peer. Last line: ``ratio R`` (our best tokens/s over the best HF variant's; target 1.5).
 
+Also reported: each compiled contender's first step (tracing + compiling + running it: the first-call cost; our
+Trainer caches compiled code under $HARNESS_CACHE/inductor, so rounds after the first pay tracing only), the
+process CPU seconds per step beside the wall seconds (on a loaded machine the CPU-time ratio moves less with the
+load than the wall-time one), and with ``--profile`` where our best variant's step goes (torch.profiler over one
+step: linear matmuls, attention, the compiled elementwise kernels, the optimizer, the rest).
+
     python benchmarks/train_throughput.py [--steps 4] [--warmup 2] [--rounds 2] [--no-compile] [--dtypes bfloat16]
+        [--contenders ours+compile hf+kept-memory+compile] [--profile]
 """
 
 from __future__ import annotations
@@ -34,10 +41,9 @@ def batches(step: int, generator: torch.Generator) -> dict:
     return {"input_ids": x[:, :-1], "targets": x[:, 1:]}
 
 
-def ours(dtype: str, steps: int, warmup: int, compile: bool) -> list[float]:
-    """Seconds per step of our Trainer after ``warmup`` steps (timed between its per-step log calls)."""
+def our_model():
+    """Our transformer at the benchmark's shape (seeded)."""
     from harness.models import ModelConfig, build_model
-    from harness.training import TrainConfig, Trainer
 
     torch.manual_seed(0)
     config = ModelConfig(
@@ -52,7 +58,15 @@ def ours(dtype: str, steps: int, warmup: int, compile: bool) -> list[float]:
         norm="rmsnorm",
         bias=False,
     )
-    model = build_model(config)
+    return build_model(config)
+
+
+def ours(dtype: str, steps: int, warmup: int, compile: bool) -> dict:
+    """Wall and CPU seconds per step of our Trainer after ``warmup`` steps (timed between its per-step log calls),
+    and the first step's seconds (``compile_s`` when compiled)."""
+    from harness.training import TrainConfig, Trainer
+
+    model = our_model()
     stamps = []
     train = TrainConfig(
         steps=warmup + steps,
@@ -63,12 +77,19 @@ def ours(dtype: str, steps: int, warmup: int, compile: bool) -> list[float]:
         log_every=1,
         compile=compile,
     )
-    Trainer(model, train, batches, log=lambda step, values: stamps.append(time.perf_counter()), progress=False).fit()
-    return [b - a for a, b in zip(stamps[warmup - 1 :], stamps[warmup:])]
+    stamp = lambda step, values: stamps.append((time.perf_counter(), time.process_time()))  # noqa: E731
+    result = Trainer(model, train, batches, log=stamp, progress=False).fit()
+    timed = stamps[warmup - 1 :]
+    return {
+        "wall": [b[0] - a[0] for a, b in zip(timed, timed[1:])],
+        "cpu": [b[1] - a[1] for a, b in zip(timed, timed[1:])],
+        "first_s": result.get("compile_s"),
+    }
 
 
-def hf(dtype: str, steps: int, warmup: int, keep_memory: bool = False, compile: bool = False) -> list[float]:
-    """Seconds per step of MistralForCausalLM in a plain loop (AdamW, clipping, same batches).
+def hf(dtype: str, steps: int, warmup: int, keep_memory: bool = False, compile: bool = False) -> dict:
+    """Wall and CPU seconds per step of MistralForCausalLM in a plain loop (AdamW, clipping, same batches), and the
+    first step's seconds when compiled.
 
     ``keep_memory`` applies our Trainer's allocator setting (harness.training.keep_freed_memory) first; ``compile``
     runs forward + loss through torch.compile (compiled during the warmup steps).
@@ -101,9 +122,9 @@ def hf(dtype: str, steps: int, warmup: int, keep_memory: bool = False, compile: 
         return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
 
     step_loss = torch.compile(loss_of) if compile else loss_of
-    times = []
+    times, cpu = [], []
     for step in range(warmup + steps):
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         batch = batches(step, torch.Generator().manual_seed(step))
         loss = step_loss(batch["input_ids"], batch["targets"])
         loss.backward()
@@ -112,10 +133,19 @@ def hf(dtype: str, steps: int, warmup: int, keep_memory: bool = False, compile: 
         optimizer.zero_grad(set_to_none=True)
         loss.item()
         times.append(time.perf_counter() - began)
-    return times[warmup:]
+        cpu.append(time.process_time() - cpu_began)
+    return {"wall": times[warmup:], "cpu": cpu[warmup:], "first_s": times[0] if compile else None}
 
 
-def run_contender(name: str, dtype: str, steps: int, warmup: int) -> list[float]:
+NAMES = ("hf", "hf+kept-memory", "ours", "hf+kept-memory+compile", "ours+compile")
+
+
+def rate_of(runs: list[dict], clock: str) -> float:
+    """Tokens per second of the fastest step over all rounds, by the wall or the process CPU clock."""
+    return BATCH * SEQ / min(t for run in runs for t in run[clock])
+
+
+def run_contender(name: str, dtype: str, steps: int, warmup: int) -> dict:
     if name.startswith("hf"):
         return hf(dtype, steps, warmup, keep_memory=name != "hf", compile=name == "hf+kept-memory+compile")
     return ours(dtype, steps, warmup, compile=name == "ours+compile")
@@ -139,6 +169,43 @@ def flops_per_token() -> float:
     return 6 * matmul_params + 12 * LAYERS * HIDDEN * SEQ
 
 
+ATTENTION = ("GroupedAttention", "GroupedAttentionBackward", "aten::_scaled_dot_product_flash_attention_for_cpu")
+
+
+def profile_ours(dtype: str, compile: bool) -> dict:
+    """Where one step of our Trainer goes (torch.profiler over its 4th step): seconds by part of the step.
+
+    Linear matmuls: the self time of aten::mm/addmm (the projections and the head, forward and backward);
+    attention: all of the attention op, forward and backward (its bmm, softmax and copies included); compiled
+    elementwise: the self time of inductor's compiled graphs (the fused norms, rotary, SwiGLU, residuals, loss);
+    optimizer: AdamW's step and zeroing; other: the rest (clipping, autograd bookkeeping, Python).
+    """
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    from harness.training import TrainConfig, Trainer
+
+    config = TrainConfig(
+        steps=4, batch_size=BATCH, lr=3e-4, weight_decay=0.1, dtype=dtype, log_every=1, compile=compile
+    )
+    prof = profile(activities=[ProfilerActivity.CPU], schedule=schedule(wait=2, warmup=1, active=1, repeat=1))
+    with prof:
+        Trainer(our_model(), config, batches, log=lambda step, values: prof.step(), progress=False).fit()
+    events = prof.key_averages()
+
+    def part(match, own: bool = True) -> float:
+        return sum((e.self_cpu_time_total if own else e.cpu_time_total) for e in events if match(e.key)) / 1e6
+
+    total = part(lambda key: True)
+    parts = {
+        "linear matmuls": part(lambda key: key in ("aten::mm", "aten::addmm")),
+        "attention": part(lambda key: key.startswith(ATTENTION), own=False),
+        "compiled elementwise": part(lambda key: key.startswith("## Call CompiledFxGraph")),
+        "optimizer": part(lambda key: key.startswith("Optimizer."), own=False),
+    }
+    parts["other"] = total - sum(parts.values())
+    return {"step_s": total, "seconds": parts, "fractions": {k: v / total for k, v in parts.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4, help="timed steps per round")
@@ -146,51 +213,85 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds, interleaving the contenders")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], help="each contender at each")
+    parser.add_argument("--contenders", nargs="+", choices=NAMES, help="only these (at least one ours and one hf)")
+    parser.add_argument("--profile", action="store_true", help="also profile one step of our best variant")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; hidden {HIDDEN}, {LAYERS} layers, "
-        f"{HEADS} heads, seq {SEQ}, batch {BATCH}, vocab {VOCAB}"
+        f"{HEADS} heads, seq {SEQ}, batch {BATCH}, vocab {VOCAB}; load average {os.getloadavg()[0]:.1f}"
     )
-    names = ["hf", "hf+kept-memory", "ours"] + ([] if args.no_compile else ["hf+kept-memory+compile", "ours+compile"])
+    names = args.contenders or [n for n in NAMES if not (args.no_compile and n.endswith("compile"))]
+    if not any(n.startswith("ours") for n in names) or not any(n.startswith("hf") for n in names):
+        parser.error("--contenders needs at least one of ours and one of hf")
     contenders = [(name, dtype) for name in names for dtype in args.dtypes]
-    steps: dict[tuple, list[float]] = {key: [] for key in contenders}
+    runs: dict[tuple, list[dict]] = {key: [] for key in contenders}
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=spawn, max_tasks_per_child=1) as pool:
         for _ in range(args.rounds):  # interleaved, so load from other processes hits every contender alike
-            for key in contenders:  # each in a fresh process: no allocator state or compile cache shared
-                steps[key] += pool.submit(run_contender, *key, args.steps, args.warmup).result()
-    rates = {}
-    for key, times in steps.items():
-        rates[key] = BATCH * SEQ / min(times)
-        median = BATCH * SEQ / statistics.median(times)
-        print(f"{key[0]:14s} {key[1]:9s} best {rates[key]:8,.0f} tokens/s   median {median:8,.0f}", flush=True)
+            for key in contenders:  # each in a fresh process (on-disk compile caches are shared, both sides)
+                runs[key].append(pool.submit(run_contender, *key, args.steps, args.warmup).result())
+        profile = None
+        if args.profile:
+            best = max((k for k in contenders if k[0].startswith("ours")), key=lambda k: rate_of(runs[k], "wall"))
+            profile = pool.submit(profile_ours, best[1], best[0] == "ours+compile").result()
+            profile["contender"] = " ".join(best)
+    rates = {key: rate_of(r, "wall") for key, r in runs.items()}
+    cpu_rates = {key: rate_of(r, "cpu") for key, r in runs.items()}
+    first = {f"{k[0]} {k[1]}": [round(x["first_s"], 2) for x in r] for k, r in runs.items() if r[0]["first_s"]}
+    for key, r in runs.items():
+        median = BATCH * SEQ / statistics.median(t for x in r for t in x["wall"])
+        print(
+            f"{key[0]:22s} {key[1]:9s} best {rates[key]:8,.0f} tokens/s   median {median:8,.0f}   "
+            f"best {cpu_rates[key]:8,.0f} tokens/CPU-s"
+            + (
+                f"   first step {', '.join(f'{x:.1f}' for x in first[' '.join(key)])} s"
+                if " ".join(key) in first
+                else ""
+            ),
+            flush=True,
+        )
     best_hf = max((v, k) for k, v in rates.items() if k[0].startswith("hf"))
-    best_hf_plain = max(v for k, v in rates.items() if k[0] == "hf")
-    best_hf_kept = max(v for k, v in rates.items() if k[0] == "hf+kept-memory")
+    best_hf_plain = max((v for k, v in rates.items() if k[0] == "hf"), default=None)
+    best_hf_kept = max((v for k, v in rates.items() if k[0] == "hf+kept-memory"), default=None)
     best_ours = max((v, k) for k, v in rates.items() if k[0].startswith("ours"))
+    cpu_ratio = max(v for k, v in cpu_rates.items() if k[0].startswith("ours")) / max(
+        v for k, v in cpu_rates.items() if k[0].startswith("hf")
+    )
     peak = matmul_peak(torch.float32 if best_ours[1][1] == "float32" else torch.bfloat16)
     mfu = best_ours[0] * flops_per_token() / peak
+    hf_peak = peak if best_hf[1][1] == best_ours[1][1] else matmul_peak(getattr(torch, best_hf[1][1]))
+    hf_mfu = best_hf[0] * flops_per_token() / hf_peak
     print(
-        f"best hf:   {best_hf[0]:,.0f} tokens/s ({best_hf[1][0]}, {best_hf[1][1]}); plain {best_hf_plain:,.0f}, "
-        f"with kept memory {best_hf_kept:,.0f}"
+        f"best hf:   {best_hf[0]:,.0f} tokens/s ({best_hf[1][0]}, {best_hf[1][1]}); plain {best_hf_plain or 0:,.0f}, "
+        f"with kept memory {best_hf_kept or 0:,.0f}"
     )
     print(f"best ours: {best_ours[0]:,.0f} tokens/s ({best_ours[1][0]}, {best_ours[1][1]})")
     print(
-        f"matmul peak {best_ours[1][1]}: {peak / 1e9:.1f} GFLOP/s; our MFU {100 * mfu:.1f}% "
-        f"({flops_per_token() / 1e6:.2f} MFLOP per token)"
+        f"matmul peak {best_ours[1][1]}: {peak / 1e9:.1f} GFLOP/s; our MFU {100 * mfu:.1f}%, the best hf variant's "
+        f"{100 * hf_mfu:.1f}% ({flops_per_token() / 1e6:.2f} MFLOP per token)"
     )
-    print(f"ours over the plain hf loop: {best_ours[0] / best_hf_plain:.2f}")
+    if profile:
+        shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in profile["fractions"].items())
+        print(f"profile of {profile['contender']}: one step {profile['step_s']:.3f} s: {shares}")
+    if best_hf_plain:
+        print(f"ours over the plain hf loop: {best_ours[0] / best_hf_plain:.2f}")
+    print(f"ratio in CPU time {cpu_ratio:.2f} (ours over the best hf variant, tokens per process CPU-second)")
     print(f"ratio {best_ours[0] / best_hf[0]:.2f} (ours over the best hf variant; target 1.5)")
     if args.json:
         figures = {
             "rates": {f"{name} {dtype}": rate for (name, dtype), rate in rates.items()},
+            "cpu_rates": {f"{name} {dtype}": rate for (name, dtype), rate in cpu_rates.items()},
+            "first_step_s": first,
             "best_hf": {"name": best_hf[1][0], "dtype": best_hf[1][1], "tokens_per_s": best_hf[0]},
             "best_ours": {"name": best_ours[1][0], "dtype": best_ours[1][1], "tokens_per_s": best_ours[0]},
             "hf_plain_tokens_per_s": best_hf_plain,
             "matmul_peak_gflops": peak / 1e9,
             "mfu": mfu,
+            "hf_mfu": hf_mfu,
             "ratio": best_ours[0] / best_hf[0],
+            "cpu_ratio": cpu_ratio,
+            "profile": profile,
             "threads": torch.get_num_threads(),
             "loadavg": os.getloadavg()[0],
         }

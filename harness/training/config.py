@@ -33,7 +33,9 @@ class TrainConfig:
     early_stop_mode: str = "min"  # "min" or "max": which direction is an improvement
     device: str = "cpu"  # "cpu" or "cuda"
     no_decay_1d: bool = False  # exclude 1-D parameters (biases, norm gains) from weight decay
-    compile: bool = False  # torch.compile the loss computation (faster steps; layer captures may recompile)
+    # torch.compile the loss computation (training/compile.py: cached under $HARNESS_CACHE/inductor; the first step's
+    # seconds come back as compile_s); layer captures may recompile
+    compile: bool = False
 
     def __post_init__(self):
         self.betas = tuple(self.betas)

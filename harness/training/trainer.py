@@ -136,6 +136,7 @@ class Trainer:
             self.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         self.state = _State()
         self.history: list[dict] = []
+        self.compile_s: float | None = None  # seconds of the first compiled step (tracing + compiling + running it)
         # the hook is called only when some plugin implements it: a probe step captures nothing otherwise
         self._hook_impls = bool(hooks is not None and hooks.harness_train_step.get_hookimpls())
 
@@ -168,7 +169,9 @@ class Trainer:
             device_ids = [torch.device(self.device).index] if self.device.startswith("cuda") else None
             self.loss_module = DistributedDataParallel(self.loss_module, device_ids=device_ids)
         if c.compile:
-            self.loss_module.compile()
+            from harness.training.compile import compile_loss
+
+            compile_loss(self.loss_module)
 
     def _autocast(self):
         import torch
@@ -357,7 +360,10 @@ class Trainer:
             probing = (
                 bool(self.probes or self._hook_impls) and self.dist.main and (step % self.probe_every == 0 or step == 1)
             )
+            step_began = time.perf_counter()
             losses.append(self._step(step, shard(batch, self.dist, c.batch_size, self.device), probing))
+            if c.compile and self.compile_s is None:  # the first call traces and compiles
+                self.compile_s = time.perf_counter() - step_began
             self.state.step = step
             bar.update(1)
             if step % c.log_every == 0 or step == c.steps:
@@ -397,6 +403,7 @@ class Trainer:
             "steps": self.state.step,
             "train_time_s": elapsed,
             "stopped_early": float(self.state.stopped_early),
+            **({"compile_s": self.compile_s} if self.compile_s is not None else {}),
             **self.state.last_eval,
         }
 
