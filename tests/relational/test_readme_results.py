@@ -93,6 +93,15 @@ def test_templates_needed_table():
             check_interval(cell, m, f"test_loss@n={n},attention={model}")
 
 
+def test_templates_models_fit_their_training_set():
+    """The page says every model fits its training set: training accuracy 1 at every point, so at every seed."""
+    m = metrics("templates")
+    fitted = {k: v for k, v in m.items() if k.startswith("train_accuracy@") and "_" not in k.split("@")[1]}
+    assert len(fitted) == 3 * len(yaml.safe_load((RESULTS / "templates" / "config.yaml").read_text())["grid"]["n"])
+    assert "All models fit their training set (training accuracy 1.00" in " ".join(section().split())
+    assert min(fitted.values()) == 1.0, min(fitted.items(), key=lambda kv: kv[1])
+
+
 def test_seed_counts_stated():
     """The README's row and the page say how many seeds each claim rests on, as the records have them."""
     first, second = seed_count("templates"), seed_count("inverse_scaling")
