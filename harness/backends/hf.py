@@ -424,7 +424,7 @@ class HFLM(LM):
         n = params.n
         last, past, mask = self._prefill_in_runs(encoded)
         logprobs = self.vocab_logprobs(last, scored=False).repeat_interleave(n, 0)  # (B*n, V): one prefill for n
-        step = stepper(self._fused, self.hidden_states, past, mask, n, params.max_tokens)
+        advance = stepper(self._fused, self.hidden_states, past, mask, n, params.max_tokens)
         del past, mask  # the step holds what it needs (the fused one a copy)
         rows = logprobs.shape[0]
         generators = sample_generators(params.seed, prompts, n, self.device) if params.temperature > 0 else None
@@ -459,7 +459,7 @@ class HFLM(LM):
             if len(keep) < len(active):  # drop finished rows from the batch and the cache
                 index = torch.tensor(keep, device=self.device)
                 chosen, active = chosen[index], [active[line] for line in keep]
-            logprobs = self.vocab_logprobs(step(chosen, index), scored=False)
+            logprobs = self.vocab_logprobs(advance(chosen, index), scored=False)
         return [
             [self._completion(tokens[r], token_logprobs[r], finished[r], params) for r in range(p * n, (p + 1) * n)]
             for p in range(len(encoded))

@@ -70,3 +70,12 @@ def test_generation_through_decode_steps_equals_the_transformers_forward(tiny, t
             assert [c.token_ids for c in mine] == [c.token_ids for c in reference]
             for a, b in zip(mine, reference):
                 assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+def test_streamed_tokens_are_the_completions(tiny):
+    """on_step (harness serve's streaming) is told each decode step's tokens, which make up the completions."""
+    told = []
+    prompts = ["one two three", "a much longer prompt than the first one here"]
+    done = tiny.generate(prompts, SamplingParams(max_tokens=6), on_step=lambda step: told.extend(step) or [])
+    for p, (completion,) in enumerate(done):
+        assert [t.token_id for t in told if t.prompt == p] == completion.token_ids
