@@ -53,9 +53,9 @@ def plot_loss_curve(
     return Path(path)
 
 
-def plot_steps_vs_d(path: Path, lines: dict) -> Path:
-    """Steps to the threshold against d on log-log axes, one line per target, with the fitted slope and the
-    conjecture's slope (dashed, through the line's geometric centre)."""
+def plot_steps_vs_d(path: Path, lines: dict, learned: str = "the loss threshold") -> Path:
+    """Steps until learned (``learned`` names the criterion) against d on log-log axes, one line per target, with the
+    fitted slope and the conjecture's slope (dashed, through the line's geometric centre)."""
     from harness.report import figure
 
     plt = figure()
@@ -76,12 +76,53 @@ def plot_steps_vs_d(path: Path, lines: dict) -> Path:
         xscale="log",
         yscale="log",
         xlabel="d",
-        ylabel="online SGD steps to the loss threshold",
+        ylabel=f"online SGD steps to {learned}",
         title="leap: steps ~ d^max(Leap-1, 1)? (dashed: conjecture's slope)",
     )
     ax.grid(alpha=0.3, which="both")
+    plain_ticks(ax, sorted({d for ds, *_ in lines.values() for d in ds}))
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_shape_residuals(path: Path, groups: dict, residuals) -> Path:
+    """One panel per target: the residual (log10 steps) of each curve's fit of c d^k, c d^k ln d and c d^1.3, mean
+    over curves at each d with a 95% t band; a form that fits leaves a flat band around 0, a wrong one a bend."""
+    import numpy as np
+
+    from harness.report import figure
+    from harness.stats import mean_ci
+
+    plt = figure()
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 4), squeeze=False)
+    for ax, (target, group) in zip(axes[0], sorted(groups.items())):
+        k = max(group["leap"] - 1, 1)
+        labels = {"dk": f"c d^{k}", "dk_log": f"c d^{k} ln d", "d13": "c d^1.3"}
+        per_curve = [residuals(group["d"], row, k) for row in group["curves"].values()]
+        for name, label in labels.items():
+            bands = [mean_ci([float(c[name][i]) for c in per_curve]) for i in range(len(group["d"]))]
+            line = ax.plot(group["d"], [b.estimate for b in bands], marker="o", label=label)
+            lows = np.nan_to_num([b.low for b in bands], nan=0.0)
+            highs = np.nan_to_num([b.high for b in bands], nan=0.0)
+            ax.fill_between(group["d"], lows, highs, color=line[0].get_color(), alpha=0.15)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set(xscale="log", xlabel="d", ylabel="log10 steps - fit", title=f"{target} ({len(per_curve)} curves)")
+        plain_ticks(ax, group["d"])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plain_ticks(ax, ds: list) -> None:
+    """The grid's d values as the x ticks, written plainly (log axes otherwise label minor ticks over each other)."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(list(ds), [f"{d:g}" for d in ds])

@@ -78,12 +78,12 @@ def support(terms: list[Term]) -> list[int]:
 
 
 def sample(data: str, count: int, d: int, generator):
-    """(count, d) isotropic inputs: uniform signs or standard normal."""
+    """(count, d) isotropic inputs: uniform signs or standard normal, on the generator's device."""
     import torch
 
     if data == "boolean":
-        return torch.randint(0, 2, (count, d), generator=generator).float() * 2 - 1
-    return torch.randn(count, d, generator=generator)
+        return torch.randint(0, 2, (count, d), generator=generator, device=generator.device).float() * 2 - 1
+    return torch.randn(count, d, generator=generator, device=generator.device)
 
 
 def hermite(k: int, x):

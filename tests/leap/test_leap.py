@@ -104,8 +104,13 @@ def test_exponent_fit_recovers_planted_slopes(tmp_path):
     points = []
     for target, power, leap_value in (("staircase", 1.0, 1), ("leap3", 2.0, 3)):
         for d in xs:
-            runs = {f"log10_steps@run={k}": math.log10(7 * d**power) + 0.01 * ((k + d) % 3 - 1) for k in range(4)}
-            points.append({"args": {"target": target, "d": d}, "seed": 0, "metrics": {"leap": leap_value, **runs}})
+            for seed in (0, 1, 2):  # the sweep's seeds: each point holds 2 networks, so 6 curves per target
+                runs = {
+                    f"log10_steps@run={k}": math.log10(7 * d**power) + 0.01 * ((k + d + seed) % 3 - 1) for k in (0, 1)
+                }
+                points.append(
+                    {"args": {"target": target, "d": d}, "seed": seed, "metrics": {"leap": leap_value, **runs}}
+                )
     ctx = SimpleNamespace(path=lambda name: tmp_path / name)
     summary = Leap.sweep_summary(points, ctx)
     assert summary["exponent@target=staircase"] == pytest.approx(1.0, abs=0.03)
@@ -113,6 +118,69 @@ def test_exponent_fit_recovers_planted_slopes(tmp_path):
     assert summary["conjecture@target=leap3"] == 2 and summary["conjecture@target=staircase"] == 1
     assert 0 < summary["exponent@target=leap3_stderr"] < 0.03
     assert (tmp_path / "steps_vs_d.png").stat().st_size > 1000
+    from harness.plugins.leap.fit import curves
+
+    assert len(curves(points)["leap3"]["curves"]) == 6  # seeds add curves, none overwrites another
+
+
+def test_crossing_interpolates_in_log_step_and_log_loss():
+    from harness.plugins.leap.sgd import crossing
+
+    # loss 0.2 at step 5, 0.05 at step 10: 0.1 is halfway in log loss, so halfway in log step, 5 * sqrt(2)
+    assert crossing(10, 0.05, 5, 0.2, 0.1) == pytest.approx(5 * math.sqrt(2))
+    assert crossing(10, 0.1, 5, 0.4, 0.1) == pytest.approx(10)  # reached exactly at the later evaluation
+    assert crossing(1, 0.05, 0, math.inf, 0.1) == 1  # below at the first evaluation: no earlier point
+
+
+def test_terms_criterion_and_the_other_count(one_thread):
+    """On the cube the coefficients reach 0.5 before the loss reaches 0.1 (the loss needs all three near 1), and
+    training stops at the chosen criterion, so the other one may be unmet (-1)."""
+    import torch
+    from harness.plugins.leap.sgd import OnlineConfig, train_online
+
+    terms = parse_target("staircase")
+    loss = train_online(terms, OnlineConfig(d=8, runs=3, width=32), torch.Generator().manual_seed(1))
+    assert min(loss["steps"]) > 0 and min(loss["term_steps"]) > 0
+    assert all(t < s for t, s in zip(loss["term_steps"], loss["steps"]))
+    early = train_online(
+        terms, OnlineConfig(d=8, runs=3, width=32, criterion="terms"), torch.Generator().manual_seed(1)
+    )
+    assert early["term_steps"] == pytest.approx(loss["term_steps"])  # the same stream, the same counts
+    assert early["curve"][0][-1] < loss["curve"][0][-1]
+
+
+def test_shape_fits_tell_d_log_d_from_a_power():
+    """On d = 32..512, c d ln d and c d^1.3 differ by a bend of ~0.05 in log10 steps: the fits and the curvature
+    must tell a planted d ln d from a planted d^1.3, and the interval over noisy curves must exclude the wrong one."""
+    import numpy as np
+    from harness.plugins.leap.fit import curvature, fits, shape_fits
+
+    ds = [32, 64, 128, 256, 512]
+    dlogd = [float(np.log10(7 * d * np.log(d))) for d in ds]
+    out = shape_fits(ds, dlogd, k=1)
+    assert out["dk_log_rms"] < 1e-12 < 0.01 < out["d13_rms"] and out["curvature"] < -0.05
+    power = [float(np.log10(3 * d**1.3)) for d in ds]
+    out = shape_fits(ds, power, k=1)
+    assert out["d13_rms"] < 1e-12 < 0.01 < out["dk_log_rms"] and abs(out["curvature"]) < 1e-9
+    assert curvature(ds, dlogd) == pytest.approx(curvature(ds, list(np.log10(np.log(ds)))))
+
+    noise = np.random.default_rng(0).normal(0, 0.02, (6, len(ds)))
+    samples = [
+        {
+            "args": {"target": target, "d": d},
+            "seed": seed,
+            "metrics": {"leap": 2, **{f"log10_steps@run={k}": planted[i] + noise[2 * seed + k, i] for k in (0, 1)}},
+        }
+        for target, planted in (("dlogd", dlogd), ("power", power))
+        for seed in (0, 1, 2)
+        for i, d in enumerate(ds)
+    ]
+    result = fits(samples)
+    assert result["networks@target=dlogd"] == 6 and result["seeds@target=dlogd"] == 3
+    assert result["d13_minus_dk_log_low@target=dlogd"] > 0  # d ln d fits better, and the interval says so
+    assert result["d13_minus_dk_log_high@target=power"] < 0
+    assert result["curvature_high@target=dlogd"] < 0 < result["curvature_high@target=power"]
+    assert result["curvature_low@target=dlogd"] < result["curvature_dk_log@target=dlogd"]
 
 
 @pytest.mark.parametrize(
@@ -122,6 +190,8 @@ def test_exponent_fit_recovers_planted_slopes(tmp_path):
         ({"data": "sphere"}, "choose one of boolean, gaussian"),
         ({"threshold": 1.5}, "threshold=1.5"),
         ({"runs": 0}, "runs=0"),
+        ({"criterion": "accuracy"}, "choose one of loss, terms"),
+        ({"device": "tpu"}, "choose one of cpu, cuda"),
     ],
 )
 def test_bad_args_are_usage_errors(args, message):
