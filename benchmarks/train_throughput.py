@@ -12,12 +12,14 @@ is the peer. Last line: ``ratio R`` (our best tokens/s over the best HF variant'
 
 Also reported: each compiled contender's first step (tracing + compiling + running it: the first-call cost; our
 Trainer caches compiled code under $HARNESS_CACHE/inductor, so rounds after the first pay tracing only), the
-process CPU seconds per step beside the wall seconds (on a loaded machine the CPU-time ratio moves less with the
-load than the wall-time one), and with ``--profile`` where our best variant's step goes (torch.profiler over one
-step: linear matmuls, attention, the compiled elementwise kernels, the optimizer, the rest).
+process CPU seconds per step beside the wall seconds (on a loaded machine, run with ``--threads 1``: the CPU-time
+ratio then moves less with the load than the wall-time one, where at 2 threads CPU time also counts OpenMP threads
+spinning while they wait for one another, which the load stretches), and with ``--profile`` where our best
+variant's step goes (torch.profiler over one step: linear matmuls, attention, the compiled elementwise kernels, the
+optimizer, the rest).
 
     python benchmarks/train_throughput.py [--steps 4] [--warmup 2] [--rounds 2] [--no-compile] [--dtypes bfloat16]
-        [--contenders ours+compile hf+kept-memory+compile] [--profile]
+        [--contenders ours+compile hf+kept-memory+compile] [--profile] [--threads 1]
 """
 
 from __future__ import annotations
@@ -145,7 +147,9 @@ def rate_of(runs: list[dict], clock: str) -> float:
     return BATCH * SEQ / min(t for run in runs for t in run[clock])
 
 
-def run_contender(name: str, dtype: str, steps: int, warmup: int) -> dict:
+def run_contender(name: str, dtype: str, steps: int, warmup: int, threads: int | None = None) -> dict:
+    if threads:
+        torch.set_num_threads(threads)
     if name.startswith("hf"):
         return hf(dtype, steps, warmup, keep_memory=name != "hf", compile=name == "hf+kept-memory+compile")
     return ours(dtype, steps, warmup, compile=name == "ours+compile")
@@ -172,7 +176,7 @@ def flops_per_token() -> float:
 ATTENTION = ("GroupedAttention", "GroupedAttentionBackward", "aten::_scaled_dot_product_flash_attention_for_cpu")
 
 
-def profile_ours(dtype: str, compile: bool) -> dict:
+def profile_ours(dtype: str, compile: bool, threads: int | None = None) -> dict:
     """Where one step of our Trainer goes (torch.profiler over its 4th step): seconds by part of the step.
 
     Linear matmuls: the self time of aten::mm/addmm (the projections and the head, forward and backward);
@@ -184,6 +188,8 @@ def profile_ours(dtype: str, compile: bool) -> dict:
 
     from harness.training import TrainConfig, Trainer
 
+    if threads:
+        torch.set_num_threads(threads)
     config = TrainConfig(
         steps=4, batch_size=BATCH, lr=3e-4, weight_decay=0.1, dtype=dtype, log_every=1, compile=compile
     )
@@ -215,8 +221,11 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], help="each contender at each")
     parser.add_argument("--contenders", nargs="+", choices=NAMES, help="only these (at least one ours and one hf)")
     parser.add_argument("--profile", action="store_true", help="also profile one step of our best variant")
+    parser.add_argument("--threads", type=int, help="torch threads per contender (default: torch's own)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; hidden {HIDDEN}, {LAYERS} layers, "
         f"{HEADS} heads, seq {SEQ}, batch {BATCH}, vocab {VOCAB}; load average {os.getloadavg()[0]:.1f}"
@@ -230,12 +239,19 @@ def main() -> None:
     with ProcessPoolExecutor(1, mp_context=spawn, max_tasks_per_child=1) as pool:
         for _ in range(args.rounds):  # interleaved, so load from other processes hits every contender alike
             for key in contenders:  # each in a fresh process (on-disk compile caches are shared, both sides)
-                runs[key].append(pool.submit(run_contender, *key, args.steps, args.warmup).result())
+                runs[key].append(pool.submit(run_contender, *key, args.steps, args.warmup, args.threads).result())
         profile = None
         if args.profile:
             best = max((k for k in contenders if k[0].startswith("ours")), key=lambda k: rate_of(runs[k], "wall"))
-            profile = pool.submit(profile_ours, best[1], best[0] == "ours+compile").result()
+            profile = pool.submit(profile_ours, best[1], best[0] == "ours+compile", args.threads).result()
             profile["contender"] = " ".join(best)
+    figures = report(runs, profile)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1))
+
+
+def report(runs: dict[tuple, list[dict]], profile: dict | None) -> dict:
+    """Print each contender's rates, the best of each side, MFU, the profile and the ratios; the figures."""
     rates = {key: rate_of(r, "wall") for key, r in runs.items()}
     cpu_rates = {key: rate_of(r, "cpu") for key, r in runs.items()}
     first = {f"{k[0]} {k[1]}": [round(x["first_s"], 2) for x in r] for k, r in runs.items() if r[0]["first_s"]}
@@ -262,9 +278,13 @@ def main() -> None:
     mfu = best_ours[0] * flops_per_token() / peak
     hf_peak = peak if best_hf[1][1] == best_ours[1][1] else matmul_peak(getattr(torch, best_hf[1][1]))
     hf_mfu = best_hf[0] * flops_per_token() / hf_peak
+    others = [
+        f"{name} {rate:,.0f}" for name, rate in (("plain", best_hf_plain), ("with kept memory", best_hf_kept)) if rate
+    ]
     print(
-        f"best hf:   {best_hf[0]:,.0f} tokens/s ({best_hf[1][0]}, {best_hf[1][1]}); plain {best_hf_plain or 0:,.0f}, "
-        f"with kept memory {best_hf_kept or 0:,.0f}"
+        f"best hf:   {best_hf[0]:,.0f} tokens/s ({best_hf[1][0]}, {best_hf[1][1]})"
+        + "; " * bool(others)
+        + ", ".join(others)
     )
     print(f"best ours: {best_ours[0]:,.0f} tokens/s ({best_ours[1][0]}, {best_ours[1][1]})")
     print(
@@ -278,24 +298,22 @@ def main() -> None:
         print(f"ours over the plain hf loop: {best_ours[0] / best_hf_plain:.2f}")
     print(f"ratio in CPU time {cpu_ratio:.2f} (ours over the best hf variant, tokens per process CPU-second)")
     print(f"ratio {best_ours[0] / best_hf[0]:.2f} (ours over the best hf variant; target 1.5)")
-    if args.json:
-        figures = {
-            "rates": {f"{name} {dtype}": rate for (name, dtype), rate in rates.items()},
-            "cpu_rates": {f"{name} {dtype}": rate for (name, dtype), rate in cpu_rates.items()},
-            "first_step_s": first,
-            "best_hf": {"name": best_hf[1][0], "dtype": best_hf[1][1], "tokens_per_s": best_hf[0]},
-            "best_ours": {"name": best_ours[1][0], "dtype": best_ours[1][1], "tokens_per_s": best_ours[0]},
-            "hf_plain_tokens_per_s": best_hf_plain,
-            "matmul_peak_gflops": peak / 1e9,
-            "mfu": mfu,
-            "hf_mfu": hf_mfu,
-            "ratio": best_ours[0] / best_hf[0],
-            "cpu_ratio": cpu_ratio,
-            "profile": profile,
-            "threads": torch.get_num_threads(),
-            "loadavg": os.getloadavg()[0],
-        }
-        Path(args.json).write_text(json.dumps(figures, indent=1))
+    return {
+        "rates": {f"{name} {dtype}": rate for (name, dtype), rate in rates.items()},
+        "cpu_rates": {f"{name} {dtype}": rate for (name, dtype), rate in cpu_rates.items()},
+        "first_step_s": first,
+        "best_hf": {"name": best_hf[1][0], "dtype": best_hf[1][1], "tokens_per_s": best_hf[0]},
+        "best_ours": {"name": best_ours[1][0], "dtype": best_ours[1][1], "tokens_per_s": best_ours[0]},
+        "hf_plain_tokens_per_s": best_hf_plain,
+        "matmul_peak_gflops": peak / 1e9,
+        "mfu": mfu,
+        "hf_mfu": hf_mfu,
+        "ratio": best_ours[0] / best_hf[0],
+        "cpu_ratio": cpu_ratio,
+        "profile": profile,
+        "threads": torch.get_num_threads(),
+        "loadavg": os.getloadavg()[0],
+    }
 
 
 if __name__ == "__main__":
