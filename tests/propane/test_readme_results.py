@@ -8,8 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
+from harness.plugins.propane.suite import sign_test
 
 from harness.evaluation import mean_stderr
+from harness.stats import mean_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs/results/propane"
@@ -165,6 +167,101 @@ def reverse_rows() -> dict[str, list[str]]:
     return rows
 
 
+# Over seeds: seed 0 is the one-seed record above (docs/results/propane/suite, and the transfer of its prompts);
+# seeds 1 and 2 are `harness sweep --seeds 1,2` records with each point's run record beside them (seed<N>/).
+SUITE_SEEDS = RESULTS / "suite_seeds"
+TRANSFER_SEEDS = RESULTS / "transfer_seeds"
+
+
+def seed_records(zero: Path, sweep: Path) -> list[Path]:
+    """The run records of seeds 0, 1, 2, ...: seed 0's own record, then the sweep's points (each point's metrics
+    in the sweep's samples must equal its committed run record's)."""
+    points = samples_of(sweep)
+    assert [p["seed"] for p in points] == list(range(1, len(points) + 1))
+    assert all(p["status"] == "finished" for p in points)
+    for point in points:
+        m = load(sweep / f"seed{point['seed']}")
+        assert all(m[key] == pytest.approx(value) for key, value in point["metrics"].items()), point["seed"]
+    sweep_metrics = load(sweep)
+    for key in sweep_metrics:
+        if not key.endswith(("_stderr", "_ci_low", "_ci_high")):
+            mean = sum(p["metrics"][key] for p in points) / len(points)
+            assert sweep_metrics[key] == pytest.approx(mean), key
+    return [zero] + [sweep / f"seed{p['seed']}" for p in points]
+
+
+def over_seeds(values: list[float]) -> str:
+    """Mean over seeds and its 95% t interval (harness.stats.mean_ci, what harness sweep reports)."""
+    interval = mean_ci(values)
+    return f"{interval.estimate:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
+
+
+def per_seed(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+def prompt_wins(first: list[list[float]], second: list[list[float]]) -> list[str]:
+    """Per target prompt, the mean over seeds of first minus second; prompts lower / higher, and the sign test."""
+    diff = [sum(a) / len(a) - sum(b) / len(b) for a, b in zip(zip(*first), zip(*second))]
+    wins, losses = sum(d < 0 for d in diff), sum(d > 0 for d in diff)
+    return [f"{wins} / {losses}", f"{sign_test(wins, losses):.3f}"]
+
+
+def suite_seed_values(folder: Path, prompts: int) -> dict[str, dict[str, list[float]]]:
+    """One suite record's values per method for its first ``prompts`` target prompts, from its samples (seed 0's
+    record ran all 10 prompts and predates kl_train; a prompt's search does not depend on how many others ran)."""
+    values = {}
+    for method in ("propane", "random"):
+        samples = [s for s in samples_of(folder) if s["method"] == method][:prompts]
+        before = [s["kl_heldout_initial"] for s in samples]
+        train = [s["kl_train_best"] for s in samples]
+        after = [s["kl_heldout_best"] for s in samples]
+        values[method] = {
+            "before": before,
+            "train": train,
+            "after": after,
+            "gap": [a - t for a, t in zip(after, train)],
+            "reduction": [b - a for b, a in zip(before, after)],
+        }
+        m = load(folder)
+        if m["prompts"] == prompts:
+            assert mean_stderr(after) == pytest.approx((m[f"kl_best_{method}"], m[f"kl_best_{method}_stderr"]))
+            assert mean_stderr(train) == pytest.approx((m[f"kl_train_{method}"], m[f"kl_train_{method}_stderr"]))
+    return values
+
+
+SUITE_SEED_ROWS = {
+    "held-out KL before search": "before",
+    "training KL after search": "train",
+    "held-out KL after search": "after",
+    "held-out − training after search": "gap",
+    "reduction of the held-out KL": "reduction",
+}
+
+
+def suite_seed_rows() -> dict[str, list[str]]:
+    """The suite over seeds: each seed's value is its mean over the sweep's prompts (the first n of the 10); mean
+    and 95% t CI over seeds; the paired row adds each seed's difference and the sign test over prompts (each
+    prompt's mean over seeds)."""
+    prompts = int(load(SUITE_SEEDS / "seed1")["prompts"])
+    seeds = [suite_seed_values(folder, prompts) for folder in seed_records(RECORD, SUITE_SEEDS)]
+
+    def seed_means(method: str, kind: str) -> list[float]:
+        return [sum(s[method][kind]) / len(s[method][kind]) for s in seeds]
+
+    rows = {
+        label: [over_seeds(seed_means("propane", kind)), over_seeds(seed_means("random", kind))]
+        for label, kind in SUITE_SEED_ROWS.items()
+    }
+    diffs = [a - b for a, b in zip(seed_means("propane", "after"), seed_means("random", "after"))]
+    rows["PROPANE − random search, paired by prompt and seed"] = [
+        over_seeds(diffs),
+        per_seed(diffs),
+        *prompt_wins([s["propane"]["after"] for s in seeds], [s["random"]["after"] for s in seeds]),
+    ]
+    return rows
+
+
 TABLES = {
     "suite": (RECORD, suite_rows),
     "thirty_steps": (RESULTS / "smollm2_30_steps", thirty_step_rows),
@@ -172,6 +269,7 @@ TABLES = {
     "warm_start": (WARM, warm_rows),
     "warm_start_seeds": (WARM_SEEDS, warm_seed_rows),
     "reverse": (REVERSE, reverse_rows),
+    "suite_seeds": (SUITE_SEEDS, suite_seed_rows),
 }
 
 
@@ -193,6 +291,16 @@ def test_the_page_says_how_many_prompts_and_seeds():
     points = samples_of(WARM_SEEDS)
     assert len(points) >= 3 and all(p["status"] == "finished" for p in points)
     assert f"over {len(points)} seeds" in page
+    prompts = int(load(SUITE_SEEDS / "seed1")["prompts"])
+    assert f"Over {len(samples_of(SUITE_SEEDS)) + 1} seeds, on the first {prompts} target prompts" in page
+
+
+def test_the_pages_per_seed_gaps_are_the_records():
+    """The prose under the 3-seed table quotes each seed's mean held-out minus training gap per method."""
+    seeds = [suite_seed_values(folder, 4) for folder in seed_records(RECORD, SUITE_SEEDS)]
+    gaps = {m: ", ".join(f"{sum(s[m]['gap']) / len(s[m]['gap']):.2f}" for s in seeds) for m in ("propane", "random")}
+    text = " ".join(PAGE.read_text().split())
+    assert f"(PROPANE {gaps['propane']}; random search {gaps['random']})" in text
 
 
 def test_the_records_are_the_presets_runs():
@@ -209,6 +317,10 @@ def test_the_records_are_the_presets_runs():
     reverse = (REVERSE / "config.yaml").read_text()
     assert "model: hf:smollm2" in reverse and "source: docs/results/propane/gemma_search_p0" in reverse
     assert "model: hf:gemma3-270m" in (RESULTS / "gemma_search_p0/config.yaml").read_text()
+    assert "command: harness sweep --task propane_suite --seeds 1,2" in (SUITE_SEEDS / "config.yaml").read_text()
+    for point in samples_of(SUITE_SEEDS):
+        config = (SUITE_SEEDS / f"seed{point['seed']}" / "config.yaml").read_text()
+        assert f"seed: {point['seed']}" in config and "model: hf:smollm2" in config and "task: propane_suite" in config
 
 
 def test_readme_thirty_step_search_matches_its_record():
