@@ -262,6 +262,52 @@ def suite_seed_rows() -> dict[str, list[str]]:
     return rows
 
 
+TRANSFER_SEED_NAMES = {name: f"{label}, over seeds" for name, label in NAMES.items()}
+ON_SOURCE = {"transfer": ("propane", "after"), "random": ("random", "after"), "init": ("propane", "before")}
+
+
+def transfer_seed_rows() -> dict[str, list[str]]:
+    """SmolLM2 -> Gemma over search seeds, on the suite sweep's prompts (seed 0: the first n of the one-seed
+    transfer record's 6): per kind of prompt, each seed's mean over prompts of its KL on Gemma, then the mean and
+    95% t CI over seeds; the share closed per seed from those means; SmolLM2's own KLs from the suite's records."""
+    prompts = int(load(SUITE_SEEDS / "seed1")["prompts"])
+    folders = seed_records(TRANSFER, TRANSFER_SEEDS)
+    per_prompt = [samples_of(folder)[:prompts] for folder in folders]
+    for folder, samples in zip(folders[1:], per_prompt[1:]):
+        m = load(folder)
+        assert m["prompts"] == prompts and m["kl_transfer"] == pytest.approx(
+            mean_stderr([s["kl_transfer"] for s in samples])[0]
+        )
+    suites = [suite_seed_values(folder, prompts) for folder in seed_records(RECORD, SUITE_SEEDS)]
+
+    def seed_means(name: str) -> list[float]:
+        return [sum(s[f"kl_{name}"] for s in samples) / prompts for samples in per_prompt]
+
+    rows = {}
+    for name, label in TRANSFER_SEED_NAMES.items():
+        closed = "0 (by definition)"
+        if name != "random_prompts":
+            closed = over_seeds([1 - a / b for a, b in zip(seed_means(name), seed_means("random_prompts"))])
+        on_source = ["\u2014", "\u2014"]
+        if name in ON_SOURCE:
+            method, kind = ON_SOURCE[name]
+            on_source[0] = over_seeds([sum(s[method][kind]) / prompts for s in suites])
+            if kind == "after":
+                on_source[1] = over_seeds([sum(s[method]["train"]) / prompts for s in suites])
+        rows[label] = [over_seeds(seed_means(name)), closed, *on_source]
+    for a, b in (("transfer", "random_prompts"), ("transfer", "random"), ("transfer", "init")):
+        diffs = [x - y for x, y in zip(seed_means(a), seed_means(b))]
+        rows[f"{NAMES[a]} \u2212 {NAMES[b]}, paired by prompt and seed"] = [
+            over_seeds(diffs),
+            per_seed(diffs),
+            *prompt_wins(
+                [[s[f"kl_{a}"] for s in samples] for samples in per_prompt],
+                [[s[f"kl_{b}"] for s in samples] for samples in per_prompt],
+            ),
+        ]
+    return rows
+
+
 TABLES = {
     "suite": (RECORD, suite_rows),
     "thirty_steps": (RESULTS / "smollm2_30_steps", thirty_step_rows),
@@ -270,6 +316,7 @@ TABLES = {
     "warm_start_seeds": (WARM_SEEDS, warm_seed_rows),
     "reverse": (REVERSE, reverse_rows),
     "suite_seeds": (SUITE_SEEDS, suite_seed_rows),
+    "transfer_seeds": (TRANSFER_SEEDS, transfer_seed_rows),
 }
 
 
@@ -321,6 +368,12 @@ def test_the_records_are_the_presets_runs():
     for point in samples_of(SUITE_SEEDS):
         config = (SUITE_SEEDS / f"seed{point['seed']}" / "config.yaml").read_text()
         assert f"seed: {point['seed']}" in config and "model: hf:smollm2" in config and "task: propane_suite" in config
+    transfer_seeds = (TRANSFER_SEEDS / "config.yaml").read_text()
+    assert "command: harness sweep --task propane_transfer --seeds 1,2" in transfer_seeds
+    assert "source: docs/results/propane/suite_seeds/seed{seed}" in transfer_seeds
+    for point in samples_of(TRANSFER_SEEDS):
+        config = (TRANSFER_SEEDS / f"seed{point['seed']}" / "config.yaml").read_text()
+        assert f"seed: {point['seed']}" in config and "model: hf:gemma3-270m" in config
 
 
 def test_readme_thirty_step_search_matches_its_record():
