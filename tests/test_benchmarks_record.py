@@ -107,3 +107,23 @@ def test_readme_packed_linear_figures_come_from_their_log():
     assert quoted in readme
     slow, fast = re.search(r"decode attention: bfloat16 (\d+) us, float32 (\d+) us", log).groups()
     assert f"attention takes {slow} us in bfloat16 and {fast} us in float32" in readme
+
+
+def test_performance_page_generation_steps_figures_come_from_their_log():
+    """The decode-step figures the page quotes are those of benchmarks/generation_steps.py's committed log."""
+    import re
+
+    log = (RECORD.parent / "generation_steps.log").read_text()
+    page = " ".join((ROOT / "docs" / "performance.md").read_text().split())
+    figures = {}
+    for dtype, block in re.findall(r"^(float32|bfloat16): (.*?)(?=^\S|\Z)", log, re.M | re.S):
+        figures[dtype] = (
+            re.search(r"before / after ([\d.]+x)", block)[1],
+            re.search(r"same tokens ([\d.]+)", block)[1],
+        )
+    (f32, f32_same), (bf16, bf16_same) = figures["float32"], figures["bfloat16"]
+    quoted = (
+        f"before / after {f32} in float32 and {bf16} in bfloat16, the same greedy tokens for {f32_same} / "
+        f"{bf16_same} of the prompts"
+    )
+    assert quoted in page
