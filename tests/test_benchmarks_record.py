@@ -115,15 +115,23 @@ def test_performance_page_generation_steps_figures_come_from_their_log():
 
     log = (RECORD.parent / "generation_steps.log").read_text()
     page = " ".join((ROOT / "docs" / "performance.md").read_text().split())
-    figures = {}
-    for dtype, block in re.findall(r"^(float32|bfloat16): (.*?)(?=^\S|\Z)", log, re.M | re.S):
-        figures[dtype] = (
-            re.search(r"before / after ([\d.]+x)", block)[1],
-            re.search(r"same tokens ([\d.]+)", block)[1],
-        )
-    (f32, f32_same), (bf16, bf16_same) = figures["float32"], figures["bfloat16"]
+    patterns = {
+        "ratio": r"before / after ([\d.]+x)",
+        "same": r"same tokens ([\d.]+)",
+        "after": r"after [\d.]+ s \(([\d.]+x) floor\)",
+        "prefill": r"prefill [\d.]+ s \(floor [\d.]+ s, ([\d.]+x)\)",
+        "decode": r"decode steps [\d.]+ s \(floor [\d.]+ s, ([\d.]+x)\)",
+        "matmuls": r"matmuls alone [\d.]+ s \(([\d.]+x) the floor\)",
+        "attention": r"attention alone ([\d.]+ s)",
+    }
+    blocks = dict(re.findall(r"^(float32|bfloat16): (.*?)(?=^\S|\Z)", log, re.M | re.S))
+    f32, bf16 = ({k: re.search(p, blocks[d])[1] for k, p in patterns.items()} for d in ("float32", "bfloat16"))
     quoted = (
-        f"before / after {f32} in float32 and {bf16} in bfloat16, the same greedy tokens for {f32_same} / "
-        f"{bf16_same} of the prompts"
+        f"before / after {f32['ratio']} in float32 and {bf16['ratio']} in bfloat16, the same greedy tokens for "
+        f"{f32['same']} / {bf16['same']} of the prompts; generation then at {f32['after']} / {bf16['after']} the "
+        f"floor. Its breakdown says what bounds the targets: the prefill at {f32['prefill']} / {bf16['prefill']} its "
+        f"floor, the decode steps at {f32['decode']} / {bf16['decode']} theirs, of which the matmuls alone take "
+        f"{f32['matmuls']} / {bf16['matmuls']} (16 rows a step) and attention {f32['attention']} / "
+        f"{bf16['attention']}."
     )
     assert quoted in page
