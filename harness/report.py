@@ -231,6 +231,14 @@ def figure():
     return plt
 
 
+def save_figure(fig, path) -> Path:
+    """Lay out, write (110 dpi) and close ``fig``: a run writes many plots, and pyplot keeps every open figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    figure().close(fig)
+    return Path(path)
+
+
 def plot_lines(
     path: Path,
     series: dict,
@@ -258,10 +266,7 @@ def plot_lines(
     if len(series) > 1:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_heatmap(path: Path, matrix, row_labels, col_labels, xlabel: str, ylabel: str, title: str = "") -> Path:
@@ -278,10 +283,7 @@ def plot_heatmap(path: Path, matrix, row_labels, col_labels, xlabel: str, ylabel
             )
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def json_safe(value):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.report import plot_lines
+from harness.report import plot_lines, save_figure
 
 
 def plot_accuracy(path: Path, history: list[dict], title: str) -> Path:
@@ -36,10 +36,7 @@ def plot_feature_matrix(path: Path, M, title: str) -> Path:
     image = ax.imshow(M.numpy(), cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
     ax.set(title=title, xlabel="input coordinate", ylabel="input coordinate")
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def write_table(path: Path, metrics: dict, datasets: list[str], methods: tuple[str, ...]) -> Path:
@@ -83,10 +80,7 @@ def plot_layer_curves(path: Path, history: list[dict], n_layers: int) -> Path:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("correlation with W^T W")
     axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_training(path: Path, history: list[dict]) -> Path:

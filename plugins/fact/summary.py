@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from harness.report import save_figure
 from harness.stats import mean_ci, mean_stderr, paired_permutation_test
 
 SETTINGS = ("kernel", "bandwidth", "ridge", "normalize")  # the grid a tuning sweep searches (iterations: the curve)
@@ -97,9 +98,7 @@ def plot_tuning(path, scored: list[tuple]) -> None:
         ax.bar(range(len(mine)), [s[1] for s in mine], color="tab:blue")
         ax.set_xticks(range(len(mine)), ["/".join(s[0][1:]) for s in mine], rotation=90, fontsize=6)
         ax.set(ylabel="best val acc", ylim=(0, 1.02), title=f"{update}: kernel/bandwidth/ridge/normalize")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def comparison(points: list[dict]) -> dict[str, float]:

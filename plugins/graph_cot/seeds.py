@@ -10,6 +10,8 @@ and >= 0.1 above path), and the path model's distance from its closed form (a ra
 
 from __future__ import annotations
 
+from harness.report import save_figure
+
 HEADLINE = "evidence_accuracy"
 CLAIM = {"dfs_at_least": 0.9, "margin": 0.1}
 
@@ -62,9 +64,7 @@ def write_seed_plot(path, seeds: list[int], dfs: list[float], path_values: list[
     ax.set_title(f"graph_cot flagship over {len(seeds)} seeds (one line per seed)")
     ax.legend(loc="lower left", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def seed_table(records: list[dict]) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.report import figure
+from harness.report import figure, save_figure
 from harness.store import read_json
 
 
@@ -29,9 +29,7 @@ def plot_loss(path, record: dict, title: str) -> None:
         title=f"{title} (grey: plateaus, dotted: drops)",
     )
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_spectra(path, record: dict, floor: float, title: str) -> None:
@@ -51,9 +49,7 @@ def plot_spectra(path, record: dict, floor: float, title: str) -> None:
     )
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def sweep_summary(points: list[dict], ctx) -> dict[str, float]:
@@ -112,9 +108,7 @@ def plot_stable_ranks(path, record: dict, title: str) -> None:
     axes[1].legend(fontsize=6, ncol=4)
     axes[2].set(xlabel="rescaled time  lr x step / log(1/alpha)   (ticks at 0: rank jumps)")
     axes[0].grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def vit_summary(points: list[dict], ctx) -> dict[str, float]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from harness.report import save_figure
+
 
 def plot_loss_curve(
     path: Path,
@@ -47,10 +49,7 @@ def plot_loss_curve(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_steps_vs_d(path: Path, lines: dict, learned: str = "the loss threshold") -> Path:
@@ -82,10 +81,7 @@ def plot_steps_vs_d(path: Path, lines: dict, learned: str = "the loss threshold"
     ax.grid(alpha=0.3, which="both")
     plain_ticks(ax, sorted({d for ds, *_ in lines.values() for d in ds}))
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_shape_residuals(path: Path, groups: dict, residuals) -> Path:
@@ -113,10 +109,7 @@ def plot_shape_residuals(path: Path, groups: dict, residuals) -> Path:
         plain_ticks(ax, group["d"])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plain_ticks(ax, ds: list) -> None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.report import figure
+from harness.report import figure, save_figure
 from harness.store import read_json
 
 if TYPE_CHECKING:
@@ -41,9 +41,7 @@ def plot_shrinkage(path, curves: dict, trained: dict, rank_points: tuple | None,
     ax.set(xlabel="singular value of Y", ylabel="singular value of the fit", title=title)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_run(ctx, spectra: dict, history: dict, net: LinearResNetOptions) -> None:

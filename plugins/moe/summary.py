@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from harness.report import save_figure
 from harness.stats import mean_ci
 
 
@@ -102,6 +103,4 @@ def plot_heatmap(path, matrix: list[list[float]], teachers: list[int], students:
         xlabel="student granularity k", ylabel="teacher granularity k_t", title="normalized test MSE (mean over seeds)"
     )
     fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from harness.report import save_figure
+
 
 def plot_deviations(
     path: Path, times: list[float], alphas: list[float], result: dict, epsilon: float, target: str
@@ -26,10 +28,7 @@ def plot_deviations(
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"ntk: model vs its linearisation, target={target}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_alpha_needed(path: Path, series: dict, slopes: dict, epsilon: float) -> Path:
@@ -70,7 +69,4 @@ def plot_alpha_needed(path: Path, series: dict, slopes: dict, epsilon: float) ->
     for axis in (ax, flat):
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

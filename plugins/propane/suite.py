@@ -30,6 +30,7 @@ from importlib import resources
 
 from harness.errors import UsageError
 from harness.evaluation import mean_stderr
+from harness.report import save_figure
 
 METHODS = ("propane", "random")
 INITS = ("bang", "original", "random")
@@ -350,9 +351,7 @@ def plot_pairs(path, targets: list[str], initial: dict, best: dict, train: dict 
         xlabel=f"{arm_name(second)}: held-out KL", ylabel=f"{arm_name(first)}: held-out KL", title="paired by prompt"
     )
     scatter.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_training_curves(path, curves: dict[str, list[list[float]]]) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 from harness import seeding
 from harness.errors import UsageError
 from harness.evaluation import mean_stderr
+from harness.report import save_figure
 from harness.store import read_json
 
 PAIRS = (("transfer", "random_prompts"), ("random", "random_prompts"), ("transfer", "random"), ("transfer", "init"))
@@ -322,6 +323,4 @@ def plot_transfer(path, targets: list[Target], per_target: dict[str, list[float]
     ax.set_title("prompts found on the source model, scored on another (the original prompt: 0)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
