@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 from harness.paths import cache_dir
+from harness.store import write_json_atomic
 
 SHAPES = ("loglikelihood", "loglikelihood_rolling", "generate")
 CPU_BUFFER = 64 * 2**20  # bytes copied by the CPU bandwidth probe (beyond most caches)
@@ -93,7 +94,7 @@ def machine_profile(device: str = "cpu", dtypes: tuple[str, ...] = ("float32", "
         profile.setdefault("copy_bytes_per_s", copy_bandwidth(device))
         profile["measured"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         profile["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # busy: a low peak
-        write_atomic(path, profile)
+        write_json_atomic(path, profile)
     return {**profile, "cache": str(path)}
 
 
@@ -106,14 +107,6 @@ def read_profile(path: Path, key: dict) -> dict:
     except (OSError, ValueError):
         pass
     return {"key": key, "matmul_peak_flops": {}}
-
-
-def write_atomic(path: Path, data: dict) -> None:
-    """Write through a file of this process's own, so processes measuring at once never mix their bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def _best_rate(work, amount: float, device: str, budget: float) -> float:
@@ -423,7 +416,7 @@ def record(run_dir: Path, meter: Meter) -> dict | None:
     except Exception as exc:  # noqa: BLE001 - the run's results matter more than its timing
         block = {"note": f"not measured: {type(exc).__name__}: {exc}", "shapes": {}}
         print(f"harness: warning: efficiency {block['note']}", file=sys.stderr)
-    write_atomic(path, block)
+    write_json_atomic(path, block)
     return block
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,15 +70,15 @@ def finished_status(config: dict) -> str:
 
 
 def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file: a reader sees the old file or the new, never a part."""
+    """Write ``data`` to ``path`` through a temporary file: a reader sees the old file or the new, never a part.
+    The temporary file is this process's and thread's own: writers of one path at once (a run's worker processes
+    updating its config) each replace the file whole instead of renaming each other's half-written one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
@@ -374,9 +375,7 @@ class Run:
     def write_config(self) -> None:
         import yaml
 
-        tmp = self.dir / "config.yaml.tmp"
-        tmp.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        os.replace(tmp, self.dir / "config.yaml")
+        write_bytes_atomic(self.dir / "config.yaml", yaml.safe_dump(self.config, sort_keys=False).encode())
 
     def update_config(self, **fields) -> None:
         """Record something learned during the run (a model fingerprint, a chat template)."""
