@@ -136,7 +136,7 @@ def check_interval(cell: str, m: dict, key: str, tolerance: float = 6e-4) -> Non
 
 @pytest.mark.parametrize(
     ("record", "title", "dims"),
-    [("inverse_scaling", "trained", (32, 128)), ("inverse_scaling_frozen", "frozen", (32,))],
+    [("inverse_scaling", "trained", (32, 128)), ("inverse_scaling_frozen", "frozen", (32, 128))],
 )
 def test_inverse_scaling_tables(record, title, dims):
     """Claim (ii): n to test loss 0.01 on the mean curve and seed by seed, n to error 0.05, loss and error at
