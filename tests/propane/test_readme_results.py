@@ -167,17 +167,21 @@ def reverse_rows() -> dict[str, list[str]]:
     return rows
 
 
-# Over seeds: seed 0 is the one-seed record above (docs/results/propane/suite, and the transfer of its prompts);
-# seeds 1 and 2 are `harness sweep --seeds 1,2` records with each point's run record beside them (seed<N>/).
+# Over seeds, SmolLM2 -> Gemma: seed 0 is the one-seed record above (docs/results/propane/suite, and the transfer of
+# its prompts); seeds 1 and 2 are `harness sweep --seeds 1,2` records with each point's run record beside them
+# (seed<N>/). Gemma -> SmolLM2: both sweeps ran seeds 0, 1 and 2 (no seed-0 record of their own).
 SUITE_SEEDS = RESULTS / "suite_seeds"
 TRANSFER_SEEDS = RESULTS / "transfer_seeds"
+GEMMA_SEEDS = RESULTS / "gemma_suite_seeds"
+REVERSE_SEEDS = RESULTS / "reverse_seeds"
 
 
-def seed_records(zero: Path, sweep: Path) -> list[Path]:
-    """The run records of seeds 0, 1, 2, ...: seed 0's own record, then the sweep's points (each point's metrics
-    in the sweep's samples must equal its committed run record's)."""
+def seed_records(zero: Path | None, sweep: Path) -> list[Path]:
+    """The run records of seeds 0, 1, 2, ...: seed 0's own record when the sweep starts at seed 1, then the sweep's
+    points (each point's metrics in the sweep's samples must equal its committed run record's)."""
     points = samples_of(sweep)
-    assert [p["seed"] for p in points] == list(range(1, len(points) + 1))
+    first = 0 if zero is None else 1
+    assert [p["seed"] for p in points] == list(range(first, first + len(points)))
     assert all(p["status"] == "finished" for p in points)
     for point in points:
         m = load(sweep / f"seed{point['seed']}")
@@ -187,7 +191,7 @@ def seed_records(zero: Path, sweep: Path) -> list[Path]:
         if not key.endswith(("_stderr", "_ci_low", "_ci_high")):
             mean = sum(p["metrics"][key] for p in points) / len(points)
             assert sweep_metrics[key] == pytest.approx(mean), key
-    return [zero] + [sweep / f"seed{p['seed']}" for p in points]
+    return ([zero] if zero else []) + [sweep / f"seed{p['seed']}" for p in points]
 
 
 def over_seeds(values: list[float]) -> str:
@@ -226,7 +230,8 @@ def suite_seed_values(folder: Path, prompts: int) -> dict[str, dict[str, list[fl
         m = load(folder)
         if m["prompts"] == prompts:
             assert mean_stderr(after) == pytest.approx((m[f"kl_best_{method}"], m[f"kl_best_{method}_stderr"]))
-            assert mean_stderr(train) == pytest.approx((m[f"kl_train_{method}"], m[f"kl_train_{method}_stderr"]))
+            if f"kl_train_{method}" in m:  # seed 0's record predates it
+                assert mean_stderr(train) == pytest.approx((m[f"kl_train_{method}"], m[f"kl_train_{method}_stderr"]))
     return values
 
 
@@ -239,22 +244,23 @@ SUITE_SEED_ROWS = {
 }
 
 
-def suite_seed_rows() -> dict[str, list[str]]:
+def suite_seed_rows(zero: Path | None = RECORD, sweep: Path = SUITE_SEEDS, prefix: str = "") -> dict[str, list[str]]:
     """The suite over seeds: each seed's value is its mean over the sweep's prompts (the first n of the 10); mean
     and 95% t CI over seeds; the paired row adds each seed's difference and the sign test over prompts (each
-    prompt's mean over seeds)."""
-    prompts = int(load(SUITE_SEEDS / "seed1")["prompts"])
-    seeds = [suite_seed_values(folder, prompts) for folder in seed_records(RECORD, SUITE_SEEDS)]
+    prompt's mean over seeds). ``prefix`` starts each row's label (the page has one such table per model)."""
+    folders = seed_records(zero, sweep)
+    prompts = int(load(folders[-1])["prompts"])
+    seeds = [suite_seed_values(folder, prompts) for folder in folders]
 
     def seed_means(method: str, kind: str) -> list[float]:
         return [sum(s[method][kind]) / len(s[method][kind]) for s in seeds]
 
     rows = {
-        label: [over_seeds(seed_means("propane", kind)), over_seeds(seed_means("random", kind))]
+        prefix + label: [over_seeds(seed_means("propane", kind)), over_seeds(seed_means("random", kind))]
         for label, kind in SUITE_SEED_ROWS.items()
     }
     diffs = [a - b for a, b in zip(seed_means("propane", "after"), seed_means("random", "after"))]
-    rows["PROPANE − random search, paired by prompt and seed"] = [
+    rows[prefix + "PROPANE − random search, paired by prompt and seed"] = [
         over_seeds(diffs),
         per_seed(diffs),
         *prompt_wins([s["propane"]["after"] for s in seeds], [s["random"]["after"] for s in seeds]),
@@ -263,28 +269,40 @@ def suite_seed_rows() -> dict[str, list[str]]:
 
 
 TRANSFER_SEED_NAMES = {name: f"{label}, over seeds" for name, label in NAMES.items()}
+REVERSE_SEED_NAMES = {
+    "transfer": "PROPANE's prompt, found on Gemma, over seeds",
+    "random": "random search's prompt, found on Gemma, over seeds",
+    "init": "the Gemma search's start, '! ' x 10, over seeds",
+    "random_prompts": "random SmolLM2 prompts, over seeds",
+}
 ON_SOURCE = {"transfer": ("propane", "after"), "random": ("random", "after"), "init": ("propane", "before")}
 
 
-def transfer_seed_rows() -> dict[str, list[str]]:
-    """SmolLM2 -> Gemma over search seeds, on the suite sweep's prompts (seed 0: the first n of the one-seed
-    transfer record's 6): per kind of prompt, each seed's mean over prompts of its KL on Gemma, then the mean and
-    95% t CI over seeds; the share closed per seed from those means; SmolLM2's own KLs from the suite's records."""
-    prompts = int(load(SUITE_SEEDS / "seed1")["prompts"])
-    folders = seed_records(TRANSFER, TRANSFER_SEEDS)
+def transfer_seed_rows(
+    transfer: tuple = (TRANSFER, TRANSFER_SEEDS),
+    suite: tuple = (RECORD, SUITE_SEEDS),
+    names: dict = TRANSFER_SEED_NAMES,
+) -> dict[str, list[str]]:
+    """A transfer over search seeds, on the suite sweep's prompts (SmolLM2 -> Gemma's seed 0: the first n of the
+    one-seed transfer record's): per kind of prompt, each seed's mean over prompts of its KL on the other model,
+    then the mean and 95% t CI over seeds; the share closed per seed from those means; the source model's own KLs
+    from the suite's records. ``transfer`` and ``suite`` are (seed-0 record or None, sweep)."""
+    folders = seed_records(*transfer)
+    suite_folders = seed_records(*suite)
+    prompts = int(load(suite_folders[-1])["prompts"])
     per_prompt = [samples_of(folder)[:prompts] for folder in folders]
-    for folder, samples in zip(folders[1:], per_prompt[1:]):
+    for folder, samples in zip(folders, per_prompt):
         m = load(folder)
-        assert m["prompts"] == prompts and m["kl_transfer"] == pytest.approx(
-            mean_stderr([s["kl_transfer"] for s in samples])[0]
-        )
-    suites = [suite_seed_values(folder, prompts) for folder in seed_records(RECORD, SUITE_SEEDS)]
+        assert m["prompts"] >= prompts
+        if m["prompts"] == prompts:
+            assert m["kl_transfer"] == pytest.approx(mean_stderr([s["kl_transfer"] for s in samples])[0])
+    suites = [suite_seed_values(folder, prompts) for folder in suite_folders]
 
     def seed_means(name: str) -> list[float]:
         return [sum(s[f"kl_{name}"] for s in samples) / prompts for samples in per_prompt]
 
     rows = {}
-    for name, label in TRANSFER_SEED_NAMES.items():
+    for name, label in names.items():
         closed = "0 (by definition)"
         if name != "random_prompts":
             closed = over_seeds([1 - a / b for a, b in zip(seed_means(name), seed_means("random_prompts"))])
@@ -297,7 +315,8 @@ def transfer_seed_rows() -> dict[str, list[str]]:
         rows[label] = [over_seeds(seed_means(name)), closed, *on_source]
     for a, b in (("transfer", "random_prompts"), ("transfer", "random"), ("transfer", "init")):
         diffs = [x - y for x, y in zip(seed_means(a), seed_means(b))]
-        rows[f"{NAMES[a]} \u2212 {NAMES[b]}, paired by prompt and seed"] = [
+        pair = " \u2212 ".join(names[k].removesuffix(", over seeds") for k in (a, b))
+        rows[f"{pair}, paired by prompt and seed"] = [
             over_seeds(diffs),
             per_seed(diffs),
             *prompt_wins(
@@ -317,6 +336,11 @@ TABLES = {
     "reverse": (REVERSE, reverse_rows),
     "suite_seeds": (SUITE_SEEDS, suite_seed_rows),
     "transfer_seeds": (TRANSFER_SEEDS, transfer_seed_rows),
+    "gemma_suite_seeds": (GEMMA_SEEDS, lambda: suite_seed_rows(None, GEMMA_SEEDS, "on Gemma: ")),
+    "reverse_seeds": (
+        REVERSE_SEEDS,
+        lambda: transfer_seed_rows((None, REVERSE_SEEDS), (None, GEMMA_SEEDS), REVERSE_SEED_NAMES),
+    ),
 }
 
 
@@ -339,12 +363,16 @@ def test_the_page_says_how_many_prompts_and_seeds():
     assert len(points) >= 3 and all(p["status"] == "finished" for p in points)
     assert f"over {len(points)} seeds" in page
     prompts = int(load(SUITE_SEEDS / "seed1")["prompts"])
-    assert f"Over {len(samples_of(SUITE_SEEDS)) + 1} seeds, on the first {prompts} target prompts" in page
+    which = "all" if prompts == load(RECORD)["prompts"] else "the first"
+    assert f"Over {len(samples_of(SUITE_SEEDS)) + 1} seeds, on {which} {prompts} target prompts" in page
+    gemma = samples_of(GEMMA_SEEDS)
+    assert f"over {len(gemma)} seeds, on the first {int(load(GEMMA_SEEDS / 'seed0')['prompts'])} target prompts" in page
 
 
 def test_the_pages_per_seed_gaps_are_the_records():
     """The prose under the 3-seed table quotes each seed's mean held-out minus training gap per method."""
-    seeds = [suite_seed_values(folder, 4) for folder in seed_records(RECORD, SUITE_SEEDS)]
+    folders = seed_records(RECORD, SUITE_SEEDS)
+    seeds = [suite_seed_values(folder, int(load(folders[-1])["prompts"])) for folder in folders]
     gaps = {m: ", ".join(f"{sum(s[m]['gap']) / len(s[m]['gap']):.2f}" for s in seeds) for m in ("propane", "random")}
     text = " ".join(PAGE.read_text().split())
     assert f"(PROPANE {gaps['propane']}; random search {gaps['random']})" in text
@@ -374,6 +402,17 @@ def test_the_records_are_the_presets_runs():
     for point in samples_of(TRANSFER_SEEDS):
         config = (TRANSFER_SEEDS / f"seed{point['seed']}" / "config.yaml").read_text()
         assert f"seed: {point['seed']}" in config and "model: hf:gemma3-270m" in config
+    assert (
+        "command: harness sweep --task propane_suite --model hf:gemma3-270m --seeds 0,1,2"
+        in (GEMMA_SEEDS / "config.yaml").read_text()
+    )
+    reverse = (REVERSE_SEEDS / "config.yaml").read_text()
+    assert "command: harness sweep --task propane_transfer --model hf:smollm2 --seeds 0,1,2" in reverse
+    assert "source: docs/results/propane/gemma_suite_seeds/seed{seed}" in reverse
+    for folder, model in ((GEMMA_SEEDS, "gemma3-270m"), (REVERSE_SEEDS, "smollm2")):
+        for point in samples_of(folder):
+            config = (folder / f"seed{point['seed']}" / "config.yaml").read_text()
+            assert f"seed: {point['seed']}" in config and f"model: hf:{model}" in config
 
 
 def test_readme_thirty_step_search_matches_its_record():
