@@ -177,3 +177,34 @@ def test_every_record_says_where_it_ran():
     names = ("mlp_lowrank", "tune_modular", "tune_parity", "compare_modular", "compare_parity", "tune_modular_long")
     for name in (*names, "tune_modular_wide", "tune_parity_ridge", "compare_modular_sqrt63"):
         assert "machine" in yaml.safe_load((RESULTS / name / "config.yaml").read_text()), name
+
+
+def test_over_training_table_over_seeds_is_the_three_records():
+    """The rank-2 MLP's curve over 3 seeds: seed 0's record and the seeds sweep's two runs, mean [95% t interval] at
+    the logged steps and at each seed's own stop; every seed converged."""
+    from harness.stats import mean_ci
+
+    folders = [RESULTS / "mlp_lowrank", *(RESULTS / f"mlp_lowrank_seeds/seed{s}" for s in (1, 2))]
+    sweep = [json.loads(line) for line in (RESULTS / "mlp_lowrank_seeds/samples.jsonl").read_text().splitlines()]
+    assert [p["seed"] for p in sweep] == [1, 2] and all(p["status"] == "finished" for p in sweep)
+    assert (
+        "command: harness sweep --task fact_mlp --seeds 1,2" in (RESULTS / "mlp_lowrank_seeds/config.yaml").read_text()
+    )
+    series = [{r["step"]: r for r in map(json.loads, (f / "metrics.jsonl").read_text().splitlines())} for f in folders]
+    finals = [record(f.relative_to(RESULTS).as_posix()) for f in folders]
+    assert all(m["converged"] == 1 for m in finals)
+    header, rows = table("**Over training, 3 seeds.**")
+    keys = {f"FACT layer {i}": f"layer{i}/fact_correlation" for i in range(3)}
+    keys.update({f"control layer {i}": f"layer{i}/fact_shuffled_correlation" for i in range(2)})
+    keys["residual layer 0"] = "layer0/fact_residual"
+    assert [r[0] for r in rows] == ["0", "256", "1024", "stop"]
+    for row in rows:
+        points = finals if row[0] == "stop" else [s[int(row[0])] for s in series]
+        for column, cell in zip(header[1:], row[1:]):
+            interval = mean_ci([p[keys[column]] for p in points])
+            printed = numbers(cell)
+            assert len(printed) == 3, cell
+            for text, value in zip(printed, (interval.estimate, interval.low, interval.high)):
+                assert close(text, value), (row[0], column, cell)
+    steps = ", ".join(str(int(m["steps"])) for m in finals[:-1]) + f" and {int(finals[-1]['steps'])} steps"
+    assert steps in " ".join(PAGE.read_text().split())
