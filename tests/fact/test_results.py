@@ -208,3 +208,43 @@ def test_over_training_table_over_seeds_is_the_three_records():
                 assert close(text, value), (row[0], column, cell)
     steps = ", ".join(str(int(m["steps"])) for m in finals[:-1]) + f" and {int(finals[-1]['steps'])} steps"
     assert steps in " ".join(PAGE.read_text().split())
+
+
+def test_wine_stationary_table_over_seeds_is_the_three_records():
+    """Wine at 3 seeds: the largest residual per layer and the NFA correlations' mean [95% t interval]; every seed
+    converged with a FACT correlation of 1 to the printed digits."""
+    from harness.stats import mean_ci
+
+    names = ["mlp_wine", "mlp_wine_seeds/seed1", "mlp_wine_seeds/seed2"]
+    assert (
+        "command: harness sweep --task fact_mlp_wine --seeds 1,2"
+        in (RESULTS / "mlp_wine_seeds/config.yaml").read_text()
+    )
+    finals = [record(name) for name in names]
+    assert all(m["converged"] == 1 for m in finals)
+    header, rows = table("**At the stationary point, wine, 3 seeds.**")
+    assert [r[0] for r in rows] == ["0", "1", "2"]
+    for layer, residual, *nfa in rows:
+        values = [m[f"layer{layer}/fact_correlation"] for m in finals]
+        assert all(close("1.0000", v) for v in values), values
+        assert close(residual, max(m[f"layer{layer}/fact_residual"] for m in finals))
+        for cell, key in zip(nfa, ("nfa_correlation", "nfa_sqrt_correlation")):
+            interval = mean_ci([m[f"layer{layer}/{key}"] for m in finals])
+            printed = numbers(cell)
+            assert len(printed) == 3 and all(
+                close(text, value) for text, value in zip(printed, (interval.estimate, interval.low, interval.high))
+            ), cell
+
+
+def test_relu_runs_over_seeds_are_quoted_from_their_records():
+    """The ReLU paragraph's seeds 1 and 2: their gradient norms, and the range of the hidden layers' FACT
+    correlations and residuals over all three seeds; no ReLU run converged."""
+    finals = [record(name) for name in ("mlp_relu", "mlp_relu_seeds/seed1", "mlp_relu_seeds/seed2")]
+    assert not any(m["converged"] for m in finals)
+    correlations = [m[f"layer{i}/fact_correlation"] for m in finals for i in (0, 1)]
+    residuals = [m[f"layer{i}/fact_residual"] for m in finals for i in (0, 1)]
+    text = " ".join(PAGE.read_text().split())
+    norms = " and ".join(f"{m['grad_norm']:.3f}" for m in finals[1:])
+    assert f"(gradient norm {norms} at step 20000)" in text
+    assert f"FACT correlations {min(correlations):.3f} to {max(correlations):.3f}" in text
+    assert f"residuals {min(residuals):.2f} to {max(residuals):.2f}." in text
