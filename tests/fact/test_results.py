@@ -108,10 +108,13 @@ def test_tuning_tables_and_the_comparisons_use_what_tuning_chose(data):
     assert yaml.safe_load((RESULTS / f"tune_{data}/config.yaml").read_text())["task_args"]["validation"] > 0
 
 
-@pytest.mark.parametrize("data", ["modular", "parity"])
-def test_comparison_tables(data):
-    metrics = record(f"compare_{data}")
-    header, rows = table(f"**Tuned comparison, {data}**")
+@pytest.mark.parametrize(
+    ("name", "marker"),
+    [("compare_modular", "modular"), ("compare_parity", "parity"), ("compare_parity_k4", "parity, k = 4")],
+)
+def test_comparison_tables(name, marker):
+    metrics = record(name)
+    header, rows = table(f"**Tuned comparison, {marker}**")
     assert len(rows) >= 3
     for row in rows:
         cells = dict(zip(header, row))
@@ -175,7 +178,8 @@ def test_tabular_table():
 
 def test_every_record_says_where_it_ran():
     names = ("mlp_lowrank", "tune_modular", "tune_parity", "compare_modular", "compare_parity", "tune_modular_long")
-    for name in (*names, "tune_modular_wide", "tune_parity_ridge", "compare_modular_sqrt63"):
+    seeds = ("mlp_lowrank_seeds", "mlp_wine_seeds", "mlp_relu_seeds", "compare_parity_k4")
+    for name in (*names, "tune_modular_wide", "tune_parity_ridge", "compare_modular_sqrt63", *seeds):
         assert "machine" in yaml.safe_load((RESULTS / name / "config.yaml").read_text()), name
 
 
@@ -248,3 +252,12 @@ def test_relu_runs_over_seeds_are_quoted_from_their_records():
     assert f"(gradient norm {norms} at step 20000)" in text
     assert f"FACT correlations {min(correlations):.3f} to {max(correlations):.3f}" in text
     assert f"residuals {min(residuals):.2f} to {max(residuals):.2f}." in text
+
+
+def test_parity_k4_support_mass_sentence():
+    """The k = 4 paragraph quotes FACT-RFM's support mass at n = 8000 (mean [95% CI] over seeds) from its record."""
+    m = record("compare_parity_k4")
+    key = "support_mass@n=8000,update=fact"
+    text = " ".join(PAGE.read_text().split())
+    assert f"support coordinates {m[key]:.3f} [{m[key + '_ci_low']:.3f}, {m[key + '_ci_high']:.3f}]" in text
+    assert yaml.safe_load((RESULTS / "compare_parity_k4/config.yaml").read_text())["task_args"]["k"] == 4
