@@ -315,8 +315,8 @@ def transfer_seed_rows(
         rows[label] = [over_seeds(seed_means(name)), closed, *on_source]
     for a, b in (("transfer", "random_prompts"), ("transfer", "random"), ("transfer", "init")):
         diffs = [x - y for x, y in zip(seed_means(a), seed_means(b))]
-        pair = " \u2212 ".join(names[k].removesuffix(", over seeds") for k in (a, b))
-        rows[f"{pair}, paired by prompt and seed"] = [
+        compared = " \u2212 ".join(names[k].removesuffix(", over seeds") for k in (a, b))
+        rows[f"{compared}, paired by prompt and seed"] = [
             over_seeds(diffs),
             per_seed(diffs),
             *prompt_wins(
