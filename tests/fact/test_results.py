@@ -53,6 +53,15 @@ def close(printed: str, value: float) -> bool:
     return abs(float(printed) - value) <= half + 1e-9
 
 
+def is_interval_of(cell: str, values: list[float]) -> bool:
+    """``mean [low, high]``: the 95% t interval over seeds (harness.stats.mean_ci), rounded as printed."""
+    from harness.stats import mean_ci
+
+    interval, printed = mean_ci(values), numbers(cell)
+    expected = (interval.estimate, interval.low, interval.high)
+    return len(printed) == 3 and all(close(text, value) for text, value in zip(printed, expected))
+
+
 def record(name: str) -> dict:
     return json.loads((RESULTS / name / "metrics.json").read_text())
 
@@ -186,8 +195,6 @@ def test_every_record_says_where_it_ran():
 def test_over_training_table_over_seeds_is_the_three_records():
     """The rank-2 MLP's curve over 3 seeds: seed 0's record and the seeds sweep's two runs, mean [95% t interval] at
     the logged steps and at each seed's own stop; every seed converged."""
-    from harness.stats import mean_ci
-
     folders = [RESULTS / "mlp_lowrank", *(RESULTS / f"mlp_lowrank_seeds/seed{s}" for s in (1, 2))]
     sweep = [json.loads(line) for line in (RESULTS / "mlp_lowrank_seeds/samples.jsonl").read_text().splitlines()]
     assert [p["seed"] for p in sweep] == [1, 2] and all(p["status"] == "finished" for p in sweep)
@@ -205,11 +212,7 @@ def test_over_training_table_over_seeds_is_the_three_records():
     for row in rows:
         points = finals if row[0] == "stop" else [s[int(row[0])] for s in series]
         for column, cell in zip(header[1:], row[1:]):
-            interval = mean_ci([p[keys[column]] for p in points])
-            printed = numbers(cell)
-            assert len(printed) == 3, cell
-            for text, value in zip(printed, (interval.estimate, interval.low, interval.high)):
-                assert close(text, value), (row[0], column, cell)
+            assert is_interval_of(cell, [p[keys[column]] for p in points]), (row[0], column, cell)
     steps = ", ".join(str(int(m["steps"])) for m in finals[:-1]) + f" and {int(finals[-1]['steps'])} steps"
     assert steps in " ".join(PAGE.read_text().split())
 
@@ -217,8 +220,6 @@ def test_over_training_table_over_seeds_is_the_three_records():
 def test_wine_stationary_table_over_seeds_is_the_three_records():
     """Wine at 3 seeds: the largest residual per layer and the NFA correlations' mean [95% t interval]; every seed
     converged with a FACT correlation of 1 to the printed digits."""
-    from harness.stats import mean_ci
-
     names = ["mlp_wine", "mlp_wine_seeds/seed1", "mlp_wine_seeds/seed2"]
     assert (
         "command: harness sweep --task fact_mlp_wine --seeds 1,2"
@@ -233,11 +234,7 @@ def test_wine_stationary_table_over_seeds_is_the_three_records():
         assert all(close("1.0000", v) for v in values), values
         assert close(residual, max(m[f"layer{layer}/fact_residual"] for m in finals))
         for cell, key in zip(nfa, ("nfa_correlation", "nfa_sqrt_correlation")):
-            interval = mean_ci([m[f"layer{layer}/{key}"] for m in finals])
-            printed = numbers(cell)
-            assert len(printed) == 3 and all(
-                close(text, value) for text, value in zip(printed, (interval.estimate, interval.low, interval.high))
-            ), cell
+            assert is_interval_of(cell, [m[f"layer{layer}/{key}"] for m in finals]), (layer, key, cell)
 
 
 def test_relu_runs_over_seeds_are_quoted_from_their_records():
