@@ -23,6 +23,8 @@ from pathlib import Path
 from harness.store import append_jsonl, read_jsonl
 
 DEPTH = {"depth": 3, "curriculum": True, "d_model": 96, "n_layer": 4}
+# the paper's (Mistral-style) blocks at the flagship's size, with the flagship's walk warm-up (item 5)
+REFERENCE = {"walk_warmup": 500, "positions": "rotary", "attention": "sdpa", "ffn": "swiglu", "norm": "rmsnorm"}
 # name -> GraphCoT options; "flagship" is the flagship's configuration before this study
 CONFIGS: dict[str, dict] = {
     "flagship": {},
@@ -47,6 +49,12 @@ CONFIGS: dict[str, dict] = {
     # depth 3 (issue 25 item 3): graph_cot_depth's model and curriculum; run with the preset's --steps
     "depth": DEPTH,
     "depth_walk500": {**DEPTH, "walk_warmup": 500},
+    # the reference architecture, tuned with the same knobs as the flagship; run with a longer --steps
+    "reference": REFERENCE,
+    "reference_lr1e-3": {**REFERENCE, "lr": 1e-3},
+    "reference_lr1e-2": {**REFERENCE, "lr": 1e-2},
+    "reference_walk2000": {**REFERENCE, "walk_warmup": 2000},
+    "reference_learned": {**REFERENCE, "positions": "learned"},
 }
 
 
@@ -131,10 +139,12 @@ def summarize(records: list[dict]) -> dict[str, dict]:
 
 
 def summary_table(records: list[dict]) -> list[str]:
-    """The results page's table of the study: one row per configuration, in the order first run."""
+    """The results page's table of the study: one row per configuration, in the order first run; the last column
+    pairs each configuration with the first one run (the baseline) at the seeds both ran."""
+    baseline = records[0]["config"]
     lines = [
-        "| configuration | options | seeds | escape step: median | quartiles | never escaped | minus flagship, same"
-        " seeds |",
+        "| configuration | options | seeds | escape step: median | quartiles | never escaped | minus"
+        f" {baseline}, same seeds |",
         "|---|---|---|---|---|---|---|",
     ]
     capped = {(r["config"], r["seed"]): r["escape_step"] or r["steps"] for r in records}  # never: the step cap
@@ -142,8 +152,8 @@ def summary_table(records: list[dict]) -> list[str]:
         options = ", ".join(f"{k}={v}" for k, v in CONFIGS[config].items()) or "(the flagship before this study)"
         median = "never" if row["median"] == math.inf else f"{row['median']:.0f}"
         quartiles = " - ".join("never" if q == math.inf else f"{q:.0f}" for q in (row["q1"], row["q3"]))
-        seeds = [seed for c, seed in capped if c == config != "flagship" and ("flagship", seed) in capped]
-        paired = [capped[config, seed] - capped["flagship", seed] for seed in seeds]
+        seeds = [seed for c, seed in capped if c == config != baseline and (baseline, seed) in capped]
+        paired = [capped[config, seed] - capped[baseline, seed] for seed in seeds]
         shift = f"{sum(paired) / len(paired):+.0f} (seeds {min(seeds)}-{max(seeds)})" if seeds else ""
         lines.append(
             f"| {config} | {options} | {row['seeds']} | {median} | {quartiles} | {row['never']:.0%} | {shift} |"
