@@ -77,7 +77,9 @@ def escape_step(
 
     ``steps`` sets the learning-rate schedule (a preset's); ``cap`` stops a training that has not escaped by then
     (default: ``steps``), so a plateau too long for the preset's budget costs only the cap; ``seconds`` (0: none)
-    stops it at a wall-clock limit instead, recorded as not escaped within the steps it reached."""
+    stops it at a wall-clock limit instead, recorded as not escaped within the steps it reached. Only steps after
+    the walk warm-up count: a walk's next node is a random neighbour, so a model that learned the lookup could show a
+    walk loss below ``threshold`` before it has seen a dfs chain."""
     import torch
     from harness.plugins.graph_cot.experiment import build_strategy_model, make_batches, train_config
     from harness.plugins.graph_cot.task import GraphCoT
@@ -93,7 +95,7 @@ def escape_step(
         losses.append((step, values["train_loss"]))
         if step % 250 == 0:  # a depth-3 plateau lasts an hour on a shared CPU: show where it is
             print(f"{config} seed {seed}: step {step} loss {values['train_loss']:.2f}", flush=True)
-        if values["train_loss"] < threshold or step >= (cap or steps):
+        if (values["train_loss"] < threshold and step > task.options.walk_warmup) or step >= (cap or steps):
             raise Escaped
         if seconds and time.perf_counter() - began > seconds:
             raise Escaped
@@ -106,7 +108,7 @@ def escape_step(
         trainer.fit()
         escaped = None
     except Escaped:
-        escaped = losses[-1][0] if losses[-1][1] < threshold else None
+        escaped = losses[-1][0] if losses[-1][1] < threshold and losses[-1][0] > task.options.walk_warmup else None
     return {
         "config": config,
         "seed": seed,

@@ -57,3 +57,14 @@ def test_escape_study_stops_at_its_cap_under_the_longer_schedule():
     assert [step for step, _ in record["losses"]] == [25, 50]
     row = summary_table([record])[-1]  # no baseline to pair with: the last column stays empty
     assert row.startswith("| flagship |") and row.endswith("| 100% |  |")
+
+
+def test_escape_study_counts_no_step_of_the_walk_warm_up():
+    """A loss under the threshold while the model still trains on random walks is not an escape: with a threshold
+    every logged loss is under, the escape step is the first logged step after the warm-up."""
+    pytest.importorskip("torch")
+    from harness.plugins.graph_cot.escape import CONFIGS, escape_step
+
+    warmup = CONFIGS["walk200"]["walk_warmup"]
+    record = escape_step("walk200", 0, threshold=100.0, steps=400)
+    assert record["escape_step"] == warmup + 25 and record["losses"][-1][0] == warmup + 25
