@@ -171,3 +171,25 @@ def test_depth_on_a_cpu_tables_match_their_records():
     final = ", ".join(final[:-1]) + f" and {final[-1]}"
     assert all(r["escape_step"] is None and r["steps"] == 2500 for r in records)
     assert f"left the plateau by step 2500 (loss {final} there" in PAGE
+
+
+def test_reference_escape_table_matches_its_record():
+    """The reference model tuned on a CPU (issue 25, item 5): the page's table is what escape.summary_table makes of
+    the committed trainings, run at tuning seeds other than the seeds table's, and the page's reading holds in them:
+    the longer walk warm-up escaped at the most seeds, at the steps the page names."""
+    from harness.plugins.graph_cot.escape import summary_table
+
+    from harness.store import read_jsonl
+
+    records = read_jsonl(ROOT / "docs/results/graph_cot/reference_escape/escape.jsonl")
+    assert {r["seed"] for r in records} == {0, 1, 2} and all(r["schedule"] == 8000 for r in records)
+    for line in summary_table(records):
+        assert line in PAGE.splitlines(), line
+    escaped: dict[str, list[int]] = {}
+    for r in records:
+        escaped.setdefault(r["config"], []).extend([r["escape_step"]] if r["escape_step"] else [])
+    assert max(escaped, key=lambda c: len(escaped[c])) == "reference_walk2000"
+    best, default = sorted(escaped["reference_walk2000"]), escaped["reference"]
+    prose = " ".join(PAGE.split())  # the page's text without its line breaks
+    assert f"2000 steps on walks ended the plateau at {len(best)} of 3 seeds (steps {best[0]} and {best[1]})" in prose
+    assert f"against {len(default)} of 3 (step {default[0]}) with the flagship's 500" in prose
