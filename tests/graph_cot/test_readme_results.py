@@ -193,3 +193,36 @@ def test_reference_escape_table_matches_its_record():
     prose = " ".join(PAGE.split())  # the page's text without its line breaks
     assert f"2000 steps on walks ended the plateau at {len(best)} of 3 seeds (steps {best[0]} and {best[1]})" in prose
     assert f"against {len(default)} of 3 (step {default[0]}) with the flagship's 500" in prose
+
+
+def test_tuned_reference_table_matches_its_sweep_record():
+    """The reference model at its tuned setting (2000 walk steps, 8000 steps) at the seeds table's seeds 10-12: the
+    page's table is what seeds.seed_table makes of the committed sweep, and the page's reading is the record's:
+    no dfs model leaves its plateau, the one path model that does is named with its step and evidence."""
+    from harness.plugins.graph_cot.seeds import seed_table
+
+    from harness.store import read_jsonl
+
+    folder = ROOT / "docs/results/graph_cot/reference_tuned_seeds"
+    points = read_jsonl(folder / "samples.jsonl")
+    assert sorted(p["seed"] for p in points) == [10, 11, 12] and all(p["status"] == "finished" for p in points)
+    command = yaml_command(folder)
+    assert all(arg in command for arg in ("attention=sdpa", "positions=rotary", "steps=8000", "walk_warmup=2000"))
+    for line in seed_table(points):
+        assert line in PAGE.splitlines(), line
+
+    def first_step_below_1(seed: int, strategy: str) -> int | None:
+        rows = read_jsonl(folder / f"seed{seed}/metrics.jsonl")
+        return next((r["step"] for r in rows if r.get(f"{strategy}/train_loss", 9.0) < 1.0), None)
+
+    assert all(first_step_below_1(p["seed"], "dfs") is None for p in points)
+    escaped = [(p, first_step_below_1(p["seed"], "path")) for p in points]
+    [(point, step)] = [(p, step) for p, step in escaped if step is not None]
+    m = point["metrics"]
+    losses = sorted(p["metrics"]["dfs/train_loss"] for p in points)
+    prose = " ".join(PAGE.split())
+    assert f"(final training loss {losses[0]:.2f}-{losses[-1]:.2f})" in prose
+    assert (
+        f"seed {point['seed']}, at step {step}, but had not learned its chains by step 8000 (evidence"
+        f" {m['path/evidence_accuracy']:.2f}, its closed form {m['baseline/random-path/evidence_accuracy']:.2f})"
+    ) in prose
