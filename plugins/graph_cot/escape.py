@@ -53,6 +53,7 @@ CONFIGS: dict[str, dict] = {
     "reference": REFERENCE,
     "reference_lr1e-3": {**REFERENCE, "lr": 1e-3},
     "reference_lr1e-2": {**REFERENCE, "lr": 1e-2},
+    "reference_d128x4": {**REFERENCE, "d_model": 128, "n_layer": 4},  # the paper's size, 3.5x a step's cost
     "reference_walk2000": {**REFERENCE, "walk_warmup": 2000},
     "reference_learned": {**REFERENCE, "positions": "learned"},
 }
@@ -142,7 +143,7 @@ def summarize(records: list[dict]) -> dict[str, dict]:
 
 def summary_table(records: list[dict]) -> list[str]:
     """The results page's table of the study: one row per configuration, in the order first run; the last column
-    pairs each configuration with the first one run (the baseline) at the seeds both ran."""
+    pairs each configuration with the first one run (the baseline) at the seeds both ran under the same step cap."""
     baseline = records[0]["config"]
     lines = [
         "| configuration | options | seeds | escape step: median | quartiles | never escaped | minus"
@@ -150,11 +151,12 @@ def summary_table(records: list[dict]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     capped = {(r["config"], r["seed"]): r["escape_step"] or r["steps"] for r in records}  # never: the step cap
+    cap = {(r["config"], r["seed"]): r["steps"] for r in records}  # pairs need one cap, or "never" means two things
     for config, row in summarize(records).items():
         options = ", ".join(f"{k}={v}" for k, v in CONFIGS[config].items()) or "(the flagship before this study)"
         median = "never" if row["median"] == math.inf else f"{row['median']:.0f}"
         quartiles = " - ".join("never" if q == math.inf else f"{q:.0f}" for q in (row["q1"], row["q3"]))
-        seeds = [seed for c, seed in capped if c == config != baseline and (baseline, seed) in capped]
+        seeds = [s for c, s in capped if c == config != baseline and cap[c, s] == cap.get((baseline, s))]
         paired = [capped[config, seed] - capped[baseline, seed] for seed in seeds]
         shift = f"{sum(paired) / len(paired):+.0f} (seeds {min(seeds)}-{max(seeds)})" if seeds else ""
         lines.append(

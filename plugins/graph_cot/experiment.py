@@ -25,7 +25,8 @@ Choices not fixed by the paper (the preset must finish in minutes on a shared 2-
   the comparison the paper makes (CoT strategy, not architecture) is unchanged. The paper's blocks tuned the way
   the flagship was (escape study, docs/results/graph_cot/reference_escape/; 8000-step schedule): a 2000-step walk
   warm-up was the only knob that helped (plateau ended at 2 of 3 tuning seeds, 1 of 3 with 500 steps; learned
-  positions, lr 1e-3 and 1e-2 at none), and at seeds 10-12 it ended no dfs plateau (reference_tuned_seeds/).
+  positions, lr 1e-3 and 1e-2 at none; the paper's 128 x 4 at neither of 2 seeds in 6000 steps), and at seeds
+  10-12 it ended no dfs plateau (reference_tuned_seeds/).
 - The plateau and the walk warm-up (``walk_warmup``; the flagship preset uses 500 steps). The dfs loss falls to ~1.6
   within 300 steps and sits there until the model learns the edge lookup; the escape study
   (:mod:`harness.plugins.graph_cot.escape`, docs/results/graph_cot/escape/) measured the first step with loss < 1.0

@@ -226,3 +226,16 @@ def test_tuned_reference_table_matches_its_sweep_record():
         f"seed {point['seed']}, at step {step}, but had not learned its chains by step 8000 (evidence"
         f" {m['path/evidence_accuracy']:.2f}, its closed form {m['baseline/random-path/evidence_accuracy']:.2f})"
     ) in prose
+
+
+def test_reference_at_the_papers_size_is_quoted_from_its_record():
+    """The page's sentence on the 128 x 4 reference quotes its trainings' cap and final losses."""
+    from harness.store import read_jsonl
+
+    records = read_jsonl(ROOT / "docs/results/graph_cot/reference_escape/escape.jsonl")
+    big = [r for r in records if r["config"] == "reference_d128x4"]
+    assert len(big) == 2 and all(r["escape_step"] is None for r in big)
+    [cap] = {r["steps"] for r in big}
+    final = " and ".join(f"{r['losses'][-1][1]:.2f}" for r in sorted(big, key=lambda r: r["seed"]))
+    prose = " ".join(PAGE.split())
+    assert f"each capped at {cap} steps" in prose and f"(loss {final} at the cap;" in prose

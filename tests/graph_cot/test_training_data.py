@@ -68,3 +68,16 @@ def test_escape_study_counts_no_step_of_the_walk_warm_up():
     warmup = CONFIGS["walk200"]["walk_warmup"]
     record = escape_step("walk200", 0, threshold=100.0, steps=400)
     assert record["escape_step"] == warmup + 25 and record["losses"][-1][0] == warmup + 25
+
+
+def test_escape_table_pairs_only_trainings_under_one_step_cap():
+    """'Never' under a 6000-step cap and 'never' under 8000 are not 6000 and 8000: such seeds are not paired."""
+    from harness.plugins.graph_cot.escape import summary_table
+
+    def record(config: str, seed: int, escape_step: int | None, cap: int) -> dict:
+        return {"config": config, "seed": seed, "escape_step": escape_step, "steps": cap}
+
+    records = [record("reference", 0, None, 8000), record("reference", 1, 5000, 8000)]
+    records += [record("reference_d128x4", 0, None, 6000), record("reference_d128x4", 1, 3000, 8000)]
+    row = summary_table(records)[-1]
+    assert row.startswith("| reference_d128x4 |") and row.endswith("| -2000 (seeds 1-1) |")
