@@ -92,11 +92,14 @@ def escape_step(
     model, tokenizer = build_strategy_model(task, "dfs", seed)
     losses: list[tuple[int, float]] = []
 
+    def escaped(step: int, loss: float) -> bool:
+        return loss < threshold and step > task.options.walk_warmup
+
     def log(step: int, values: dict) -> None:
         losses.append((step, values["train_loss"]))
         if step % 250 == 0:  # a depth-3 plateau lasts an hour on a shared CPU: show where it is
             print(f"{config} seed {seed}: step {step} loss {values['train_loss']:.2f}", flush=True)
-        if (values["train_loss"] < threshold and step > task.options.walk_warmup) or step >= (cap or steps):
+        if escaped(step, values["train_loss"]) or step >= (cap or steps):
             raise Escaped
         if seconds and time.perf_counter() - began > seconds:
             raise Escaped
@@ -107,14 +110,14 @@ def escape_step(
     )
     try:
         trainer.fit()
-        escaped = None
+        escape = None
     except Escaped:
-        escaped = losses[-1][0] if losses[-1][1] < threshold and losses[-1][0] > task.options.walk_warmup else None
+        escape = losses[-1][0] if escaped(*losses[-1]) else None
     return {
         "config": config,
         "seed": seed,
-        "escape_step": escaped,
-        "steps": cap or steps if escaped or losses[-1][0] >= (cap or steps) else losses[-1][0],
+        "escape_step": escape,
+        "steps": cap or steps if escape or losses[-1][0] >= (cap or steps) else losses[-1][0],
         "schedule": steps,
         "threshold": threshold,
         "seconds": round(time.perf_counter() - began, 1),
