@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = (ROOT / "docs/papers/graph_cot.md").read_text()
+PROSE = " ".join(PAGE.split())  # the page's text without its line breaks, for sentences that wrap
 
 
 def record(name: str) -> dict:
@@ -190,9 +191,8 @@ def test_reference_escape_table_matches_its_record():
         escaped.setdefault(r["config"], []).extend([r["escape_step"]] if r["escape_step"] else [])
     assert max(escaped, key=lambda c: len(escaped[c])) == "reference_walk2000"
     best, default = sorted(escaped["reference_walk2000"]), escaped["reference"]
-    prose = " ".join(PAGE.split())  # the page's text without its line breaks
-    assert f"2000 steps on walks ended the plateau at {len(best)} of 3 seeds (steps {best[0]} and {best[1]})" in prose
-    assert f"against {len(default)} of 3 (step {default[0]}) with the flagship's 500" in prose
+    assert f"2000 steps on walks ended the plateau at {len(best)} of 3 seeds (steps {best[0]} and {best[1]})" in PROSE
+    assert f"against {len(default)} of 3 (step {default[0]}) with the flagship's 500" in PROSE
 
 
 def test_tuned_reference_table_matches_its_sweep_record():
@@ -220,12 +220,11 @@ def test_tuned_reference_table_matches_its_sweep_record():
     [(point, step)] = [(p, step) for p, step in escaped if step is not None]
     m = point["metrics"]
     losses = sorted(p["metrics"]["dfs/train_loss"] for p in points)
-    prose = " ".join(PAGE.split())
-    assert f"(final training loss {losses[0]:.2f}-{losses[-1]:.2f})" in prose
+    assert f"(final training loss {losses[0]:.2f}-{losses[-1]:.2f})" in PROSE
     assert (
         f"seed {point['seed']}, at step {step}, but had not learned its chains by step 8000 (evidence"
         f" {m['path/evidence_accuracy']:.2f}, its closed form {m['baseline/random-path/evidence_accuracy']:.2f})"
-    ) in prose
+    ) in PROSE
 
 
 def test_reference_at_the_papers_size_is_quoted_from_its_record():
@@ -237,5 +236,4 @@ def test_reference_at_the_papers_size_is_quoted_from_its_record():
     assert len(big) == 2 and all(r["escape_step"] is None for r in big)
     [cap] = {r["steps"] for r in big}
     final = " and ".join(f"{r['losses'][-1][1]:.2f}" for r in sorted(big, key=lambda r: r["seed"]))
-    prose = " ".join(PAGE.split())
-    assert f"each capped at {cap} steps" in prose and f"(loss {final} at the cap;" in prose
+    assert f"each capped at {cap} steps" in PROSE and f"(loss {final} at the cap;" in PROSE
